@@ -1,0 +1,292 @@
+"""Start and stop a live Tally server for a benchmark, and measure its peak memory.
+
+The server runs as a subprocess in its own session (so its workers can be stopped together);
+a sampler thread sums VmRSS over the server process and all its descendants every 100 ms and
+keeps the peak. VmHWM (each process's own high-water mark) is read too, as an upper bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+VENV_BIN = Path(os.environ.get("TALLY_BENCH_VENV_BIN", "/work/main/.venv/bin"))
+TALLY = VENV_BIN / "tally"
+
+
+# -- /proc helpers ------------------------------------------------------------------------------
+
+
+def _status_kb(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status (0 when the process is gone or has no such field)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    return 0
+
+
+def _parent_map() -> dict[int, int]:
+    """pid -> ppid for every process (the kernel here has no /proc/<pid>/task/*/children)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        # The command name is in parentheses and may contain spaces: split after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its living descendants."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _parent_map().items():
+        children.setdefault(ppid, []).append(pid)
+    tree: list[int] = []
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, []))
+    return tree
+
+
+class MemorySampler:
+    """Samples the summed VmRSS of a process tree every ``interval`` seconds; keeps the peak."""
+
+    def __init__(self, root_pid: int, interval: float = 0.1) -> None:
+        self.root_pid = root_pid
+        self.interval = interval
+        self.peak_rss_kb = 0
+        self.peak_processes = 0
+        self.hwm_kb: dict[int, int] = {}  # last VmHWM seen per pid (kept after the pid exits)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def sample(self) -> None:
+        pids = process_tree(self.root_pid)
+        total = 0
+        for pid in pids:
+            total += _status_kb(pid, "VmRSS")
+            hwm = _status_kb(pid, "VmHWM")
+            if hwm:
+                self.hwm_kb[pid] = max(hwm, self.hwm_kb.get(pid, 0))
+        self.samples += 1
+        if total > self.peak_rss_kb:
+            self.peak_rss_kb = total
+            self.peak_processes = len(pids)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_rss_kb / 1024
+
+    @property
+    def hwm_sum_mb(self) -> float:
+        return sum(self.hwm_kb.values()) / 1024
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    peak_rss_mb: float  # peak of the summed VmRSS of the tree, sampled every 100 ms
+    hwm_sum_mb: float  # sum of each process's VmHWM: an upper bound (peaks need not coincide)
+    processes: int  # processes in the tree at the sampled peak
+    samples: int
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+class ServerError(RuntimeError):
+    """The server did not start, or a set-up command failed; carries the log tail."""
+
+
+class TallyServer:
+    """``tally serve`` on 127.0.0.1 for one database URL, with its log in ``log_path``."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        port: int,
+        workers: int,
+        log_path: Path,
+        secret_key: str | None = None,
+        startup_timeout: float = 120.0,
+    ) -> None:
+        self.database_url = database_url
+        self.port = port
+        self.workers = workers
+        self.log_path = log_path
+        self.startup_timeout = startup_timeout
+        self.env = dict(os.environ)
+        self.env["TALLY_DATABASE_URL"] = database_url
+        self.env["TALLY_SECRET_KEY"] = secret_key or os.urandom(32).hex()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sampler: MemorySampler | None = None
+        self._log_fh: IO[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def command(self) -> list[str]:
+        return [str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(self.port)] + [
+            "--workers",
+            str(self.workers),
+        ]
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        except FileNotFoundError:
+            return "(no log)"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_fh = self.log_path.open("wb")
+        self._log_fh = log_fh
+        self.proc = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends the workers too
+        )
+        self.sampler = MemorySampler(self.proc.pid)
+        self.sampler.start()
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise ServerError(
+                    f"tally serve exited with code {code} before /healthz answered.\n"
+                    f"command: {' '.join(self.command)}\nlog tail:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+                    last_error = f"status {resp.status}"
+            except urllib.error.HTTPError as exc:
+                last_error = f"status {exc.code}"
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                last_error = str(exc)
+            time.sleep(0.2)
+        raise ServerError(
+            f"/healthz not ready after {self.startup_timeout:.0f}s (last: {last_error}).\n"
+            f"log tail:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> MemoryReport:
+        """Stop the server (SIGTERM, then SIGKILL of its group) and return its memory figures."""
+        if self.sampler is not None:
+            self.sampler.sample()  # one last sample, with the latest VmHWM of every process
+            self.sampler.stop()
+        if self.proc is not None and self.proc.poll() is None:
+            pgid = self.proc.pid  # start_new_session: the group id is the server's pid
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(pgid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            # Workers that outlived their parent are still in our group.
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+        sampler = self.sampler
+        if sampler is None:
+            return MemoryReport(0.0, 0.0, 0, 0)
+        return MemoryReport(
+            peak_rss_mb=sampler.peak_mb,
+            hwm_sum_mb=sampler.hwm_sum_mb,
+            processes=sampler.peak_processes,
+            samples=sampler.samples,
+        )
+
+    def __enter__(self) -> TallyServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- CLI set-up ------------------------------------------------------------------------------
+
+    def create_partner_key(self, code: str = "BENCH") -> str:
+        """``tally partner create`` with the scopes the benchmark needs; returns the API key."""
+        cmd = [str(TALLY), "partner", "create", code, "--name", "Bench"]
+        cmd += ["--scopes", "members,earn,redeem,read"]
+        proc = subprocess.run(
+            cmd, env=self.env, capture_output=True, text=True, timeout=120, check=False
+        )
+        if proc.returncode != 0:
+            raise ServerError(
+                f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        key = _find_api_key(proc.stdout)
+        if key is None:
+            raise ServerError(f"no api_key in the output of `{' '.join(cmd)}`:\n{proc.stdout}")
+        return key
+
+
+def _find_api_key(output: str) -> str | None:
+    """The ``api_key`` of the JSON object printed by ``tally partner create``."""
+    candidates = [output, output[output.find("{") : output.rfind("}") + 1]]
+    candidates += output.splitlines()
+    for text in candidates:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("api_key"), str):
+            return str(data["api_key"])
+    return None

@@ -1,0 +1,233 @@
+"""The ledger API: balances, earn, redeem, holds, transfers, reversals, history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.responses import Response
+
+from tally.api import schemas, views
+from tally.api.deps import Mutation, database, mutation, require, settings
+from tally.config import Settings
+from tally.api.members import MemberId
+from tally.db.session import Database
+from tally.errors import Forbidden, NotFound
+from tally.kit.clock import utcnow
+from tally.kit.pagination import decode_cursor
+from tally.ledger import repository as ledger_repository
+from tally.ledger import service as ledger
+from tally.ledger.models import EntryKind
+from tally.partners.service import KeyHolder, Scope
+
+router = APIRouter(tags=["ledger"])
+Id = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _policy(write: Mutation) -> ledger.Policy:
+    return write.request.app.state.policy  # type: ignore[no-any-return]
+
+
+def _zone(write: Mutation) -> object:
+    return write.request.app.state.settings.zone
+
+
+@router.get("/v1/members/{member_id}/balance", response_model=schemas.Balance)
+def get_balance(
+    member_id: MemberId,
+    _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
+    db: Annotated[Database, Depends(database)],
+    config: Annotated[Settings, Depends(settings)],
+) -> schemas.Balance:
+    """Spendable points, held points, and what expires on which date (programme time zone)."""
+    with db.read() as session:
+        return views.balance(session, member_id, utcnow(), config.zone)
+
+
+@router.post("/v1/members/{member_id}/earn", response_model=schemas.Posted, status_code=201)
+def earn(
+    member_id: MemberId,
+    payload: schemas.EarnRequest,
+    write: Annotated[Mutation, Depends(mutation(Scope.EARN))],
+) -> Response:
+    """Credit points issued by the calling partner."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        result = ledger.earn(
+            session, write.origin, member_id, payload.points, payload.reference, now,
+            _policy(write), payload.expires_at,
+        )
+        return 201, views.posted(session, result, now, _zone(write))
+
+    return write.run(work)
+
+
+@router.post("/v1/members/{member_id}/redeem", response_model=schemas.Posted, status_code=201)
+def redeem(
+    member_id: MemberId,
+    payload: schemas.RedeemRequest,
+    write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
+) -> Response:
+    """Spend points with the calling partner, oldest-expiring first."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        result = ledger.redeem(
+            session, write.origin, member_id, payload.points, payload.reference, now, _policy(write)
+        )
+        return 201, views.posted(session, result, now, _zone(write))
+
+    return write.run(work)
+
+
+@router.post("/v1/members/{member_id}/holds", response_model=schemas.HoldPosted, status_code=201)
+def create_hold(
+    member_id: MemberId,
+    payload: schemas.HoldRequest,
+    write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
+) -> Response:
+    """Reserve points (checkout, bid) until captured, voided or timed out."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        found, result = ledger.create_hold(
+            session, write.origin, member_id, payload.points, payload.reference,
+            payload.expires_in_seconds, now, _policy(write),
+            write.request.app.state.settings.hold_max_seconds,
+        )
+        base = views.posted(session, result, now, _zone(write))
+        return 201, schemas.HoldPosted(
+            **base.model_dump(exclude={"id"}), id=str(found.id), hold=views.hold(found)
+        )
+
+    return write.run(work)
+
+
+def _hold_id(value: str) -> object:
+    parsed = views.parse_uuid(value)
+    if parsed is None:
+        raise NotFound(f"Hold {value} does not exist.")
+    return parsed
+
+
+@router.post("/v1/holds/{hold_id}/capture", response_model=schemas.HoldPosted)
+def capture_hold(
+    hold_id: Id,
+    write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
+    payload: schemas.CaptureRequest | None = None,
+) -> Response:
+    """Spend all of a hold, or part of it and release the rest."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        found, result = ledger.capture_hold(
+            session, write.origin, _hold_id(hold_id), payload.points if payload else None,  # type: ignore[arg-type]
+            now, _policy(write),
+        )
+        base = views.posted(session, result, now, _zone(write))
+        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
+
+    return write.run(work)
+
+
+@router.post("/v1/holds/{hold_id}/void", response_model=schemas.HoldPosted)
+def void_hold(hold_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]) -> Response:
+    """Release a hold: every held point goes back to the member."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        found, result = ledger.release_hold(
+            session, write.origin, _hold_id(hold_id), now, _policy(write)  # type: ignore[arg-type]
+        )
+        base = views.posted(session, result, now, _zone(write))
+        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
+
+    return write.run(work)
+
+
+@router.get("/v1/holds/{hold_id}", response_model=schemas.Hold)
+def get_hold(
+    hold_id: Id,
+    holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
+    db: Annotated[Database, Depends(database)],
+) -> schemas.Hold:
+    """One hold of the calling partner."""
+    with db.read() as session:
+        found = ledger_repository.hold(session, _hold_id(hold_id))  # type: ignore[arg-type]
+        if found is None or found.partner_id != holder.partner_id:
+            raise NotFound(f"Hold {hold_id} does not exist.")
+        return views.hold(found)
+
+
+@router.post("/v1/transfers", response_model=schemas.TransferPosted, status_code=201)
+def transfer(
+    payload: schemas.TransferRequest, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
+) -> Response:
+    """Give points from one member to another (a gift); they keep their expiry."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        result = ledger.transfer(
+            session, write.origin, payload.from_member_id, payload.to_member_id, payload.points,
+            payload.reference, now, _policy(write),
+        )
+        base = views.posted(session, result, now, _zone(write))
+        return 201, schemas.TransferPosted(
+            **base.model_dump(),
+            to_balance=views.balance(session, payload.to_member_id, now, _zone(write)),
+        )
+
+    return write.run(work)
+
+
+@router.post("/v1/transactions/{transaction_id}/reverse", response_model=schemas.Posted, status_code=201)
+def reverse(transaction_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.READ))]) -> Response:
+    """Reverse an earn (claws back what is left; the shortfall is reported), a redemption or a capture."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        entry_id = views.parse_uuid(transaction_id)
+        original = ledger_repository.entry(session, entry_id) if entry_id else None
+        if original is None or original.partner_id != write.holder.partner_id:
+            raise NotFound(f"Transaction {transaction_id} does not exist.")
+        needed = Scope.EARN if original.kind is EntryKind.EARN else Scope.REDEEM
+        if needed not in write.holder.scopes:
+            raise Forbidden(f"This API key lacks the '{needed.value}' scope.", scope=needed.value)
+        result = ledger.reverse(session, write.origin, original.id, now, _policy(write))
+        return 201, views.posted(session, result, now, _zone(write))
+
+    return write.run(work)
+
+
+@router.get("/v1/members/{member_id}/transactions", response_model=schemas.TransactionPage)
+def list_transactions(
+    member_id: MemberId,
+    _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
+    db: Annotated[Database, Depends(database)],
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> schemas.TransactionPage:
+    """The member's transactions, newest first; pass ``next_cursor`` back for the next page."""
+    before = decode_cursor(cursor) if cursor else None
+    with db.read() as session:
+        return views.transactions(session, member_id, before, limit)
+
+
+@router.post("/v1/members/{member_id}/adjustments", response_model=schemas.Posted, status_code=201)
+def adjust(
+    member_id: MemberId,
+    payload: schemas.AdjustRequest,
+    write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))],
+) -> Response:
+    """An operator back-office correction (positive or negative) with a reason."""
+
+    def work(session):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        result = ledger.adjust(
+            session, write.origin, member_id, payload.points, payload.reason, now,
+            _policy(write), payload.expires_at,
+        )
+        return 201, views.posted(session, result, now, _zone(write))
+
+    return write.run(work)

@@ -1,0 +1,100 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from tally.errors import TallyError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("tally.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem_body(error: TallyError) -> dict[str, Any]:
+    """The problem document of a Tally error."""
+    body: dict[str, Any] = {
+        "type": f"https://tally.dev/problems/{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+    }
+    body.update({key: value for key, value in error.extra.items() if key not in body})
+    return body
+
+
+def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def tally_error_response(error: TallyError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return problem_response(error.status, problem_body(error), headers)
+
+
+async def handle_tally_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TallyError)
+    return tally_error_response(exc)
+
+
+async def handle_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
+            "message": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+    body = {
+        "type": "https://tally.dev/problems/validation_error",
+        "title": "The request is not valid",
+        "status": 422,
+        "detail": "; ".join(f"{item['field'] or 'body'}: {item['message']}" for item in errors),
+        "code": "validation_error",
+        "errors": errors,
+    }
+    return problem_response(422, body)
+
+
+async def handle_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    body = {
+        "type": f"https://tally.dev/problems/{code}",
+        "title": str(exc.detail),
+        "status": exc.status_code,
+        "detail": str(exc.detail),
+        "code": code,
+    }
+    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {
+        "type": "https://tally.dev/problems/internal_error",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "Something went wrong on our side; nothing was changed.",
+        "code": "internal_error",
+    }
+    return problem_response(500, body)

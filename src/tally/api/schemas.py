@@ -1,0 +1,154 @@
+"""Request and response models of the partner API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+
+MAX_POINTS = 1_000_000_000
+
+Points = Annotated[StrictInt, Field(gt=0, le=MAX_POINTS, description="Whole points, 1 to 10⁹.")]
+Reference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191),
+    Field(description="The partner's own id for this operation (order number…); unique per partner."),
+]
+Namespace = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+]
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExternalIdentity(Strict):
+    namespace: Namespace
+    id: ExternalId
+
+
+class Profile(Strict):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{5,20}$")] | None = None
+    birthday: date | None = None
+    city: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class MemberCreate(Strict):
+    external_id: ExternalIdentity
+    profile: Profile = Field(default_factory=Profile)
+
+
+class Member(BaseModel):
+    id: int
+    status: str
+    merged_into_id: int | None
+    created_at: datetime
+    identities: list[ExternalIdentity]
+    profile: dict[str, Any]
+
+
+class Expiring(BaseModel):
+    date: date
+    points: int
+
+
+class Balance(BaseModel):
+    available: int
+    held: int
+    expiring: list[Expiring]
+
+
+class EarnRequest(Strict):
+    points: Points
+    reference: Reference
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When these points expire; the programme default when absent."
+    )
+
+
+class RedeemRequest(Strict):
+    points: Points
+    reference: Reference
+
+
+class HoldRequest(Strict):
+    points: Points
+    expires_in_seconds: Annotated[StrictInt, Field(gt=0, le=30 * 24 * 3600)]
+    reference: Reference
+
+
+class CaptureRequest(Strict):
+    points: Points | None = None
+
+
+class TransferRequest(Strict):
+    from_member_id: Annotated[StrictInt, Field(gt=0)]
+    to_member_id: Annotated[StrictInt, Field(gt=0)]
+    points: Points
+    reference: Reference
+
+
+class Transaction(BaseModel):
+    id: str
+    kind: str
+    points: int = Field(description="Net change to the member's available points.")
+    held: int = Field(description="Net change to the member's held points.")
+    reference: str | None
+    partner_id: int | None
+    staff_id: int | None
+    memo: str | None
+    reverses_id: str | None
+    details: dict[str, Any] | None
+    created_at: datetime
+
+
+class Posted(BaseModel):
+    """Every mutating ledger call answers with the transaction and the member's new balance."""
+
+    id: str | None = Field(description="The transaction's id (none when nothing moved).")
+    transaction_id: str | None
+    member_id: int
+    balance: Balance
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Hold(BaseModel):
+    id: str
+    member_id: int
+    points: int
+    captured_points: int
+    status: str
+    reference: str
+    expires_at: datetime
+    created_at: datetime
+
+
+class HoldPosted(Posted):
+    hold: Hold
+
+
+class TransferPosted(Posted):
+    to_balance: Balance
+
+
+class TransactionPage(BaseModel):
+    items: list[Transaction]
+    next_cursor: str | None
+
+
+class IdentityLink(Strict):
+    namespace: Namespace
+    id: ExternalId
+
+
+class FreezeRequest(Strict):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class AdjustRequest(Strict):
+    points: Annotated[StrictInt, Field(ge=-MAX_POINTS, le=MAX_POINTS)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    expires_at: AwareDatetime | None = None

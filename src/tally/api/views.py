@@ -1,0 +1,114 @@
+"""Turn service results into API response models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from tally.api import schemas
+from tally.kit.pagination import encode_cursor
+from tally.ledger import repository as ledger_repository
+from tally.ledger import service as ledger
+from tally.ledger.domain import member_available, member_held
+from tally.ledger.models import Hold, JournalEntry
+from tally.members import repository as member_repository
+from tally.members import service as members
+
+
+def member(session: Session, member_id: int) -> schemas.Member:
+    view = members.view(session, member_id)
+    return schemas.Member(
+        id=view.id,
+        status=view.status.value,
+        merged_into_id=view.merged_into_id,
+        created_at=view.created_at,
+        identities=[
+            schemas.ExternalIdentity(namespace=item.namespace, id=item.external_id)
+            for item in view.identities
+        ],
+        profile=view.profile,
+    )
+
+
+def balance(session: Session, member_id: int, now: datetime, zone: object) -> schemas.Balance:
+    result = ledger.balance(session, member_id, now, zone)  # type: ignore[arg-type]
+    return schemas.Balance(
+        available=result.available,
+        held=result.held,
+        expiring=[schemas.Expiring(date=item.date, points=item.points) for item in result.expiring],
+    )
+
+
+def posted(
+    session: Session, result: ledger.Posted, now: datetime, zone: object
+) -> schemas.Posted:
+    return schemas.Posted(
+        id=str(result.entry_id) if result.entry_id else None,
+        transaction_id=str(result.entry_id) if result.entry_id else None,
+        member_id=result.member_id,
+        balance=balance(session, result.member_id, now, zone),
+        details=result.details,
+    )
+
+
+def hold(found: Hold) -> schemas.Hold:
+    return schemas.Hold(
+        id=str(found.id),
+        member_id=found.member_id,
+        points=found.points,
+        captured_points=found.captured_points,
+        status=found.status.value,
+        reference=found.reference,
+        expires_at=found.expires_at,
+        created_at=found.created_at,
+    )
+
+
+def transactions(
+    session: Session, member_id: int, before: int | None, limit: int
+) -> schemas.TransactionPage:
+    """A member's history (including members merged into it), newest first."""
+    members.get(session, member_id)
+    member_ids = member_repository.merged_into(session, member_id)
+    rows = ledger_repository.history(session, member_ids, before=before, limit=limit + 1)
+    page = rows[:limit]
+    legs = ledger_repository.legs_of(session, [entry.id for _link, entry in page])
+    accounts = {member_available(item) for item in member_ids}
+    held_accounts = {member_held(item) for item in member_ids}
+    items = []
+    for _link, entry in page:
+        entry_legs = legs[entry.id]
+        items.append(
+            transaction(
+                entry,
+                points=sum(leg.amount for leg in entry_legs if leg.account in accounts),
+                held=sum(leg.amount for leg in entry_legs if leg.account in held_accounts),
+            )
+        )
+    next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+    return schemas.TransactionPage(items=items, next_cursor=next_cursor)
+
+
+def transaction(entry: JournalEntry, *, points: int, held: int) -> schemas.Transaction:
+    return schemas.Transaction(
+        id=str(entry.id),
+        kind=entry.kind.value,
+        points=points,
+        held=held,
+        reference=entry.reference,
+        partner_id=entry.partner_id,
+        staff_id=entry.staff_id,
+        memo=entry.memo,
+        reverses_id=str(entry.reverses_id) if entry.reverses_id else None,
+        details=entry.details,
+        created_at=entry.created_at,
+    )
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -1,0 +1,50 @@
+"""The ASGI application: partner API, operator console and member pages in one process."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from tally.api import ledger as ledger_api
+from tally.api import members as members_api
+from tally.api.problems import (
+    handle_http_error,
+    handle_tally_error,
+    handle_unexpected,
+    handle_validation_error,
+)
+from tally.config import Settings, get_settings
+from tally.db.engine import build_engine
+from tally.db.session import Database
+from tally.errors import TallyError
+from tally.ledger.service import policy_from
+
+API_DESCRIPTION = """
+Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every write takes an
+`Idempotency-Key` header. Errors are RFC 9457 problem documents with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    """Build the application for ``settings`` (the environment's by default)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Tally", version="0.1.0", description=API_DESCRIPTION)
+    app.state.settings = settings
+    app.state.secret = settings.resolved_secret()
+    app.state.policy = policy_from(settings)
+    app.state.db = db or Database(build_engine(settings.database_url))
+
+    app.add_exception_handler(TallyError, handle_tally_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(HTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)
+
+    app.include_router(members_api.router)
+    app.include_router(ledger_api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

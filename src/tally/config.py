@@ -1,0 +1,72 @@
+"""Settings read from the environment (prefix ``TALLY_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration; programme settings move to the programme file later."""
+
+    model_config = SettingsConfigDict(env_prefix="TALLY_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'tally.db'}",
+        description="SQLAlchemy URL of the database (SQLite by default, PostgreSQL in production).",
+    )
+    secret_key: str = Field(
+        default="",
+        description="Secret for API-key hashing, session cookies and member links. "
+        "Generated and stored next to a SQLite database when empty.",
+    )
+    currency_code: str = Field(default="AIB", description="Code of the points currency.")
+    currency_name_zh: str = Field(default="AI豆", description="Currency name in Chinese.")
+    currency_name_en: str = Field(default="AI Beans", description="Currency name in English.")
+    points_validity_days: int = Field(default=365, ge=1, le=36_500)
+    reversal_grace_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Validity of points returned by a reversal when their original lot has expired.",
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="The programme's time zone.")
+    default_locale: str = Field(default="zh-CN")
+    max_points_per_operation: int = Field(default=1_000_000_000, ge=1)
+    hold_max_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolved_secret(self) -> str:
+        """Return the configured secret, or a per-installation one kept beside the data."""
+        if self.secret_key:
+            return self.secret_key
+        path = DEFAULT_DATA_DIR / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (cached; tests build their own)."""
+    return Settings()

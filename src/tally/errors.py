@@ -1,0 +1,127 @@
+"""Tally's error hierarchy: each error has a stable ``code`` and an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TallyError(Exception):
+    """Base of expected, business-level errors (rendered as RFC 9457 problem+json)."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request refused"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class ValidationFailed(TallyError):
+    code = "validation_error"
+    status = 422
+    title = "The request is not valid"
+
+
+class NotFound(TallyError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class InsufficientPoints(TallyError):
+    code = "insufficient_points"
+    status = 409
+    title = "Not enough points"
+
+
+class HoldNotActive(TallyError):
+    code = "hold_not_active"
+    status = 409
+    title = "The hold is not active"
+
+
+class IdempotencyConflict(TallyError):
+    code = "idempotency_conflict"
+    status = 409
+    title = "Idempotency key reused with a different request"
+
+
+class IdempotencyKeyRequired(TallyError):
+    code = "idempotency_key_required"
+    status = 400
+    title = "An Idempotency-Key header is required"
+
+
+class MemberFrozen(TallyError):
+    code = "member_frozen"
+    status = 409
+    title = "The member is frozen"
+
+
+class MemberMerged(TallyError):
+    code = "member_merged"
+    status = 409
+    title = "The member was merged into another"
+
+
+class DuplicateReference(TallyError):
+    code = "duplicate_reference"
+    status = 409
+    title = "This reference was already used"
+
+
+class AlreadyReversed(TallyError):
+    code = "already_reversed"
+    status = 409
+    title = "The transaction was already reversed"
+
+
+class NotReversible(TallyError):
+    code = "not_reversible"
+    status = 409
+    title = "The transaction cannot be reversed"
+
+
+class IdentityConflict(TallyError):
+    code = "identity_conflict"
+    status = 409
+    title = "The identity belongs to another member"
+
+
+class Conflict(TallyError):
+    code = "conflict"
+    status = 409
+    title = "The request conflicts with the current state"
+
+
+class Unauthorized(TallyError):
+    code = "unauthorized"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(TallyError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+ALL_ERRORS: tuple[type[TallyError], ...] = (
+    ValidationFailed,
+    NotFound,
+    InsufficientPoints,
+    HoldNotActive,
+    IdempotencyConflict,
+    IdempotencyKeyRequired,
+    MemberFrozen,
+    MemberMerged,
+    DuplicateReference,
+    AlreadyReversed,
+    NotReversible,
+    IdentityConflict,
+    Conflict,
+    Unauthorized,
+    Forbidden,
+)

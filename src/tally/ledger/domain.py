@@ -1,0 +1,173 @@
+"""Pure ledger rules: accounts, balanced postings, lot consumption, hashing. No I/O here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tally.kit.crypto import sha256_hex
+
+SYSTEM_EXPIRED = "system:expired"
+SYSTEM_ADJUSTMENTS = "system:adjustments"
+
+
+def member_available(member_id: int) -> str:
+    """The account holding a member's spendable points."""
+    return f"member:{member_id}:available"
+
+
+def member_held(member_id: int) -> str:
+    """The account holding a member's reserved points."""
+    return f"member:{member_id}:held"
+
+
+def partner_issued(partner_id: int) -> str:
+    """Contra account of the points a partner issued (negative: the partner owes them)."""
+    return f"partner:{partner_id}:issued"
+
+
+def partner_redeemed(partner_id: int) -> str:
+    """Points members spent with a partner (the partner is reimbursed for them)."""
+    return f"partner:{partner_id}:redeemed"
+
+
+def member_of(account: str) -> tuple[int, str] | None:
+    """``(member_id, "available"|"held")`` for a member account, else ``None``."""
+    parts = account.split(":")
+    if len(parts) == 3 and parts[0] == "member":
+        return int(parts[1]), parts[2]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One posting: ``amount`` points into ``account`` (negative: out of it)."""
+
+    account: str
+    amount: int
+
+
+class UnbalancedEntry(ValueError):
+    """Raised when postings do not sum to zero (a programming error, never user input)."""
+
+
+def check_balanced(legs: Sequence[Leg]) -> None:
+    """Every entry has at least two legs, none zero, summing to zero."""
+    if len(legs) < 2 or any(leg.amount == 0 for leg in legs):
+        raise UnbalancedEntry(f"an entry needs two or more non-zero legs: {legs!r}")
+    if sum(leg.amount for leg in legs) != 0:
+        raise UnbalancedEntry(f"postings do not balance: {legs!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LotView:
+    """What consumption needs to know of a lot."""
+
+    id: int
+    remaining: int
+    expires_at: datetime
+
+
+def plan_consumption(lots: Iterable[LotView], points: int) -> list[tuple[int, int]] | None:
+    """Take ``points`` from ``lots`` in the order given (earliest expiry first).
+
+    Returns ``[(lot_id, taken), ...]`` or ``None`` when the lots hold too few points.
+    """
+    plan: list[tuple[int, int]] = []
+    needed = points
+    for lot in lots:
+        if needed == 0:
+            break
+        taken = min(lot.remaining, needed)
+        if taken > 0:
+            plan.append((lot.id, taken))
+            needed -= taken
+    return plan if needed == 0 else None
+
+
+def plan_release(consumed: Sequence[tuple[int, datetime, int]], points: int) -> list[tuple[int, int]]:
+    """Choose which consumed portions to give back when only ``points`` of them are returned.
+
+    ``consumed`` is ``[(lot_id, expires_at, taken)]``. The latest-expiring portions go back first,
+    so what stays spent is what would have expired soonest.
+    """
+    release: list[tuple[int, int]] = []
+    left = points
+    for lot_id, _expires, taken in sorted(consumed, key=lambda item: (item[1], item[0]), reverse=True):
+        if left == 0:
+            break
+        give = min(taken, left)
+        release.append((lot_id, give))
+        left -= give
+    if left:
+        raise ValueError("cannot release more than was consumed")
+    return release
+
+
+def entry_hash(
+    *,
+    entry_id: str,
+    kind: str,
+    created_at: datetime,
+    partner_id: int | None,
+    staff_id: int | None,
+    member_id: int | None,
+    reference: str | None,
+    reverses_id: str | None,
+    legs: Iterable[Leg],
+) -> str:
+    """The content hash of an entry: any change to it or to its postings changes the hash."""
+    body = {
+        "id": entry_id,
+        "kind": kind,
+        "at": created_at.isoformat(timespec="microseconds"),
+        "partner": partner_id,
+        "staff": staff_id,
+        "member": member_id,
+        "ref": reference,
+        "reverses": reverses_id,
+        "legs": sorted([leg.account, leg.amount] for leg in legs),
+    }
+    return sha256_hex(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def link_hash(previous: str, seq: int, entry: str) -> str:
+    """The next hash in a member's chain: binds the previous head, the position and the entry."""
+    return sha256_hex(f"{previous}|{seq}|{entry}".encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who caused an entry: a partner (through its API key) or a staff member."""
+
+    partner_id: int | None = None
+    staff_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Programme settings the ledger obeys."""
+
+    validity_days: int
+    reversal_grace_days: int
+    zone_name: str
+    max_points: int
+
+
+def member_deltas(legs: Iterable[Leg]) -> dict[int, tuple[int, int]]:
+    """Net ``(available, held)`` change per member touched by ``legs``."""
+    deltas: dict[int, tuple[int, int]] = {}
+    for leg in legs:
+        owner = member_of(leg.account)
+        if owner is None:
+            continue
+        member_id, part = owner
+        available, held = deltas.get(member_id, (0, 0))
+        if part == "available":
+            available += leg.amount
+        else:
+            held += leg.amount
+        deltas[member_id] = (available, held)
+    return deltas

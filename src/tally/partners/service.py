@@ -1,0 +1,132 @@
+"""Partners and their API keys: shown once, stored as a keyed hash, scoped, revocable."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tally.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from tally.kit.crypto import constant_time_equal, keyed_hash, random_token
+from tally.partners.models import ApiKey, Partner
+
+KEY_PREFIX = "tly"
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class Scope(enum.StrEnum):
+    """What an API key may do."""
+
+    MEMBERS = "members"
+    EARN = "earn"
+    REDEEM = "redeem"
+    READ = "read"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """The partner behind an authenticated API key."""
+
+    partner_id: int
+    partner_code: str
+    key_id: int
+    scopes: frozenset[Scope]
+
+
+def parse_scopes(text: str) -> frozenset[Scope]:
+    """``"earn,redeem"`` → scopes; unknown names are refused."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValidationFailed("At least one scope is needed.", field="scopes")
+    try:
+        return frozenset(Scope(name) for name in names)
+    except ValueError as exc:
+        known = ", ".join(scope.value for scope in Scope)
+        raise ValidationFailed(f"Unknown scope in {text!r}; known: {known}.", field="scopes") from exc
+
+
+def create_partner(session: Session, code: str, name: str, now: datetime) -> Partner:
+    """Register a partner; codes are unique."""
+    if not CODE_PATTERN.match(code):
+        raise ValidationFailed("A partner code is letters, digits, '-' or '_'.", field="code")
+    if session.scalar(select(Partner.id).where(Partner.code == code)) is not None:
+        raise Conflict(f"Partner {code} already exists.")
+    partner = Partner(code=code, name=name.strip() or code, is_active=True, created_at=now)
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def partner_by_code(session: Session, code: str) -> Partner:
+    partner = session.scalar(select(Partner).where(Partner.code == code))
+    if partner is None:
+        raise NotFound(f"Partner {code} does not exist.")
+    return partner
+
+
+def partners(session: Session) -> list[Partner]:
+    return list(session.scalars(select(Partner).order_by(Partner.id)))
+
+
+def issue_key(
+    session: Session, partner: Partner, scopes: frozenset[Scope], secret: str, now: datetime,
+    label: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create an API key; the returned plain key is never stored and cannot be shown again."""
+    prefix = f"{KEY_PREFIX}_{secrets.token_hex(6)}"
+    plain = f"{prefix}.{random_token(24)}"
+    key = ApiKey(
+        partner_id=partner.id,
+        prefix=prefix,
+        key_hash=keyed_hash(secret, plain),
+        scopes=",".join(sorted(scope.value for scope in scopes)),
+        label=label,
+        created_at=now,
+    )
+    session.add(key)
+    session.flush()
+    return key, plain
+
+
+def keys_of(session: Session, partner_id: int) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).where(ApiKey.partner_id == partner_id).order_by(ApiKey.id)))
+
+
+def revoke_key(session: Session, prefix: str, now: datetime) -> None:
+    """Revoke a key by its prefix; it stops working at once."""
+    result = session.execute(
+        update(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"No active key {prefix}.")
+
+
+def authenticate(session: Session, plain: str, secret: str) -> KeyHolder:
+    """The partner holding ``plain``, or ``unauthorized``."""
+    prefix, dot, _rest = plain.partition(".")
+    if not dot or not prefix.startswith(f"{KEY_PREFIX}_"):
+        raise Unauthorized("The API key is malformed.")
+    row = session.execute(
+        select(ApiKey, Partner)
+        .join(Partner, Partner.id == ApiKey.partner_id)
+        .where(ApiKey.prefix == prefix)
+    ).one_or_none()
+    if row is None:
+        raise Unauthorized("The API key is not valid.")
+    key, partner = row
+    if not constant_time_equal(key.key_hash, keyed_hash(secret, plain)):
+        raise Unauthorized("The API key is not valid.")
+    if key.revoked_at is not None or not partner.is_active:
+        raise Unauthorized("The API key was revoked.")
+    return KeyHolder(
+        partner_id=partner.id,
+        partner_code=partner.code,
+        key_id=key.id,
+        scopes=frozenset(Scope(name) for name in key.scopes.split(",") if name),
+    )

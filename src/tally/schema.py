@@ -1,0 +1,37 @@
+"""The complete schema (every domain's models) and its migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, MetaData
+
+from tally.db.base import Base
+from tally.idempotency import models as idempotency_models
+from tally.ledger import models as ledger_models
+from tally.members import models as member_models
+from tally.partners import models as partner_models
+from tally.staff import models as staff_models
+
+MODEL_MODULES = (member_models, partner_models, staff_models, ledger_models, idempotency_models)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def metadata() -> MetaData:
+    """The metadata of every table Tally owns."""
+    return Base.metadata
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration bound to ``engine`` (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (safe to call on every start)."""
+    command.upgrade(alembic_config(engine), "head")

@@ -1,0 +1,83 @@
+"""Staff accounts: argon2 passwords and roles."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tally.errors import Conflict, Unauthorized, ValidationFailed
+from tally.staff.models import StaffRole, StaffUser
+
+_hasher = PasswordHasher()
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+MIN_PASSWORD = 10
+# A valid hash to verify against when the user does not exist, so timing reveals nothing.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+class Permission(enum.StrEnum):
+    VIEW = "view"
+    ADJUST = "adjust"
+    FREEZE = "freeze"
+    MERGE = "merge"
+    MANAGE = "manage"
+
+
+ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
+    StaffRole.ADMIN: frozenset(Permission),
+    StaffRole.SUPPORT: frozenset({Permission.VIEW, Permission.ADJUST, Permission.FREEZE, Permission.MERGE}),
+    StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST}),
+    StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST}),
+    StaffRole.AUDITOR: frozenset({Permission.VIEW}),
+}
+
+
+def can(role: StaffRole, permission: Permission) -> bool:
+    """Whether ``role`` carries ``permission``."""
+    return permission in ROLE_PERMISSIONS[role]
+
+
+def create(
+    session: Session, username: str, password: str, role: StaffRole, display_name: str, now: datetime
+) -> StaffUser:
+    """Add a staff member; the password is stored only as an argon2 hash."""
+    username = username.strip().lower()
+    if not USERNAME_PATTERN.match(username):
+        raise ValidationFailed("A username is 2–64 lower-case letters, digits, '.', '-' or '_'.", field="username")
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(f"A password has at least {MIN_PASSWORD} characters.", field="password")
+    if session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is not None:
+        raise Conflict(f"Staff member {username} already exists.")
+    user = StaffUser(
+        username=username,
+        display_name=display_name.strip() or username,
+        password_hash=_hasher.hash(password),
+        role=role,
+        is_active=True,
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> StaffUser:
+    """The active staff member with these credentials, or ``unauthorized``."""
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username.strip().lower()))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise Unauthorized("Wrong username or password.") from exc
+    if user is None or not user.is_active:
+        raise Unauthorized("Wrong username or password.")
+    return user
+
+
+def get(session: Session, staff_id: int) -> StaffUser | None:
+    return session.get(StaffUser, staff_id)
