@@ -35,14 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rawdb import (  # noqa: E402
+from rawdb import (
     PgbenchResult,
     PostgresCluster,
     SqliteLoopResult,
     free_port,
     sqlite_commit_loop,
 )
-from server import MemoryReport, ServerError, TallyServer  # noqa: E402
+from server import MemoryReport, ServerError, TallyServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -118,7 +118,8 @@ def create_members(client: ApiClient, count: int, tag: str, parallel: int) -> li
         status, data = client.post(
             "/v1/members", {"external_id": {"namespace": "bench", "id": f"{tag}-u{i}"}}
         )
-        if status != 201 or not isinstance(data, dict) or "id" not in data:
+        # 201 enrols; 200 returns the member an identity already has (a re-run of set-up).
+        if status not in (200, 201) or not isinstance(data, dict) or "id" not in data:
             raise ServerError(f"POST /v1/members -> {status}: {str(data)[:500]}")
         member_id = int(data["id"])
         status, data = client.post(
@@ -224,6 +225,8 @@ class DbRun:
     setup_seconds: float = 0.0
     error: str | None = None
     server_log: str = ""
+    server_log_tail: str = ""
+    server_died: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -242,9 +245,7 @@ def run_api(run: DbRun, database_url: str, args: argparse.Namespace, log_dir: Pa
         log(f"{run.database}: server healthy after {time.monotonic() - started:.1f}s")
         api_key = server.create_partner_key()
         setup_started = time.monotonic()
-        members = create_members(
-            ApiClient(port, api_key), args.members, tag, parallel=args.clients
-        )
+        members = create_members(ApiClient(port, api_key), args.members, tag, parallel=args.clients)
         run.setup_seconds = time.monotonic() - setup_started
         run.members = len(members)
         log(
@@ -255,14 +256,14 @@ def run_api(run: DbRun, database_url: str, args: argparse.Namespace, log_dir: Pa
         members_file.write_text("".join(f"{m}\n" for m in members), encoding="utf-8")
 
         def load(kind: str, points: int) -> WrkResult:
-            common: dict[str, Any] = dict(
-                port=port,
-                api_key=api_key,
-                members_file=members_file,
-                points=points,
-                threads=args.threads,
-                clients=args.clients,
-            )
+            common: dict[str, Any] = {
+                "port": port,
+                "api_key": api_key,
+                "members_file": members_file,
+                "points": points,
+                "threads": args.threads,
+                "clients": args.clients,
+            }
             if args.warmup > 0:
                 run_wrk(kind, tag=f"{tag}-{kind}-warm", duration=args.warmup, **common)
             result = run_wrk(kind, tag=f"{tag}-{kind}", duration=args.duration, **common)
@@ -277,7 +278,9 @@ def run_api(run: DbRun, database_url: str, args: argparse.Namespace, log_dir: Pa
         run.earn = load("earn", EARN_POINTS)
         run.redeem = load("redeem", REDEEM_POINTS)
     finally:
+        run.server_died = not server.is_running()
         run.memory = server.stop()
+        run.server_log_tail = server.log_tail(3000)
         log(f"{run.database}: server stopped; peak RSS {run.memory.peak_rss_mb:.0f} MB")
 
 
@@ -337,20 +340,41 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
     rows = []
     if judged:
         rows.append(
-            Row(db, f"{kind} throughput", f"{res.requests_per_s:,.0f} req/s",
-                f">= {MIN_EARN_RATE:,.0f} req/s{at}", _check(res.requests_per_s >= MIN_EARN_RATE))
+            Row(
+                db,
+                f"{kind} throughput",
+                f"{res.requests_per_s:,.0f} req/s",
+                f">= {MIN_EARN_RATE:,.0f} req/s{at}",
+                _check(res.requests_per_s >= MIN_EARN_RATE),
+            )
         )
     else:
-        rows.append(Row(db, f"{kind} throughput", f"{res.requests_per_s:,.0f} req/s",
-                        "none in requirement", "info"))
-    rows.append(Row(db, f"{kind} latency p50", f"{res.p50_ms:.1f} ms", "none in requirement",
-                    "info"))
+        rows.append(
+            Row(
+                db,
+                f"{kind} throughput",
+                f"{res.requests_per_s:,.0f} req/s",
+                "none in requirement",
+                "info",
+            )
+        )
+    rows.append(
+        Row(db, f"{kind} latency p50", f"{res.p50_ms:.1f} ms", "none in requirement", "info")
+    )
     if judged:
-        rows.append(Row(db, f"{kind} latency p99", f"{res.p99_ms:.1f} ms",
-                        f"< {MAX_EARN_P99_MS:.0f} ms{at}", _check(res.p99_ms < MAX_EARN_P99_MS)))
+        rows.append(
+            Row(
+                db,
+                f"{kind} latency p99",
+                f"{res.p99_ms:.1f} ms",
+                f"< {MAX_EARN_P99_MS:.0f} ms{at}",
+                _check(res.p99_ms < MAX_EARN_P99_MS),
+            )
+        )
     else:
-        rows.append(Row(db, f"{kind} latency p99", f"{res.p99_ms:.1f} ms",
-                        "none in requirement", "info"))
+        rows.append(
+            Row(db, f"{kind} latency p99", f"{res.p99_ms:.1f} ms", "none in requirement", "info")
+        )
     statuses = ", ".join(f"{k}x{v}" for k, v in sorted(res.statuses.items()))
     measured = f"{res.non2xx} non-2xx{f' ({statuses})' if statuses else ''}, "
     measured += f"{res.socket_error_count} socket errors, of {res.requests:,} requests"
@@ -366,35 +390,80 @@ def build_rows(runs: list[DbRun], args: argparse.Namespace) -> list[Row]:
     for run in runs:
         db = run.database
         if run.error is not None:
-            rows.append(Row(db, "harness/server error", run.error.splitlines()[0][:160],
-                            "no error", "FAIL"))
+            rows.append(
+                Row(db, "harness/server error", run.error.splitlines()[0][:160], "no error", "FAIL")
+            )
+        if run.server_died:
+            rows.append(Row(db, "server process", "exited during the run", "stays up", "FAIL"))
         rows += _load_rows(db, run.earn, "earn", judged=True)
         rows += _load_rows(db, run.redeem, "redeem", judged=False)
         if run.raw_sqlite is not None:
             raw = run.raw_sqlite
-            rows.append(Row(db, "raw sqlite3 commit loop (1 insert + 1 update per commit)",
-                            f"{raw.commits_per_s:,.0f} commits/s", "reference", "info"))
+            rows.append(
+                Row(
+                    db,
+                    "raw sqlite3 commit loop (1 insert + 1 update per commit)",
+                    f"{raw.commits_per_s:,.0f} commits/s",
+                    "reference",
+                    "info",
+                )
+            )
             if run.earn is not None:
                 share = run.earn.requests_per_s / raw.commits_per_s
-                rows.append(Row(db, "earn rate / raw sqlite3 rate", f"{share:.1%}",
-                                "none in requirement", "info"))
+                rows.append(
+                    Row(
+                        db,
+                        "earn rate / raw sqlite3 rate",
+                        f"{share:.1%}",
+                        "none in requirement",
+                        "info",
+                    )
+                )
         if run.raw_pgbench is not None:
             pg = run.raw_pgbench
-            rows.append(Row(db, f"raw pgbench TPC-B (-c {pg.clients} -j {pg.threads} -M prepared,"
-                                f" scale {pg.scale})", f"{pg.tps:,.0f} tps", "reference", "info"))
+            rows.append(
+                Row(
+                    db,
+                    f"raw pgbench TPC-B (-c {pg.clients} -j {pg.threads} -M prepared,"
+                    f" scale {pg.scale})",
+                    f"{pg.tps:,.0f} tps",
+                    "reference",
+                    "info",
+                )
+            )
             if run.earn is not None:
                 share = run.earn.requests_per_s / pg.tps
-                rows.append(Row(db, "earn rate / pgbench tps", f"{share:.1%}",
-                                f">= {MIN_PGBENCH_SHARE:.0%}", _check(share >= MIN_PGBENCH_SHARE)))
+                rows.append(
+                    Row(
+                        db,
+                        "earn rate / pgbench tps",
+                        f"{share:.1%}",
+                        f">= {MIN_PGBENCH_SHARE:.0%}",
+                        _check(share >= MIN_PGBENCH_SHARE),
+                    )
+                )
         elif db == "postgres":
-            rows.append(Row(db, "earn rate / pgbench tps", "pgbench did not run",
-                            f">= {MIN_PGBENCH_SHARE:.0%}", "FAIL"))
+            rows.append(
+                Row(
+                    db,
+                    "earn rate / pgbench tps",
+                    "pgbench did not run",
+                    f">= {MIN_PGBENCH_SHARE:.0%}",
+                    "FAIL",
+                )
+            )
         if run.memory is not None and run.memory.samples:
             mem = run.memory
-            rows.append(Row(db, f"server peak RSS (--workers {args.workers}, {mem.processes} "
-                                "processes, sampled every 100 ms)",
-                            f"{mem.peak_rss_mb:,.0f} MB (sum of VmHWM {mem.hwm_sum_mb:,.0f} MB)",
-                            "none in requirement", "info"))
+            rows.append(
+                Row(
+                    db,
+                    f"server peak RSS (--workers {args.workers}, {mem.processes} "
+                    "processes, sampled every 100 ms)",
+                    f"{mem.peak_rss_mb:,.0f} MB (sum of VmHWM {mem.hwm_sum_mb:,.0f} MB)",
+                    "none in requirement",
+                    "info",
+                )
+            )
     return rows
 
 
@@ -438,15 +507,41 @@ def machine_info() -> dict[str, str]:
     info["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
     git = subprocess.run(
         ["git", "-C", str(REPO_DIR), "log", "-1", "--format=%h %s"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     info["tally_commit"] = git.stdout.strip() or "(no commit)"
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "src", "migrations"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if dirty.stdout.strip():
+        info["tally_commit"] += " (with uncommitted changes in src/ or migrations/)"
+    info["loadavg_start"] = loadavg()
     return info
 
 
+def loadavg() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        return Path("/proc/loadavg").read_text(encoding="utf-8").split()[0]
+    except OSError:
+        return "?"
+
+
 def write_markdown(
-    path: Path, command: str, started: dt.datetime, info: dict[str, str], runs: list[DbRun],
-    rows: list[Row], args: argparse.Namespace, overall: str,
+    *,
+    path: Path,
+    command: str,
+    started: dt.datetime,
+    info: dict[str, str],
+    runs: list[DbRun],
+    rows: list[Row],
+    args: argparse.Namespace,
+    overall: str,
 ) -> None:
     lines = [
         f"### Ledger API benchmark, {started:%Y-%m-%d %H:%M} UTC",
@@ -455,6 +550,8 @@ def write_markdown(
         f"- Machine: {info.get('nproc')} CPUs ({info.get('cpu', '?')}), {info.get('ram', '?')} "
         f"RAM, {info['os']}; Python {info['python']}, {info['wrk']}",
         f"- Tally commit: {info['tally_commit']}",
+        f"- 1-minute load average: {info['loadavg_start']} before, {info['loadavg_end']} after "
+        "(anything above ~0.5 before means other work shared the CPUs)",
         f"- Load: wrk -t {args.threads} -c {args.clients} -d {args.duration}s --latency after a "
         f"{args.warmup}s warm-up, on 127.0.0.1; {args.members:,} members created through the "
         f"API and pre-funded with {PREFUND_POINTS:,} points each; earn {EARN_POINTS} / redeem "
@@ -467,9 +564,9 @@ def write_markdown(
         if run.raw_pgbench is not None:
             lines.append(f"  - raw rate: `{run.raw_pgbench.command}` on the same cluster")
     lines += ["", render_markdown_table(rows), "", f"Overall: **{overall}**", ""]
-    errors = [run for run in runs if run.error]
-    for run in errors:
-        lines += [f"{run.database} error:", "", "```", run.error[-3000:], "```", ""]
+    for run in runs:
+        if run.error:
+            lines += [f"{run.database} error:", "", "```", run.error[-3000:], "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
 
@@ -483,8 +580,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
     parser.add_argument("--clients", type=int, default=TARGET_CLIENTS, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (and pgbench -j)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
-                        help="tally serve --workers (default: CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="tally serve --workers (default: CPUs)",
+    )
     parser.add_argument("--members", type=int, default=2000, help="member pool size")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds before each run")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
@@ -512,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    info["loadavg_end"] = loadavg()
     rows = build_rows(runs, args)
     failed = [r for r in rows if r.verdict == "FAIL"]
     overall = "PASS" if not failed else f"FAIL ({len(failed)} of "
@@ -524,14 +626,43 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         if run.error:
             print(f"\n{run.database} error (server log: {run.server_log or 'n/a'}):\n{run.error}")
-    write_markdown(args.output, command, started, info, runs, rows, args, overall)
+        bad_load = any(r is not None and r.non2xx for r in (run.earn, run.redeem))
+        if (run.error or run.server_died or bad_load) and run.server_log_tail:
+            print(f"\n{run.database} server log tail ({run.server_log}):\n{run.server_log_tail}")
+    if info["loadavg_start"] != "?" and float(info["loadavg_start"]) > 0.5:
+        print(
+            f"\nNote: load average was {info['loadavg_start']} before the run: other work on "
+            "this machine competes for its CPUs and lowers every figure."
+        )
+    write_markdown(
+        path=args.output,
+        command=command,
+        started=started,
+        info=info,
+        runs=runs,
+        rows=rows,
+        args=args,
+        overall=overall,
+    )
     (args.output.with_suffix(".json")).write_text(
-        json.dumps({"command": command, "started": started.isoformat(), "machine": info,
-                    "runs": [asdict(r) for r in runs], "rows": [asdict(r) for r in rows],
-                    "overall": overall}, indent=2, default=str),
+        json.dumps(
+            {
+                "command": command,
+                "started": started.isoformat(),
+                "machine": info,
+                "runs": [asdict(r) for r in runs],
+                "rows": [asdict(r) for r in rows],
+                "overall": overall,
+            },
+            indent=2,
+            default=str,
+        ),
         encoding="utf-8",
     )
-    print(f"\nMarkdown: {args.output.relative_to(REPO_DIR) if args.output.is_relative_to(REPO_DIR) else args.output}")
+    shown = (
+        args.output.relative_to(REPO_DIR) if args.output.is_relative_to(REPO_DIR) else args.output
+    )
+    print(f"\nMarkdown: {shown}")
     return 0 if not failed else 1
 
 

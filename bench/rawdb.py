@@ -87,7 +87,9 @@ class PostgresCluster:
 
     def __init__(self, base_dir: Path | None = None) -> None:
         self._own_dir = base_dir is None
-        self.root = Path(tempfile.mkdtemp(prefix="tally-bench-pg-")) if base_dir is None else base_dir
+        self.root = (
+            Path(tempfile.mkdtemp(prefix="tally-bench-pg-")) if base_dir is None else base_dir
+        )
         self.data_dir = self.root / "data"
         self.socket_dir = self.root / "sock"
         self.log_file = self.root / "postgres.log"
@@ -153,8 +155,11 @@ class PostgresCluster:
         if self.started:
             subprocess.run(
                 _as_pg_user(
-                    [str(PG_BIN / "pg_ctl"), "--pgdata", str(self.data_dir), "--mode", "fast"]
-                    + ["--wait", "--timeout", "60", "stop"]
+                    [
+                        str(PG_BIN / "pg_ctl"),
+                        *("--pgdata", str(self.data_dir), "--mode", "fast"),
+                        *("--wait", "--timeout", "60", "stop"),
+                    ]
                 ),
                 capture_output=True,
                 timeout=90,
@@ -187,8 +192,11 @@ class PostgresCluster:
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         return _run(
-            [str(PG_BIN / "psql"), *self._conn_args(), "-d", db, "-v", "ON_ERROR_STOP=1"]
-            + ["-X", "-q", "-A", "-t", "-c", sql],
+            [
+                str(PG_BIN / "psql"),
+                *self._conn_args(),
+                *("-d", db, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c", sql),
+            ],
             timeout=300,
         )
 
@@ -216,8 +224,12 @@ class PostgresCluster:
         # Flush the initial load now, so that no checkpoint of it falls inside the timed run.
         self.psql("CHECKPOINT")
         out = _run(
-            [pgbench, *self._conn_args(), "-c", str(clients), "-j", str(threads)]
-            + ["-T", str(duration), "-M", "prepared", "-r", PG_BENCH_DB],
+            [
+                pgbench,
+                *self._conn_args(),
+                *("-c", str(clients), "-j", str(threads), "-T", str(duration)),
+                *("-M", "prepared", "-r", PG_BENCH_DB),
+            ],
             timeout=duration + 120,
         )
         match = re.search(r"^tps = ([0-9.]+) \(without initial connection time\)", out, re.M)
@@ -305,9 +317,7 @@ def sqlite_commit_loop(db_path: Path, duration: float) -> SqliteLoopResult:
                     "INSERT INTO entries (account_id, points, reference) VALUES (?, 10, ?)",
                     (account, f"ref-{commits}"),
                 )
-                conn.execute(
-                    "UPDATE accounts SET balance = balance + 10 WHERE id = ?", (account,)
-                )
+                conn.execute("UPDATE accounts SET balance = balance + 10 WHERE id = ?", (account,))
                 conn.execute("COMMIT")
                 commits += 1
             now = time.perf_counter()

@@ -7,6 +7,7 @@ keeps the peak. VmHWM (each process's own high-water mark) is read too, as an up
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -163,9 +164,10 @@ class TallyServer:
 
     @property
     def command(self) -> list[str]:
-        return [str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(self.port)] + [
-            "--workers",
-            str(self.workers),
+        return [
+            str(TALLY),
+            *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+            *("--workers", str(self.workers)),
         ]
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -216,6 +218,9 @@ class TallyServer:
             f"log tail:\n{self.log_tail()}"
         )
 
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> MemoryReport:
         """Stop the server (SIGTERM, then SIGKILL of its group) and return its memory figures."""
         if self.sampler is not None:
@@ -230,10 +235,8 @@ class TallyServer:
                 os.killpg(pgid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
             # Workers that outlived their parent are still in our group.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
