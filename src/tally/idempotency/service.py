@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from tally.errors import IdempotencyConflict, ValidationFailed
@@ -13,6 +13,11 @@ from tally.idempotency.models import IdempotencyRecord
 from tally.kit.clock import utcnow
 
 MAX_KEY_LENGTH = 255
+_records = IdempotencyRecord.__table__
+_FIND = select(_records.c.request_hash, _records.c.status_code, _records.c.response_body).where(
+    _records.c.principal == bindparam("p"), _records.c.key == bindparam("k")
+)
+_INSERT = insert(_records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,29 +41,26 @@ def check_key(key: str) -> None:
 
 def replay(session: Session, principal: str, key: str, fingerprint: str) -> Stored | None:
     """The stored response for this key, ``None`` if new; a different request is a conflict."""
-    record = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-        )
-    )
+    record = session.connection().execute(_FIND, {"p": principal, "k": key}).one_or_none()
     if record is None:
         return None
-    if record.request_hash != fingerprint:
+    if record[0] != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was used for a different request.")
-    return Stored(record.status_code, record.response_body)
+    return Stored(record[1], record[2])
 
 
 def remember(
     session: Session, principal: str, key: str, fingerprint: str, status_code: int, body: str
 ) -> None:
     """Store the response in the same transaction as the change it describes."""
-    session.execute(
-        insert(IdempotencyRecord).values(
-            principal=principal,
-            key=key,
-            request_hash=fingerprint,
-            status_code=status_code,
-            response_body=body,
-            created_at=utcnow(),
-        )
+    session.connection().execute(
+        _INSERT,
+        {
+            "principal": principal,
+            "key": key,
+            "request_hash": fingerprint,
+            "status_code": status_code,
+            "response_body": body,
+            "created_at": utcnow(),
+        },
     )

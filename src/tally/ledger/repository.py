@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tally.ledger.domain import Leg, LotView
@@ -23,19 +23,71 @@ from tally.ledger.models import (
 )
 from tally.kit.crypto import GENESIS_HASH
 
+# The hot path runs pre-built Core statements: building a statement costs more than running it.
+_entries = JournalEntry.__table__
+_postings = Posting.__table__
+_wallets = Wallet.__table__
+_links = ChainLink.__table__
+_lots = Lot.__table__
+_allocations = LotAllocation.__table__
+
+_INSERT_ENTRY = insert(_entries)
+_INSERT_POSTING = insert(_postings)
+_MOVE_WALLET = (
+    update(_wallets)
+    .where(
+        _wallets.c.member_id == bindparam("m"),
+        _wallets.c.available + bindparam("da") >= 0,
+        _wallets.c.held + bindparam("dh") >= 0,
+    )
+    .values(
+        available=_wallets.c.available + bindparam("da"),
+        held=_wallets.c.held + bindparam("dh"),
+        seq=_wallets.c.seq + 1,
+    )
+    .returning(_wallets.c.seq, _wallets.c.head_hash)
+)
+_INSERT_LINK = insert(_links)
+_SET_HEAD = update(_wallets).where(_wallets.c.member_id == bindparam("m")).values(
+    head_hash=bindparam("h")
+)
+_INSERT_LOT = insert(_lots)
+_LIVE_LOTS = (
+    select(_lots.c.id, _lots.c.remaining, _lots.c.expires_at)
+    .where(
+        _lots.c.member_id == bindparam("m"),
+        _lots.c.remaining > 0,
+        _lots.c.expires_at > bindparam("now", type_=Lot.__table__.c.expires_at.type),
+    )
+    .order_by(_lots.c.expires_at, _lots.c.id)
+)
+_CHANGE_LOT = (
+    update(_lots)
+    .where(
+        _lots.c.id == bindparam("lot"),
+        _lots.c.remaining + bindparam("pts") >= 0,
+        _lots.c.remaining + bindparam("pts") <= _lots.c.points,
+    )
+    .values(remaining=_lots.c.remaining + bindparam("pts"))
+)
+_INSERT_ALLOCATION = insert(_allocations)
+_WALLET_HELD = select(_wallets.c.held).where(_wallets.c.member_id == bindparam("m"))
+
 
 def create_wallet(session: Session, member_id: int) -> None:
     """Give a new member an empty wallet at the start of its chain."""
-    session.execute(
-        insert(Wallet).values(member_id=member_id, available=0, held=0, seq=0, head_hash=GENESIS_HASH)
+    session.connection().execute(
+        insert(_wallets),
+        {"member_id": member_id, "available": 0, "held": 0, "seq": 0, "head_hash": GENESIS_HASH},
     )
 
 
 def insert_entry(session: Session, values: dict[str, Any], legs: Sequence[Leg]) -> None:
     """Write an entry and its postings."""
-    session.execute(insert(JournalEntry).values(**values))
-    session.execute(
-        insert(Posting),
+    connection = session.connection()
+    connection.execute(_INSERT_ENTRY, values)
+    connection.execute(
+        _INSERT_POSTING,
         [{"entry_id": values["id"], "account": leg.account, "amount": leg.amount} for leg in legs],
     )
 
@@ -45,20 +97,11 @@ def move_wallet(session: Session, member_id: int, available: int, held: int) -> 
 
     Returns ``(new_seq, previous_head)`` or ``None`` when the guard refused the change.
     """
-    row = session.execute(
-        update(Wallet)
-        .where(
-            Wallet.member_id == member_id,
-            Wallet.available + available >= 0,
-            Wallet.held + held >= 0,
-        )
-        .values(
-            available=Wallet.available + available,
-            held=Wallet.held + held,
-            seq=Wallet.seq + 1,
-        )
-        .returning(Wallet.seq, Wallet.head_hash)
-    ).one_or_none()
+    row = (
+        session.connection()
+        .execute(_MOVE_WALLET, {"m": member_id, "da": available, "dh": held})
+        .one_or_none()
+    )
     return None if row is None else (int(row[0]), str(row[1]))
 
 
@@ -66,15 +109,21 @@ def append_link(
     session: Session, member_id: int, seq: int, entry_id: uuid.UUID, link: str
 ) -> None:
     """Record the chain link and make it the wallet's head."""
-    session.execute(
-        insert(ChainLink).values(member_id=member_id, seq=seq, entry_id=entry_id, hash=link)
+    connection = session.connection()
+    connection.execute(
+        _INSERT_LINK, {"member_id": member_id, "seq": seq, "entry_id": entry_id, "hash": link}
     )
-    session.execute(update(Wallet).where(Wallet.member_id == member_id).values(head_hash=link))
+    connection.execute(_SET_HEAD, {"m": member_id, "h": link})
 
 
 def wallet(session: Session, member_id: int) -> Wallet | None:
     """A member's wallet row."""
     return session.get(Wallet, member_id)
+
+
+def held_points(session: Session, member_id: int) -> int:
+    """A member's held points."""
+    return int(session.connection().execute(_WALLET_HELD, {"m": member_id}).scalar() or 0)
 
 
 def insert_lot(
@@ -87,38 +136,32 @@ def insert_lot(
     now: datetime,
 ) -> None:
     """Add a lot of freshly credited points."""
-    session.execute(
-        insert(Lot).values(
-            member_id=member_id,
-            entry_id=entry_id,
-            points=points,
-            remaining=points,
-            expires_at=expires_at,
-            created_at=now,
-        )
+    session.connection().execute(
+        _INSERT_LOT,
+        {
+            "member_id": member_id,
+            "entry_id": entry_id,
+            "points": points,
+            "remaining": points,
+            "expires_at": expires_at,
+            "created_at": now,
+        },
     )
 
 
 def live_lots(session: Session, member_id: int, now: datetime) -> list[LotView]:
     """A member's unexpired lots with points left, earliest expiry first."""
-    rows = session.execute(
-        select(Lot.id, Lot.remaining, Lot.expires_at)
-        .where(Lot.member_id == member_id, Lot.remaining > 0, Lot.expires_at > now)
-        .order_by(Lot.expires_at, Lot.id)
-    ).all()
+    rows = session.connection().execute(_LIVE_LOTS, {"m": member_id, "now": now})
     return [LotView(id=row[0], remaining=row[1], expires_at=row[2]) for row in rows]
 
 
 def change_lot(session: Session, entry_id: uuid.UUID, lot_id: int, points: int) -> bool:
     """Add ``points`` (negative: take) to a lot's remaining, guarded; record the allocation."""
-    result = session.execute(
-        update(Lot)
-        .where(Lot.id == lot_id, Lot.remaining + points >= 0, Lot.remaining + points <= Lot.points)
-        .values(remaining=Lot.remaining + points)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    connection = session.connection()
+    result = connection.execute(_CHANGE_LOT, {"lot": lot_id, "pts": points})
+    if result.rowcount != 1:
         return False
-    session.execute(insert(LotAllocation).values(entry_id=entry_id, lot_id=lot_id, points=points))
+    connection.execute(_INSERT_ALLOCATION, {"entry_id": entry_id, "lot_id": lot_id, "points": points})
     return True
 
 

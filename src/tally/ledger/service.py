@@ -627,9 +627,8 @@ def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> 
     for lot in repository.live_lots(session, member_id, now):
         # A lot that expires at local midnight is last usable on the day before.
         by_date[local_date(lot.expires_at - timedelta(microseconds=1), zone)] += lot.remaining
-    held_wallet = repository.wallet(session, member_id)
     return Balance(
         available=sum(by_date.values()),
-        held=held_wallet.held if held_wallet else 0,
+        held=repository.held_points(session, member_id),
         expiring=[Expiring(day, points) for day, points in sorted(by_date.items())],
     )

@@ -6,10 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tally.members.models import Member, MemberIdentity, MemberMerge, MemberProfile, MemberStatus
+
+
+_STATUS = select(Member.__table__.c.status).where(Member.__table__.c.id == bindparam("m"))
+_BY_IDENTITY = select(MemberIdentity.__table__.c.member_id).where(
+    MemberIdentity.__table__.c.namespace == bindparam("ns"),
+    MemberIdentity.__table__.c.external_id == bindparam("xid"),
+)
 
 
 def insert_member(session: Session, now: datetime) -> int:
@@ -28,17 +35,13 @@ def member(session: Session, member_id: int) -> Member | None:
 
 def status_of(session: Session, member_id: int) -> MemberStatus | None:
     """A member's status, or ``None`` when there is no such member."""
-    value = session.scalar(select(Member.status).where(Member.id == member_id))
+    value = session.connection().execute(_STATUS, {"m": member_id}).scalar()
     return None if value is None else MemberStatus(value)
 
 
 def find_by_identity(session: Session, namespace: str, external_id: str) -> int | None:
     """The member an identity belongs to."""
-    value = session.scalar(
-        select(MemberIdentity.member_id).where(
-            MemberIdentity.namespace == namespace, MemberIdentity.external_id == external_id
-        )
-    )
+    value = session.connection().execute(_BY_IDENTITY, {"ns": namespace, "xid": external_id}).scalar()
     return None if value is None else int(value)
 
 

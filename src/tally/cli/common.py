@@ -1,0 +1,33 @@
+"""What every command shares: settings, a migrated database, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from tally.config import Settings, get_settings
+from tally.db.engine import build_engine
+from tally.db.session import Database
+from tally.errors import TallyError
+from tally.schema import migrate
+
+
+def open_database(settings: Settings | None = None) -> Database:
+    """The configured database, created and migrated if needed."""
+    settings = settings or get_settings()
+    db = Database(build_engine(settings.database_url, pool_size=5))
+    migrate(db.engine)
+    return db
+
+
+def emit(value: Any) -> None:
+    """Print ``value`` as JSON."""
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def fail(error: TallyError) -> None:
+    """Print a Tally error and exit non-zero."""
+    typer.echo(f"error [{error.code}]: {error.detail}", err=True)
+    raise typer.Exit(code=2)

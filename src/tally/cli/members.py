@@ -1,0 +1,97 @@
+"""``tally member``: operator actions on members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from tally.cli.common import emit, fail, open_database
+from tally.errors import NotFound, TallyError
+from tally.flows import enrolment
+from tally.kit.clock import utcnow
+from tally.members import service as members
+from tally.staff.models import StaffUser
+
+app = typer.Typer(help="Look up, freeze and merge members.", no_args_is_help=True)
+StaffOption = Annotated[str, typer.Option("--staff", help="Username of the staff member acting.")]
+
+
+def _staff_id(session: object, username: str) -> int:
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username))  # type: ignore[attr-defined]
+    if user is None:
+        raise NotFound(f"No staff member {username}.")
+    return int(user.id)
+
+
+@app.command("show")
+def show(member_id: Annotated[int, typer.Argument(help="Tally member id.")]) -> None:
+    """Print a member with its identities."""
+    try:
+        with open_database().read() as session:
+            view = members.view(session, member_id)
+        emit(
+            {
+                "id": view.id,
+                "status": view.status.value,
+                "merged_into_id": view.merged_into_id,
+                "identities": [f"{item.namespace}:{item.external_id}" for item in view.identities],
+            }
+        )
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("merge")
+def merge(
+    survivor: Annotated[int, typer.Argument(help="The member that remains.")],
+    merged: Annotated[int, typer.Argument(help="The member folded into it.")],
+    staff: StaffOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the record).")],
+) -> None:
+    """Merge two members: identities, points, holds and history move to the survivor."""
+    try:
+        with open_database().write() as session:
+            record = enrolment.merge(session, survivor, merged, _staff_id(session, staff), reason, utcnow())
+            emit({"merge_id": record.id, "survivor_id": survivor, "merged_id": merged, "moved": record.moved})
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("unmerge")
+def unmerge(
+    merge_id: Annotated[int, typer.Argument(help="The merge record's id.")], staff: StaffOption
+) -> None:
+    """Reverse a merge."""
+    try:
+        with open_database().write() as session:
+            record = enrolment.unmerge(session, merge_id, _staff_id(session, staff), utcnow())
+            emit({"merge_id": record.id, "reversed_at": record.reversed_at})
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("freeze")
+def freeze(
+    member_id: Annotated[int, typer.Argument(help="Tally member id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")],
+) -> None:
+    """Freeze a member: no earning or spending until unfrozen."""
+    try:
+        with open_database().write() as session:
+            members.freeze(session, member_id, reason, utcnow())
+        emit({"member_id": member_id, "status": "frozen"})
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("unfreeze")
+def unfreeze(member_id: Annotated[int, typer.Argument(help="Tally member id.")]) -> None:
+    """Unfreeze a member."""
+    try:
+        with open_database().write() as session:
+            members.unfreeze(session, member_id, utcnow())
+        emit({"member_id": member_id, "status": "active"})
+    except TallyError as error:
+        fail(error)

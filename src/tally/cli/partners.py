@@ -1,0 +1,99 @@
+"""``tally partner``: partners and their API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tally.cli.common import emit, fail, open_database
+from tally.config import get_settings
+from tally.errors import TallyError
+from tally.kit.clock import utcnow
+from tally.partners import service as partners
+
+app = typer.Typer(help="Partners (business lines, brands) and their API keys.", no_args_is_help=True)
+
+ScopesOption = Annotated[
+    str, typer.Option("--scopes", help="Comma-separated: members,earn,redeem,read,admin.")
+]
+
+
+@app.command("create")
+def create(
+    code: Annotated[str, typer.Argument(help="Short unique code, e.g. MOBILE.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    scopes: ScopesOption = "members,earn,redeem,read",
+) -> None:
+    """Register a partner and print its first API key (shown once) as JSON."""
+    settings = get_settings()
+    try:
+        parsed = partners.parse_scopes(scopes)
+        with open_database(settings).write() as session:
+            partner = partners.create_partner(session, code, name, utcnow())
+            key, plain = partners.issue_key(session, partner, parsed, settings.resolved_secret(), utcnow())
+            emit(
+                {
+                    "partner_id": partner.id,
+                    "code": partner.code,
+                    "name": partner.name,
+                    "api_key": plain,
+                    "key_prefix": key.prefix,
+                    "scopes": sorted(scope.value for scope in parsed),
+                }
+            )
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("list")
+def list_partners() -> None:
+    """List partners and their keys (prefixes only)."""
+    with open_database().read() as session:
+        emit(
+            [
+                {
+                    "partner_id": partner.id,
+                    "code": partner.code,
+                    "name": partner.name,
+                    "is_active": partner.is_active,
+                    "keys": [
+                        {
+                            "prefix": key.prefix,
+                            "scopes": key.scopes.split(","),
+                            "revoked": key.revoked_at is not None,
+                        }
+                        for key in partners.keys_of(session, partner.id)
+                    ],
+                }
+                for partner in partners.partners(session)
+            ]
+        )
+
+
+@app.command("key-create")
+def key_create(
+    code: Annotated[str, typer.Argument(help="The partner's code.")],
+    scopes: ScopesOption = "members,earn,redeem,read",
+) -> None:
+    """Issue another API key for a partner (shown once)."""
+    settings = get_settings()
+    try:
+        parsed = partners.parse_scopes(scopes)
+        with open_database(settings).write() as session:
+            partner = partners.partner_by_code(session, code)
+            key, plain = partners.issue_key(session, partner, parsed, settings.resolved_secret(), utcnow())
+            emit({"code": partner.code, "api_key": plain, "key_prefix": key.prefix})
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("key-revoke")
+def key_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. tly_ab12cd34ef56.")]) -> None:
+    """Revoke an API key; it stops working at once."""
+    try:
+        with open_database().write() as session:
+            partners.revoke_key(session, prefix, utcnow())
+        emit({"revoked": prefix})
+    except TallyError as error:
+        fail(error)

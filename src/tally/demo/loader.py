@@ -1,0 +1,214 @@
+"""The demo ecosystem: a carrier, three partner brands, staff, and members with a year of history."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tally.config import Settings
+from tally.errors import TallyError
+from tally.flows import enrolment
+from tally.kit.clock import utcnow
+from tally.ledger import jobs
+from tally.ledger import service as ledger
+from tally.ledger.domain import Origin
+from tally.members import service as members
+from tally.partners import service as partners
+from tally.partners.models import Partner
+from tally.staff import service as staff
+from tally.staff.models import StaffRole
+
+SEED = 20261126
+MEMBER_COUNT = 300
+PARTNERS = (
+    ("MOBILE", "云途移动 Cloudway Mobile", "members,earn,redeem,read,admin"),
+    ("SHOP", "优选商城 Select Mall", "members,earn,redeem,read"),
+    ("FOOD", "饱了么外卖 Full Food Delivery", "members,earn,redeem,read"),
+    ("HOTEL", "栖云酒店 Cloudrest Hotels", "members,earn,redeem,read"),
+)
+STAFF = (
+    ("admin", "Ada Admin", StaffRole.ADMIN),
+    ("support", "Sam Support", StaffRole.SUPPORT),
+    ("auditor", "Avery Auditor", StaffRole.AUDITOR),
+)
+DEMO_PASSWORD = "tally-demo-2026"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "霞")
+CITIES = ("北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", "西安", "南京", "重庆")
+
+
+@dataclass
+class Summary:
+    loaded: bool
+    members: int = 0
+    entries: int = 0
+    api_keys: dict[str, str] = field(default_factory=dict)
+    staff: list[str] = field(default_factory=list)
+    sample_member_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_if_empty(session: Session, settings: Settings) -> Summary:
+    """Load the demo unless the database already has partners."""
+    if session.scalar(select(func.count()).select_from(Partner)):
+        return Summary(loaded=False)
+    return load(session, settings)
+
+
+def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT) -> Summary:
+    """Create the demo partners, staff and members, replaying a year of activity."""
+    rng = random.Random(SEED)
+    now = utcnow()
+    policy = ledger.policy_from(settings)
+    summary = Summary(loaded=True)
+    partner_ids: dict[str, int] = {}
+    for code, name, scopes in PARTNERS:
+        partner = partners.create_partner(session, code, name, now - timedelta(days=400))
+        partner_ids[code] = partner.id
+        _key, plain = partners.issue_key(
+            session, partner, partners.parse_scopes(scopes), settings.resolved_secret(), now
+        )
+        summary.api_keys[code] = plain
+    for username, display, role in STAFF:
+        staff.create(session, username, DEMO_PASSWORD, role, display, now - timedelta(days=400))
+        summary.staff.append(username)
+    start = now - timedelta(days=420)
+    member_ids = []
+    for index in range(member_count):
+        joined = start + timedelta(days=rng.randint(0, 300), minutes=rng.randint(0, 1440))
+        phone = f"138{index:08d}"
+        profile = {
+            "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(("", *GIVEN)),
+            "phone": phone,
+            "city": rng.choice(CITIES),
+        }
+        member_id, _created = enrolment.enrol(
+            session, members.Identity("phone", phone), profile, joined
+        )
+        members.link(session, member_id, members.Identity("shop", f"shop-{index:05d}"), joined)
+        if rng.random() < 0.5:
+            members.link(session, member_id, members.Identity("food", f"f{index:06d}"), joined)
+        member_ids.append(member_id)
+        summary.entries += _replay_history(session, rng, member_id, joined, now, partner_ids, policy)
+    _gifts(session, rng, member_ids, now, partner_ids, policy)
+    jobs_policy = policy
+    session.flush()
+    report = jobs.expire(_same_session(session), now, jobs_policy)
+    summary.entries += report.members
+    summary.members = member_count
+    summary.sample_member_id = member_ids[0] if member_ids else None
+    return summary
+
+
+def _same_session(session: Session) -> Any:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def unit() -> Any:
+        yield session
+
+    return unit
+
+
+def _replay_history(
+    session: Session,
+    rng: random.Random,
+    member_id: int,
+    joined: datetime,
+    now: datetime,
+    partner_ids: dict[str, int],
+    policy: ledger.Policy,
+) -> int:
+    """Monthly bills, shopping, meals and stays earn; some points are spent, held, reversed."""
+    written = 0
+    moment = joined
+    serial = 0
+    while True:
+        moment += timedelta(days=rng.randint(7, 35), minutes=rng.randint(0, 600))
+        if moment >= now - timedelta(minutes=5):
+            break
+        serial += 1
+        code = rng.choices(("MOBILE", "SHOP", "FOOD", "HOTEL"), weights=(5, 3, 3, 1))[0]
+        origin = Origin(partner_id=partner_ids[code])
+        reference = f"{code.lower()}-{member_id}-{serial}"
+        points = {"MOBILE": rng.randint(50, 300), "SHOP": rng.randint(10, 500),
+                  "FOOD": rng.randint(5, 60), "HOTEL": rng.randint(200, 1500)}[code]
+        try:
+            ledger.earn(session, origin, member_id, points, reference, moment, policy)
+            written += 1
+            roll = rng.random()
+            if roll < 0.25:
+                spend = rng.randint(1, points)
+                ledger.redeem(session, Origin(partner_id=partner_ids["SHOP"]), member_id, spend,
+                              f"order-{member_id}-{serial}", moment + timedelta(hours=2), policy)
+                written += 1
+            elif roll < 0.30:
+                ledger.reverse(session, origin, _last_entry(session, member_id), moment + timedelta(days=1), policy)
+                written += 1
+        except TallyError:
+            continue
+    if rng.random() < 0.2:
+        try:
+            ledger.create_hold(session, Origin(partner_id=partner_ids["HOTEL"]), member_id, 10,
+                               f"booking-{member_id}", 3600 * 24, now - timedelta(minutes=1), policy,
+                               7 * 24 * 3600)
+            written += 1
+        except TallyError:
+            pass
+    return written
+
+
+def _last_entry(session: Session, member_id: int) -> Any:
+    from tally.ledger.models import JournalEntry, EntryKind
+
+    return session.scalar(
+        select(JournalEntry.id)
+        .where(JournalEntry.member_id == member_id, JournalEntry.kind == EntryKind.EARN)
+        .order_by(JournalEntry.id.desc())
+        .limit(1)
+    )
+
+
+def _gifts(
+    session: Session,
+    rng: random.Random,
+    member_ids: list[int],
+    now: datetime,
+    partner_ids: dict[str, int],
+    policy: ledger.Policy,
+) -> None:
+    origin = Origin(partner_id=partner_ids["MOBILE"])
+    for number in range(len(member_ids) // 10):
+        giver, receiver = rng.sample(member_ids, 2)
+        try:
+            ledger.transfer(session, origin, giver, receiver, rng.randint(5, 50),
+                            f"gift-{number}", now - timedelta(hours=rng.randint(1, 72)), policy)
+        except TallyError:
+            continue
+
+
+def welcome(summary: Summary, host: str, port: int) -> str:
+    """What a newcomer needs: where things are and how to sign in."""
+    base = f"http://{host}:{port}"
+    lines = [
+        "",
+        "Tally is starting" + (" with the demo ecosystem loaded." if summary.loaded else "."),
+        f"  API docs         {base}/docs   (OpenAPI: {base}/openapi.json)",
+        f"  Operator console {base}/console   sign in as admin / support / auditor, "
+        f"password {DEMO_PASSWORD!r}",
+        f"  Member pages     {base}/m   (the console's member page has 'open as member')",
+    ]
+    if summary.api_keys:
+        lines.append("  Partner API keys (shown once):")
+        lines.extend(f"    {code:<7} {key}" for code, key in summary.api_keys.items())
+    elif not summary.loaded:
+        lines.append("  (demo data was already loaded earlier; keys are shown only once)")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Shared fixtures: a migrated database on SQLite and on a real PostgreSQL server, the app,
+a partner with an API key, and a staff member.
+
+Every test that takes ``database`` runs twice: once on SQLite, once on PostgreSQL. Databases are
+migrated once per session; between tests every table is emptied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from support.postgres import PostgresServer, find_pg_bin
+from tally.config import Settings
+from tally.db.engine import build_engine
+from tally.db.session import Database
+from tally.kit.clock import utcnow
+from tally.schema import metadata, migrate
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+SECRET = "test-secret-" + "x" * 32
+DIALECTS = ("sqlite", "postgresql")
+
+
+def require_or_skip(available: bool, what: str) -> None:
+    """Missing PostgreSQL or Chromium fails in CI and skips elsewhere."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not installed")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    require_or_skip(find_pg_bin() is not None, "PostgreSQL")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = build_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: PostgresServer) -> Iterator[Database]:
+    url = postgres_server.create_database("tally_tests")
+    db = Database(build_engine(url, pool_size=20))
+    migrate(db.engine)
+    yield db
+    db.dispose()
+
+
+def _empty(db: Database) -> None:
+    tables = [table.name for table in reversed(metadata().sorted_tables)]
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[Database]:
+    """A migrated, empty database of the parametrised dialect."""
+    if dialect == "sqlite":
+        path = tmp_path / "tally.db"
+        shutil.copy(sqlite_template, path)
+        db = Database(build_engine(f"sqlite:///{path}"))
+        yield db
+        db.dispose()
+        return
+    db = request.getfixturevalue("postgres_database")
+    _empty(db)
+    yield db
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    return Settings(database_url=str(database.engine.url.render_as_string(hide_password=False)), secret_key=SECRET)
+
+
+@dataclass
+class PartnerKey:
+    partner_id: int
+    code: str
+    api_key: str
+
+    def headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+
+def make_partner(db: Database, code: str, scopes: str = "members,earn,redeem,read") -> PartnerKey:
+    """Register a partner with one API key."""
+    from tally.partners import service as partners
+
+    with db.write() as session:
+        partner = partners.create_partner(session, code, f"{code} partner", utcnow())
+        _key, plain = partners.issue_key(session, partner, partners.parse_scopes(scopes), SECRET, utcnow())
+        return PartnerKey(partner.id, code, plain)
+
+
+@pytest.fixture
+def partner(database: Database) -> PartnerKey:
+    return make_partner(database, "MOBILE", "members,earn,redeem,read,admin")
