@@ -124,3 +124,58 @@ def make_partner(db: Database, code: str, scopes: str = "members,earn,redeem,rea
 @pytest.fixture
 def partner(database: Database) -> PartnerKey:
     return make_partner(database, "MOBILE", "members,earn,redeem,read,admin")
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database):  # type: ignore[no-untyped-def]
+    from tally.app import create_app
+
+    return create_app(settings, database)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+class Api:
+    """A thin partner-API client for tests: unique idempotency keys unless one is given."""
+
+    def __init__(self, client, key: PartnerKey) -> None:  # type: ignore[no-untyped-def]
+        self.client = client
+        self.key = key
+        self._serial = 0
+
+    def post(self, path: str, json=None, idempotency_key: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        self._serial += 1
+        key = idempotency_key or f"test-{self.key.code}-{self._serial}-{os.urandom(4).hex()}"
+        return self.client.post(path, json=json, headers=self.key.headers(key), **kwargs)
+
+    def get(self, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.client.get(path, headers=self.key.headers(), **kwargs)
+
+    def enrol(self, external_id: str, namespace: str = "phone") -> int:
+        response = self.post("/v1/members", {"external_id": {"namespace": namespace, "id": external_id}})
+        assert response.status_code in (200, 201), response.text
+        return int(response.json()["id"])
+
+    def earn(self, member_id: int, points: int, reference: str | None = None, **extra):  # type: ignore[no-untyped-def]
+        reference = reference or f"earn-{os.urandom(6).hex()}"
+        return self.post(f"/v1/members/{member_id}/earn", {"points": points, "reference": reference, **extra})
+
+    def redeem(self, member_id: int, points: int, reference: str | None = None):  # type: ignore[no-untyped-def]
+        reference = reference or f"redeem-{os.urandom(6).hex()}"
+        return self.post(f"/v1/members/{member_id}/redeem", {"points": points, "reference": reference})
+
+    def balance(self, member_id: int) -> dict:  # type: ignore[type-arg]
+        response = self.get(f"/v1/members/{member_id}/balance")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api(client, partner: PartnerKey) -> Api:  # type: ignore[no-untyped-def]
+    return Api(client, partner)
