@@ -9,11 +9,8 @@ from sqlalchemy.orm import Session
 
 from tally.api import schemas
 from tally.kit.pagination import encode_cursor
-from tally.ledger import repository as ledger_repository
 from tally.ledger import service as ledger
-from tally.ledger.domain import member_available, member_held
 from tally.ledger.models import Hold, JournalEntry
-from tally.members import repository as member_repository
 from tally.members import service as members
 
 
@@ -70,25 +67,11 @@ def transactions(
     session: Session, member_id: int, before: int | None, limit: int
 ) -> schemas.TransactionPage:
     """A member's history (including members merged into it), newest first."""
-    members.get(session, member_id)
-    member_ids = member_repository.merged_into(session, member_id)
-    rows = ledger_repository.history(session, member_ids, before=before, limit=limit + 1)
-    page = rows[:limit]
-    legs = ledger_repository.legs_of(session, [entry.id for _link, entry in page])
-    accounts = {member_available(item) for item in member_ids}
-    held_accounts = {member_held(item) for item in member_ids}
-    items = []
-    for _link, entry in page:
-        entry_legs = legs[entry.id]
-        items.append(
-            transaction(
-                entry,
-                points=sum(leg.amount for leg in entry_legs if leg.account in accounts),
-                held=sum(leg.amount for leg in entry_legs if leg.account in held_accounts),
-            )
-        )
-    next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
-    return schemas.TransactionPage(items=items, next_cursor=next_cursor)
+    items, position = ledger.history(session, member_id, before, limit)
+    return schemas.TransactionPage(
+        items=[transaction(item.entry, points=item.points, held=item.held) for item in items],
+        next_cursor=encode_cursor(position) if position is not None else None,
+    )
 
 
 def transaction(entry: JournalEntry, *, points: int, held: int) -> schemas.Transaction:

@@ -181,6 +181,18 @@ def lots_created_by(session: Session, entry_id: uuid.UUID) -> list[Lot]:
     return list(session.scalars(select(Lot).where(Lot.entry_id == entry_id).order_by(Lot.id)))
 
 
+def lots_of(session: Session, member_id: int, limit: int = 500) -> list[Lot]:
+    """A member's lots, live ones first by expiry, then spent or expired ones, newest first."""
+    return list(
+        session.scalars(
+            select(Lot)
+            .where(Lot.member_id == member_id)
+            .order_by((Lot.remaining > 0).desc(), Lot.expires_at, Lot.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def lot(session: Session, lot_id: int) -> Lot | None:
     return session.get(Lot, lot_id)
 

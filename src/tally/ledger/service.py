@@ -40,7 +40,7 @@ from tally.ledger.domain import (
     plan_consumption,
     plan_release,
 )
-from tally.ledger.models import EntryKind, Hold, HoldStatus
+from tally.ledger.models import EntryKind, Hold, HoldStatus, JournalEntry
 from tally.members import repository as member_repository
 from tally.members import service as members
 
@@ -632,3 +632,39 @@ def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> 
         held=repository.held_points(session, member_id),
         expiring=[Expiring(day, points) for day, points in sorted(by_date.items())],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One entry as a member sees it: the net change to its available and held points."""
+
+    link_id: int
+    entry: JournalEntry
+    points: int
+    held: int
+
+
+def history(
+    session: Session, member_id: int, before: int | None, limit: int
+) -> tuple[list[HistoryItem], int | None]:
+    """A member's entries (with those of members merged into it), newest first.
+
+    Returns the page and the position to continue before, or ``None`` on the last page.
+    """
+    members.get(session, member_id)
+    member_ids = member_repository.merged_into(session, member_id)
+    rows = repository.history(session, member_ids, before=before, limit=limit + 1)
+    page = rows[:limit]
+    legs = repository.legs_of(session, [entry.id for _link, entry in page])
+    available = {member_available(item) for item in member_ids}
+    held = {member_held(item) for item in member_ids}
+    items = [
+        HistoryItem(
+            link_id=link_id,
+            entry=entry,
+            points=sum(leg.amount for leg in legs[entry.id] if leg.account in available),
+            held=sum(leg.amount for leg in legs[entry.id] if leg.account in held),
+        )
+        for link_id, entry in page
+    ]
+    return items, (page[-1][0] if len(rows) > limit else None)
