@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import http.client
 import json
@@ -152,6 +153,11 @@ class WrkResult:
     statuses: dict[str, int]
     first_error: str
     socket_errors: dict[str, int]
+    server_cpu_s: float = 0.0  # CPU seconds the server's processes used during the run
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / self.requests if self.requests else float("nan")
 
     @property
     def socket_error_count(self) -> int:
@@ -266,11 +272,14 @@ def run_api(run: DbRun, database_url: str, args: argparse.Namespace, log_dir: Pa
             }
             if args.warmup > 0:
                 run_wrk(kind, tag=f"{tag}-{kind}-warm", duration=args.warmup, **common)
+            cpu_before = server.cpu_seconds()
             result = run_wrk(kind, tag=f"{tag}-{kind}", duration=args.duration, **common)
+            result = dataclasses.replace(result, server_cpu_s=server.cpu_seconds() - cpu_before)
             log(
                 f"{run.database}: {kind}: {result.requests_per_s:,.0f} req/s, "
                 f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                f"non-2xx {result.non2xx}, socket errors {result.socket_error_count}"
+                f"non-2xx {result.non2xx}, socket errors {result.socket_error_count}, "
+                f"server CPU {result.server_cpu_ms_per_request:.1f} ms/request"
                 + (f"; first error: {result.first_error}" if result.first_error else "")
             )
             return result
@@ -375,6 +384,16 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
         rows.append(
             Row(db, f"{kind} latency p99", f"{res.p99_ms:.1f} ms", "none in requirement", "info")
         )
+    cpu_budget = 1000 * int(os.cpu_count() or 1) / MIN_EARN_RATE
+    rows.append(
+        Row(
+            db,
+            f"{kind} server CPU per request (user+sys, all workers)",
+            f"{res.server_cpu_ms_per_request:.2f} ms",
+            f"none in requirement ({cpu_budget:.1f} ms = all CPUs at 1,500/s)",
+            "info",
+        )
+    )
     statuses = ", ".join(f"{k}x{v}" for k, v in sorted(res.statuses.items()))
     measured = f"{res.non2xx} non-2xx{f' ({statuses})' if statuses else ''}, "
     measured += f"{res.socket_error_count} socket errors, of {res.requests:,} requests"

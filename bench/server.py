@@ -57,6 +57,24 @@ def _parent_map() -> dict[int, int]:
     return parents
 
 
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid``, plus that of its children already reaped, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    # After the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    return sum(int(fields[i]) for i in (11, 12, 13, 14))
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its living descendants."""
+    ticks = sum(_cpu_ticks(pid) for pid in process_tree(root))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and all its living descendants."""
     children: dict[int, list[int]] = {}
@@ -217,6 +235,10 @@ class TallyServer:
             f"/healthz not ready after {self.startup_timeout:.0f}s (last: {last_error}).\n"
             f"log tail:\n{self.log_tail()}"
         )
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the server's process tree."""
+        return 0.0 if self.proc is None else tree_cpu_seconds(self.proc.pid)
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
