@@ -95,7 +95,11 @@ def database(
 
 @pytest.fixture
 def settings(database: Database) -> Settings:
-    return Settings(database_url=str(database.engine.url.render_as_string(hide_password=False)), secret_key=SECRET)
+    return Settings(
+        database_url=database.engine.url.render_as_string(hide_password=False),
+        secret_key=SECRET,
+        job_interval_seconds=0,
+    )
 
 
 @dataclass

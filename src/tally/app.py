@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -19,6 +22,7 @@ from tally.db.engine import build_engine
 from tally.db.session import Database
 from tally.errors import TallyError
 from tally.ledger.service import policy_from
+from tally.scheduler import Scheduler
 
 API_DESCRIPTION = """
 Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every write takes an
@@ -29,11 +33,26 @@ Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     """Build the application for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
-    app = FastAPI(title="Tally", version="0.1.0", description=API_DESCRIPTION)
+    database = db or Database(build_engine(settings.database_url))
+    policy = policy_from(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.job_interval_seconds:
+            scheduler = Scheduler(database, policy, settings.job_interval_seconds)
+            scheduler.start()
+        yield
+        if scheduler is not None:
+            scheduler.stop()
+
+    app = FastAPI(
+        title="Tally", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
-    app.state.policy = policy_from(settings)
-    app.state.db = db or Database(build_engine(settings.database_url))
+    app.state.policy = policy
+    app.state.db = database
 
     app.add_exception_handler(TallyError, handle_tally_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

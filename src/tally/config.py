@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     default_locale: str = Field(default="zh-CN")
     max_points_per_operation: int = Field(default=1_000_000_000, ge=1)
     hold_max_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    job_interval_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="How often `tally serve` runs the scheduled jobs (expiry, hold lapses); 0: never.",
+    )
 
     @field_validator("timezone")
     @classmethod
