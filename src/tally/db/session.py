@@ -31,12 +31,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction (rolled back at the end)."""
+        """A read-only transaction, ended (rolled back) when the block exits.
+
+        Objects loaded in it stay readable afterwards, detached.
+        """
         with self._reader() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     @property
     def dialect(self) -> str:
