@@ -121,7 +121,9 @@ def make_partner(db: Database, code: str, scopes: str = "members,earn,redeem,rea
 
     with db.write() as session:
         partner = partners.create_partner(session, code, f"{code} partner", utcnow())
-        _key, plain = partners.issue_key(session, partner, partners.parse_scopes(scopes), SECRET, utcnow())
+        _key, plain = partners.issue_key(
+            session, partner, partners.parse_scopes(scopes), SECRET, utcnow()
+        )
         return PartnerKey(partner.id, code, plain)
 
 
@@ -162,17 +164,23 @@ class Api:
         return self.client.get(path, headers=self.key.headers(), **kwargs)
 
     def enrol(self, external_id: str, namespace: str = "phone") -> int:
-        response = self.post("/v1/members", {"external_id": {"namespace": namespace, "id": external_id}})
+        response = self.post(
+            "/v1/members", {"external_id": {"namespace": namespace, "id": external_id}}
+        )
         assert response.status_code in (200, 201), response.text
         return int(response.json()["id"])
 
     def earn(self, member_id: int, points: int, reference: str | None = None, **extra):  # type: ignore[no-untyped-def]
         reference = reference or f"earn-{os.urandom(6).hex()}"
-        return self.post(f"/v1/members/{member_id}/earn", {"points": points, "reference": reference, **extra})
+        return self.post(
+            f"/v1/members/{member_id}/earn", {"points": points, "reference": reference, **extra}
+        )
 
     def redeem(self, member_id: int, points: int, reference: str | None = None):  # type: ignore[no-untyped-def]
         reference = reference or f"redeem-{os.urandom(6).hex()}"
-        return self.post(f"/v1/members/{member_id}/redeem", {"points": points, "reference": reference})
+        return self.post(
+            f"/v1/members/{member_id}/redeem", {"points": points, "reference": reference}
+        )
 
     def balance(self, member_id: int) -> dict:  # type: ignore[type-arg]
         response = self.get(f"/v1/members/{member_id}/balance")

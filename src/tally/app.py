@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from tally.api import ledger as ledger_api
+from tally.api import member_links as member_links_api
 from tally.api import members as members_api
 from tally.api.problems import (
     handle_http_error,
@@ -23,6 +24,7 @@ from tally.db.session import Database
 from tally.errors import TallyError
 from tally.ledger.service import policy_from
 from tally.scheduler import Scheduler
+from tally.web.setup import install_web
 
 API_DESCRIPTION = """
 Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every write takes an
@@ -46,9 +48,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if scheduler is not None:
             scheduler.stop()
 
-    app = FastAPI(
-        title="Tally", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan
-    )
+    app = FastAPI(title="Tally", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
     app.state.policy = policy
@@ -61,6 +61,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.include_router(members_api.router)
     app.include_router(ledger_api.router)
+    app.include_router(member_links_api.router)
+    install_web(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

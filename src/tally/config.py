@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         default=30,
         ge=0,
         le=3650,
-        description="Validity of points returned by a reversal when their original lot has expired.",
+        description="Validity of points returned by a reversal when their lot has expired.",
     )
     timezone: str = Field(default="Asia/Shanghai", description="The programme's time zone.")
     default_locale: str = Field(default="zh-CN")
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     job_interval_seconds: int = Field(
         default=300,
         ge=0,
-        description="How often `tally serve` runs the scheduled jobs (expiry, hold lapses); 0: never.",
+        description="Seconds between scheduled job runs in `tally serve` (0: never).",
     )
 
     @field_validator("timezone")

@@ -47,7 +47,7 @@ def _race(count: int, work: Callable[[int], object]) -> list[object]:
         barrier.wait()
         try:
             return work(index)
-        except Exception as error:  # noqa: BLE001 - the caller inspects outcomes
+        except Exception as error:
             return error
 
     with ThreadPoolExecutor(max_workers=count) as pool:
@@ -114,7 +114,9 @@ def test_opposing_transfers_neither_deadlock_nor_lose_points(database: Database)
     def transfer(index: int) -> object:
         giver, receiver = (left, right) if index % 2 else (right, left)
         with database.write() as session:
-            return ledger.transfer(session, origin, giver, receiver, 5, f"t{index}", utcnow(), POLICY)
+            return ledger.transfer(
+                session, origin, giver, receiver, 5, f"t{index}", utcnow(), POLICY
+            )
 
     outcomes = _race(THREADS * 2, transfer)
     assert all(isinstance(item, ledger.Posted) for item in outcomes), outcomes
@@ -141,7 +143,9 @@ def test_expiry_job_racing_itself_expires_each_lot_once(database: Database) -> N
     now = utcnow()
     with database.write() as session:
         for member in members:
-            ledger.earn(session, origin, member, 30, f"x{member}", now, POLICY, now + timedelta(days=1))
+            ledger.earn(
+                session, origin, member, 30, f"x{member}", now, POLICY, now + timedelta(days=1)
+            )
     later = now + timedelta(days=2)
     reports = _race(4, lambda _index: jobs.expire(database.write, later, POLICY, batch=5))
     errors = [item for item in reports if isinstance(item, Exception)]

@@ -24,8 +24,16 @@ def test_scheduler_expires_due_points_without_being_asked(database: Database) ->
     with database.write() as session:
         partner = partners.create_partner(session, "S1", "s", earned_at)
         member, _ = enrolment.enrol(session, Identity("t", "sched"), {}, earned_at)
-        ledger.earn(session, Origin(partner_id=partner.id), member, 40, "e", earned_at, POLICY,
-                    earned_at + timedelta(days=1))
+        ledger.earn(
+            session,
+            Origin(partner_id=partner.id),
+            member,
+            40,
+            "e",
+            earned_at,
+            POLICY,
+            earned_at + timedelta(days=1),
+        )
     scheduler = Scheduler(database, POLICY, interval=1)
     scheduler.start()
     try:

@@ -27,8 +27,10 @@ lots_strategy = st.lists(
     max_size=20,
 ).map(
     lambda items: sorted(
-        (LotView(id=index + 1, remaining=remaining, expires_at=T0 + timedelta(days=days))
-         for index, (remaining, days) in enumerate(items)),
+        (
+            LotView(id=index + 1, remaining=remaining, expires_at=T0 + timedelta(days=days))
+            for index, (remaining, days) in enumerate(items)
+        ),
         key=lambda lot: (lot.expires_at, lot.id),
     )
 )
@@ -59,7 +61,10 @@ def test_consumption_takes_exactly_what_is_asked_from_the_earliest_lots(lots, po
     st.data(),
 )
 def test_release_gives_back_latest_expiring_portions_first(portions, data) -> None:
-    consumed = [(index + 1, T0 + timedelta(days=days), taken) for index, (days, taken) in enumerate(portions)]
+    consumed = [
+        (index + 1, T0 + timedelta(days=days), taken)
+        for index, (days, taken) in enumerate(portions)
+    ]
     total = sum(taken for _l, _e, taken in consumed)
     points = data.draw(st.integers(min_value=1, max_value=total))
     release = plan_release(consumed, points)
@@ -69,8 +74,7 @@ def test_release_gives_back_latest_expiring_portions_first(portions, data) -> No
         assert 0 < given_back <= by_lot[lot_id][1]
     released_expiries = [by_lot[lot_id][0] for lot_id, _ in release]
     kept_expiries = [
-        expires for lot_id, expires, taken in consumed
-        if dict(release).get(lot_id, 0) < taken
+        expires for lot_id, expires, taken in consumed if dict(release).get(lot_id, 0) < taken
     ]
     if kept_expiries and released_expiries:
         assert min(released_expiries) >= min(kept_expiries)
@@ -107,10 +111,17 @@ def test_member_deltas_net_available_and_held() -> None:
 
 
 def test_entry_hash_changes_with_any_field_or_leg() -> None:
-    base = dict(
-        entry_id="e1", kind="earn", created_at=T0, partner_id=1, staff_id=None, member_id=7,
-        reference="r", reverses_id=None, legs=[Leg("member:7:available", 5), Leg("partner:1:issued", -5)],
-    )
+    base = {
+        "entry_id": "e1",
+        "kind": "earn",
+        "created_at": T0,
+        "partner_id": 1,
+        "staff_id": None,
+        "member_id": 7,
+        "reference": "r",
+        "reverses_id": None,
+        "legs": [Leg("member:7:available", 5), Leg("partner:1:issued", -5)],
+    }
     original = entry_hash(**base)
     assert entry_hash(**{**base, "legs": list(reversed(base["legs"]))}) == original
     for change in (

@@ -98,7 +98,9 @@ class Mutation:
                 error = _integrity_error(exc)
                 if error is None and attempt == 0:
                     continue  # a concurrent request with the same key won; replay its answer
-                raise error or Conflict("A concurrent request changed the same data; retry.") from exc
+                raise error or Conflict(
+                    "A concurrent request changed the same data; retry."
+                ) from exc
         raise Conflict("A concurrent request changed the same data; retry.")
 
     def _attempt(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -9,14 +10,15 @@ from starlette.responses import Response
 
 from tally.api import schemas, views
 from tally.api.deps import Mutation, database, mutation, require, settings
-from tally.config import Settings
 from tally.api.members import MemberId
+from tally.config import Settings
 from tally.db.session import Database
 from tally.errors import Forbidden, NotFound
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
 from tally.ledger import repository as ledger_repository
 from tally.ledger import service as ledger
+from tally.ledger.domain import Policy
 from tally.ledger.models import EntryKind
 from tally.partners.service import KeyHolder, Scope
 
@@ -24,8 +26,9 @@ router = APIRouter(tags=["ledger"])
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _policy(write: Mutation) -> ledger.Policy:
-    return write.request.app.state.policy  # type: ignore[no-any-return]
+def _policy(write: Mutation) -> Policy:
+    policy: Policy = write.request.app.state.policy
+    return policy
 
 
 def _zone(write: Mutation) -> object:
@@ -55,8 +58,14 @@ def earn(
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
         result = ledger.earn(
-            session, write.origin, member_id, payload.points, payload.reference, now,
-            _policy(write), payload.expires_at,
+            session,
+            write.origin,
+            member_id,
+            payload.points,
+            payload.reference,
+            now,
+            _policy(write),
+            payload.expires_at,
         )
         return 201, views.posted(session, result, now, _zone(write))
 
@@ -92,8 +101,14 @@ def create_hold(
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
         found, result = ledger.create_hold(
-            session, write.origin, member_id, payload.points, payload.reference,
-            payload.expires_in_seconds, now, _policy(write),
+            session,
+            write.origin,
+            member_id,
+            payload.points,
+            payload.reference,
+            payload.expires_in_seconds,
+            now,
+            _policy(write),
             write.request.app.state.settings.hold_max_seconds,
         )
         base = views.posted(session, result, now, _zone(write))
@@ -104,7 +119,7 @@ def create_hold(
     return write.run(work)
 
 
-def _hold_id(value: str) -> object:
+def _hold_id(value: str) -> uuid.UUID:
     parsed = views.parse_uuid(value)
     if parsed is None:
         raise NotFound(f"Hold {value} does not exist.")
@@ -122,8 +137,12 @@ def capture_hold(
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
         found, result = ledger.capture_hold(
-            session, write.origin, _hold_id(hold_id), payload.points if payload else None,  # type: ignore[arg-type]
-            now, _policy(write),
+            session,
+            write.origin,
+            _hold_id(hold_id),
+            payload.points if payload else None,
+            now,
+            _policy(write),
         )
         base = views.posted(session, result, now, _zone(write))
         return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
@@ -138,7 +157,11 @@ def void_hold(hold_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.RED
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
         found, result = ledger.release_hold(
-            session, write.origin, _hold_id(hold_id), now, _policy(write)  # type: ignore[arg-type]
+            session,
+            write.origin,
+            _hold_id(hold_id),
+            now,
+            _policy(write),
         )
         base = views.posted(session, result, now, _zone(write))
         return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
@@ -154,7 +177,7 @@ def get_hold(
 ) -> schemas.Hold:
     """One hold of the calling partner."""
     with db.read() as session:
-        found = ledger_repository.hold(session, _hold_id(hold_id))  # type: ignore[arg-type]
+        found = ledger_repository.hold(session, _hold_id(hold_id))
         if found is None or found.partner_id != holder.partner_id:
             raise NotFound(f"Hold {hold_id} does not exist.")
         return views.hold(found)
@@ -169,8 +192,14 @@ def transfer(
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
         result = ledger.transfer(
-            session, write.origin, payload.from_member_id, payload.to_member_id, payload.points,
-            payload.reference, now, _policy(write),
+            session,
+            write.origin,
+            payload.from_member_id,
+            payload.to_member_id,
+            payload.points,
+            payload.reference,
+            now,
+            _policy(write),
         )
         base = views.posted(session, result, now, _zone(write))
         return 201, schemas.TransferPosted(
@@ -181,9 +210,13 @@ def transfer(
     return write.run(work)
 
 
-@router.post("/v1/transactions/{transaction_id}/reverse", response_model=schemas.Posted, status_code=201)
-def reverse(transaction_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.READ))]) -> Response:
-    """Reverse an earn (claws back what is left; the shortfall is reported), a redemption or a capture."""
+@router.post(
+    "/v1/transactions/{transaction_id}/reverse", response_model=schemas.Posted, status_code=201
+)
+def reverse(
+    transaction_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.READ))]
+) -> Response:
+    """Reverse an earn (claw back what is left, report the shortfall), a redemption or a capture."""
 
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
@@ -225,8 +258,14 @@ def adjust(
     def work(session):  # type: ignore[no-untyped-def]
         now = utcnow()
         result = ledger.adjust(
-            session, write.origin, member_id, payload.points, payload.reason, now,
-            _policy(write), payload.expires_at,
+            session,
+            write.origin,
+            member_id,
+            payload.points,
+            payload.reason,
+            now,
+            _policy(write),
+            payload.expires_at,
         )
         return 201, views.posted(session, result, now, _zone(write))
 

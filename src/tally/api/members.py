@@ -46,7 +46,7 @@ def create_member(
 @router.get("/lookup", response_model=schemas.Member)
 def lookup_member(
     namespace: Annotated[str, Query(min_length=1, max_length=64)],
-    id: Annotated[str, Query(min_length=1, max_length=191)],  # noqa: A002
+    id: Annotated[str, Query(min_length=1, max_length=191)],
     _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
     db: Annotated[Database, Depends(database)],
 ) -> schemas.Member:

@@ -11,11 +11,15 @@ MAX_POINTS = 1_000_000_000
 
 Points = Annotated[StrictInt, Field(gt=0, le=MAX_POINTS, description="Whole points, 1 to 10⁹.")]
 Reference = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191),
-    Field(description="The partner's own id for this operation (order number…); unique per partner."),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=191),
+    Field(
+        description="The partner's own id for this operation (order number…); unique per partner."
+    ),
 ]
 Namespace = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_.-]{0,63}$"),
 ]
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
 

@@ -38,9 +38,7 @@ def balance(session: Session, member_id: int, now: datetime, zone: object) -> sc
     )
 
 
-def posted(
-    session: Session, result: ledger.Posted, now: datetime, zone: object
-) -> schemas.Posted:
+def posted(session: Session, result: ledger.Posted, now: datetime, zone: object) -> schemas.Posted:
     return schemas.Posted(
         id=str(result.entry_id) if result.entry_id else None,
         transaction_id=str(result.entry_id) if result.entry_id else None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -58,3 +58,8 @@ def str_enum(cls: type[enum.StrEnum]) -> Enum:
         validate_strings=True,
         values_callable=lambda members: [member.value for member in members],
     )
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for pre-built statements on hot paths."""
+    return cast(Table, model.__table__)

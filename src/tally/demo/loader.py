@@ -1,4 +1,4 @@
-"""The demo ecosystem: a carrier, three partner brands, staff, and members with a year of history."""
+"""The demo ecosystem: a carrier, three partner brands, staff, members with a year of history."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.ledger import jobs
 from tally.ledger import service as ledger
-from tally.ledger.domain import Origin
+from tally.ledger.domain import Origin, Policy
 from tally.members import service as members
 from tally.partners import service as partners
 from tally.partners.models import Partner
@@ -36,9 +36,26 @@ STAFF = (
     ("support", "Sam Support", StaffRole.SUPPORT),
     ("auditor", "Avery Auditor", StaffRole.AUDITOR),
 )
-DEMO_PASSWORD = "tally-demo-2026"
+DEMO_PASSWORD = "tally-demo-2026"  # noqa: S105 - printed for newcomers; demo only
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "霞")
+GIVEN = (
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "霞",
+)
 CITIES = ("北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", "西安", "南京", "重庆")
 
 
@@ -96,7 +113,9 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
         if rng.random() < 0.5:
             members.link(session, member_id, members.Identity("food", f"f{index:06d}"), joined)
         member_ids.append(member_id)
-        summary.entries += _replay_history(session, rng, member_id, joined, now, partner_ids, policy)
+        summary.entries += _replay_history(
+            session, rng, member_id, joined, now, partner_ids, policy
+        )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
     jobs_policy = policy
     session.flush()
@@ -124,7 +143,7 @@ def _replay_history(
     joined: datetime,
     now: datetime,
     partner_ids: dict[str, int],
-    policy: ledger.Policy,
+    policy: Policy,
 ) -> int:
     """Monthly bills, shopping, meals and stays earn; some points are spent, held, reversed."""
     written = 0
@@ -138,27 +157,52 @@ def _replay_history(
         code = rng.choices(("MOBILE", "SHOP", "FOOD", "HOTEL"), weights=(5, 3, 3, 1))[0]
         origin = Origin(partner_id=partner_ids[code])
         reference = f"{code.lower()}-{member_id}-{serial}"
-        points = {"MOBILE": rng.randint(50, 300), "SHOP": rng.randint(10, 500),
-                  "FOOD": rng.randint(5, 60), "HOTEL": rng.randint(200, 1500)}[code]
+        points = {
+            "MOBILE": rng.randint(50, 300),
+            "SHOP": rng.randint(10, 500),
+            "FOOD": rng.randint(5, 60),
+            "HOTEL": rng.randint(200, 1500),
+        }[code]
         try:
             ledger.earn(session, origin, member_id, points, reference, moment, policy)
             written += 1
             roll = rng.random()
             if roll < 0.25:
                 spend = rng.randint(1, points)
-                ledger.redeem(session, Origin(partner_id=partner_ids["SHOP"]), member_id, spend,
-                              f"order-{member_id}-{serial}", moment + timedelta(hours=2), policy)
+                ledger.redeem(
+                    session,
+                    Origin(partner_id=partner_ids["SHOP"]),
+                    member_id,
+                    spend,
+                    f"order-{member_id}-{serial}",
+                    moment + timedelta(hours=2),
+                    policy,
+                )
                 written += 1
             elif roll < 0.30:
-                ledger.reverse(session, origin, _last_entry(session, member_id), moment + timedelta(days=1), policy)
+                ledger.reverse(
+                    session,
+                    origin,
+                    _last_entry(session, member_id),
+                    moment + timedelta(days=1),
+                    policy,
+                )
                 written += 1
         except TallyError:
             continue
     if rng.random() < 0.2:
         try:
-            ledger.create_hold(session, Origin(partner_id=partner_ids["HOTEL"]), member_id, 10,
-                               f"booking-{member_id}", 3600 * 24, now - timedelta(minutes=1), policy,
-                               7 * 24 * 3600)
+            ledger.create_hold(
+                session,
+                Origin(partner_id=partner_ids["HOTEL"]),
+                member_id,
+                10,
+                f"booking-{member_id}",
+                3600 * 24,
+                now - timedelta(minutes=1),
+                policy,
+                7 * 24 * 3600,
+            )
             written += 1
         except TallyError:
             pass
@@ -166,7 +210,7 @@ def _replay_history(
 
 
 def _last_entry(session: Session, member_id: int) -> Any:
-    from tally.ledger.models import JournalEntry, EntryKind
+    from tally.ledger.models import EntryKind, JournalEntry
 
     return session.scalar(
         select(JournalEntry.id)
@@ -182,14 +226,22 @@ def _gifts(
     member_ids: list[int],
     now: datetime,
     partner_ids: dict[str, int],
-    policy: ledger.Policy,
+    policy: Policy,
 ) -> None:
     origin = Origin(partner_id=partner_ids["MOBILE"])
     for number in range(len(member_ids) // 10):
         giver, receiver = rng.sample(member_ids, 2)
         try:
-            ledger.transfer(session, origin, giver, receiver, rng.randint(5, 50),
-                            f"gift-{number}", now - timedelta(hours=rng.randint(1, 72)), policy)
+            ledger.transfer(
+                session,
+                origin,
+                giver,
+                receiver,
+                rng.randint(5, 50),
+                f"gift-{number}",
+                now - timedelta(hours=rng.randint(1, 72)),
+                policy,
+            )
         except TallyError:
             continue
 

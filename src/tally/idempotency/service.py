@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from tally.db.base import table_of
 from tally.errors import IdempotencyConflict, ValidationFailed
 from tally.idempotency.models import IdempotencyRecord
 from tally.kit.clock import utcnow
 
 MAX_KEY_LENGTH = 255
-_records = IdempotencyRecord.__table__
+_records = table_of(IdempotencyRecord)
 _FIND = select(_records.c.request_hash, _records.c.status_code, _records.c.response_body).where(
     _records.c.principal == bindparam("p"), _records.c.key == bindparam("k")
 )

@@ -22,7 +22,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 def end_of_day(day: date, zone: ZoneInfo) -> datetime:
-    """The first instant after ``day`` in ``zone``, in UTC (a date-only expiry means 'through that day')."""
+    """The first instant after ``day`` in ``zone``, in UTC: a date means through that day."""
     local = datetime.combine(day, time.min, tzinfo=zone)
     return (local + timedelta(days=1)).astimezone(UTC)
 

@@ -87,7 +87,9 @@ def plan_consumption(lots: Iterable[LotView], points: int) -> list[tuple[int, in
     return plan if needed == 0 else None
 
 
-def plan_release(consumed: Sequence[tuple[int, datetime, int]], points: int) -> list[tuple[int, int]]:
+def plan_release(
+    consumed: Sequence[tuple[int, datetime, int]], points: int
+) -> list[tuple[int, int]]:
     """Choose which consumed portions to give back when only ``points`` of them are returned.
 
     ``consumed`` is ``[(lot_id, expires_at, taken)]``. The latest-expiring portions go back first,
@@ -95,7 +97,9 @@ def plan_release(consumed: Sequence[tuple[int, datetime, int]], points: int) -> 
     """
     release: list[tuple[int, int]] = []
     left = points
-    for lot_id, _expires, taken in sorted(consumed, key=lambda item: (item[1], item[0]), reverse=True):
+    for lot_id, _expires, taken in sorted(
+        consumed, key=lambda item: (item[1], item[0]), reverse=True
+    ):
         if left == 0:
             break
         give = min(taken, left)

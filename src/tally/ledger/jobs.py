@@ -9,11 +9,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from tally.errors import HoldNotActive
 from tally.ledger import repository
 from tally.ledger.domain import SYSTEM_EXPIRED, Leg, Origin, Policy, member_available
 from tally.ledger.models import EntryKind
 from tally.ledger.service import post, release_hold
-from tally.errors import HoldNotActive
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
@@ -26,7 +26,9 @@ class ExpiryReport:
     holds_lapsed: int
 
 
-def expire(unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 2000) -> ExpiryReport:
+def expire(
+    unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 2000
+) -> ExpiryReport:
     """Expire every lot due by ``as_of`` and lapse every hold timed out by then.
 
     Each batch is one transaction; a lot is only ever expired once (its ``remaining`` is taken

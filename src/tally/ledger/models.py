@@ -74,9 +74,7 @@ class Posting(Base):
     __tablename__ = "postings"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    entry_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("journal_entries.id"), index=True
-    )
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("journal_entries.id"), index=True)
     account: Mapped[str] = mapped_column(String(64), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
 
@@ -145,7 +143,7 @@ class Lot(Base):
 
 
 class LotAllocation(Base):
-    """A change to a lot's ``remaining`` made by an entry (negative: consumed; positive: restored)."""
+    """A change an entry made to a lot's ``remaining`` (negative: consumed; positive: restored)."""
 
     __tablename__ = "lot_allocations"
 

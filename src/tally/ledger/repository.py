@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tally.db.base import table_of
+from tally.kit.crypto import GENESIS_HASH
 from tally.ledger.domain import Leg, LotView
 from tally.ledger.models import (
     ChainLink,
@@ -21,15 +23,14 @@ from tally.ledger.models import (
     Posting,
     Wallet,
 )
-from tally.kit.crypto import GENESIS_HASH
 
 # The hot path runs pre-built Core statements: building a statement costs more than running it.
-_entries = JournalEntry.__table__
-_postings = Posting.__table__
-_wallets = Wallet.__table__
-_links = ChainLink.__table__
-_lots = Lot.__table__
-_allocations = LotAllocation.__table__
+_entries = table_of(JournalEntry)
+_postings = table_of(Posting)
+_wallets = table_of(Wallet)
+_links = table_of(ChainLink)
+_lots = table_of(Lot)
+_allocations = table_of(LotAllocation)
 
 _INSERT_ENTRY = insert(_entries)
 _INSERT_POSTING = insert(_postings)
@@ -48,8 +49,8 @@ _MOVE_WALLET = (
     .returning(_wallets.c.seq, _wallets.c.head_hash)
 )
 _INSERT_LINK = insert(_links)
-_SET_HEAD = update(_wallets).where(_wallets.c.member_id == bindparam("m")).values(
-    head_hash=bindparam("h")
+_SET_HEAD = (
+    update(_wallets).where(_wallets.c.member_id == bindparam("m")).values(head_hash=bindparam("h"))
 )
 _INSERT_LOT = insert(_lots)
 _LIVE_LOTS = (
@@ -57,7 +58,7 @@ _LIVE_LOTS = (
     .where(
         _lots.c.member_id == bindparam("m"),
         _lots.c.remaining > 0,
-        _lots.c.expires_at > bindparam("now", type_=Lot.__table__.c.expires_at.type),
+        _lots.c.expires_at > bindparam("now", type_=_lots.c.expires_at.type),
     )
     .order_by(_lots.c.expires_at, _lots.c.id)
 )
@@ -92,7 +93,9 @@ def insert_entry(session: Session, values: dict[str, Any], legs: Sequence[Leg]) 
     )
 
 
-def move_wallet(session: Session, member_id: int, available: int, held: int) -> tuple[int, str] | None:
+def move_wallet(
+    session: Session, member_id: int, available: int, held: int
+) -> tuple[int, str] | None:
     """Apply deltas to a wallet unless a balance would go negative; lock it; advance its chain.
 
     Returns ``(new_seq, previous_head)`` or ``None`` when the guard refused the change.
@@ -105,9 +108,7 @@ def move_wallet(session: Session, member_id: int, available: int, held: int) -> 
     return None if row is None else (int(row[0]), str(row[1]))
 
 
-def append_link(
-    session: Session, member_id: int, seq: int, entry_id: uuid.UUID, link: str
-) -> None:
+def append_link(session: Session, member_id: int, seq: int, entry_id: uuid.UUID, link: str) -> None:
     """Record the chain link and make it the wallet's head."""
     connection = session.connection()
     connection.execute(
@@ -161,7 +162,9 @@ def change_lot(session: Session, entry_id: uuid.UUID, lot_id: int, points: int) 
     result = connection.execute(_CHANGE_LOT, {"lot": lot_id, "pts": points})
     if result.rowcount != 1:
         return False
-    connection.execute(_INSERT_ALLOCATION, {"entry_id": entry_id, "lot_id": lot_id, "points": points})
+    connection.execute(
+        _INSERT_ALLOCATION, {"entry_id": entry_id, "lot_id": lot_id, "points": points}
+    )
     return True
 
 
@@ -300,7 +303,7 @@ def due_lots_of(session: Session, member_id: int, as_of: datetime) -> list[tuple
 def history(
     session: Session, member_ids: Sequence[int], *, before: int | None, limit: int
 ) -> list[tuple[int, JournalEntry]]:
-    """``(link_id, entry)`` for a member's entries (and those of members merged into it), newest first."""
+    """``(link_id, entry)`` of the members' entries, newest first."""
     query = (
         select(ChainLink.id, JournalEntry)
         .join(JournalEntry, JournalEntry.id == ChainLink.entry_id)

@@ -189,9 +189,13 @@ def _restore(
     fresh = 0
     for lot_id, points in portions:
         lot = repository.lot(session, lot_id)
-        if lot is not None and lot.expires_at > now and lot.member_id == member_id:
-            if repository.change_lot(session, entry_id, lot_id, points):
-                continue
+        if (
+            lot is not None
+            and lot.expires_at > now
+            and lot.member_id == member_id
+            and repository.change_lot(session, entry_id, lot_id, points)
+        ):
+            continue
         fresh += points
     if fresh:
         repository.insert_lot(
@@ -340,9 +344,7 @@ def capture_hold(
     found = _own_hold(session, origin, hold_id)
     captured = found.points if points is None else points
     if not 1 <= captured <= found.points:
-        raise ValidationFailed(
-            f"points must be from 1 to the held {found.points}.", field="points"
-        )
+        raise ValidationFailed(f"points must be from 1 to the held {found.points}.", field="points")
     members.require_usable(session, found.member_id)
     entry_id = uuid7()
     if not repository.close_hold(
@@ -506,7 +508,12 @@ def adjust(
         if expires <= now:
             raise ValidationFailed("expires_at must be in the future.", field="expires_at")
         repository.insert_lot(
-            session, member_id=member_id, entry_id=entry_id, points=points, expires_at=expires, now=now
+            session,
+            member_id=member_id,
+            entry_id=entry_id,
+            points=points,
+            expires_at=expires,
+            now=now,
         )
     else:
         _consume(session, entry_id, member_id, -points, now)
@@ -555,7 +562,10 @@ def reverse(
         new_id = post(
             session,
             kind=EntryKind.REVERSAL,
-            legs=[Leg(partner_redeemed(partner_id), -points), Leg(member_available(member_id), points)],
+            legs=[
+                Leg(partner_redeemed(partner_id), -points),
+                Leg(member_available(member_id), points),
+            ],
             origin=origin,
             member_id=member_id,
             now=now,
@@ -602,7 +612,10 @@ def _reverse_earn(
         post(
             session,
             kind=EntryKind.REVERSAL,
-            legs=[Leg(member_available(member_id), -clawed), Leg(partner_issued(partner_id), clawed)],
+            legs=[
+                Leg(member_available(member_id), -clawed),
+                Leg(partner_issued(partner_id), clawed),
+            ],
             origin=origin,
             member_id=member_id,
             now=now,

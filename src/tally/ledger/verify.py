@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session
 
 from tally.kit.crypto import GENESIS_HASH
 from tally.ledger.domain import Leg, entry_hash, link_hash, member_of
-from tally.ledger.models import ChainLink, Hold, HoldStatus, JournalEntry, Lot, LotAllocation, Posting, Wallet
+from tally.ledger.models import (
+    ChainLink,
+    Hold,
+    HoldStatus,
+    JournalEntry,
+    Lot,
+    LotAllocation,
+    Posting,
+    Wallet,
+)
 
 BATCH = 5000
 MAX_REPORTED = 50
@@ -38,7 +47,7 @@ class Report:
 
 
 def verify(session: Session) -> Report:
-    """Check hashes, chains, balance of every entry, and wallets against postings, lots and holds."""
+    """Check hashes, chains and balanced entries; wallets against postings, lots and holds."""
     report = Report()
     _check_entries(session, report)
     _check_chains(session, report)
@@ -65,7 +74,9 @@ def _check_entries(session: Session, report: Report) -> None:
         ids = [entry.id for entry in batch]
         legs: dict[object, list[Leg]] = defaultdict(list)
         for entry_id, account, amount in session.execute(
-            select(Posting.entry_id, Posting.account, Posting.amount).where(Posting.entry_id.in_(ids))
+            select(Posting.entry_id, Posting.account, Posting.amount).where(
+                Posting.entry_id.in_(ids)
+            )
         ):
             legs[entry_id].append(Leg(account, amount))
         for entry in batch:
@@ -109,11 +120,19 @@ def _check_chains(session: Session, report: Report) -> None:
         if stored is None:
             report.add(f"member {member_id} has chain links but no wallet")
         elif stored != (seq, head):
-            report.add(f"member {member_id}'s chain head does not match its wallet (entries removed?)")
+            report.add(
+                f"member {member_id}'s chain head does not match its wallet (entries removed?)"
+            )
 
     while True:
         query = (
-            select(ChainLink.member_id, ChainLink.seq, ChainLink.hash, ChainLink.entry_id, JournalEntry.hash)
+            select(
+                ChainLink.member_id,
+                ChainLink.seq,
+                ChainLink.hash,
+                ChainLink.entry_id,
+                JournalEntry.hash,
+            )
             .outerjoin(JournalEntry, JournalEntry.id == ChainLink.entry_id)
             .order_by(ChainLink.member_id, ChainLink.seq)
             .limit(BATCH)
@@ -133,13 +152,16 @@ def _check_chains(session: Session, report: Report) -> None:
             expected_seq += 1
             report.links += 1
             linked.add(entry_id)
-            if seq != expected_seq:
+            if int(seq) != expected_seq:
                 report.add(f"member {member_id}'s chain skips from {expected_seq - 1} to {seq}")
-                expected_seq = seq
-            if digest is None:
+                expected_seq = int(seq)
+            entry_digest: str | None = digest  # the outer join yields None for a missing entry
+            if entry_digest is None:
                 report.add(f"member {member_id}'s chain link {seq} points to a missing entry")
-            elif link_hash(previous, seq, digest) != stored_link:
-                report.add(f"member {member_id}'s chain is broken at link {seq} (changed or reordered)")
+            elif link_hash(previous, seq, entry_digest) != stored_link:
+                report.add(
+                    f"member {member_id}'s chain is broken at link {seq} (changed or reordered)"
+                )
             previous = stored_link
         last = (rows[-1][0], rows[-1][1])
     close(member, expected_seq, previous)
@@ -218,4 +240,6 @@ def _check_lots(session: Session, report: Report) -> None:
         .limit(MAX_REPORTED)
     ).all()
     for lot_id, points, remaining, delta in rows:
-        report.add(f"lot {lot_id} holds {remaining}, but {points} less {-delta} used is {points + delta}")
+        report.add(
+            f"lot {lot_id} holds {remaining}, but {points} less {-delta} used is {points + delta}"
+        )

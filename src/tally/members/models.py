@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import date, datetime
 from typing import Any
-
-import uuid
 
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column

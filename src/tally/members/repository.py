@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from tally.db.base import table_of
 from tally.members.models import Member, MemberIdentity, MemberMerge, MemberProfile, MemberStatus
 
-
-_STATUS = select(Member.__table__.c.status).where(Member.__table__.c.id == bindparam("m"))
-_BY_IDENTITY = select(MemberIdentity.__table__.c.member_id).where(
-    MemberIdentity.__table__.c.namespace == bindparam("ns"),
-    MemberIdentity.__table__.c.external_id == bindparam("xid"),
+_members = table_of(Member)
+_identities = table_of(MemberIdentity)
+_STATUS = select(_members.c.status).where(_members.c.id == bindparam("m"))
+_BY_IDENTITY = select(_identities.c.member_id).where(
+    _identities.c.namespace == bindparam("ns"), _identities.c.external_id == bindparam("xid")
 )
 
 
@@ -41,7 +42,9 @@ def status_of(session: Session, member_id: int) -> MemberStatus | None:
 
 def find_by_identity(session: Session, namespace: str, external_id: str) -> int | None:
     """The member an identity belongs to."""
-    value = session.connection().execute(_BY_IDENTITY, {"ns": namespace, "xid": external_id}).scalar()
+    value = (
+        session.connection().execute(_BY_IDENTITY, {"ns": namespace, "xid": external_id}).scalar()
+    )
     return None if value is None else int(value)
 
 
