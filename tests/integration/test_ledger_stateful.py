@@ -11,7 +11,6 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -22,6 +21,7 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
+from sqlalchemy import select
 
 from tally.config import Settings
 from tally.db.session import Database

@@ -53,8 +53,17 @@ def merge(
     """Merge two members: identities, points, holds and history move to the survivor."""
     try:
         with open_database().write() as session:
-            record = enrolment.merge(session, survivor, merged, _staff_id(session, staff), reason, utcnow())
-            emit({"merge_id": record.id, "survivor_id": survivor, "merged_id": merged, "moved": record.moved})
+            record = enrolment.merge(
+                session, survivor, merged, _staff_id(session, staff), reason, utcnow()
+            )
+            emit(
+                {
+                    "merge_id": record.id,
+                    "survivor_id": survivor,
+                    "merged_id": merged,
+                    "moved": record.moved,
+                }
+            )
     except TallyError as error:
         fail(error)
 

@@ -12,7 +12,9 @@ from tally.errors import TallyError
 from tally.kit.clock import utcnow
 from tally.partners import service as partners
 
-app = typer.Typer(help="Partners (business lines, brands) and their API keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Partners (business lines, brands) and their API keys.", no_args_is_help=True
+)
 
 ScopesOption = Annotated[
     str, typer.Option("--scopes", help="Comma-separated: members,earn,redeem,read,admin.")
@@ -31,7 +33,9 @@ def create(
         parsed = partners.parse_scopes(scopes)
         with open_database(settings).write() as session:
             partner = partners.create_partner(session, code, name, utcnow())
-            key, plain = partners.issue_key(session, partner, parsed, settings.resolved_secret(), utcnow())
+            key, plain = partners.issue_key(
+                session, partner, parsed, settings.resolved_secret(), utcnow()
+            )
             emit(
                 {
                     "partner_id": partner.id,
@@ -82,14 +86,18 @@ def key_create(
         parsed = partners.parse_scopes(scopes)
         with open_database(settings).write() as session:
             partner = partners.partner_by_code(session, code)
-            key, plain = partners.issue_key(session, partner, parsed, settings.resolved_secret(), utcnow())
+            key, plain = partners.issue_key(
+                session, partner, parsed, settings.resolved_secret(), utcnow()
+            )
             emit({"code": partner.code, "api_key": plain, "key_prefix": key.prefix})
     except TallyError as error:
         fail(error)
 
 
 @app.command("key-revoke")
-def key_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. tly_ab12cd34ef56.")]) -> None:
+def key_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. tly_ab12cd34ef56.")],
+) -> None:
     """Revoke an API key; it stops working at once."""
     try:
         with open_database().write() as session:

@@ -18,7 +18,9 @@ app = typer.Typer(help="Operator staff who sign in to the console.", no_args_is_
 @app.command("create")
 def create(
     username: Annotated[str, typer.Argument(help="Sign-in name.")],
-    role: Annotated[StaffRole, typer.Option("--role", help="admin, ops, finance, support or auditor.")],
+    role: Annotated[
+        StaffRole, typer.Option("--role", help="admin, ops, finance, support or auditor.")
+    ],
     password: Annotated[
         str,
         typer.Option(

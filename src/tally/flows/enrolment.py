@@ -66,7 +66,14 @@ def merge(
     ]
     identity_ids = [item.id for item in member_repository.identities(session, [merged_id])]
     entry_id = _move_value(
-        session, EntryKind.MERGE, merged_id, survivor_id, wallet.available, wallet.held, staff_id, now
+        session,
+        EntryKind.MERGE,
+        merged_id,
+        survivor_id,
+        wallet.available,
+        wallet.held,
+        staff_id,
+        now,
     )
     _reassign(session, lot_ids, hold_ids, survivor_id)
     member_repository.move_identities(session, identity_ids, survivor_id)
@@ -117,7 +124,14 @@ def unmerge(session: Session, merge_id: int, staff_id: int, now: datetime) -> Me
     available = sum(lot.remaining for lot in live_lots)
     held = sum(hold.points for hold in holds)
     entry_id = _move_value(
-        session, EntryKind.UNMERGE, record.survivor_id, record.merged_id, available, held, staff_id, now
+        session,
+        EntryKind.UNMERGE,
+        record.survivor_id,
+        record.merged_id,
+        available,
+        held,
+        staff_id,
+        now,
     )
     _reassign(
         session, [lot.id for lot in live_lots], [str(hold.id) for hold in holds], record.merged_id
@@ -148,7 +162,10 @@ def _move_value(
     """Move a member's whole balance to another in one entry (none when there is nothing)."""
     legs = []
     if available:
-        legs += [Leg(member_available(source), -available), Leg(member_available(target), available)]
+        legs += [
+            Leg(member_available(source), -available),
+            Leg(member_available(target), available),
+        ]
     if held:
         legs += [Leg(member_held(source), -held), Leg(member_held(target), held)]
     if not legs:
@@ -171,4 +188,3 @@ def _reassign(session: Session, lot_ids: list[int], hold_ids: list[str], member_
         session.execute(
             update(Hold).where(Hold.id == uuid.UUID(hold_id)).values(member_id=member_id)
         )
-

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-import secrets
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,7 +48,9 @@ def parse_scopes(text: str) -> frozenset[Scope]:
         return frozenset(Scope(name) for name in names)
     except ValueError as exc:
         known = ", ".join(scope.value for scope in Scope)
-        raise ValidationFailed(f"Unknown scope in {text!r}; known: {known}.", field="scopes") from exc
+        raise ValidationFailed(
+            f"Unknown scope in {text!r}; known: {known}.", field="scopes"
+        ) from exc
 
 
 def create_partner(session: Session, code: str, name: str, now: datetime) -> Partner:
@@ -75,7 +77,11 @@ def partners(session: Session) -> list[Partner]:
 
 
 def issue_key(
-    session: Session, partner: Partner, scopes: frozenset[Scope], secret: str, now: datetime,
+    session: Session,
+    partner: Partner,
+    scopes: frozenset[Scope],
+    secret: str,
+    now: datetime,
     label: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create an API key; the returned plain key is never stored and cannot be shown again."""
@@ -95,13 +101,17 @@ def issue_key(
 
 
 def keys_of(session: Session, partner_id: int) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).where(ApiKey.partner_id == partner_id).order_by(ApiKey.id)))
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.partner_id == partner_id).order_by(ApiKey.id))
+    )
 
 
 def revoke_key(session: Session, prefix: str, now: datetime) -> None:
     """Revoke a key by its prefix; it stops working at once."""
     result = session.execute(
-        update(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
+        update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(f"No active key {prefix}.")

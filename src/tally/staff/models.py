@@ -28,8 +28,6 @@ class StaffUser(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[StaffRole] = mapped_column(
-        str_enum(StaffRole)
-    )
+    role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -31,7 +31,9 @@ class Permission(enum.StrEnum):
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
     StaffRole.ADMIN: frozenset(Permission),
-    StaffRole.SUPPORT: frozenset({Permission.VIEW, Permission.ADJUST, Permission.FREEZE, Permission.MERGE}),
+    StaffRole.SUPPORT: frozenset(
+        {Permission.VIEW, Permission.ADJUST, Permission.FREEZE, Permission.MERGE}
+    ),
     StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST}),
     StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST}),
     StaffRole.AUDITOR: frozenset({Permission.VIEW}),
@@ -44,14 +46,23 @@ def can(role: StaffRole, permission: Permission) -> bool:
 
 
 def create(
-    session: Session, username: str, password: str, role: StaffRole, display_name: str, now: datetime
+    session: Session,
+    username: str,
+    password: str,
+    role: StaffRole,
+    display_name: str,
+    now: datetime,
 ) -> StaffUser:
     """Add a staff member; the password is stored only as an argon2 hash."""
     username = username.strip().lower()
     if not USERNAME_PATTERN.match(username):
-        raise ValidationFailed("A username is 2–64 lower-case letters, digits, '.', '-' or '_'.", field="username")
+        raise ValidationFailed(
+            "A username is 2–64 lower-case letters, digits, '.', '-' or '_'.", field="username"
+        )
     if len(password) < MIN_PASSWORD:
-        raise ValidationFailed(f"A password has at least {MIN_PASSWORD} characters.", field="password")
+        raise ValidationFailed(
+            f"A password has at least {MIN_PASSWORD} characters.", field="password"
+        )
     if session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is not None:
         raise Conflict(f"Staff member {username} already exists.")
     user = StaffUser(
