@@ -396,7 +396,9 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
     )
     statuses = ", ".join(f"{k}x{v}" for k, v in sorted(res.statuses.items()))
     measured = f"{res.non2xx} non-2xx{f' ({statuses})' if statuses else ''}, "
-    measured += f"{res.socket_error_count} socket errors, of {res.requests:,} requests"
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(res.socket_errors.items()) if v)
+    measured += f"{res.socket_error_count} socket errors{f' ({kinds})' if kinds else ''}, "
+    measured += f"of {res.requests:,} requests"
     if res.first_error:
         measured += f"; first: {res.first_error[:100]}"
     ok = res.non2xx == 0 and res.socket_error_count == 0
