@@ -1,0 +1,1018 @@
+"""Every error code of the partner API: status, problem+json, stable code, and nothing written.
+
+Each case prepares what it needs, snapshots every table (but the idempotency records) and the
+member's balance and history, sends one request, and checks the refusal left all of it untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from apikit import (
+    all_transactions,
+    assert_problem,
+    db_state,
+    issue_key,
+    merge,
+    revoke,
+    tolerant_client,
+    unique,
+)
+from fastapi.testclient import TestClient
+
+from conftest import Api, PartnerKey, make_partner
+from tally.db.session import Database
+from tally.kit.clock import utcnow
+
+HUGE = "99999999999999999999999"
+UUID0 = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass
+class World:
+    """A partner (all scopes) with one member holding 100 points and one holding none."""
+
+    client: TestClient
+    database: Database
+    partner: PartnerKey
+    api: Api
+    member: int
+    empty: int
+    earn_id: str
+
+    def key(self, scopes: str) -> Api:
+        """Another key of the same partner."""
+        return Api(self.client, issue_key(self.database, self.partner, scopes))
+
+    def other(self, scopes: str = "members,earn,redeem,read") -> Api:
+        """Another partner."""
+        return Api(self.client, make_partner(self.database, unique("P"), scopes))
+
+    def ok(self, response: Any) -> dict[str, Any]:
+        assert response.status_code in (200, 201), response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def hold(self, points: int = 10, member: int | None = None) -> str:
+        body = {"points": points, "expires_in_seconds": 3600, "reference": unique("hold")}
+        return str(self.ok(self.api.post(f"/v1/members/{member or self.member}/holds", body))["id"])
+
+    def enrol(self) -> int:
+        return self.api.enrol(unique("ext"), namespace="test")
+
+    def frozen(self) -> int:
+        member = self.enrol()
+        self.ok(self.api.earn(member, 20))
+        self.ok(self.api.post(f"/v1/members/{member}/freeze", {"reason": "fraud check"}))
+        return member
+
+    def merged(self) -> int:
+        member = self.enrol()
+        self.ok(self.api.earn(member, 20))
+        merge(self.database, self.empty, member)
+        return member
+
+    def post(
+        self, path: str, body: Any = None, api: Api | None = None, **kwargs: Any
+    ) -> Callable[[], Any]:
+        """The request, to send later (arguments are evaluated now, so setup happens first)."""
+        return lambda: (api or self.api).post(path, body, **kwargs)
+
+    def get(self, path: str, api: Api | None = None, **kwargs: Any) -> Callable[[], Any]:
+        return lambda: (api or self.api).get(path, **kwargs)
+
+    def raw(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Callable[[], Any]:
+        all_headers = self.partner.headers(unique("key")) | (headers or {})
+        return lambda: self.client.request(method, path, headers=all_headers, **kwargs)
+
+    def bare(
+        self, method: str, path: str, headers: dict[str, str], body: Any = None
+    ) -> Callable[[], Any]:
+        """A request with exactly these headers (no key unless given)."""
+        return lambda: self.client.request(method, path, headers=headers, json=body)
+
+
+@pytest.fixture
+def world(app: Any, database: Database, partner: PartnerKey) -> Iterator[World]:
+    # Written through the services (not HTTP) to keep this large table quick.
+    from tally.flows import enrolment
+    from tally.ledger import service as ledger
+    from tally.ledger.domain import Origin
+    from tally.members.service import Identity
+
+    now = utcnow()
+    with database.write() as session:
+        member, _ = enrolment.enrol(session, Identity("phone", "13800000001"), {}, now)
+        empty, _ = enrolment.enrol(session, Identity("phone", "13800000002"), {}, now)
+        earned = ledger.earn(
+            session,
+            Origin(partner_id=partner.partner_id),
+            member,
+            100,
+            "first-earn",
+            now,
+            app.state.policy,
+        )
+    with tolerant_client(app) as client:
+        api = Api(client, partner)
+        assert api.balance(member)["available"] == 100
+        yield World(client, database, partner, api, member, empty, str(earned.entry_id))
+
+
+Build = Callable[[World], Callable[[], Any]]
+
+
+def earn(body: dict[str, Any]) -> Build:
+    return lambda w: w.post(f"/v1/members/{w.member}/earn", body)
+
+
+def redeem(body: dict[str, Any]) -> Build:
+    return lambda w: w.post(f"/v1/members/{w.member}/redeem", body)
+
+
+def hold(body: dict[str, Any]) -> Build:
+    return lambda w: w.post(f"/v1/members/{w.member}/holds", body)
+
+
+def capture(body: Any) -> Build:
+    return lambda w: w.post(f"/v1/holds/{w.hold(10)}/capture", body)
+
+
+def transfer(body: dict[str, Any]) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        values = {
+            "from_member_id": w.member,
+            "to_member_id": w.empty,
+            "points": 5,
+            "reference": "gift",
+        }
+        return w.post("/v1/transfers", {**values, **body})
+
+    return build
+
+
+def enrol(body: Any) -> Build:
+    return lambda w: w.post("/v1/members", body)
+
+
+def adjust(body: dict[str, Any]) -> Build:
+    return lambda w: w.post(f"/v1/members/{w.member}/adjustments", body)
+
+
+def raw_earn(content: bytes, content_type: str | None = "application/json") -> Build:
+    headers = {"content-type": content_type} if content_type else {}
+    return lambda w: w.raw("POST", f"/v1/members/{w.member}/earn", headers, content=content)
+
+
+R = "order-1"
+
+VALIDATION: dict[str, dict[str, Build]] = {
+    "earn: every wrong shape of points and reference": {
+        "earn points negative": earn({"points": -5, "reference": R}),
+        "earn points zero": earn({"points": 0, "reference": R}),
+        "earn points fractional": earn({"points": 1.5, "reference": R}),
+        "earn points float": earn({"points": 10.0, "reference": R}),
+        "earn points string": earn({"points": "10", "reference": R}),
+        "earn points bool": earn({"points": True, "reference": R}),
+        "earn points 10**9+1": earn({"points": 10**9 + 1, "reference": R}),
+        "earn points 10**12": earn({"points": 10**12, "reference": R}),
+        "earn points 10**30": earn({"points": 10**30, "reference": R}),
+        "earn points null": earn({"points": None, "reference": R}),
+        "earn points list": earn({"points": [10], "reference": R}),
+        "earn points missing": earn({"reference": R}),
+        "earn reference missing": earn({"points": 10}),
+        "earn reference null": earn({"points": 10, "reference": None}),
+        "earn reference blank": earn({"points": 10, "reference": "   "}),
+        "earn reference too long": earn({"points": 10, "reference": "r" * 192}),
+        "earn reference number": earn({"points": 10, "reference": 123}),
+        "earn unknown field": earn({"points": 10, "reference": R, "bonus": 5}),
+        "earn expires_at naive": earn(
+            {"points": 10, "reference": R, "expires_at": "2030-01-01T00:00:00"}
+        ),
+        "earn expires_at date only": earn(
+            {"points": 10, "reference": R, "expires_at": "2030-01-01"}
+        ),
+        "earn expires_at past": earn(
+            {"points": 10, "reference": R, "expires_at": "2020-01-01T00:00:00Z"}
+        ),
+        "earn expires_at garbage": earn({"points": 10, "reference": R, "expires_at": "next year"}),
+    },
+    "redeem": {
+        "redeem points zero": redeem({"points": 0, "reference": R}),
+        "redeem points negative": redeem({"points": -10, "reference": R}),
+        "redeem points fractional": redeem({"points": 1.5, "reference": R}),
+        "redeem points string": redeem({"points": "10", "reference": R}),
+        "redeem points 10**30": redeem({"points": 10**30, "reference": R}),
+        "redeem reference missing": redeem({"points": 10}),
+        "redeem unknown field": redeem(
+            {"points": 10, "reference": R, "expires_at": "2030-01-01T00:00:00Z"}
+        ),
+    },
+    "holds": {
+        "hold seconds zero": hold({"points": 10, "expires_in_seconds": 0, "reference": R}),
+        "hold seconds negative": hold({"points": 10, "expires_in_seconds": -60, "reference": R}),
+        "hold seconds fractional": hold({"points": 10, "expires_in_seconds": 1.5, "reference": R}),
+        "hold seconds over 30 days": hold(
+            {"points": 10, "expires_in_seconds": 30 * 86400 + 1, "reference": R}
+        ),
+        "hold seconds over programme max": hold(
+            {"points": 10, "expires_in_seconds": 8 * 86400, "reference": R}
+        ),
+        "hold seconds missing": hold({"points": 10, "reference": R}),
+        "hold points zero": hold({"points": 0, "expires_in_seconds": 60, "reference": R}),
+    },
+    "capture": {
+        "capture points zero": capture({"points": 0}),
+        "capture points negative": capture({"points": -3}),
+        "capture points fractional": capture({"points": 2.5}),
+        "capture more than held": capture({"points": 11}),
+        "capture unknown field": capture({"amount": 5}),
+    },
+    "transfers": {
+        "transfer to self": lambda w: w.post(
+            "/v1/transfers",
+            {"from_member_id": w.member, "to_member_id": w.member, "points": 5, "reference": R},
+        ),
+        "transfer from zero": transfer({"from_member_id": 0}),
+        "transfer to negative": transfer({"to_member_id": -1}),
+        "transfer member id string": transfer({"to_member_id": "2"}),
+        "transfer points zero": transfer({"points": 0}),
+        "transfer points fractional": transfer({"points": 0.5}),
+        "transfer reference too long": transfer({"reference": "x" * 192}),
+        "transfer missing to": lambda w: w.post(
+            "/v1/transfers", {"from_member_id": w.member, "points": 5, "reference": R}
+        ),
+    },
+    "members": {
+        "enrol missing external_id": enrol({"profile": {"name": "Li"}}),
+        "enrol namespace invalid": enrol({"external_id": {"namespace": "1phone", "id": "x"}}),
+        "enrol namespace with space": enrol({"external_id": {"namespace": "my phone", "id": "x"}}),
+        "enrol id blank": enrol({"external_id": {"namespace": "phone", "id": "  "}}),
+        "enrol id too long": enrol({"external_id": {"namespace": "email", "id": "e" * 192}}),
+        "enrol external_id extra": enrol(
+            {"external_id": {"namespace": "email", "id": "a@b", "x": 1}}
+        ),
+        "enrol profile unknown field": enrol(
+            {"external_id": {"namespace": "email", "id": "a@b"}, "profile": {"age": 30}}
+        ),
+        "enrol profile bad phone": enrol(
+            {"external_id": {"namespace": "email", "id": "a@b"}, "profile": {"phone": "call me"}}
+        ),
+        "enrol profile bad birthday": enrol(
+            {
+                "external_id": {"namespace": "email", "id": "a@b"},
+                "profile": {"birthday": "yesterday"},
+            }
+        ),
+        "enrol body list": enrol([{"namespace": "email", "id": "a@b"}]),
+        "link namespace invalid": lambda w: w.post(
+            f"/v1/members/{w.member}/identities", {"namespace": "-x", "id": "1"}
+        ),
+        "link id missing": lambda w: w.post(
+            f"/v1/members/{w.member}/identities", {"namespace": "email"}
+        ),
+        "unlink id too long": lambda w: w.post(
+            f"/v1/members/{w.member}/identities/unlink", {"namespace": "email", "id": "e" * 192}
+        ),
+        "freeze reason blank": lambda w: w.post(f"/v1/members/{w.member}/freeze", {"reason": " "}),
+        "freeze reason missing": lambda w: w.post(f"/v1/members/{w.member}/freeze", {}),
+        "freeze reason too long": lambda w: w.post(
+            f"/v1/members/{w.member}/freeze", {"reason": "r" * 501}
+        ),
+    },
+    "adjustments": {
+        "adjust points zero": adjust({"points": 0, "reason": "fix"}),
+        "adjust points 10**12": adjust({"points": 10**12, "reason": "fix"}),
+        "adjust points -10**12": adjust({"points": -(10**12), "reason": "fix"}),
+        "adjust points fractional": adjust({"points": 2.5, "reason": "fix"}),
+        "adjust reason missing": adjust({"points": 5}),
+        "adjust reason blank": adjust({"points": 5, "reason": "  "}),
+        "adjust expires_at past": adjust(
+            {"points": 5, "reason": "fix", "expires_at": "2020-01-01T00:00:00Z"}
+        ),
+    },
+    "bodies that are not the JSON object asked for": {
+        "malformed json": raw_earn(b'{"points": 10, "reference": '),
+        "json with trailing garbage": raw_earn(b'{"points": 10, "reference": "a"} }'),
+        "empty body": raw_earn(b""),
+        "json array body": raw_earn(b"[10]"),
+        "json string body": raw_earn(b'"10 points"'),
+        "text/plain content type": raw_earn(b'{"points": 10, "reference": "a"}', "text/plain"),
+        "form content type": raw_earn(
+            b"points=10&reference=a", "application/x-www-form-urlencoded"
+        ),
+    },
+    "path and query values": {
+        "member id not integer": lambda w: w.get("/v1/members/abc/balance"),
+        "member id fractional": lambda w: w.get("/v1/members/1.5"),
+        "member id zero": lambda w: w.get("/v1/members/0/transactions"),
+        "member id negative": lambda w: w.post(
+            "/v1/members/-1/earn", {"points": 10, "reference": R}
+        ),
+        "member id huge (GET)": lambda w: w.get(f"/v1/members/{HUGE}/balance"),
+        "member id huge (POST)": lambda w: w.post(
+            f"/v1/members/{HUGE}/earn", {"points": 10, "reference": R}
+        ),
+        "member id 2**63": lambda w: w.post(
+            f"/v1/members/{2**63}/redeem", {"points": 10, "reference": R}
+        ),
+        "hold id too long": lambda w: w.post(f"/v1/holds/{'a' * 65}/capture"),
+        "transaction id too long": lambda w: w.post(f"/v1/transactions/{'1' * 65}/reverse"),
+        "limit zero": lambda w: w.get(f"/v1/members/{w.member}/transactions", params={"limit": 0}),
+        "limit too big": lambda w: w.get(
+            f"/v1/members/{w.member}/transactions", params={"limit": 201}
+        ),
+        "limit not integer": lambda w: w.get(
+            f"/v1/members/{w.member}/transactions", params={"limit": "ten"}
+        ),
+        "cursor garbage": lambda w: w.get(
+            f"/v1/members/{w.member}/transactions", params={"cursor": "!!!"}
+        ),
+        "cursor wrong prefix": lambda w: w.get(
+            f"/v1/members/{w.member}/transactions", params={"cursor": "eDoxMA"}
+        ),
+        "cursor too long": lambda w: w.get(
+            f"/v1/members/{w.member}/transactions", params={"cursor": "A" * 101}
+        ),
+        "lookup id missing": lambda w: w.get("/v1/members/lookup", params={"namespace": "phone"}),
+        "lookup namespace too long": lambda w: w.get(
+            "/v1/members/lookup", params={"namespace": "n" * 65, "id": "1"}
+        ),
+        "idempotency key too long": lambda w: w.post(
+            f"/v1/members/{w.member}/earn",
+            {"points": 10, "reference": R},
+            idempotency_key="k" * 256,
+        ),
+        "idempotency key empty": lambda w: w.bare(
+            "POST",
+            f"/v1/members/{w.member}/earn",
+            w.partner.headers(""),
+            {"points": 10, "reference": R},
+        ),
+        "idempotency key not printable": lambda w: w.post(
+            f"/v1/members/{w.member}/earn",
+            {"points": 10, "reference": R},
+            idempotency_key="key\twith-tab",
+        ),
+    },
+}
+
+
+NOT_FOUND: dict[str, Build] = {
+    "balance of unknown member": lambda w: w.get("/v1/members/999999/balance"),
+    "unknown member": lambda w: w.get("/v1/members/999999"),
+    "transactions of unknown member": lambda w: w.get("/v1/members/999999/transactions"),
+    "earn for unknown member": lambda w: w.post(
+        "/v1/members/999999/earn", {"points": 1, "reference": R}
+    ),
+    "redeem for unknown member": lambda w: w.post(
+        "/v1/members/999999/redeem", {"points": 1, "reference": R}
+    ),
+    "hold for unknown member": lambda w: w.post(
+        "/v1/members/999999/holds", {"points": 1, "expires_in_seconds": 60, "reference": R}
+    ),
+    "freeze unknown member": lambda w: w.post("/v1/members/999999/freeze", {"reason": "x"}),
+    "unfreeze unknown member": lambda w: w.post("/v1/members/999999/unfreeze"),
+    "link to unknown member": lambda w: w.post(
+        "/v1/members/999999/identities", {"namespace": "email", "id": "x@y"}
+    ),
+    "unlink from unknown member": lambda w: w.post(
+        "/v1/members/999999/identities/unlink", {"namespace": "phone", "id": "13800000001"}
+    ),
+    "unlink identity the member lacks": lambda w: (
+        w.ok(w.api.post(f"/v1/members/{w.member}/identities", {"namespace": "email", "id": "a@b"})),
+        w.post(
+            f"/v1/members/{w.member}/identities/unlink", {"namespace": "email", "id": "other@b"}
+        ),
+    )[1],
+    "adjust unknown member": lambda w: w.post(
+        "/v1/members/999999/adjustments", {"points": 5, "reason": "x"}
+    ),
+    "transfer to unknown member": transfer({"to_member_id": 999999}),
+    "transfer from unknown member": transfer({"from_member_id": 999999}),
+    "lookup unknown identity": lambda w: w.get(
+        "/v1/members/lookup", params={"namespace": "phone", "id": "1"}
+    ),
+    "lookup unknown namespace": lambda w: w.get(
+        "/v1/members/lookup", params={"namespace": "qq", "id": "13800000001"}
+    ),
+    "get hold id not a uuid": lambda w: w.get("/v1/holds/not-a-hold"),
+    "capture hold id not a uuid": lambda w: w.post("/v1/holds/not-a-hold/capture"),
+    "void hold id not a uuid": lambda w: w.post("/v1/holds/12345/void"),
+    "get unknown hold": lambda w: w.get(f"/v1/holds/{UUID0}"),
+    "capture unknown hold": lambda w: w.post(f"/v1/holds/{UUID0}/capture", {"points": 1}),
+    "void unknown hold": lambda w: w.post(f"/v1/holds/{UUID0}/void"),
+    "another partner's hold (get)": lambda w: w.get(f"/v1/holds/{w.hold()}", api=w.other()),
+    "another partner's hold (capture)": lambda w: w.post(
+        f"/v1/holds/{w.hold()}/capture", api=w.other()
+    ),
+    "another partner's hold (void)": lambda w: w.post(f"/v1/holds/{w.hold()}/void", api=w.other()),
+    "reverse id not a uuid": lambda w: w.post("/v1/transactions/abc/reverse"),
+    "reverse unknown transaction": lambda w: w.post(f"/v1/transactions/{UUID0}/reverse"),
+    "reverse another partner's transaction": lambda w: w.post(
+        f"/v1/transactions/{w.earn_id}/reverse", api=w.other()
+    ),
+    "unknown route": lambda w: w.get("/v1/nothing-here"),
+}
+
+INSUFFICIENT: dict[str, Build] = {
+    "redeem more than available": redeem({"points": 101, "reference": R}),
+    "redeem from an empty member": lambda w: w.post(
+        f"/v1/members/{w.empty}/redeem", {"points": 1, "reference": R}
+    ),
+    "hold more than available": hold({"points": 101, "expires_in_seconds": 60, "reference": R}),
+    "redeem what is held": lambda w: (
+        w.hold(95),
+        w.post(f"/v1/members/{w.member}/redeem", {"points": 6, "reference": R}),
+    )[1],
+    "transfer more than available": transfer({"points": 101}),
+    "negative adjustment beyond balance": adjust({"points": -101, "reason": "clawback"}),
+}
+
+
+def _void(w: World, hold_id: str) -> str:
+    w.ok(w.api.post(f"/v1/holds/{hold_id}/void"))
+    return hold_id
+
+
+def _capture(w: World, hold_id: str) -> str:
+    w.ok(w.api.post(f"/v1/holds/{hold_id}/capture"))
+    return hold_id
+
+
+def _lapse(w: World) -> str:
+    from tally.config import Settings
+    from tally.ledger import jobs
+    from tally.ledger.service import policy_from
+
+    hold_id = w.hold()
+    report = jobs.expire(w.database.write, utcnow() + timedelta(hours=2), policy_from(Settings()))
+    assert report.holds_lapsed == 1
+    return hold_id
+
+
+HOLD_NOT_ACTIVE: dict[str, Build] = {
+    "capture a voided hold": lambda w: w.post(f"/v1/holds/{_void(w, w.hold())}/capture"),
+    "void a voided hold": lambda w: w.post(f"/v1/holds/{_void(w, w.hold())}/void"),
+    "void a captured hold": lambda w: w.post(f"/v1/holds/{_capture(w, w.hold())}/void"),
+    "capture a captured hold": lambda w: w.post(
+        f"/v1/holds/{_capture(w, w.hold())}/capture", {"points": 1}
+    ),
+    "capture a lapsed hold": lambda w: w.post(f"/v1/holds/{_lapse(w)}/capture"),
+}
+
+
+def _reused(path: str, first: dict[str, Any], second: dict[str, Any]) -> Build:
+    """Use an Idempotency-Key for one request, then for a different one."""
+
+    def build(w: World) -> Callable[[], Any]:
+        key = unique("reused")
+        w.ok(w.api.post(path.format(m=w.member, e=w.empty), first, idempotency_key=key))
+        return w.post(path.format(m=w.member, e=w.empty), second, idempotency_key=key)
+
+    return build
+
+
+def _reused_across(first: str, second: str) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        key = unique("reused")
+        body = {"points": 5, "reference": "same-body"}
+        w.ok(w.api.post(first.format(m=w.member, e=w.empty), body, idempotency_key=key))
+        return w.post(second.format(m=w.member, e=w.empty), body, idempotency_key=key)
+
+    return build
+
+
+IDEMPOTENCY_CONFLICT: dict[str, Build] = {
+    "same key, other points": _reused(
+        "/v1/members/{m}/earn", {"points": 5, "reference": "a"}, {"points": 6, "reference": "a"}
+    ),
+    "same key, other reference": _reused(
+        "/v1/members/{m}/redeem", {"points": 5, "reference": "a"}, {"points": 5, "reference": "b"}
+    ),
+    "same key, other operation": _reused_across("/v1/members/{m}/earn", "/v1/members/{m}/redeem"),
+    "same key, other member": _reused_across("/v1/members/{m}/earn", "/v1/members/{e}/earn"),
+    "same key, enrol another identity": _reused(
+        "/v1/members",
+        {"external_id": {"namespace": "email", "id": "a@b"}},
+        {"external_id": {"namespace": "email", "id": "c@d"}},
+    ),
+}
+
+
+def _no_key(method_path: Callable[[World], tuple[str, Any]]) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        path, body = method_path(w)
+        return w.bare("POST", path, w.partner.headers(), body)
+
+    return build
+
+
+KEY_REQUIRED: dict[str, Build] = {
+    "enrol": _no_key(
+        lambda w: ("/v1/members", {"external_id": {"namespace": "email", "id": "n@k"}})
+    ),
+    "link": _no_key(
+        lambda w: (f"/v1/members/{w.member}/identities", {"namespace": "email", "id": "n@k"})
+    ),
+    "unlink": _no_key(
+        lambda w: (
+            f"/v1/members/{w.member}/identities/unlink",
+            {"namespace": "phone", "id": "13800000001"},
+        )
+    ),
+    "freeze": _no_key(lambda w: (f"/v1/members/{w.member}/freeze", {"reason": "x"})),
+    "unfreeze": _no_key(lambda w: (f"/v1/members/{w.frozen()}/unfreeze", None)),
+    "earn": _no_key(lambda w: (f"/v1/members/{w.member}/earn", {"points": 5, "reference": R})),
+    "redeem": _no_key(lambda w: (f"/v1/members/{w.member}/redeem", {"points": 5, "reference": R})),
+    "hold": _no_key(
+        lambda w: (
+            f"/v1/members/{w.member}/holds",
+            {"points": 5, "expires_in_seconds": 60, "reference": R},
+        )
+    ),
+    "capture": _no_key(lambda w: (f"/v1/holds/{w.hold()}/capture", None)),
+    "void": _no_key(lambda w: (f"/v1/holds/{w.hold()}/void", None)),
+    "transfer": _no_key(
+        lambda w: (
+            "/v1/transfers",
+            {"from_member_id": w.member, "to_member_id": w.empty, "points": 5, "reference": R},
+        )
+    ),
+    "reverse": _no_key(lambda w: (f"/v1/transactions/{w.earn_id}/reverse", None)),
+    "adjust": _no_key(
+        lambda w: (f"/v1/members/{w.member}/adjustments", {"points": 5, "reason": "x"})
+    ),
+}
+
+
+def _hold_then_freeze(w: World) -> str:
+    hold_id = w.hold()
+    w.ok(w.api.post(f"/v1/members/{w.member}/freeze", {"reason": "dispute"}))
+    return hold_id
+
+
+MEMBER_FROZEN: dict[str, Build] = {
+    "earn": lambda w: w.post(f"/v1/members/{w.frozen()}/earn", {"points": 5, "reference": R}),
+    "redeem": lambda w: w.post(f"/v1/members/{w.frozen()}/redeem", {"points": 5, "reference": R}),
+    "hold": lambda w: w.post(
+        f"/v1/members/{w.frozen()}/holds", {"points": 5, "expires_in_seconds": 60, "reference": R}
+    ),
+    "transfer from": lambda w: w.post(
+        "/v1/transfers",
+        {"from_member_id": w.frozen(), "to_member_id": w.empty, "points": 5, "reference": R},
+    ),
+    "transfer to": lambda w: w.post(
+        "/v1/transfers",
+        {"from_member_id": w.member, "to_member_id": w.frozen(), "points": 5, "reference": R},
+    ),
+    "capture a hold of a member frozen since": lambda w: w.post(
+        f"/v1/holds/{_hold_then_freeze(w)}/capture"
+    ),
+}
+
+MEMBER_MERGED: dict[str, Build] = {
+    "earn": lambda w: w.post(f"/v1/members/{w.merged()}/earn", {"points": 5, "reference": R}),
+    "redeem": lambda w: w.post(f"/v1/members/{w.merged()}/redeem", {"points": 5, "reference": R}),
+    "hold": lambda w: w.post(
+        f"/v1/members/{w.merged()}/holds", {"points": 5, "expires_in_seconds": 60, "reference": R}
+    ),
+    "transfer to": lambda w: w.post(
+        "/v1/transfers",
+        {"from_member_id": w.member, "to_member_id": w.merged(), "points": 5, "reference": R},
+    ),
+    "link identity": lambda w: w.post(
+        f"/v1/members/{w.merged()}/identities", {"namespace": "email", "id": "m@x"}
+    ),
+}
+
+
+def _with_auth(value: Callable[[World], str | None], method: str = "POST") -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        token = value(w)
+        headers = {"Idempotency-Key": unique("k")}
+        if token is not None:
+            headers["Authorization"] = token
+        if method == "GET":
+            return w.bare("GET", f"/v1/members/{w.member}/balance", headers)
+        return w.bare(
+            "POST", f"/v1/members/{w.member}/earn", headers, {"points": 5, "reference": R}
+        )
+
+    return build
+
+
+def _revoked(w: World) -> str:
+    key = issue_key(w.database, w.partner, "members,earn,redeem,read")
+    revoke(w.database, key)
+    return f"Bearer {key.api_key}"
+
+
+def _inactive_partner(w: World) -> str:
+    from tally.partners.models import Partner
+
+    other = make_partner(w.database, unique("GONE"), "members,earn,redeem,read")
+    with w.database.write() as session:
+        found = session.get(Partner, other.partner_id)
+        assert found is not None
+        found.is_active = False
+    return f"Bearer {other.api_key}"
+
+
+def _wrong_secret(w: World) -> str:
+    prefix = w.partner.api_key.partition(".")[0]
+    return f"Bearer {prefix}.{'x' * 32}"
+
+
+AUTH_VALUES: dict[str, Callable[[World], str | None]] = {
+    "no header": lambda w: None,
+    "basic scheme": lambda w: "Basic dXNlcjpwYXNz",
+    "bearer without token": lambda w: "Bearer ",
+    "bearer only": lambda w: "Bearer",
+    "key without dot": lambda w: "Bearer tly_abcdef",
+    "key with foreign prefix": lambda w: "Bearer sk_live.abcdef",
+    "unknown key": lambda w: "Bearer tly_000000000000.abcdefghijklmnopqrstuvwxyz012345",
+    "right prefix wrong secret": _wrong_secret,
+    "revoked key": _revoked,
+    "inactive partner": _inactive_partner,
+}
+UNAUTHORIZED: dict[str, Build] = {
+    f"{name} ({method})": _with_auth(value, method)
+    for name, value in AUTH_VALUES.items()
+    for method in ("GET", "POST")
+}
+
+
+def _as(
+    scopes: str, method: str, path: Callable[[World], str], body: Any = None, own: bool = False
+) -> Build:
+    """The request sent with a key carrying only ``scopes`` (of this partner when ``own``)."""
+
+    def build(w: World) -> Callable[[], Any]:
+        api = w.key(scopes) if own else w.other(scopes)
+        if method == "GET":
+            return w.get(path(w), api=api, params=body)
+        return w.post(path(w), body, api=api)
+
+    return build
+
+
+def _redemption(w: World) -> str:
+    return str(w.ok(w.api.redeem(w.member, 10))["id"])
+
+
+EARN = {"points": 5, "reference": R}
+HOLD = {"points": 5, "expires_in_seconds": 60, "reference": R}
+NOT_ADMIN = "members,earn,redeem,read"
+
+FORBIDDEN: dict[str, Build] = {
+    "read key earns": _as("read", "POST", lambda w: f"/v1/members/{w.member}/earn", EARN),
+    "read key redeems": _as("read", "POST", lambda w: f"/v1/members/{w.member}/redeem", EARN),
+    "read key holds": _as("read", "POST", lambda w: f"/v1/members/{w.member}/holds", HOLD),
+    "read key captures": _as("read", "POST", lambda w: f"/v1/holds/{w.hold()}/capture", own=True),
+    "read key voids": _as("read", "POST", lambda w: f"/v1/holds/{w.hold()}/void", own=True),
+    "read key transfers": lambda w: w.post(
+        "/v1/transfers",
+        {"from_member_id": w.member, "to_member_id": w.empty, "points": 5, "reference": R},
+        api=w.other("read"),
+    ),
+    "read key enrols": _as(
+        "read",
+        "POST",
+        lambda w: "/v1/members",
+        {"external_id": {"namespace": "email", "id": "r@o"}},
+    ),
+    "read key links": _as(
+        "read",
+        "POST",
+        lambda w: f"/v1/members/{w.member}/identities",
+        {"namespace": "e", "id": "r"},
+    ),
+    "read key freezes": _as(
+        "read", "POST", lambda w: f"/v1/members/{w.member}/freeze", {"reason": "x"}
+    ),
+    "read key reverses an earn": _as(
+        "read", "POST", lambda w: f"/v1/transactions/{w.earn_id}/reverse", own=True
+    ),
+    "earn key reverses a redemption": _as(
+        "earn,read", "POST", lambda w: f"/v1/transactions/{_redemption(w)}/reverse", own=True
+    ),
+    "redeem key reverses an earn": _as(
+        "redeem,read", "POST", lambda w: f"/v1/transactions/{w.earn_id}/reverse", own=True
+    ),
+    "non-admin key freezes": _as(
+        NOT_ADMIN, "POST", lambda w: f"/v1/members/{w.member}/freeze", {"reason": "x"}
+    ),
+    "non-admin key unfreezes": _as(
+        NOT_ADMIN, "POST", lambda w: f"/v1/members/{w.frozen()}/unfreeze"
+    ),
+    "non-admin key adjusts": _as(
+        NOT_ADMIN,
+        "POST",
+        lambda w: f"/v1/members/{w.member}/adjustments",
+        {"points": 50, "reason": "x"},
+    ),
+    "earn key reads a balance": _as("earn", "GET", lambda w: f"/v1/members/{w.member}/balance"),
+    "earn key reads transactions": _as(
+        "earn", "GET", lambda w: f"/v1/members/{w.member}/transactions"
+    ),
+    "earn key looks up": _as(
+        "earn", "GET", lambda w: "/v1/members/lookup", {"namespace": "phone", "id": "13800000001"}
+    ),
+}
+
+
+def _twice(path: str, body: Callable[[World], dict[str, Any]]) -> Build:
+    """Send the same business request twice under two Idempotency-Keys."""
+
+    def build(w: World) -> Callable[[], Any]:
+        w.ok(w.api.post(path.format(m=w.member), body(w)))
+        return w.post(path.format(m=w.member), body(w))
+
+    return build
+
+
+DUPLICATE_REFERENCE: dict[str, Build] = {
+    "earn": _twice("/v1/members/{m}/earn", lambda w: {"points": 5, "reference": "dup"}),
+    "earn, other points": lambda w: (
+        w.ok(w.api.earn(w.member, 5, reference="dup")),
+        w.post(f"/v1/members/{w.member}/earn", {"points": 7, "reference": "dup"}),
+    )[1],
+    "earn, other member": lambda w: w.post(
+        f"/v1/members/{w.empty}/earn", {"points": 5, "reference": "first-earn"}
+    ),
+    "earn, reference padded with spaces": lambda w: w.post(
+        f"/v1/members/{w.member}/earn", {"points": 5, "reference": "  first-earn  "}
+    ),
+    "redeem": _twice("/v1/members/{m}/redeem", lambda w: {"points": 5, "reference": "dup"}),
+    "hold": _twice(
+        "/v1/members/{m}/holds",
+        lambda w: {"points": 5, "expires_in_seconds": 60, "reference": "dup"},
+    ),
+    "transfer": _twice(
+        "/v1/transfers",
+        lambda w: {
+            "from_member_id": w.member,
+            "to_member_id": w.empty,
+            "points": 5,
+            "reference": "dup",
+        },
+    ),
+}
+
+
+def _reversed(w: World, transaction_id: str) -> str:
+    w.ok(w.api.post(f"/v1/transactions/{transaction_id}/reverse"))
+    return transaction_id
+
+
+def _captured_entry(w: World) -> str:
+    return str(w.ok(w.api.post(f"/v1/holds/{w.hold()}/capture"))["id"])
+
+
+ALREADY_REVERSED: dict[str, Build] = {
+    "earn": lambda w: w.post(f"/v1/transactions/{_reversed(w, w.earn_id)}/reverse"),
+    "redemption": lambda w: w.post(f"/v1/transactions/{_reversed(w, _redemption(w))}/reverse"),
+    "capture": lambda w: w.post(f"/v1/transactions/{_reversed(w, _captured_entry(w))}/reverse"),
+}
+
+
+def _reverse_entry_of(path: Callable[[World], str], body: Any = None) -> Build:
+    """Write something through ``path``, then try to reverse the entry it wrote."""
+
+    def build(w: World) -> Callable[[], Any]:
+        entry_id = w.ok(w.api.post(path(w), body))["transaction_id"]
+        return w.post(f"/v1/transactions/{entry_id}/reverse")
+
+    return build
+
+
+NOT_REVERSIBLE: dict[str, Build] = {
+    "a hold": _reverse_entry_of(lambda w: f"/v1/members/{w.member}/holds", HOLD),
+    "a void": _reverse_entry_of(lambda w: f"/v1/holds/{w.hold()}/void"),
+    "a transfer": lambda w: _reverse_entry_of(
+        lambda _w: "/v1/transfers",
+        {"from_member_id": w.member, "to_member_id": w.empty, "points": 5, "reference": "g"},
+    )(w),
+    "an adjustment": _reverse_entry_of(
+        lambda w: f"/v1/members/{w.member}/adjustments", {"points": 5, "reason": "fix"}
+    ),
+    "a reversal": _reverse_entry_of(lambda w: f"/v1/transactions/{_redemption(w)}/reverse"),
+}
+
+IDENTITY_CONFLICT: dict[str, Build] = {
+    "link another member's identity": lambda w: w.post(
+        f"/v1/members/{w.member}/identities", {"namespace": "phone", "id": "13800000002"}
+    ),
+    "link it in another spelling": lambda w: w.post(
+        f"/v1/members/{w.member}/identities", {"namespace": "phone", "id": "+86 138-0000-0002"}
+    ),
+}
+
+CONFLICT: dict[str, Build] = {
+    "unlink the last identity": lambda w: w.post(
+        f"/v1/members/{w.member}/identities/unlink", {"namespace": "phone", "id": "13800000001"}
+    ),
+    "freeze a frozen member": lambda w: w.post(
+        f"/v1/members/{w.frozen()}/freeze", {"reason": "again"}
+    ),
+    "unfreeze an active member": lambda w: w.post(f"/v1/members/{w.member}/unfreeze"),
+}
+
+TABLE: list[Any] = [
+    pytest.param(status, code, build, id=f"{code}: {name}")
+    for status, code, cases in (
+        (404, "not_found", NOT_FOUND),
+        (409, "insufficient_points", INSUFFICIENT),
+        (409, "hold_not_active", HOLD_NOT_ACTIVE),
+        (409, "idempotency_conflict", IDEMPOTENCY_CONFLICT),
+        (400, "idempotency_key_required", KEY_REQUIRED),
+        (409, "member_frozen", MEMBER_FROZEN),
+        (409, "member_merged", MEMBER_MERGED),
+        (401, "unauthorized", UNAUTHORIZED),
+        (403, "forbidden", FORBIDDEN),
+        (409, "duplicate_reference", DUPLICATE_REFERENCE),
+        (409, "already_reversed", ALREADY_REVERSED),
+        (409, "not_reversible", NOT_REVERSIBLE),
+        (409, "identity_conflict", IDENTITY_CONFLICT),
+        (409, "conflict", CONFLICT),
+    )
+    for name, build in cases.items()
+]
+
+
+def refuse(world: World, build: Build, status: int, code: str) -> dict[str, Any]:
+    """Prepare, send, and check the refusal left every table, the balance and the history alone."""
+    send = build(world)
+    before = db_state(world.database)
+    balance = world.api.balance(world.member)
+    history = all_transactions(world.api, world.member)
+
+    body = assert_problem(send(), status, code)
+
+    assert db_state(world.database) == before
+    assert world.api.balance(world.member) == balance
+    assert all_transactions(world.api, world.member) == history
+    return body
+
+
+@pytest.mark.parametrize(("status", "code", "build"), TABLE)
+def test_refusal_is_a_problem_document_and_writes_nothing(
+    world: World, status: int, code: str, build: Build
+) -> None:
+    refuse(world, build, status, code)
+
+
+@pytest.mark.parametrize("cases", list(VALIDATION.values()), ids=list(VALIDATION))
+def test_invalid_input_is_a_validation_problem_and_writes_nothing(
+    world: World, cases: dict[str, Build]
+) -> None:
+    """Bad inputs, a group per endpoint family (one world each: they cannot write anything)."""
+    for name, build in cases.items():
+        try:
+            body = refuse(world, build, 422, "validation_error")
+            if "errors" in body:
+                assert body["errors"], body
+                assert all({"field", "message", "type"} <= set(item) for item in body["errors"])
+        except AssertionError as error:
+            raise AssertionError(f"case {name!r}: {error}") from error
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a body that is not UTF-8 answers 400 with code "
+    "'bad_request' (not a contract code) instead of 422 validation_error",
+)
+def test_a_body_that_is_not_utf8_is_a_validation_problem(world: World) -> None:
+    refuse(world, raw_earn(b'{"points": 10, "reference": "\xff\xfe"}'), 422, "validation_error")
+
+
+def test_every_error_code_of_the_contract_is_covered() -> None:
+    from tally.errors import ALL_ERRORS
+
+    covered = {param.values[1] for param in TABLE} | {"validation_error"}
+    assert {error.code for error in ALL_ERRORS} <= covered
+
+
+def test_unauthorized_answers_carry_a_bearer_challenge(world: World) -> None:
+    response = world.client.get(f"/v1/members/{world.member}/balance")
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_validation_problem_names_the_field(world: World) -> None:
+    response = world.api.earn(world.member, 0)
+    body = assert_problem(response, 422, "validation_error")
+    assert [item["field"] for item in body["errors"]] == ["points"]
+    assert body["detail"].startswith("points:")
+
+
+def test_insufficient_points_names_the_member(world: World) -> None:
+    body = assert_problem(world.api.redeem(world.member, 101), 409, "insufficient_points")
+    assert body["member_id"] == world.member
+    assert world.api.balance(world.member)["available"] == 100
+
+
+def test_forbidden_names_the_missing_scope(world: World) -> None:
+    body = assert_problem(world.other("read").earn(world.member, 5), 403, "forbidden")
+    assert body["scope"] == "earn"
+
+
+def test_identity_conflict_names_the_owner(world: World) -> None:
+    response = world.api.post(
+        f"/v1/members/{world.member}/identities", {"namespace": "phone", "id": "13800000002"}
+    )
+    body = assert_problem(response, 409, "identity_conflict")
+    assert body["member_id"] == world.empty
+
+
+# --- Inputs that must not crash the server (no input yields a 500) ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: an expires_at near year 9999 crashes the balance view (OverflowError) with a 500",
+)
+@pytest.mark.parametrize("expires_at", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"])
+def test_far_future_expiry_is_not_a_server_error(world: World, expires_at: str) -> None:
+    before = db_state(world.database)
+    response = world.api.earn(world.member, 5, expires_at=expires_at)
+    assert response.status_code != 500, response.text
+    if response.status_code == 201:
+        assert response.json()["balance"]["available"] == 105
+    else:
+        assert_problem(response, 422, "validation_error")
+        assert db_state(world.database) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: member ids in a transfer body have no upper bound; "
+    "2**63 overflows the database column and answers 500",
+)
+@pytest.mark.parametrize("field", ["from_member_id", "to_member_id"])
+def test_huge_member_ids_in_a_transfer_are_refused(world: World, field: str) -> None:
+    before = db_state(world.database)
+    body = {
+        "from_member_id": world.member,
+        "to_member_id": world.empty,
+        "points": 5,
+        "reference": R,
+    }
+    response = world.api.post("/v1/transfers", {**body, field: 2**63})
+    assert response.status_code in (404, 422), response.text
+    assert_problem(
+        response,
+        response.status_code,
+        "not_found" if response.status_code == 404 else "validation_error",
+    )
+    assert db_state(world.database) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a well-formed cursor with a position beyond 64 bits answers 500 instead of 422",
+)
+def test_cursor_beyond_64_bits_is_not_a_server_error(world: World) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(f"p:{HUGE}".encode()).decode().rstrip("=")
+    response = world.api.get(f"/v1/members/{world.member}/transactions", params={"cursor": cursor})
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert_problem(response, 422, "validation_error")
+
+
+NUL_INPUTS: dict[str, Build] = {
+    "reference": earn({"points": 5, "reference": "order\x00-1"}),
+    "external id": enrol({"external_id": {"namespace": "email", "id": "a\x00@b"}}),
+    "profile name": enrol(
+        {"external_id": {"namespace": "email", "id": "n@b"}, "profile": {"name": "Li\x00"}}
+    ),
+    "freeze reason": lambda w: w.post(f"/v1/members/{w.member}/freeze", {"reason": "fraud\x00"}),
+    "adjustment reason": adjust({"points": 5, "reason": "fix\x00"}),
+    "lookup id": lambda w: w.get(
+        "/v1/members/lookup", params={"namespace": "phone", "id": "138\x00"}
+    ),
+}
+
+
+@pytest.mark.parametrize("build", list(NUL_INPUTS.values()), ids=list(NUL_INPUTS))
+def test_nul_characters_are_not_a_server_error(
+    world: World, build: Build, dialect: str, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="BUG: a NUL character in any text input answers 500 on PostgreSQL",
+            )
+        )
+    response = build(world)()
+    assert response.status_code != 500, response.text
+    assert response.status_code in (200, 201, 404, 422), response.text
