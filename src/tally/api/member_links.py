@@ -59,7 +59,7 @@ def link_for(secret: str, member_id: int, now: datetime) -> MemberLink:
 
 
 @router.post("/v1/members/{member_id}/links", response_model=MemberLink, status_code=201)
-def create_member_link(
+async def create_member_link(
     member_id: MemberId, write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))]
 ) -> Response:
     """A signed link that opens the member pages as this member (valid 10 minutes)."""
@@ -68,4 +68,4 @@ def create_member_link(
         members.require_usable(session, member_id, allow_frozen=True)
         return 201, link_for(write.request.app.state.secret, member_id, utcnow())
 
-    return write.run(work)
+    return await write.run(work)

@@ -1,0 +1,144 @@
+"""The console's actions on a member. Each parses the form, runs one command and then either
+redirects back with a success flash or re-renders the member page with the error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tally.errors import TallyError
+from tally.kit.clock import utcnow
+from tally.staff.service import Permission
+from tally.web.console import commands, forms
+from tally.web.console.auth import Staff, require
+from tally.web.console.member_page import MemberId, member_page, member_url
+from tally.web.console.pages import error_flash, flash
+from tally.web.http import database, policy_of, redirect
+from tally.web.i18n import N_
+
+router = APIRouter()
+Text = Annotated[str, Form(max_length=2000)]
+Adjuster = Annotated[Staff, Depends(require(Permission.ADJUST))]
+Freezer = Annotated[Staff, Depends(require(Permission.FREEZE))]
+Merger = Annotated[Staff, Depends(require(Permission.MERGE))]
+
+
+def _act(
+    request: Request,
+    staff: Staff,
+    member_id: int,
+    action: Callable[[], str],
+    form: Mapping[str, str],
+) -> Response:
+    """Run ``action`` (which returns the success message); on a refusal, show why."""
+    try:
+        message = action()
+    except TallyError as error:
+        return member_page(
+            request,
+            staff,
+            member_id,
+            status=error.status,
+            flashes=[error_flash(request, error)],
+            form=form,
+        )
+    flash(request, "success", message)
+    return redirect(request, member_url(member_id))
+
+
+@router.post("/members/{member_id}/adjust")
+def adjust(
+    request: Request,
+    staff: Adjuster,
+    member_id: MemberId,
+    points: Text = "",
+    reason: Text = "",
+    nonce: Text = "",
+) -> Response:
+    """Credit (positive) or debit (negative) points, with a reason, once per form."""
+
+    def action() -> str:
+        amount = forms.points(points)
+        applied = commands.adjust(
+            database(request),
+            staff_id=staff.id,
+            member_id=member_id,
+            points=amount,
+            reason=forms.reason(reason),
+            nonce=forms.nonce(nonce),
+            now=utcnow(),
+            policy=policy_of(request),
+        )
+        if not applied:
+            return N_("This adjustment was already made; it was not repeated.")
+        return N_("The balance was adjusted.")
+
+    return _act(request, staff, member_id, action, {"points": points, "reason": reason})
+
+
+@router.post("/members/{member_id}/freeze")
+def freeze(request: Request, staff: Freezer, member_id: MemberId, reason: Text = "") -> Response:
+    """Stop the member from earning and spending."""
+
+    def action() -> str:
+        commands.freeze(database(request), member_id, forms.reason(reason), utcnow())
+        return N_("The member is frozen.")
+
+    return _act(request, staff, member_id, action, {"freeze_reason": reason})
+
+
+@router.post("/members/{member_id}/unfreeze")
+def unfreeze(request: Request, staff: Freezer, member_id: MemberId) -> Response:
+    """Let the member earn and spend again."""
+
+    def action() -> str:
+        commands.unfreeze(database(request), member_id, utcnow())
+        return N_("The member is active again.")
+
+    return _act(request, staff, member_id, action, {})
+
+
+@router.post("/members/{member_id}/merge")
+def merge(
+    request: Request, staff: Merger, member_id: MemberId, other: Text = "", reason: Text = ""
+) -> Response:
+    """Fold another member (identities, lots, holds, balance) into this one."""
+
+    def action() -> str:
+        commands.merge(
+            database(request),
+            survivor_id=member_id,
+            merged_id=forms.member_id(other),
+            staff_id=staff.id,
+            reason=forms.reason(reason),
+            now=utcnow(),
+        )
+        return N_("The other member was merged into this one.")
+
+    return _act(request, staff, member_id, action, {"merge_member": other, "merge_reason": reason})
+
+
+@router.post("/members/{member_id}/merges/{merge_id}/reverse")
+def reverse_merge(
+    request: Request,
+    staff: Merger,
+    member_id: MemberId,
+    merge_id: Annotated[int, Path(gt=0, le=2**62)],
+) -> Response:
+    """Undo a merge: the merged member gets back its identities and remaining value."""
+
+    def action() -> str:
+        commands.unmerge(
+            database(request),
+            member_id=member_id,
+            merge_id=merge_id,
+            staff_id=staff.id,
+            now=utcnow(),
+        )
+        return N_("The merge was reversed.")
+
+    return _act(request, staff, member_id, action, {})

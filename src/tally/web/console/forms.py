@@ -1,0 +1,58 @@
+"""Parsing of console form fields; a bad field is a ``validation_error`` naming the field."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from tally.errors import ValidationFailed
+from tally.web.i18n import N_
+
+MAX_REASON = 500
+NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+#: What to tell the operator about each field that failed.
+FIELD_MESSAGES: dict[str, str] = {
+    "points": N_("Enter a whole number of points other than zero, like 100 or -50."),
+    "reason": N_("Give a reason (up to 500 characters)."),
+    "member": N_("Enter the Tally id of the other member."),
+    "nonce": N_("This form has expired. Reload the page and try again."),
+}
+
+
+def new_nonce() -> str:
+    """A one-time token for a form that must not be submitted twice."""
+    return secrets.token_urlsafe(18)
+
+
+def points(text: str) -> int:
+    """``"+1,000"`` → 1000, ``"−50"`` → -50; zero and non-numbers are refused."""
+    cleaned = text.strip().replace("\u2212", "-").replace(",", "").replace(" ", "")
+    if not re.fullmatch(r"[+-]?\d{1,12}", cleaned) or int(cleaned) == 0:
+        raise ValidationFailed("points must be a non-zero whole number.", field="points")
+    return int(cleaned)
+
+
+def reason(text: str) -> str:
+    """A required, trimmed reason of at most :data:`MAX_REASON` characters."""
+    cleaned = text.strip()
+    if not cleaned or len(cleaned) > MAX_REASON:
+        raise ValidationFailed(
+            f"A reason of 1 to {MAX_REASON} characters is required.", field="reason"
+        )
+    return cleaned
+
+
+def member_id(text: str) -> int:
+    """A Tally member id."""
+    cleaned = text.strip().lstrip("#")
+    if not cleaned.isdigit() or not 0 < int(cleaned) <= 2**62:
+        raise ValidationFailed("Enter a member id.", field="member")
+    return int(cleaned)
+
+
+def nonce(text: str) -> str:
+    """A one-time token issued with the form."""
+    if not NONCE_PATTERN.match(text):
+        raise ValidationFailed("The form token is missing.", field="nonce")
+    return text

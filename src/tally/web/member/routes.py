@@ -1,0 +1,88 @@
+"""The member pages (``/m``), opened from a partner app's webview with a signed link."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tally.api.member_links import read_token
+from tally.kit.clock import utcnow
+from tally.web.errors import csrf_rejected
+from tally.web.http import database, is_htmx, redirect, render, settings_of
+from tally.web.member import auth, views
+
+router = APIRouter(prefix="/m", include_in_schema=False)
+MAX_TOKEN = 512
+
+
+def _page(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+    block: str | None = None,
+) -> Response:
+    session = auth.member_session(request)
+    full = {"csrf": session.csrf_token() if session.get("member") else "", **context}
+    return render(request, name, full, status=status, block=block)
+
+
+def _welcome(request: Request, reason: str, status: int = 200) -> Response:
+    """The page for visitors without a session: open these pages from the app."""
+    return _page(
+        request, "member/welcome.html", {"reason": reason, "page_url": "/m"}, status=status
+    )
+
+
+@router.get("/sign-in")
+def sign_in(request: Request, token: Annotated[str, Query(max_length=MAX_TOKEN)] = "") -> Response:
+    """Exchange a member link's token for a session, then show the member's points."""
+    member_id = read_token(request.app.state.secret, token) if token else None
+    if member_id is None:
+        return _welcome(request, "link_invalid", status=400)
+    if not auth.can_sign_in(request, member_id):
+        return _welcome(request, "unavailable", status=403)
+    auth.sign_in(request, member_id)
+    response = redirect(request, "/m")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.get("")
+def my_points(request: Request) -> Response:
+    """Available points, held points, what expires soon, the expiry schedule, latest activity."""
+    member_id = auth.signed_in_member(request)
+    if member_id is None:
+        return _welcome(request, "signed_out")
+    with database(request).read() as session:
+        points = views.my_points(session, member_id, utcnow(), settings_of(request).zone)
+    return _page(request, "member/points.html", {"points": points, "page_url": "/m"})
+
+
+@router.get("/history")
+def history(
+    request: Request, before: Annotated[str | None, Query(max_length=64)] = None
+) -> Response:
+    """Everything that happened to the member's points, newest first; htmx loads more."""
+    member_id = auth.signed_in_member(request)
+    if member_id is None:
+        return _welcome(request, "signed_out")
+    with database(request).read() as session:
+        page = views.activity(session, member_id, before, views.HISTORY_PAGE)
+    block = "items" if is_htmx(request) else None
+    context = {"page": page, "page_url": "/m/history"}
+    return _page(request, "member/history.html", context, block=block)
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """End the member's session."""
+    if not auth.member_session(request).csrf_matches(csrf):
+        raise csrf_rejected()
+    auth.sign_out(request)
+    return redirect(request, "/m")

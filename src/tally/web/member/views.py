@@ -1,0 +1,98 @@
+"""What the member pages show: points, what expires when, and a friendly history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from tally.kit.clock import local_date
+from tally.kit.pagination import decode_cursor, encode_cursor
+from tally.ledger import service as ledger
+from tally.members import service as members
+from tally.members.models import MemberStatus
+from tally.web import queries
+
+#: Points expiring within this many days get a warning.
+WARNING_DAYS = 30
+HISTORY_PAGE = 20
+RECENT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringRow:
+    date: date
+    points: int
+    days_left: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    kind: str
+    points: int
+    held: int
+    source: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityPage:
+    rows: list[ActivityRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MyPoints:
+    """The "my points" page."""
+
+    member_id: int
+    is_frozen: bool
+    available: int
+    held: int
+    schedule: list[ExpiringRow]
+    expiring_soon: list[ExpiringRow]
+    recent: list[ActivityRow]
+
+    @property
+    def expiring_soon_total(self) -> int:
+        return sum(row.points for row in self.expiring_soon)
+
+
+def activity(session: Session, member_id: int, cursor: str | None, limit: int) -> ActivityPage:
+    """A page of the member's history, newest first, named the way a member would."""
+    before = decode_cursor(cursor) if cursor else None
+    items, position = ledger.history(session, member_id, before, limit)
+    partners = queries.partner_names(session, (item.entry.partner_id for item in items))
+    rows = [
+        ActivityRow(
+            kind=item.entry.kind.value,
+            points=item.points,
+            held=item.held,
+            source=partners.get(item.entry.partner_id) if item.entry.partner_id else None,
+            created_at=item.entry.created_at,
+        )
+        for item in items
+    ]
+    return ActivityPage(rows, encode_cursor(position) if position is not None else None)
+
+
+def my_points(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> MyPoints:
+    """Available and held points, the expiry schedule and the latest activity."""
+    status = members.get(session, member_id).status
+    balance = ledger.balance(session, member_id, now, zone)
+    today = local_date(now, zone)
+    schedule = [
+        ExpiringRow(item.date, item.points, (item.date - today).days) for item in balance.expiring
+    ]
+    horizon = today + timedelta(days=WARNING_DAYS)
+    return MyPoints(
+        member_id=member_id,
+        is_frozen=status is MemberStatus.FROZEN,
+        available=balance.available,
+        held=balance.held,
+        schedule=schedule,
+        expiring_soon=[row for row in schedule if row.date <= horizon],
+        recent=activity(session, member_id, None, RECENT).rows,
+    )

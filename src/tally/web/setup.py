@@ -1,0 +1,42 @@
+"""Installing the web layer (operator console, member pages, static files) into the app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from tally.config import Settings
+from tally.web import i18n, labels
+from tally.web.console import router as console
+from tally.web.errors import install_error_pages
+from tally.web.http import Web, redirect
+from tally.web.member import routes as member
+from tally.web.templating import STATIC_DIR, STATIC_PREFIX, Renderer
+
+
+def build_web(settings: Settings) -> Web:
+    """Compile the catalogs and prepare one template environment per language."""
+    translations = i18n.load_translations()
+    renderer = Renderer(translations, settings.zone, extra_globals={"labels": labels.ALL})
+    return Web(renderer=renderer, translations=translations)
+
+
+def install_web(app: FastAPI) -> None:
+    """Add the console, the member pages, ``/static`` and HTML error pages to ``app``.
+
+    Call after the API's exception handlers are installed: page requests get HTML, the API
+    keeps its problem+json.
+    """
+    app.state.web = build_web(app.state.settings)
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(console.public)
+    app.include_router(console.staff_only)
+    app.include_router(member.router)
+
+    @app.get("/", include_in_schema=False)
+    def root(request: Request) -> Response:
+        return redirect(request, "/console", status=307)
+
+    install_error_pages(app)

@@ -1,0 +1,218 @@
+"""The console and the member pages in headless Chromium, against a real uvicorn server."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import web_fixtures
+from playwright.sync_api import Page, expect
+from web_fixtures import RICH_MEMBER, SOON_POINTS, DemoSite, sign_in
+
+from tally.kit.clock import utcnow
+from tally.ledger import service as ledger
+
+# The fixtures, by name (see web_fixtures for why they do not live in a conftest.py).
+artifacts = web_fixtures.artifacts
+browser = web_fixtures.browser
+demo_site = web_fixtures.demo_site
+page = web_fixtures.page
+phone = web_fixtures.phone
+
+pytestmark = pytest.mark.browser
+
+
+def balance_of(site: DemoSite, member_id: int) -> ledger.Balance:
+    with site.db.read() as session:
+        return ledger.balance(session, member_id, utcnow(), site.settings.zone)
+
+
+def shown_number(text: str) -> int:
+    return int(re.sub(r"[^\d]", "", text))
+
+
+def test_wrong_password_is_refused_and_the_right_one_signs_in(
+    page: Page, demo_site: DemoSite
+) -> None:
+    page.goto(demo_site.url("/console"))
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next=/console$"))
+
+    sign_in(page, demo_site, "support", "not-the-password")
+    expect(page.locator(".flash-error")).to_have_text("用户名或密码错误。")
+    expect(page.locator("input[name=username]")).to_have_value("support")
+
+    sign_in(page, demo_site, "support")
+    expect(page).to_have_url(demo_site.url("/console"))
+    expect(page.locator(".who")).to_contain_text("Sam Support")
+    expect(page.locator("h1")).to_have_text("查找会员")
+
+
+def test_search_by_phone_finds_the_member(page: Page, demo_site: DemoSite) -> None:
+    sign_in(page, demo_site, "support")
+    # Typed the way people type phone numbers; the demo's member 4 has 13800000003.
+    page.fill("input[name=q]", "138 0000 0003")
+    results = page.locator("#results .result")
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("#4")
+    expect(page).to_have_url(re.compile(r"q=138"))  # live results keep a shareable address
+    results.first.click()
+    expect(page).to_have_url(demo_site.url("/console/members/4"))
+    expect(page.locator("#profile")).to_contain_text("13800000003")  # support sees it in full
+
+
+def test_member_page_shows_balance_lots_holds_and_history(page: Page, demo_site: DemoSite) -> None:
+    balance = balance_of(demo_site, RICH_MEMBER)
+    sign_in(page, demo_site, "admin")
+    page.goto(demo_site.url(f"/console/members/{RICH_MEMBER}"))
+
+    expect(page.get_by_test_id("available")).to_have_text(f"{balance.available:,}")
+    expect(page.get_by_test_id("held")).to_have_text(f"{balance.held:,}")
+    expect(page.locator("#balance tbody tr")).to_have_count(len(balance.expiring))
+    expect(page.locator("#lots tbody tr").first).to_contain_text("有效")
+    expect(page.locator("#holds tbody tr").first).to_contain_text("e2e-booking")
+    expect(page.locator("#holds tbody tr").first).to_contain_text("进行中")
+    history = page.locator("#history tbody tr")
+    expect(history).to_have_count(20)
+    first_time = history.first.locator("td").first.inner_text()
+
+    page.locator("#history a[rel=next]").click()  # htmx swaps in the next page
+    expect(page).to_have_url(re.compile(rf"/console/members/{RICH_MEMBER}\?before="))
+    expect(history.first.locator("td").first).not_to_have_text(first_time)
+
+
+def test_support_adjustment_changes_the_balance_and_shows_in_history(
+    page: Page, demo_site: DemoSite
+) -> None:
+    before = balance_of(demo_site, 5).available
+    sign_in(page, demo_site, "support")
+    page.goto(demo_site.url("/console/members/5"))
+
+    page.fill("#adjust input[name=points]", "250")
+    page.fill("#adjust textarea[name=reason]", "补偿：物流延误")
+    page.click("#adjust button[type=submit]")
+
+    expect(page.locator(".flash-success")).to_have_text("余额已调整。")
+    expect(page.get_by_test_id("available")).to_have_text(f"{before + 250:,}")
+    newest = page.locator("#history tbody tr").first
+    expect(newest).to_contain_text("调整")
+    expect(newest).to_contain_text("+250")
+    expect(newest).to_contain_text("Sam Support")
+    expect(newest).to_contain_text("补偿：物流延误")
+    assert balance_of(demo_site, 5).available == before + 250
+
+    page.fill("#adjust input[name=points]", "-999999")
+    page.fill("#adjust textarea[name=reason]", "too much")
+    page.click("#adjust button[type=submit]")
+    expect(page.locator(".flash-error")).to_have_text("积分不足。")
+    expect(page.locator("#adjust input[name=points]")).to_have_value("-999999")
+    assert balance_of(demo_site, 5).available == before + 250
+
+
+def test_auditor_sees_no_forms_and_a_forged_post_is_refused(
+    page: Page, demo_site: DemoSite
+) -> None:
+    before = balance_of(demo_site, 6).available
+    sign_in(page, demo_site, "auditor")
+    page.goto(demo_site.url("/console/members/6"))
+    expect(page.locator(".badge-readonly")).to_have_text("只读")
+    expect(page.locator("form[action*='/adjust']")).to_have_count(0)
+    expect(page.locator("form[action*='/freeze']")).to_have_count(0)
+    expect(page.locator("form[action*='/merge']")).to_have_count(0)
+    expect(page.locator("#profile")).to_contain_text("138****0005")  # masked for auditors
+
+    token = page.locator("form[action='/console/sign-out'] input[name=csrf]").get_attribute("value")
+    response = page.request.post(
+        demo_site.url("/console/members/6/adjust"),
+        form={"csrf": token or "", "points": "1000", "reason": "forged", "nonce": "n" * 24},
+    )
+    assert response.status == 403
+    assert "您没有执行此操作的权限。" in response.text()
+    assert balance_of(demo_site, 6).available == before
+
+
+def test_a_post_without_the_csrf_token_is_refused(page: Page, demo_site: DemoSite) -> None:
+    before = balance_of(demo_site, 7).available
+    sign_in(page, demo_site, "support")
+    response = page.request.post(
+        demo_site.url("/console/members/7/adjust"),
+        form={"points": "1000", "reason": "no token", "nonce": "n" * 24},
+    )
+    assert response.status == 403
+    assert "表单已失效" in response.text()
+    assert balance_of(demo_site, 7).available == before
+
+
+def test_a_member_link_from_the_partner_api_opens_the_member_pages(
+    phone: Page, demo_site: DemoSite
+) -> None:
+    balance = balance_of(demo_site, 8)
+    response = phone.request.post(
+        demo_site.url("/v1/members/8/links"),
+        headers={
+            "Authorization": f"Bearer {demo_site.api_keys['MOBILE']}",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
+    )
+    assert response.status == 201, response.text()
+    link = response.json()["url"]
+    assert link.startswith("/m/sign-in?token=")
+
+    phone.goto(demo_site.url("/m"))
+    expect(phone.locator("h1")).to_have_text("请从 App 打开此页面")
+    phone.goto(demo_site.url(link))
+    expect(phone).to_have_url(demo_site.url("/m"))
+    expect(phone.get_by_test_id("available")).to_have_text(f"{balance.available:,}")
+    expect(phone.locator(".m-hero-unit")).to_have_text("AI豆")
+
+    phone.goto(demo_site.url(link.replace("token=", "token=x")))
+    expect(phone.locator("h1")).to_have_text("链接已失效")
+
+
+def test_language_switch_to_english_and_back(phone: Page, demo_site: DemoSite) -> None:
+    phone.goto(demo_site.url("/m/sign-in?token=bad"))
+    expect(phone.locator("html")).to_have_attribute("lang", "zh-CN")
+
+    phone.get_by_role("link", name="English").click()
+    expect(phone.locator("html")).to_have_attribute("lang", "en")
+    expect(phone.locator("h1")).to_have_text("Open this page from the app")
+
+    phone.goto(demo_site.url("/console/sign-in"))  # the choice is remembered everywhere
+    expect(phone.locator("h1")).to_have_text("Sign in to the operator console")
+
+    phone.get_by_role("link", name="中文").click()
+    expect(phone.locator("h1")).to_have_text("登录运营后台")
+    phone.goto(demo_site.url("/m"))
+    expect(phone.locator("h1")).to_have_text("请从 App 打开此页面")
+
+
+def test_phone_screenshots_of_the_member_pages_and_the_console(
+    phone: Page, demo_site: DemoSite, artifacts: Path
+) -> None:
+    balance = balance_of(demo_site, RICH_MEMBER)
+    sign_in(phone, demo_site, "support")
+    phone.goto(demo_site.url(f"/console/members/{RICH_MEMBER}"))
+    expect(phone.get_by_test_id("available")).to_have_text(f"{balance.available:,}")
+    phone.screenshot(path=str(artifacts / "console-member-phone.png"), full_page=True)
+
+    with phone.expect_popup() as popup_info:
+        phone.click("#open-as-member")
+    member = popup_info.value
+    expect(member).to_have_url(demo_site.url("/m"))
+    expect(member.get_by_test_id("available")).to_have_text(f"{balance.available:,}")
+    warning = member.get_by_test_id("expiring-soon")
+    expect(warning).to_contain_text(f"{SOON_POINTS} AI豆即将过期")
+    member.screenshot(path=str(artifacts / "member-points-phone.png"), full_page=True)
+
+    member.get_by_role("link", name="English").click()
+    expect(member.get_by_test_id("expiring-soon")).to_contain_text(
+        f"{SOON_POINTS} AI Beans expire soon"
+    )
+    member.screenshot(path=str(artifacts / "member-points-phone-en.png"), full_page=True)
+
+    member.get_by_role("link", name="History").click()
+    expect(member.locator(".m-row")).to_have_count(20)
+    member.get_by_role("link", name="Load more").click()
+    expect(member.locator(".m-row")).not_to_have_count(20)
+    member.screenshot(path=str(artifacts / "member-history-phone-en.png"))

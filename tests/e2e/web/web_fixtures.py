@@ -1,0 +1,186 @@
+"""Fixtures for the web pages: a demo database on SQLite, a real uvicorn server, Chromium.
+
+The server and the browser are started once per session; each test gets a fresh browser
+context (no cookies) and works on its own demo member, so tests do not depend on each other.
+Test modules import these fixtures by name: a second ``conftest.py`` would shadow the root one
+for the modules that ``from conftest import ...``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import uvicorn
+
+from conftest import SECRET, require_or_skip
+from support.browser import chromium_path, launch_chromium
+from tally.config import Settings
+from tally.db.engine import build_engine
+from tally.db.session import Database
+from tally.demo import loader
+from tally.kit.clock import utcnow
+from tally.ledger import service as ledger
+from tally.ledger.domain import Origin
+from tally.partners import service as partners
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+PASSWORD = loader.DEMO_PASSWORD
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+#: Member 1 gets a long history, a hold and points that expire ten days from now.
+RICH_MEMBER = 1
+SOON_POINTS = 120
+EXTRA_EARNS = 24
+
+
+@dataclass
+class DemoSite:
+    """A running Tally with the demo ecosystem."""
+
+    base_url: str
+    db: Database
+    settings: Settings
+    api_keys: dict[str, str]
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
+    with db.write() as session:
+        summary = loader.load(session, settings, member_count=20)
+        policy = ledger.policy_from(settings)
+        food = Origin(partner_id=partners.partner_by_code(session, "FOOD").id)
+        hotel = Origin(partner_id=partners.partner_by_code(session, "HOTEL").id)
+        now = utcnow()
+        for number in range(EXTRA_EARNS):
+            moment = now - timedelta(hours=EXTRA_EARNS + 2 - number)
+            ledger.earn(
+                session, food, RICH_MEMBER, 5 + number, f"e2e-meal-{number}", moment, policy
+            )
+        ledger.create_hold(
+            session,
+            hotel,
+            RICH_MEMBER,
+            30,
+            "e2e-booking",
+            24 * 3600,
+            now - timedelta(minutes=90),
+            policy,
+            7 * 24 * 3600,
+        )
+        ledger.earn(
+            session,
+            food,
+            RICH_MEMBER,
+            SOON_POINTS,
+            "e2e-expiring-soon",
+            now - timedelta(minutes=60),
+            policy,
+            expires_at=now + timedelta(days=10),
+        )
+    return summary.api_keys
+
+
+@pytest.fixture(scope="session")
+def demo_site(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoSite]:
+    """Tally served by uvicorn on 127.0.0.1 over a SQLite copy loaded with 20 demo members."""
+    from tally.app import create_app
+
+    path = tmp_path_factory.mktemp("web") / "tally.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    settings = Settings(database_url=url, secret_key=SECRET, job_interval_seconds=0)
+    db = Database(build_engine(url))
+    api_keys = _load_demo(db, settings)
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings, db),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.02)
+    yield DemoSite(f"http://127.0.0.1:{port}", db, settings, api_keys)
+    server.should_exit = True
+    thread.join(timeout=10)
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless system Chromium (skipped when missing, except in CI)."""
+    require_or_skip(chromium_path() is not None, "Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+def _context(browser: Browser, **options: Any) -> BrowserContext:
+    context = browser.new_context(locale="zh-CN", **options)
+    context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A desktop-sized page in a fresh context (Chinese browser)."""
+    context = _context(browser, viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A 390×844 phone page in a fresh context (Chinese browser)."""
+    context = _context(
+        browser, viewport=PHONE_VIEWPORT, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def sign_in(page: Page, site: DemoSite, username: str, password: str = PASSWORD) -> None:
+    """Sign in to the console through the form."""
+    page.goto(site.url("/console/sign-in"))
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#sign-in button[type=submit]")
