@@ -17,6 +17,7 @@ from tally.ledger import service as ledger
 # The fixtures, by name (see web_fixtures for why they do not live in a conftest.py).
 artifacts = web_fixtures.artifacts
 browser = web_fixtures.browser
+demo_data = web_fixtures.demo_data
 demo_site = web_fixtures.demo_site
 page = web_fixtures.page
 phone = web_fixtures.phone

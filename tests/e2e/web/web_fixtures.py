@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 
 from conftest import SECRET, require_or_skip
 from support.browser import chromium_path, launch_chromium
@@ -99,22 +100,38 @@ def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
     return summary.api_keys
 
 
-@pytest.fixture(scope="session")
-def demo_site(
-    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DemoSite]:
-    """Tally served by uvicorn on 127.0.0.1 over a SQLite copy loaded with 20 demo members."""
-    from tally.app import create_app
+@dataclass
+class DemoData:
+    """A SQLite database loaded with the demo ecosystem."""
 
+    db: Database
+    settings: Settings
+    api_keys: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def demo_data(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoData]:
+    """A copy of the migrated SQLite template with 20 demo members (and member 1 enriched)."""
     path = tmp_path_factory.mktemp("web") / "tally.db"
     shutil.copy(sqlite_template, path)
     url = f"sqlite:///{path}"
     settings = Settings(database_url=url, secret_key=SECRET, job_interval_seconds=0)
     db = Database(build_engine(url))
     api_keys = _load_demo(db, settings)
+    yield DemoData(db, settings, api_keys)
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_site(demo_data: DemoData) -> Iterator[DemoSite]:
+    """Tally served by uvicorn on 127.0.0.1 over the demo database."""
+    from tally.app import create_app
+
     port = _free_port()
     config = uvicorn.Config(
-        create_app(settings, db),
+        create_app(demo_data.settings, demo_data.db),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -129,10 +146,19 @@ def demo_site(
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.02)
-    yield DemoSite(f"http://127.0.0.1:{port}", db, settings, api_keys)
+    yield DemoSite(f"http://127.0.0.1:{port}", demo_data.db, demo_data.settings, demo_data.api_keys)
     server.should_exit = True
     thread.join(timeout=10)
-    db.dispose()
+
+
+@pytest.fixture
+def client(demo_data: DemoData) -> Iterator[TestClient]:
+    """An HTTP client (no cookies yet, redirects not followed) on a fresh app over the demo."""
+    from tally.app import create_app
+
+    app = create_app(demo_data.settings, demo_data.db)
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")

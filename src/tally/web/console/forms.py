@@ -20,6 +20,11 @@ FIELD_MESSAGES: dict[str, str] = {
 }
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds NUL or other control characters (tabs and line breaks aside)."""
+    return any(ord(char) < 32 and char not in "\t\r\n" for char in text) or "\x7f" in text
+
+
 def new_nonce() -> str:
     """A one-time token for a form that must not be submitted twice."""
     return secrets.token_urlsafe(18)
@@ -36,7 +41,7 @@ def points(text: str) -> int:
 def reason(text: str) -> str:
     """A required, trimmed reason of at most :data:`MAX_REASON` characters."""
     cleaned = text.strip()
-    if not cleaned or len(cleaned) > MAX_REASON:
+    if not cleaned or len(cleaned) > MAX_REASON or has_control_characters(cleaned):
         raise ValidationFailed(
             f"A reason of 1 to {MAX_REASON} characters is required.", field="reason"
         )

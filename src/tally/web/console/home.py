@@ -11,6 +11,7 @@ from starlette.responses import Response
 from tally.kit.clock import utcnow
 from tally.web.console import views
 from tally.web.console.auth import CurrentStaff
+from tally.web.console.forms import has_control_characters
 from tally.web.console.pages import page
 from tally.web.http import database, is_htmx, settings_of
 
@@ -26,7 +27,7 @@ def home(
 ) -> Response:
     """Search members; htmx asks for the ``results`` block only."""
     results: list[views.MemberSummary] = []
-    if q.strip():
+    if q.strip() and not has_control_characters(q):
         with database(request).read() as session:
             results = views.search(
                 session,

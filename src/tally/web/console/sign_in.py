@@ -11,6 +11,7 @@ from starlette.responses import Response
 from tally.errors import Unauthorized
 from tally.staff import service as staff_service
 from tally.web.console import auth
+from tally.web.console.forms import has_control_characters
 from tally.web.console.pages import page
 from tally.web.errors import csrf_rejected
 from tally.web.http import database, gettext, redirect, safe_next
@@ -51,6 +52,8 @@ def sign_in(
     if not auth.console_session(request).csrf_matches(csrf):
         raise csrf_rejected()
     try:
+        if has_control_characters(username):
+            raise Unauthorized("A username has no control characters.")
         with database(request).read() as session:
             user = staff_service.authenticate(session, username, password)
     except Unauthorized:

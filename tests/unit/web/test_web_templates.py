@@ -1,0 +1,248 @@
+"""Every template compiles and every page renders, in both languages, with sample data."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tally.staff.models import StaffRole
+from tally.web import i18n, labels
+from tally.web.console.auth import Staff
+from tally.web.console.views import (
+    ExpiringRow,
+    HistoryPage,
+    HistoryRow,
+    HoldRow,
+    IdentityRow,
+    LotRow,
+    MemberDetail,
+    MemberSummary,
+    MergeRow,
+)
+from tally.web.http import LanguageLink
+from tally.web.member import views as member_views
+from tally.web.sessions import Flash
+from tally.web.templating import Renderer
+
+NOW = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
+ZONE = ZoneInfo("Asia/Shanghai")
+PARTIALS = ("shared/", "member/_", "console/layout.html", "member/layout.html", "base.html")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(i18n.load_translations(), ZONE, extra_globals={"labels": labels.ALL})
+
+
+def chrome(locale: str, page_url: str = "/") -> dict[str, Any]:
+    return {
+        "request": None,
+        "html_lang": locale,
+        "currency": "AI豆",
+        "languages": [LanguageLink("en", "English", "?lang=en", locale == "en")],
+        "page_url": page_url,
+        "csrf": "token",
+        "flashes": [Flash("success", "ok"), Flash("error", "no")],
+    }
+
+
+def detail(status: str = "active") -> MemberDetail:
+    later = NOW + timedelta(days=300)
+    return MemberDetail(
+        id=7,
+        status=status,
+        merged_into_id=9 if status == "merged" else None,
+        frozen_reason="fraud <check>" if status == "frozen" else None,
+        created_at=NOW,
+        identities=[IdentityRow("phone", "138****0000"), IdentityRow("shop", "s-1")],
+        profile={"name": "王芳", "phone": "138****0000", "birthday": None, "city": "上海"},
+        available=1234,
+        held=10,
+        expiring=[ExpiringRow(date(2027, 1, 1), 1234)],
+        lots=[
+            LotRow(1, 100, 50, later, NOW, "live"),
+            LotRow(2, 80, 0, NOW, NOW, "spent"),
+            LotRow(3, 60, 0, NOW, NOW, "expired"),
+        ],
+        holds=[HoldRow("h", 10, 0, "active", "order-1", "Shop", later, NOW)],
+        history=HistoryPage(
+            rows=[
+                HistoryRow(kind, 5 - index, 0, "Shop", None, "ref", None, NOW)
+                for index, kind in enumerate(labels.CONSOLE_KINDS)
+            ]
+            + [HistoryRow("adjust", -5, 0, None, "Sam", None, "goodwill", NOW)]
+            + [HistoryRow("hold", -10, 10, "Shop", None, "h-1", None, NOW)],
+            next_cursor="cursor",
+            is_first=False,
+        ),
+        merges=[
+            MergeRow(1, 7, 8, "same person", "Sam", NOW, None),
+            MergeRow(2, 7, 6, "again", None, NOW, NOW),
+        ],
+    )
+
+
+def member_points(soon: bool) -> member_views.MyPoints:
+    rows = [member_views.ExpiringRow(date(2026, 12, 1), 120, 5)] if soon else []
+    rows += [member_views.ExpiringRow(date(2027, 6, 1), 900, 187)]
+    return member_views.MyPoints(
+        member_id=7,
+        is_frozen=soon,
+        available=1020,
+        held=30,
+        schedule=rows,
+        expiring_soon=rows[:1] if soon else [],
+        recent=[
+            member_views.ActivityRow(kind, 3 - index % 5, 0, "Shop" if index % 2 else None, NOW)
+            for index, kind in enumerate(labels.MEMBER_KINDS)
+        ]
+        + [member_views.ActivityRow("capture", 0, -10, "Shop", NOW)],
+    )
+
+
+def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
+    """(template, context, block) for every page, with the variations that change its shape."""
+    support = Staff(1, "support", "Sam", StaffRole.SUPPORT)
+    auditor = Staff(2, "auditor", "Avery", StaffRole.AUDITOR)
+    base = chrome(locale)
+    console_member = {
+        "nonce": "n",
+        "form": {
+            "points": "",
+            "reason": "",
+            "freeze_reason": "",
+            "merge_member": "",
+            "merge_reason": "",
+        },
+    }
+    permissions = {"can_adjust": True, "can_freeze": True, "can_merge": True, "can_unmerge": True}
+    read_only = dict.fromkeys(permissions, False)
+    result = MemberSummary(7, "frozen", None, "138****0000", ["shop:s-1"], 5)
+    activity = member_views.ActivityPage(member_points(True).recent, "cursor")
+    return [
+        (
+            "console/sign_in.html",
+            {**base, "staff": None, "next_url": "/console", "username": ""},
+            None,
+        ),
+        ("console/home.html", {**base, "staff": support, "q": "", "results": []}, None),
+        ("console/home.html", {**base, "staff": support, "q": "x", "results": []}, "results"),
+        ("console/home.html", {**base, "staff": auditor, "q": "13", "results": [result]}, None),
+        *[
+            (
+                "console/member.html",
+                {**base, "staff": who, "member": detail(status), **console_member, **rights},
+                block,
+            )
+            for who, rights in ((support, permissions), (auditor, read_only))
+            for status in ("active", "frozen", "merged")
+            for block in (None, "history")
+        ],
+        (
+            "errors/error.html",
+            {
+                **base,
+                "status": 404,
+                "title": "t",
+                "message": "m",
+                "detail": "d",
+                "area": "console",
+                "home_url": "/console",
+            },
+            None,
+        ),
+        (
+            "errors/error.html",
+            {
+                **base,
+                "status": 500,
+                "title": "t",
+                "message": "m",
+                "detail": None,
+                "area": "member",
+                "home_url": "/m",
+            },
+            "content",
+        ),
+        ("member/points.html", {**base, "points": member_points(True)}, None),
+        ("member/points.html", {**base, "csrf": "", "points": member_points(False)}, None),
+        ("member/history.html", {**base, "page": activity}, None),
+        ("member/history.html", {**base, "page": activity}, "items"),
+        ("member/history.html", {**base, "page": member_views.ActivityPage([], None)}, None),
+        *[
+            ("member/welcome.html", {**base, "csrf": "", "reason": reason}, None)
+            for reason in ("signed_out", "link_invalid", "unavailable")
+        ],
+    ]
+
+
+@pytest.mark.parametrize("locale", i18n.SUPPORTED)
+def test_every_template_compiles(renderer: Renderer, locale: str) -> None:
+    names = renderer.template_names()
+    assert len(names) >= 15
+    for name in names:
+        renderer.template(locale, name)
+
+
+@pytest.mark.parametrize("locale", i18n.SUPPORTED)
+def test_every_page_renders(renderer: Renderer, locale: str) -> None:
+    for name, context, block in pages(locale):
+        html = renderer.render(locale, name, context, block)
+        assert html.strip(), name
+        if block is None:
+            assert html.lstrip().startswith("<!doctype html>"), name
+            assert f'<html lang="{locale}">' in html, name
+
+
+def test_the_samples_cover_every_page_template(renderer: Renderer) -> None:
+    covered = {name for name, _context, _block in pages("en")}
+    page_templates = {name for name in renderer.template_names() if not name.startswith(PARTIALS)}
+    assert page_templates == covered
+
+
+def test_text_is_escaped(renderer: Renderer) -> None:
+    html = renderer.render(
+        "en",
+        "console/member.html",
+        {
+            **chrome("en"),
+            **dict.fromkeys(("can_adjust", "can_freeze", "can_merge", "can_unmerge"), True),
+            "staff": Staff(1, "s", "<b>Sam</b>", StaffRole.SUPPORT),
+            "member": detail("frozen"),
+            "nonce": "n",
+            "form": {
+                "points": '"><script>',
+                "reason": "",
+                "freeze_reason": "",
+                "merge_member": "",
+                "merge_reason": "",
+            },
+        },
+    )
+    assert "<script>" not in html
+    assert "&lt;b&gt;Sam&lt;/b&gt;" in html
+    assert "fraud &lt;check&gt;" in html
+
+
+def test_formats_follow_the_locale_and_the_programme_zone(renderer: Renderer) -> None:
+    chinese = renderer.environments["zh-CN"].filters
+    english = renderer.environments["en"].filters
+    assert chinese["points"](1234567) == "1,234,567"
+    assert english["signed"](-5) == "\u22125"
+    assert english["signed"](5) == "+5"
+    assert english["signed"](0) == "0"
+    assert english["datetime"](NOW) == "2026-11-26 12:30"  # UTC+8
+    assert english["date"](datetime(2026, 11, 26, 17, 0, tzinfo=UTC)) == "2026-11-27"
+    assert chinese["long_date"](date(2027, 3, 1)) == "2027年3月1日"
+    assert english["long_date"](date(2027, 3, 1)) == "Mar 1, 2027"
+    midnight = datetime(2027, 3, 1, 16, 0, tzinfo=UTC)  # 2027-03-02 00:00 in Shanghai
+    assert english["last_day"](midnight) == date(2027, 3, 1)
+
+
+def test_static_urls_carry_a_content_version(renderer: Renderer) -> None:
+    url = renderer.static_url("css/tally.css")
+    assert url.startswith("/static/css/tally.css?v=")
+    assert renderer.static_url("missing.css") == "/static/missing.css"
