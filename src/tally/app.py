@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -37,6 +38,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     settings = settings or get_settings()
     database = db or Database(build_engine(settings.database_url))
     policy = policy_from(settings)
+    # SQLite writes one transaction at a time: one database thread per process is enough.
+    executor = ThreadPoolExecutor(
+        max_workers=1 if database.dialect == "sqlite" else 8, thread_name_prefix="tally-db"
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -47,12 +52,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         yield
         if scheduler is not None:
             scheduler.stop()
+        executor.shutdown(wait=True)
 
     app = FastAPI(title="Tally", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
     app.state.policy = policy
     app.state.db = database
+    app.state.executor = executor
 
     app.add_exception_handler(TallyError, handle_tally_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

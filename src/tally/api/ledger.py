@@ -6,13 +6,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.api import schemas, views
-from tally.api.deps import Mutation, database, mutation, require, settings
+from tally.api.deps import Mutation, Reader, mutation, reader, settings
 from tally.api.members import MemberId
 from tally.config import Settings
-from tally.db.session import Database
 from tally.errors import Forbidden, NotFound
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
@@ -36,26 +37,26 @@ def _zone(write: Mutation) -> object:
 
 
 @router.get("/v1/members/{member_id}/balance", response_model=schemas.Balance)
-def get_balance(
+async def get_balance(
     member_id: MemberId,
-    _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
-    db: Annotated[Database, Depends(database)],
+    read: Annotated[Reader, Depends(reader(Scope.READ))],
     config: Annotated[Settings, Depends(settings)],
 ) -> schemas.Balance:
     """Spendable points, held points, and what expires on which date (programme time zone)."""
-    with db.read() as session:
-        return views.balance(session, member_id, utcnow(), config.zone)
+    return await read.run(
+        lambda session, _holder: views.balance(session, member_id, utcnow(), config.zone)
+    )
 
 
 @router.post("/v1/members/{member_id}/earn", response_model=schemas.Posted, status_code=201)
-def earn(
+async def earn(
     member_id: MemberId,
     payload: schemas.EarnRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.EARN))],
 ) -> Response:
     """Credit points issued by the calling partner."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         result = ledger.earn(
             session,
@@ -69,36 +70,36 @@ def earn(
         )
         return 201, views.posted(session, result, now, _zone(write))
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post("/v1/members/{member_id}/redeem", response_model=schemas.Posted, status_code=201)
-def redeem(
+async def redeem(
     member_id: MemberId,
     payload: schemas.RedeemRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
 ) -> Response:
     """Spend points with the calling partner, oldest-expiring first."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         result = ledger.redeem(
             session, write.origin, member_id, payload.points, payload.reference, now, _policy(write)
         )
         return 201, views.posted(session, result, now, _zone(write))
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post("/v1/members/{member_id}/holds", response_model=schemas.HoldPosted, status_code=201)
-def create_hold(
+async def create_hold(
     member_id: MemberId,
     payload: schemas.HoldRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
 ) -> Response:
     """Reserve points (checkout, bid) until captured, voided or timed out."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         found, result = ledger.create_hold(
             session,
@@ -116,7 +117,7 @@ def create_hold(
             **base.model_dump(exclude={"id"}), id=str(found.id), hold=views.hold(found)
         )
 
-    return write.run(work)
+    return await write.run(work)
 
 
 def _hold_id(value: str) -> uuid.UUID:
@@ -127,14 +128,14 @@ def _hold_id(value: str) -> uuid.UUID:
 
 
 @router.post("/v1/holds/{hold_id}/capture", response_model=schemas.HoldPosted)
-def capture_hold(
+async def capture_hold(
     hold_id: Id,
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
     payload: schemas.CaptureRequest | None = None,
 ) -> Response:
     """Spend all of a hold, or part of it and release the rest."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         found, result = ledger.capture_hold(
             session,
@@ -147,14 +148,16 @@ def capture_hold(
         base = views.posted(session, result, now, _zone(write))
         return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post("/v1/holds/{hold_id}/void", response_model=schemas.HoldPosted)
-def void_hold(hold_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]) -> Response:
+async def void_hold(
+    hold_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
+) -> Response:
     """Release a hold: every held point goes back to the member."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         found, result = ledger.release_hold(
             session,
@@ -166,30 +169,32 @@ def void_hold(hold_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.RED
         base = views.posted(session, result, now, _zone(write))
         return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.get("/v1/holds/{hold_id}", response_model=schemas.Hold)
-def get_hold(
+async def get_hold(
     hold_id: Id,
-    holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
-    db: Annotated[Database, Depends(database)],
+    read: Annotated[Reader, Depends(reader(Scope.READ))],
 ) -> schemas.Hold:
     """One hold of the calling partner."""
-    with db.read() as session:
+
+    def work(session: Session, holder: KeyHolder) -> schemas.Hold:
         found = ledger_repository.hold(session, _hold_id(hold_id))
         if found is None or found.partner_id != holder.partner_id:
             raise NotFound(f"Hold {hold_id} does not exist.")
         return views.hold(found)
 
+    return await read.run(work)
+
 
 @router.post("/v1/transfers", response_model=schemas.TransferPosted, status_code=201)
-def transfer(
+async def transfer(
     payload: schemas.TransferRequest, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
 ) -> Response:
     """Give points from one member to another (a gift); they keep their expiry."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         result = ledger.transfer(
             session,
@@ -207,18 +212,18 @@ def transfer(
             to_balance=views.balance(session, payload.to_member_id, now, _zone(write)),
         )
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post(
     "/v1/transactions/{transaction_id}/reverse", response_model=schemas.Posted, status_code=201
 )
-def reverse(
+async def reverse(
     transaction_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.READ))]
 ) -> Response:
     """Reverse an earn (claw back what is left, report the shortfall), a redemption or a capture."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         entry_id = views.parse_uuid(transaction_id)
         original = ledger_repository.entry(session, entry_id) if entry_id else None
@@ -230,32 +235,32 @@ def reverse(
         result = ledger.reverse(session, write.origin, original.id, now, _policy(write))
         return 201, views.posted(session, result, now, _zone(write))
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.get("/v1/members/{member_id}/transactions", response_model=schemas.TransactionPage)
-def list_transactions(
+async def list_transactions(
     member_id: MemberId,
-    _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
-    db: Annotated[Database, Depends(database)],
+    read: Annotated[Reader, Depends(reader(Scope.READ))],
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> schemas.TransactionPage:
     """The member's transactions, newest first; pass ``next_cursor`` back for the next page."""
     before = decode_cursor(cursor) if cursor else None
-    with db.read() as session:
-        return views.transactions(session, member_id, before, limit)
+    return await read.run(
+        lambda session, _holder: views.transactions(session, member_id, before, limit)
+    )
 
 
 @router.post("/v1/members/{member_id}/adjustments", response_model=schemas.Posted, status_code=201)
-def adjust(
+async def adjust(
     member_id: MemberId,
     payload: schemas.AdjustRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))],
 ) -> Response:
     """An operator back-office correction (positive or negative) with a reason."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         result = ledger.adjust(
             session,
@@ -269,4 +274,4 @@ def adjust(
         )
         return 201, views.posted(session, result, now, _zone(write))
 
-    return write.run(work)
+    return await write.run(work)

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.api import schemas, views
-from tally.api.deps import Mutation, database, mutation, require
-from tally.db.session import Database
+from tally.api.deps import Mutation, Reader, mutation, reader
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.members import service as members
-from tally.partners.service import KeyHolder, Scope
+from tally.partners.service import Scope
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 MemberId = Annotated[int, Path(gt=0, le=2**62, description="The member's Tally id.")]
@@ -26,12 +27,12 @@ MAX_ID = 2**62
     status_code=201,
     responses={200: {"model": schemas.Member, "description": "The identity's existing member."}},
 )
-def create_member(
+async def create_member(
     payload: schemas.MemberCreate, write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))]
 ) -> Response:
     """Enrol a member for an external identity, or return the member that already has it."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         member_id, created = enrolment.enrol(
             session,
             members.Identity(payload.external_id.namespace, payload.external_id.id),
@@ -40,85 +41,83 @@ def create_member(
         )
         return (201 if created else 200), views.member(session, member_id)
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.get("/lookup", response_model=schemas.Member)
-def lookup_member(
+async def lookup_member(
     namespace: Annotated[str, Query(min_length=1, max_length=64)],
     id: Annotated[str, Query(min_length=1, max_length=191)],
-    _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
-    db: Annotated[Database, Depends(database)],
+    read: Annotated[Reader, Depends(reader(Scope.READ))],
 ) -> schemas.Member:
     """Find a member by any of its identities."""
-    with db.read() as session:
-        return views.member(session, members.lookup(session, namespace, id))
+    return await read.run(
+        lambda session, _holder: views.member(session, members.lookup(session, namespace, id))
+    )
 
 
 @router.get("/{member_id}", response_model=schemas.Member)
-def get_member(
+async def get_member(
     member_id: MemberId,
-    _holder: Annotated[KeyHolder, Depends(require(Scope.READ))],
-    db: Annotated[Database, Depends(database)],
+    read: Annotated[Reader, Depends(reader(Scope.READ))],
 ) -> schemas.Member:
     """One member with its identities."""
-    with db.read() as session:
-        return views.member(session, member_id)
+    return await read.run(lambda session, _holder: views.member(session, member_id))
 
 
 @router.post("/{member_id}/identities", response_model=schemas.Member)
-def link_identity(
+async def link_identity(
     member_id: MemberId,
     payload: schemas.IdentityLink,
     write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
 ) -> Response:
     """Attach another identity to a member."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         members.link(session, member_id, members.Identity(payload.namespace, payload.id), utcnow())
         return 200, views.member(session, member_id)
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post("/{member_id}/identities/unlink", response_model=schemas.Member)
-def unlink_identity(
+async def unlink_identity(
     member_id: MemberId,
     payload: schemas.IdentityLink,
     write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
 ) -> Response:
     """Detach an identity (a member keeps at least one)."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         members.unlink(session, member_id, members.Identity(payload.namespace, payload.id))
         return 200, views.member(session, member_id)
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post("/{member_id}/freeze", response_model=schemas.Member)
-def freeze_member(
+async def freeze_member(
     member_id: MemberId,
     payload: schemas.FreezeRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))],
 ) -> Response:
     """Stop a member from earning and spending (fraud, dispute)."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         members.freeze(session, member_id, payload.reason, utcnow())
         return 200, views.member(session, member_id)
 
-    return write.run(work)
+    return await write.run(work)
 
 
 @router.post("/{member_id}/unfreeze", response_model=schemas.Member)
-def unfreeze_member(
+async def unfreeze_member(
     member_id: MemberId, write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))]
 ) -> Response:
     """Let a frozen member earn and spend again."""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> tuple[int, BaseModel]:
         members.unfreeze(session, member_id, utcnow())
         return 200, views.member(session, member_id)
 
-    return write.run(work)
+    return await write.run(work)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tally.db.engine import WRITE_OPTION
+from tally.db.gate import WriteGate
 
 
 class Database:
@@ -16,6 +17,11 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._gate: WriteGate | None = None
+        if engine.dialect.name == "sqlite":
+            path = engine.url.database
+            on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")
+            self._gate = WriteGate(path if on_disk else None)
         self._reader = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         self._writer = sessionmaker(
             bind=engine.execution_options(**{WRITE_OPTION: True}),
@@ -26,7 +32,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A writing transaction: committed when the block succeeds, rolled back otherwise."""
-        with self._writer() as session, session.begin():
+        gate: AbstractContextManager[None] = self._gate.hold() if self._gate else nullcontext()
+        with gate, self._writer() as session, session.begin():
             yield session
 
     @contextmanager

@@ -122,9 +122,10 @@ def wallet(session: Session, member_id: int) -> Wallet | None:
     return session.get(Wallet, member_id)
 
 
-def held_points(session: Session, member_id: int) -> int:
-    """A member's held points."""
-    return int(session.connection().execute(_WALLET_HELD, {"m": member_id}).scalar() or 0)
+def held_points(session: Session, member_id: int) -> int | None:
+    """A member's held points; ``None`` when there is no such member (every member has a wallet)."""
+    value = session.connection().execute(_WALLET_HELD, {"m": member_id}).scalar()
+    return None if value is None else int(value)
 
 
 def insert_lot(

@@ -635,14 +635,16 @@ def _reverse_earn(
 
 def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> Balance:
     """Spendable points (unexpired lots), held points, and what expires on which local date."""
-    members.get(session, member_id)
+    held = repository.held_points(session, member_id)
+    if held is None:
+        raise NotFound(f"Member {member_id} does not exist.")
     by_date: dict[date, int] = defaultdict(int)
     for lot in repository.live_lots(session, member_id, now):
         # A lot that expires at local midnight is last usable on the day before.
         by_date[local_date(lot.expires_at - timedelta(microseconds=1), zone)] += lot.remaining
     return Balance(
         available=sum(by_date.values()),
-        held=repository.held_points(session, member_id),
+        held=held,
         expiring=[Expiring(day, points) for day, points in sorted(by_date.items())],
     )
 

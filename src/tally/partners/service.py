@@ -8,14 +8,30 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from tally.db.base import table_of
 from tally.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tally.kit.crypto import constant_time_equal, keyed_hash, random_token
 from tally.partners.models import ApiKey, Partner
 
 KEY_PREFIX = "tly"
+_keys = table_of(ApiKey)
+_partners = table_of(Partner)
+_KEY_BY_PREFIX = (
+    select(
+        _keys.c.id,
+        _keys.c.key_hash,
+        _keys.c.scopes,
+        _keys.c.revoked_at,
+        _partners.c.id,
+        _partners.c.code,
+        _partners.c.is_active,
+    )
+    .join(_partners, _partners.c.id == _keys.c.partner_id)
+    .where(_keys.c.prefix == bindparam("prefix"))
+)
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -122,21 +138,17 @@ def authenticate(session: Session, plain: str, secret: str) -> KeyHolder:
     prefix, dot, _rest = plain.partition(".")
     if not dot or not prefix.startswith(f"{KEY_PREFIX}_"):
         raise Unauthorized("The API key is malformed.")
-    row = session.execute(
-        select(ApiKey, Partner)
-        .join(Partner, Partner.id == ApiKey.partner_id)
-        .where(ApiKey.prefix == prefix)
-    ).one_or_none()
+    row = session.connection().execute(_KEY_BY_PREFIX, {"prefix": prefix}).one_or_none()
     if row is None:
         raise Unauthorized("The API key is not valid.")
-    key, partner = row
-    if not constant_time_equal(key.key_hash, keyed_hash(secret, plain)):
+    key_id, key_hash, scopes, revoked_at, partner_id, code, is_active = row
+    if not constant_time_equal(key_hash, keyed_hash(secret, plain)):
         raise Unauthorized("The API key is not valid.")
-    if key.revoked_at is not None or not partner.is_active:
+    if revoked_at is not None or not is_active:
         raise Unauthorized("The API key was revoked.")
     return KeyHolder(
-        partner_id=partner.id,
-        partner_code=partner.code,
-        key_id=key.id,
-        scopes=frozenset(Scope(name) for name in key.scopes.split(",") if name),
+        partner_id=partner_id,
+        partner_code=code,
+        key_id=key_id,
+        scopes=frozenset(Scope(name) for name in scopes.split(",") if name),
     )
