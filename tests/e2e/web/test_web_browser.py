@@ -195,7 +195,8 @@ def test_phone_screenshots_of_the_member_pages_and_the_console(
     sign_in(phone, demo_site, "support")
     phone.goto(demo_site.url(f"/console/members/{RICH_MEMBER}"))
     expect(phone.get_by_test_id("available")).to_have_text(f"{balance.available:,}")
-    phone.screenshot(path=str(artifacts / "console-member-phone.png"), full_page=True)
+    phone.screenshot(path=str(artifacts / "console-member-phone.png"))
+    phone.screenshot(path=str(artifacts / "console-member-phone-full.png"), full_page=True)
 
     with phone.expect_popup() as popup_info:
         phone.click("#open-as-member")
@@ -204,7 +205,8 @@ def test_phone_screenshots_of_the_member_pages_and_the_console(
     expect(member.get_by_test_id("available")).to_have_text(f"{balance.available:,}")
     warning = member.get_by_test_id("expiring-soon")
     expect(warning).to_contain_text(f"{SOON_POINTS} AI豆即将过期")
-    member.screenshot(path=str(artifacts / "member-points-phone.png"), full_page=True)
+    member.screenshot(path=str(artifacts / "member-points-phone.png"))
+    member.screenshot(path=str(artifacts / "member-points-phone-full.png"), full_page=True)
 
     member.get_by_role("link", name="English").click()
     expect(member.get_by_test_id("expiring-soon")).to_contain_text(
