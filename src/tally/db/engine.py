@@ -55,7 +55,7 @@ def _sqlite_engine(url: str) -> Engine:
         # A writing unit of work takes the write lock up front, so two writers never
         # deadlock on a lock upgrade; readers see a consistent snapshot.
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from tally.db.base import table_of
+from tally.db.raw import Raw
 from tally.errors import IdempotencyConflict, ValidationFailed
-from tally.idempotency.models import IdempotencyRecord
 from tally.kit.clock import utcnow
 
 MAX_KEY_LENGTH = 255
-_records = table_of(IdempotencyRecord)
-_FIND = select(_records.c.request_hash, _records.c.status_code, _records.c.response_body).where(
-    _records.c.principal == bindparam("p"), _records.c.key == bindparam("k")
+_FIND = Raw(
+    "SELECT request_hash, status_code, response_body FROM idempotency_records"
+    " WHERE principal = :p AND key = :k"
 )
-_INSERT = insert(_records)
+_INSERT = Raw(
+    "INSERT INTO idempotency_records (principal, key, request_hash, status_code, response_body,"
+    " created_at) VALUES (:principal, :key, :request_hash, :status_code, :response_body,"
+    " :created_at)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ def check_key(key: str) -> None:
 
 def replay(session: Session, principal: str, key: str, fingerprint: str) -> Stored | None:
     """The stored response for this key, ``None`` if new; a different request is a conflict."""
-    record = session.connection().execute(_FIND, {"p": principal, "k": key}).one_or_none()
+    record = _FIND.one(session, {"p": principal, "k": key})
     if record is None:
         return None
     if record[0] != fingerprint:
@@ -54,8 +56,8 @@ def remember(
     session: Session, principal: str, key: str, fingerprint: str, status_code: int, body: str
 ) -> None:
     """Store the response in the same transaction as the change it describes."""
-    session.connection().execute(
-        _INSERT,
+    _INSERT.execute(
+        session,
         {
             "principal": principal,
             "key": key,

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tally.db.base import table_of
+from tally.db.raw import Raw, as_datetime
 from tally.kit.crypto import GENESIS_HASH
 from tally.ledger.domain import Leg, LotView
 from tally.ledger.models import (
@@ -24,71 +25,61 @@ from tally.ledger.models import (
     Wallet,
 )
 
-# The hot path runs pre-built Core statements: building a statement costs more than running it.
-_entries = table_of(JournalEntry)
-_postings = table_of(Posting)
-_wallets = table_of(Wallet)
-_links = table_of(ChainLink)
-_lots = table_of(Lot)
-_allocations = table_of(LotAllocation)
-
-_INSERT_ENTRY = insert(_entries)
-_INSERT_POSTING = insert(_postings)
-_MOVE_WALLET = (
-    update(_wallets)
-    .where(
-        _wallets.c.member_id == bindparam("m"),
-        _wallets.c.available + bindparam("da") >= 0,
-        _wallets.c.held + bindparam("dh") >= 0,
-    )
-    .values(
-        available=_wallets.c.available + bindparam("da"),
-        held=_wallets.c.held + bindparam("dh"),
-        seq=_wallets.c.seq + 1,
-    )
-    .returning(_wallets.c.seq, _wallets.c.head_hash)
+# The hot path runs hand-written SQL straight on the driver (see tally.db.raw).
+_INSERT_ENTRY = Raw(
+    "INSERT INTO journal_entries (id, kind, member_id, partner_id, staff_id, reference,"
+    " source_key, reverses_id, memo, details, created_at, hash) VALUES (:id, :kind, :member_id,"
+    " :partner_id, :staff_id, :reference, :source_key, :reverses_id, :memo, :details,"
+    " :created_at, :hash)"
 )
-_INSERT_LINK = insert(_links)
-_SET_HEAD = (
-    update(_wallets).where(_wallets.c.member_id == bindparam("m")).values(head_hash=bindparam("h"))
+_INSERT_POSTING = Raw(
+    "INSERT INTO postings (entry_id, account, amount) VALUES (:entry_id, :account, :amount)"
 )
-_INSERT_LOT = insert(_lots)
-_LIVE_LOTS = (
-    select(_lots.c.id, _lots.c.remaining, _lots.c.expires_at)
-    .where(
-        _lots.c.member_id == bindparam("m"),
-        _lots.c.remaining > 0,
-        _lots.c.expires_at > bindparam("now", type_=_lots.c.expires_at.type),
-    )
-    .order_by(_lots.c.expires_at, _lots.c.id)
+_MOVE_WALLET = Raw(
+    "UPDATE wallets SET available = available + :da, held = held + :dh, seq = seq + 1"
+    " WHERE member_id = :m AND available + :da >= 0 AND held + :dh >= 0"
+    " RETURNING seq, head_hash"
 )
-_CHANGE_LOT = (
-    update(_lots)
-    .where(
-        _lots.c.id == bindparam("lot"),
-        _lots.c.remaining + bindparam("pts") >= 0,
-        _lots.c.remaining + bindparam("pts") <= _lots.c.points,
-    )
-    .values(remaining=_lots.c.remaining + bindparam("pts"))
+_INSERT_LINK = Raw(
+    "INSERT INTO chain_links (member_id, seq, entry_id, hash) VALUES (:m, :seq, :entry_id, :h)"
 )
-_INSERT_ALLOCATION = insert(_allocations)
-_WALLET_HELD = select(_wallets.c.held).where(_wallets.c.member_id == bindparam("m"))
+_SET_HEAD = Raw("UPDATE wallets SET head_hash = :h WHERE member_id = :m")
+_INSERT_LOT = Raw(
+    "INSERT INTO lots (member_id, entry_id, points, remaining, expires_at, created_at)"
+    " VALUES (:m, :entry_id, :points, :points, :expires_at, :now)"
+)
+_LIVE_LOTS = Raw(
+    "SELECT id, remaining, expires_at FROM lots"
+    " WHERE member_id = :m AND remaining > 0 AND expires_at > :now ORDER BY expires_at, id"
+)
+_CHANGE_LOT = Raw(
+    "UPDATE lots SET remaining = remaining + :pts"
+    " WHERE id = :lot AND remaining + :pts >= 0 AND remaining + :pts <= points"
+)
+_INSERT_ALLOCATION = Raw(
+    "INSERT INTO lot_allocations (entry_id, lot_id, points) VALUES (:entry_id, :lot, :pts)"
+)
+_WALLET_HELD = Raw("SELECT held FROM wallets WHERE member_id = :m")
+_LIVE_BY_EXPIRY = Raw(
+    "SELECT expires_at, SUM(remaining) FROM lots"
+    " WHERE member_id = :m AND remaining > 0 AND expires_at > :now"
+    " GROUP BY expires_at ORDER BY expires_at"
+)
 
 
 def create_wallet(session: Session, member_id: int) -> None:
     """Give a new member an empty wallet at the start of its chain."""
     session.connection().execute(
-        insert(_wallets),
+        insert(table_of(Wallet)),
         {"member_id": member_id, "available": 0, "held": 0, "seq": 0, "head_hash": GENESIS_HASH},
     )
 
 
 def insert_entry(session: Session, values: dict[str, Any], legs: Sequence[Leg]) -> None:
     """Write an entry and its postings."""
-    connection = session.connection()
-    connection.execute(_INSERT_ENTRY, values)
-    connection.execute(
-        _INSERT_POSTING,
+    _INSERT_ENTRY.execute(session, values)
+    _INSERT_POSTING.execute_many(
+        session,
         [{"entry_id": values["id"], "account": leg.account, "amount": leg.amount} for leg in legs],
     )
 
@@ -100,21 +91,14 @@ def move_wallet(
 
     Returns ``(new_seq, previous_head)`` or ``None`` when the guard refused the change.
     """
-    row = (
-        session.connection()
-        .execute(_MOVE_WALLET, {"m": member_id, "da": available, "dh": held})
-        .one_or_none()
-    )
+    row = _MOVE_WALLET.one(session, {"m": member_id, "da": available, "dh": held})
     return None if row is None else (int(row[0]), str(row[1]))
 
 
 def append_link(session: Session, member_id: int, seq: int, entry_id: uuid.UUID, link: str) -> None:
     """Record the chain link and make it the wallet's head."""
-    connection = session.connection()
-    connection.execute(
-        _INSERT_LINK, {"member_id": member_id, "seq": seq, "entry_id": entry_id, "hash": link}
-    )
-    connection.execute(_SET_HEAD, {"m": member_id, "h": link})
+    _INSERT_LINK.execute(session, {"m": member_id, "seq": seq, "entry_id": entry_id, "h": link})
+    _SET_HEAD.execute(session, {"m": member_id, "h": link})
 
 
 def wallet(session: Session, member_id: int) -> Wallet | None:
@@ -124,8 +108,8 @@ def wallet(session: Session, member_id: int) -> Wallet | None:
 
 def held_points(session: Session, member_id: int) -> int | None:
     """A member's held points; ``None`` when there is no such member (every member has a wallet)."""
-    value = session.connection().execute(_WALLET_HELD, {"m": member_id}).scalar()
-    return None if value is None else int(value)
+    row = _WALLET_HELD.one(session, {"m": member_id})
+    return None if row is None else int(row[0])
 
 
 def insert_lot(
@@ -138,34 +122,37 @@ def insert_lot(
     now: datetime,
 ) -> None:
     """Add a lot of freshly credited points."""
-    session.connection().execute(
-        _INSERT_LOT,
+    _INSERT_LOT.execute(
+        session,
         {
-            "member_id": member_id,
+            "m": member_id,
             "entry_id": entry_id,
             "points": points,
-            "remaining": points,
             "expires_at": expires_at,
-            "created_at": now,
+            "now": now,
         },
     )
 
 
 def live_lots(session: Session, member_id: int, now: datetime) -> list[LotView]:
     """A member's unexpired lots with points left, earliest expiry first."""
-    rows = session.connection().execute(_LIVE_LOTS, {"m": member_id, "now": now})
-    return [LotView(id=row[0], remaining=row[1], expires_at=row[2]) for row in rows]
+    rows = _LIVE_LOTS.all(session, {"m": member_id, "now": now})
+    return [LotView(id=row[0], remaining=row[1], expires_at=as_datetime(row[2])) for row in rows]
+
+
+def live_points_by_expiry(
+    session: Session, member_id: int, now: datetime
+) -> list[tuple[datetime, int]]:
+    """A member's unexpired points, summed per expiry instant, soonest first."""
+    rows = _LIVE_BY_EXPIRY.all(session, {"m": member_id, "now": now})
+    return [(as_datetime(row[0]), int(row[1])) for row in rows]
 
 
 def change_lot(session: Session, entry_id: uuid.UUID, lot_id: int, points: int) -> bool:
     """Add ``points`` (negative: take) to a lot's remaining, guarded; record the allocation."""
-    connection = session.connection()
-    result = connection.execute(_CHANGE_LOT, {"lot": lot_id, "pts": points})
-    if result.rowcount != 1:
+    if _CHANGE_LOT.rowcount(session, {"lot": lot_id, "pts": points}) != 1:
         return False
-    connection.execute(
-        _INSERT_ALLOCATION, {"entry_id": entry_id, "lot_id": lot_id, "points": points}
-    )
+    _INSERT_ALLOCATION.execute(session, {"entry_id": entry_id, "lot": lot_id, "pts": points})
     return True
 
 

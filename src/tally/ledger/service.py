@@ -639,9 +639,9 @@ def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> 
     if held is None:
         raise NotFound(f"Member {member_id} does not exist.")
     by_date: dict[date, int] = defaultdict(int)
-    for lot in repository.live_lots(session, member_id, now):
+    for expires_at, points in repository.live_points_by_expiry(session, member_id, now):
         # A lot that expires at local midnight is last usable on the day before.
-        by_date[local_date(lot.expires_at - timedelta(microseconds=1), zone)] += lot.remaining
+        by_date[local_date(expires_at - timedelta(microseconds=1), zone)] += points
     return Balance(
         available=sum(by_date.values()),
         held=held,

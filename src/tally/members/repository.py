@@ -6,17 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from tally.db.base import table_of
+from tally.db.raw import Raw
 from tally.members.models import Member, MemberIdentity, MemberMerge, MemberProfile, MemberStatus
 
-_members = table_of(Member)
-_identities = table_of(MemberIdentity)
-_STATUS = select(_members.c.status).where(_members.c.id == bindparam("m"))
-_BY_IDENTITY = select(_identities.c.member_id).where(
-    _identities.c.namespace == bindparam("ns"), _identities.c.external_id == bindparam("xid")
+_STATUS = Raw("SELECT status FROM members WHERE id = :m")
+_BY_IDENTITY = Raw(
+    "SELECT member_id FROM member_identities WHERE namespace = :ns AND external_id = :xid"
 )
 
 
@@ -36,16 +34,14 @@ def member(session: Session, member_id: int) -> Member | None:
 
 def status_of(session: Session, member_id: int) -> MemberStatus | None:
     """A member's status, or ``None`` when there is no such member."""
-    value = session.connection().execute(_STATUS, {"m": member_id}).scalar()
-    return None if value is None else MemberStatus(value)
+    row = _STATUS.one(session, {"m": member_id})
+    return None if row is None else MemberStatus(row[0])
 
 
 def find_by_identity(session: Session, namespace: str, external_id: str) -> int | None:
     """The member an identity belongs to."""
-    value = (
-        session.connection().execute(_BY_IDENTITY, {"ns": namespace, "xid": external_id}).scalar()
-    )
-    return None if value is None else int(value)
+    row = _BY_IDENTITY.one(session, {"ns": namespace, "xid": external_id})
+    return None if row is None else int(row[0])
 
 
 def insert_identity(

@@ -8,29 +8,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tally.db.base import table_of
+from tally.db.raw import Raw
 from tally.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tally.kit.crypto import constant_time_equal, keyed_hash, random_token
 from tally.partners.models import ApiKey, Partner
 
 KEY_PREFIX = "tly"
-_keys = table_of(ApiKey)
-_partners = table_of(Partner)
-_KEY_BY_PREFIX = (
-    select(
-        _keys.c.id,
-        _keys.c.key_hash,
-        _keys.c.scopes,
-        _keys.c.revoked_at,
-        _partners.c.id,
-        _partners.c.code,
-        _partners.c.is_active,
-    )
-    .join(_partners, _partners.c.id == _keys.c.partner_id)
-    .where(_keys.c.prefix == bindparam("prefix"))
+_KEY_BY_PREFIX = Raw(
+    "SELECT k.id, k.key_hash, k.scopes, k.revoked_at, p.id, p.code, p.is_active"
+    " FROM api_keys k JOIN partners p ON p.id = k.partner_id WHERE k.prefix = :prefix"
 )
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -138,7 +127,7 @@ def authenticate(session: Session, plain: str, secret: str) -> KeyHolder:
     prefix, dot, _rest = plain.partition(".")
     if not dot or not prefix.startswith(f"{KEY_PREFIX}_"):
         raise Unauthorized("The API key is malformed.")
-    row = session.connection().execute(_KEY_BY_PREFIX, {"prefix": prefix}).one_or_none()
+    row = _KEY_BY_PREFIX.one(session, {"prefix": prefix})
     if row is None:
         raise Unauthorized("The API key is not valid.")
     key_id, key_hash, scopes, revoked_at, partner_id, code, is_active = row
