@@ -824,8 +824,23 @@ CONFLICT: dict[str, Build] = {
     "unfreeze an active member": lambda w: w.post(f"/v1/members/{w.member}/unfreeze"),
 }
 
+# Codes whose every case breaks the contract today (strict: these fail loudly once fixed).
+KNOWN_BUGS = {
+    "duplicate_reference": "BUG (since 52ccc80, hot-path SQL on the driver): a reused business "
+    "reference answers 500; the driver's own IntegrityError (sqlite3 / psycopg UniqueViolation) "
+    "is no longer a sqlalchemy IntegrityError, so Mutation.run never maps it to 409",
+}
+
 TABLE: list[Any] = [
-    pytest.param(status, code, build, id=f"{code}: {name}")
+    pytest.param(
+        status,
+        code,
+        build,
+        id=f"{code}: {name}",
+        marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[code])]
+        if code in KNOWN_BUGS
+        else [],
+    )
     for status, code, cases in (
         (404, "not_found", NOT_FOUND),
         (409, "insufficient_points", INSUFFICIENT),
@@ -950,13 +965,18 @@ def test_far_future_expiry_is_not_a_server_error(world: World, expires_at: str) 
         assert db_state(world.database) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: member ids in a transfer body have no upper bound; "
-    "2**63 overflows the database column and answers 500",
-)
 @pytest.mark.parametrize("field", ["from_member_id", "to_member_id"])
-def test_huge_member_ids_in_a_transfer_are_refused(world: World, field: str) -> None:
+def test_huge_member_ids_in_a_transfer_are_refused(
+    world: World, field: str, dialect: str, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "sqlite":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="BUG: member ids in a transfer body have no upper bound; on SQLite 2**63 "
+                "overflows the driver's integer and answers 500 (PostgreSQL answers 404)",
+            )
+        )
     before = db_state(world.database)
     body = {
         "from_member_id": world.member,
