@@ -14,6 +14,7 @@ from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
 from tally.api.problems import (
+    handle_data_error,
     handle_http_error,
     handle_tally_error,
     handle_unexpected,
@@ -21,6 +22,7 @@ from tally.api.problems import (
 )
 from tally.config import Settings, get_settings
 from tally.db.engine import build_engine
+from tally.db.raw import DATA_ERRORS
 from tally.db.session import Database
 from tally.errors import TallyError
 from tally.ledger.service import policy_from
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_exception_handler(TallyError, handle_tally_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(HTTPException, handle_http_error)
+    for data_error in DATA_ERRORS:
+        app.add_exception_handler(data_error, handle_data_error)
     app.add_exception_handler(Exception, handle_unexpected)
 
     app.include_router(members_api.router)

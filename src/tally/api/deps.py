@@ -13,12 +13,12 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.api.problems import problem_body
 from tally.config import Settings
+from tally.db.raw import INTEGRITY_ERRORS, error_text
 from tally.db.session import Database
 from tally.errors import (
     AlreadyReversed,
@@ -29,6 +29,7 @@ from tally.errors import (
     IdempotencyKeyRequired,
     TallyError,
     Unauthorized,
+    ValidationFailed,
 )
 from tally.idempotency import service as idempotency
 from tally.ledger.domain import Origin
@@ -128,7 +129,7 @@ class Mutation:
         for attempt in range(2):
             try:
                 return self._attempt(db, fingerprint, work)
-            except IntegrityError as exc:
+            except INTEGRITY_ERRORS as exc:
                 if attempt == 0:
                     # Lost a race: a concurrent request with the same key (replayed now), the
                     # same identity (found now) or the same reference (refused now).
@@ -154,7 +155,7 @@ class Mutation:
                 idempotency.remember(
                     session, principal, self.key, fingerprint, status, body.decode()
                 )
-        except (IdempotencyConflict, Unauthorized, Forbidden):
+        except (IdempotencyConflict, Unauthorized, Forbidden, ValidationFailed):
             raise  # not an answer to the request itself: the key stays unused
         except TallyError as error:
             if principal is not None:  # authenticated, with a usable key: the refusal is final
@@ -177,7 +178,7 @@ class Mutation:
                     error.status,
                     orjson.dumps(problem_body(error)).decode(),
                 )
-        except IntegrityError:
+        except INTEGRITY_ERRORS:
             pass  # a concurrent retry stored its own answer first
 
 
@@ -191,8 +192,8 @@ def _replayed(stored: idempotency.Stored) -> Response:
     )
 
 
-def _integrity_error(exc: IntegrityError) -> TallyError:
-    text = str(exc.orig)
+def _integrity_error(exc: Exception) -> TallyError:
+    text = error_text(exc)
     if "source_key" in text:
         return DuplicateReference("This reference was already used for this operation.")
     if "reverses_id" in text:
@@ -210,14 +211,14 @@ def mutation(scope: Scope) -> Callable[..., Any]:
     async def dependency(
         request: Request,
         body: Annotated[bytes, Depends(raw_body)],
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
         idempotency_key: Annotated[
-            str | None,
+            str,
             Header(
                 alias="Idempotency-Key",
                 description="Unique per write; a retry with the same key returns the first answer.",
             ),
-        ] = None,
+        ],
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Mutation:
         return Mutation(
             request=request,

@@ -17,6 +17,7 @@ from tally.members import service as members
 from tally.partners.service import Scope
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 MemberId = Annotated[int, Path(gt=0, le=2**62, description="The member's Tally id.")]
 MAX_ID = 2**62
 
@@ -46,8 +47,8 @@ async def create_member(
 
 @router.get("/lookup", response_model=schemas.Member)
 async def lookup_member(
-    namespace: Annotated[str, Query(min_length=1, max_length=64)],
-    id: Annotated[str, Query(min_length=1, max_length=191)],
+    namespace: Annotated[str, Query(min_length=1, max_length=64, pattern=PRINTABLE)],
+    id: Annotated[str, Query(min_length=1, max_length=191, pattern=PRINTABLE)],
     read: Annotated[Reader, Depends(reader(Scope.READ))],
 ) -> schemas.Member:
     """Find a member by any of its identities."""

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tally.errors import TallyError
+from tally.errors import IdempotencyKeyRequired, TallyError, ValidationFailed
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("tally.api")
@@ -60,6 +60,14 @@ async def handle_tally_error(_request: Request, exc: Exception) -> Response:
 
 async def handle_validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(
+        error.get("type") == "missing"
+        and tuple(error.get("loc", ())) == ("header", "Idempotency-Key")
+        for error in exc.errors()
+    ):
+        return tally_error_response(
+            IdempotencyKeyRequired("Send an Idempotency-Key header with every write.")
+        )
     errors = [
         {
             "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
@@ -81,6 +89,10 @@ async def handle_validation_error(_request: Request, exc: Exception) -> Response
 
 async def handle_http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # the body could not be parsed (not JSON, not UTF-8)
+        return tally_error_response(
+            ValidationFailed(f"The request body is malformed: {exc.detail}")
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body = {
         "type": f"https://tally.dev/problems/{code}",
@@ -102,3 +114,9 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         "code": "internal_error",
     }
     return problem_response(500, body)
+
+
+async def handle_data_error(_request: Request, exc: Exception) -> Response:
+    """A value the database cannot hold is the caller's mistake, never a 500."""
+    log.info("refused a value the database cannot hold: %s", exc)
+    return tally_error_response(ValidationFailed("A value is out of range or not allowed."))

@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 MAX_POINTS = 1_000_000_000
+MAX_ID = 2**62
 
 Points = Annotated[StrictInt, Field(gt=0, le=MAX_POINTS, description="Whole points, 1 to 10⁹.")]
 Reference = Annotated[
@@ -19,13 +29,24 @@ Reference = Annotated[
 ]
 Namespace = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_.-]{0,63}$"),
+    BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
+    StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,63}$"),
 ]
+MemberRef = Annotated[StrictInt, Field(gt=0, le=MAX_ID)]
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused, and no text may carry control characters."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        if isinstance(value, str) and any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("text may not contain control characters")
+        return value
 
 
 class ExternalIdentity(Strict):
@@ -89,8 +110,8 @@ class CaptureRequest(Strict):
 
 
 class TransferRequest(Strict):
-    from_member_id: Annotated[StrictInt, Field(gt=0)]
-    to_member_id: Annotated[StrictInt, Field(gt=0)]
+    from_member_id: MemberRef
+    to_member_id: MemberRef
     points: Points
     reference: Reference
 

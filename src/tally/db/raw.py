@@ -11,11 +11,14 @@ from __future__ import annotations
 import enum
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from psycopg.types.json import Json
 from sqlalchemy.orm import Session
 
@@ -23,6 +26,23 @@ _NAMED = re.compile(r"(?<!:):(\w+)")
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 Row = tuple[Any, ...]
+
+# A unique or check constraint refused a write: raised by SQLAlchemy, or by a driver under Raw.
+INTEGRITY_ERRORS = (sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+# A value the database cannot hold (a number beyond 64 bits, a NUL in text on PostgreSQL …).
+DATA_ERRORS = (
+    sqlalchemy.exc.DataError,
+    sqlite3.DataError,
+    psycopg.DataError,
+    OverflowError,
+)
+
+
+def error_text(error: BaseException) -> str:
+    """The driver's message for a database error, however it was raised."""
+    return str(getattr(error, "orig", None) or error)
+
+
 _DRIVER = "tally.raw.driver"
 
 

@@ -7,6 +7,8 @@ import binascii
 
 from tally.errors import ValidationFailed
 
+MAX_POSITION = 2**63
+
 
 def encode_cursor(position: int) -> str:
     """Encode a keyset position as an opaque cursor."""
@@ -18,7 +20,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = raw.partition(":")
-        if prefix != "p" or not number.isdigit():
+        if prefix != "p" or not number.isdigit() or int(number) >= MAX_POSITION:
             raise ValueError(raw)
         return int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:

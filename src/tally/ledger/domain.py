@@ -53,8 +53,16 @@ class UnbalancedEntry(ValueError):
     """Raised when postings do not sum to zero (a programming error, never user input)."""
 
 
-def check_balanced(legs: Sequence[Leg]) -> None:
-    """Every entry has at least two legs, none zero, summing to zero."""
+def check_balanced(legs: Sequence[Leg], *, record_only: bool = False) -> None:
+    """Every entry has at least two legs summing to zero, none zero unless ``record_only``.
+
+    A record-only entry moves nothing (every leg zero) but still enters the member's chain: it
+    records an event, such as the reversal of an earn whose points were all spent already.
+    """
+    if record_only:
+        if len(legs) < 2 or any(leg.amount != 0 for leg in legs):
+            raise UnbalancedEntry(f"a record-only entry has two or more zero legs: {legs!r}")
+        return
     if len(legs) < 2 or any(leg.amount == 0 for leg in legs):
         raise UnbalancedEntry(f"an entry needs two or more non-zero legs: {legs!r}")
     if sum(leg.amount for leg in legs) != 0:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
 
 from tally.db.base import table_of
 from tally.db.raw import Raw, as_datetime
@@ -291,11 +291,23 @@ def due_lots_of(session: Session, member_id: int, as_of: datetime) -> list[tuple
 def history(
     session: Session, member_ids: Sequence[int], *, before: int | None, limit: int
 ) -> list[tuple[int, JournalEntry]]:
-    """``(link_id, entry)`` of the members' entries, newest first."""
+    """``(link_id, entry)`` of the members' entries, newest first, each entry once.
+
+    An entry between two of the members (a merge, a transfer between them) has a link in each
+    chain; only its first link counts.
+    """
+    earlier = aliased(ChainLink)
     query = (
         select(ChainLink.id, JournalEntry)
         .join(JournalEntry, JournalEntry.id == ChainLink.entry_id)
         .where(ChainLink.member_id.in_(member_ids))
+        .where(
+            ~exists().where(
+                earlier.entry_id == ChainLink.entry_id,
+                earlier.member_id.in_(member_ids),
+                earlier.id < ChainLink.id,
+            )
+        )
         .order_by(ChainLink.id.desc())
         .limit(limit)
     )

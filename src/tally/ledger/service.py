@@ -97,13 +97,14 @@ def post(
     reverses_id: uuid.UUID | None = None,
     memo: str | None = None,
     details: dict[str, Any] | None = None,
+    record_only: bool = False,
 ) -> uuid.UUID:
     """Write one balanced entry, move the wallets it touches and extend their hash chains.
 
     Wallets are moved in member-id order (so two entries never deadlock) by conditional
     updates: an entry that would make any balance negative raises ``insufficient_points``.
     """
-    check_balanced(legs)
+    check_balanced(legs, record_only=record_only)
     entry_id = entry_id or uuid7()
     digest = entry_hash(
         entry_id=str(entry_id),
@@ -143,6 +144,19 @@ def post(
         seq, previous = moved
         repository.append_link(session, touched, seq, entry_id, link_hash(previous, seq, digest))
     return entry_id
+
+
+MAX_VALIDITY = timedelta(days=100 * 366)
+
+
+def _checked_expiry(expires_at: datetime | None, now: datetime, policy: Policy) -> datetime:
+    """The expiry of new points: the programme default, or a moment within the next 100 years."""
+    expires = expires_at or default_expiry(now, policy)
+    if not now < expires <= now + MAX_VALIDITY:
+        raise ValidationFailed(
+            "expires_at must be in the future and within 100 years.", field="expires_at"
+        )
+    return expires
 
 
 def _check_points(points: int, policy: Policy) -> None:
@@ -227,9 +241,7 @@ def earn(
     """Credit points issued by a partner as a new lot."""
     partner_id = _partner(origin)
     _check_points(points, policy)
-    expires = expires_at or default_expiry(now, policy)
-    if expires <= now:
-        raise ValidationFailed("expires_at must be in the future.", field="expires_at")
+    expires = _checked_expiry(expires_at, now, policy)
     members.require_usable(session, member_id)
     entry_id = post(
         session,
@@ -504,9 +516,7 @@ def adjust(
         memo=reason.strip(),
     )
     if points > 0:
-        expires = expires_at or default_expiry(now, policy)
-        if expires <= now:
-            raise ValidationFailed("expires_at must be in the future.", field="expires_at")
+        expires = _checked_expiry(expires_at, now, policy)
         repository.insert_lot(
             session,
             member_id=member_id,
@@ -604,33 +614,29 @@ def _reverse_earn(
 ) -> Posted:
     lots = repository.lots_created_by(session, entry_id)
     earned = sum(lot.points for lot in lots)
-    clawed = 0
     plan = [(lot.id, lot.remaining) for lot in lots if lot.remaining > 0]
-    reversal_id = uuid7()
-    if plan:
-        clawed = sum(points for _lot, points in plan)
-        post(
-            session,
-            kind=EntryKind.REVERSAL,
-            legs=[
-                Leg(member_available(member_id), -clawed),
-                Leg(partner_issued(partner_id), clawed),
-            ],
-            origin=origin,
-            member_id=member_id,
-            now=now,
-            entry_id=reversal_id,
-            reverses_id=entry_id,
-            details={"reversed_kind": "earn", "clawed_back": clawed, "shortfall": earned - clawed},
-        )
-        for lot_id, points in plan:
-            if not repository.change_lot(session, reversal_id, lot_id, -points):
-                raise InsufficientPoints("The earned points changed during the reversal; retry.")
-    return Posted(
-        reversal_id if plan else None,
-        member_id,
-        {"clawed_back": clawed, "shortfall": earned - clawed},
+    clawed = sum(points for _lot, points in plan)
+    details = {"reversed_kind": "earn", "clawed_back": clawed, "shortfall": earned - clawed}
+    # Even when nothing is left to claw back, the reversal is recorded (a zero entry), so the
+    # shortfall reaches settlement and the earn cannot be reversed twice.
+    reversal_id = post(
+        session,
+        kind=EntryKind.REVERSAL,
+        legs=[
+            Leg(member_available(member_id), -clawed),
+            Leg(partner_issued(partner_id), clawed),
+        ],
+        origin=origin,
+        member_id=member_id,
+        now=now,
+        reverses_id=entry_id,
+        details=details,
+        record_only=clawed == 0,
     )
+    for lot_id, points in plan:
+        if not repository.change_lot(session, reversal_id, lot_id, -points):
+            raise InsufficientPoints("The earned points changed during the reversal; retry.")
+    return Posted(reversal_id, member_id, {"clawed_back": clawed, "shortfall": earned - clawed})
 
 
 def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> Balance:
