@@ -32,7 +32,7 @@ from tally.errors import (
     ValidationFailed,
 )
 from tally.idempotency import service as idempotency
-from tally.ledger.domain import Origin
+from tally.ledger.domain import Origin, Policy
 from tally.partners.service import KeyHolder, Scope, authenticate
 
 T = TypeVar("T")
@@ -40,12 +40,20 @@ Work = Callable[[Session], tuple[int, BaseModel]]
 
 
 def database(request: Request) -> Database:
+    """The application's database."""
     db: Database = request.app.state.db
     return db
 
 
 def settings(request: Request) -> Settings:
+    """The application's settings."""
     value: Settings = request.app.state.settings
+    return value
+
+
+def policy(request: Request) -> Policy:
+    """The ledger policy of the running programme."""
+    value: Policy = request.app.state.policy
     return value
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.api import schemas, views
-from tally.api.deps import Mutation, Reader, mutation, reader, settings
+from tally.api.deps import Mutation, Reader, mutation, policy, reader, settings
 from tally.api.members import MemberId
 from tally.config import Settings
 from tally.errors import Forbidden, NotFound
@@ -28,8 +28,7 @@ Id = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _policy(write: Mutation) -> Policy:
-    policy: Policy = write.request.app.state.policy
-    return policy
+    return policy(write.request)
 
 
 def _zone(write: Mutation) -> object:

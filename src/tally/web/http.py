@@ -11,9 +11,7 @@ from babel.support import Translations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from tally.config import Settings
-from tally.db.session import Database
-from tally.ledger.domain import Policy
+from tally.api.deps import settings
 from tally.web import i18n, sessions
 from tally.web.templating import Renderer
 
@@ -47,24 +45,6 @@ def web_of(request: Request) -> Web:
     return web
 
 
-def database(request: Request) -> Database:
-    """The application's database."""
-    db: Database = request.app.state.db
-    return db
-
-
-def settings_of(request: Request) -> Settings:
-    """The application's settings."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def policy_of(request: Request) -> Policy:
-    """The ledger policy of the programme."""
-    policy: Policy = request.app.state.policy
-    return policy
-
-
 def is_htmx(request: Request) -> bool:
     """Whether htmx (not a full page load) made the request."""
     return (
@@ -83,7 +63,7 @@ def locale_of(request: Request) -> str:
         request.query_params.get(i18n.LANG_PARAM),
         request.cookies.get(i18n.LANG_COOKIE),
         request.headers.get("accept-language"),
-        settings_of(request).default_locale,
+        settings(request).default_locale,
     )
 
 
@@ -95,8 +75,8 @@ def gettext(request: Request, message: str, **params: Any) -> str:
 
 def currency_name(request: Request) -> str:
     """The points currency's name in the visitor's language (AI豆 / AI Beans)."""
-    settings = settings_of(request)
-    return settings.currency_name_en if locale_of(request) == "en" else settings.currency_name_zh
+    config = settings(request)
+    return config.currency_name_en if locale_of(request) == "en" else config.currency_name_zh
 
 
 def language_links(request: Request, page_url: str | None = None) -> list[LanguageLink]:

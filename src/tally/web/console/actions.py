@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tally.api.deps import database, policy
 from tally.errors import TallyError
 from tally.kit.clock import utcnow
 from tally.staff.service import Permission
@@ -17,7 +18,7 @@ from tally.web.console import commands, forms
 from tally.web.console.auth import Staff, require
 from tally.web.console.member_page import MemberId, member_page, member_url
 from tally.web.console.pages import error_flash, flash
-from tally.web.http import database, policy_of, redirect
+from tally.web.http import redirect
 from tally.web.i18n import N_
 
 router = APIRouter()
@@ -71,7 +72,7 @@ def adjust(
             reason=forms.reason(reason),
             nonce=forms.nonce(nonce),
             now=utcnow(),
-            policy=policy_of(request),
+            policy=policy(request),
         )
         if not applied:
             return N_("This adjustment was already made; it was not repeated.")

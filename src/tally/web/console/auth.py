@@ -15,13 +15,13 @@ from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from tally.api.deps import database
 from tally.errors import Forbidden
 from tally.staff import service as staff_service
 from tally.staff.models import StaffRole, StaffUser
 from tally.staff.service import Permission
 from tally.web import sessions
 from tally.web.errors import SignInRequired, csrf_rejected
-from tally.web.http import database
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: A sign-in lasts this long however active the staff member is (seconds).

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tally.api.deps import database
 from tally.errors import Unauthorized
 from tally.staff import service as staff_service
 from tally.web.console import auth
 from tally.web.console.forms import has_control_characters
 from tally.web.console.pages import page
 from tally.web.errors import csrf_rejected
-from tally.web.http import database, gettext, redirect, safe_next
+from tally.web.http import gettext, redirect, safe_next
 from tally.web.i18n import N_
 from tally.web.sessions import Flash
 

@@ -6,10 +6,10 @@ import time
 
 from starlette.requests import Request
 
+from tally.api.deps import database
 from tally.errors import MemberMerged, NotFound
 from tally.members import service as members
 from tally.web import sessions
-from tally.web.http import database
 
 #: A member session lasts this long; the app opens a fresh link whenever it needs more.
 SESSION_LIFETIME = 2 * 3600
