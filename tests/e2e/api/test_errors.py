@@ -6,6 +6,7 @@ member's balance and history, sends one request, and checks the refusal left all
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -171,7 +172,47 @@ def raw_earn(content: bytes, content_type: str | None = "application/json") -> B
 
 R = "order-1"
 
+
+def _beyond_64_bits(w: World) -> Callable[[], Any]:
+    cursor = base64.urlsafe_b64encode(f"p:{HUGE}".encode()).decode().rstrip("=")
+    return w.get(f"/v1/members/{w.member}/transactions", params={"cursor": cursor})
+
+
 VALIDATION: dict[str, dict[str, Build]] = {
+    # Each of these once answered 500 (no input may).
+    "out of range for the database": {
+        "expires_at at the end of 9999": earn(
+            {"points": 5, "reference": R, "expires_at": "9999-12-31T23:59:59Z"}
+        ),
+        "expires_at beyond 9999 in UTC": earn(
+            {"points": 5, "reference": R, "expires_at": "9999-12-31T23:59:59-14:00"}
+        ),
+        "adjustment expiring at the end of 9999": adjust(
+            {"points": 5, "reason": "x", "expires_at": "9999-12-31T23:59:59Z"}
+        ),
+        "transfer from member 2**63": transfer({"from_member_id": 2**63}),
+        "transfer to member 2**63": transfer({"to_member_id": 2**63}),
+        "transfer to member 2**62+1": transfer({"to_member_id": 2**62 + 1}),
+        "cursor beyond 64 bits": _beyond_64_bits,
+    },
+    "NUL and other control characters": {
+        "reference": earn({"points": 5, "reference": "order\x00-1"}),
+        "reference with an escape": earn({"points": 5, "reference": "order\x1b[31m"}),
+        "external id": enrol({"external_id": {"namespace": "email", "id": "a\x00@b"}}),
+        "profile name": enrol(
+            {"external_id": {"namespace": "email", "id": "n@b"}, "profile": {"name": "Li\x00"}}
+        ),
+        "identity linked": lambda w: w.post(
+            f"/v1/members/{w.member}/identities", {"namespace": "email", "id": "x\x00"}
+        ),
+        "freeze reason": lambda w: w.post(
+            f"/v1/members/{w.member}/freeze", {"reason": "fraud\x00"}
+        ),
+        "adjustment reason": adjust({"points": 5, "reason": "fix\x00"}),
+        "lookup id": lambda w: w.get(
+            "/v1/members/lookup", params={"namespace": "phone", "id": "138\x00"}
+        ),
+    },
     "earn: every wrong shape of points and reference": {
         "earn points negative": earn({"points": -5, "reference": R}),
         "earn points zero": earn({"points": 0, "reference": R}),
@@ -297,6 +338,7 @@ VALIDATION: dict[str, dict[str, Build]] = {
         ),
     },
     "bodies that are not the JSON object asked for": {
+        "invalid utf-8": raw_earn(b'{"points": 10, "reference": "\xff\xfe"}'),
         "malformed json": raw_earn(b'{"points": 10, "reference": '),
         "json with trailing garbage": raw_earn(b'{"points": 10, "reference": "a"} }'),
         "empty body": raw_earn(b""),
@@ -824,22 +866,12 @@ CONFLICT: dict[str, Build] = {
     "unfreeze an active member": lambda w: w.post(f"/v1/members/{w.member}/unfreeze"),
 }
 
-# Codes whose every case breaks the contract today (strict: these fail loudly once fixed).
-KNOWN_BUGS = {
-    "duplicate_reference": "BUG (since 52ccc80, hot-path SQL on the driver): a reused business "
-    "reference answers 500; the driver's own IntegrityError (sqlite3 / psycopg UniqueViolation) "
-    "is no longer a sqlalchemy IntegrityError, so Mutation.run never maps it to 409",
-}
-
 TABLE: list[Any] = [
     pytest.param(
         status,
         code,
         build,
         id=f"{code}: {name}",
-        marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[code])]
-        if code in KNOWN_BUGS
-        else [],
     )
     for status, code, cases in (
         (404, "not_found", NOT_FOUND),
@@ -898,15 +930,6 @@ def test_invalid_input_is_a_validation_problem_and_writes_nothing(
             raise AssertionError(f"case {name!r}: {error}") from error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a body that is not UTF-8 answers 400 with code "
-    "'bad_request' (not a contract code) instead of 422 validation_error",
-)
-def test_a_body_that_is_not_utf8_is_a_validation_problem(world: World) -> None:
-    refuse(world, raw_earn(b'{"points": 10, "reference": "\xff\xfe"}'), 422, "validation_error")
-
-
 def test_every_error_code_of_the_contract_is_covered() -> None:
     from tally.errors import ALL_ERRORS
 
@@ -944,95 +967,3 @@ def test_identity_conflict_names_the_owner(world: World) -> None:
     )
     body = assert_problem(response, 409, "identity_conflict")
     assert body["member_id"] == world.empty
-
-
-# --- Inputs that must not crash the server (no input yields a 500) ---------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an expires_at near year 9999 crashes the balance view (OverflowError) with a 500",
-)
-@pytest.mark.parametrize("expires_at", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"])
-def test_far_future_expiry_is_not_a_server_error(world: World, expires_at: str) -> None:
-    before = db_state(world.database)
-    response = world.api.earn(world.member, 5, expires_at=expires_at)
-    assert response.status_code != 500, response.text
-    if response.status_code == 201:
-        assert response.json()["balance"]["available"] == 105
-    else:
-        assert_problem(response, 422, "validation_error")
-        assert db_state(world.database) == before
-
-
-@pytest.mark.parametrize("field", ["from_member_id", "to_member_id"])
-def test_huge_member_ids_in_a_transfer_are_refused(
-    world: World, field: str, dialect: str, request: pytest.FixtureRequest
-) -> None:
-    if dialect == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG: member ids in a transfer body have no upper bound; on SQLite 2**63 "
-                "overflows the driver's integer and answers 500 (PostgreSQL answers 404)",
-            )
-        )
-    before = db_state(world.database)
-    body = {
-        "from_member_id": world.member,
-        "to_member_id": world.empty,
-        "points": 5,
-        "reference": R,
-    }
-    response = world.api.post("/v1/transfers", {**body, field: 2**63})
-    assert response.status_code in (404, 422), response.text
-    assert_problem(
-        response,
-        response.status_code,
-        "not_found" if response.status_code == 404 else "validation_error",
-    )
-    assert db_state(world.database) == before
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a well-formed cursor with a position beyond 64 bits answers 500 instead of 422",
-)
-def test_cursor_beyond_64_bits_is_not_a_server_error(world: World) -> None:
-    import base64
-
-    cursor = base64.urlsafe_b64encode(f"p:{HUGE}".encode()).decode().rstrip("=")
-    response = world.api.get(f"/v1/members/{world.member}/transactions", params={"cursor": cursor})
-    assert response.status_code in (200, 422), response.text
-    if response.status_code == 422:
-        assert_problem(response, 422, "validation_error")
-
-
-NUL_INPUTS: dict[str, Build] = {
-    "reference": earn({"points": 5, "reference": "order\x00-1"}),
-    "external id": enrol({"external_id": {"namespace": "email", "id": "a\x00@b"}}),
-    "profile name": enrol(
-        {"external_id": {"namespace": "email", "id": "n@b"}, "profile": {"name": "Li\x00"}}
-    ),
-    "freeze reason": lambda w: w.post(f"/v1/members/{w.member}/freeze", {"reason": "fraud\x00"}),
-    "adjustment reason": adjust({"points": 5, "reason": "fix\x00"}),
-    "lookup id": lambda w: w.get(
-        "/v1/members/lookup", params={"namespace": "phone", "id": "138\x00"}
-    ),
-}
-
-
-@pytest.mark.parametrize("build", list(NUL_INPUTS.values()), ids=list(NUL_INPUTS))
-def test_nul_characters_are_not_a_server_error(
-    world: World, build: Build, dialect: str, request: pytest.FixtureRequest
-) -> None:
-    if dialect == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG: a NUL character in any text input answers 500 on PostgreSQL",
-            )
-        )
-    response = build(world)()
-    assert response.status_code != 500, response.text
-    assert response.status_code in (200, 201, 404, 422), response.text

@@ -72,11 +72,6 @@ def test_every_write_declares_the_idempotency_key_header(spec: dict[str, Any], p
     assert header.get("description")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Idempotency-Key is declared optional (required: false) though every write "
-    "without it is refused with 400 idempotency_key_required",
-)
 def test_the_idempotency_key_is_declared_required(spec: dict[str, Any]) -> None:
     optional = [
         p for p in WRITES if not _header(spec["paths"][p]["post"], "Idempotency-Key")["required"]
