@@ -40,8 +40,10 @@ def parse_as_of(value: str | None) -> datetime:
     if value is None:
         return utcnow()
     try:
-        if len(value) == 10:
-            return end_of_day(date.fromisoformat(value), get_settings().zone)
+        return end_of_day(date.fromisoformat(value), get_settings().zone)
+    except ValueError:
+        pass
+    try:
         return as_utc(datetime.fromisoformat(value))
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO-8601 date or datetime: {value!r}") from exc
