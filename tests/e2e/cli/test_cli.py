@@ -581,19 +581,7 @@ AS_OF = [
     pytest.param(
         "2027-03-01T16:00:00", "2027-03-01T16:00:00+00:00", 3, 70, id="naive datetime is UTC"
     ),
-    pytest.param(
-        "20270301",
-        "2027-03-01T16:00:00+00:00",
-        3,
-        70,
-        id="basic-format date",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: parse_as_of treats only 10-character values as dates, so the ISO-8601 "
-            "basic date 20270301 is parsed as a datetime: midnight UTC, not the end of the local "
-            "day",
-        ),
-    ),
+    pytest.param("20270301", "2027-03-01T16:00:00+00:00", 3, 70, id="basic-format date"),
 ]
 
 
