@@ -294,7 +294,7 @@ def test_a_forbidden_request_does_not_use_up_the_key(scene: Scene) -> None:
     assert reversed_.json()["details"] == {"clawed_back": 10, "shortfall": 0}
 
 
-# --- Concurrent duplicates -------------------------------------------------------------------
+# --- Concurrency -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -304,17 +304,25 @@ class Race:
     entries_after: int
 
 
-def _block_member_writes(database: Database, member_id: int) -> Callable[[], None]:
+def _block_member_writes(scene: Scene) -> Callable[[], None]:
     """Hold the member's wallet (PostgreSQL) or the write lock (SQLite); return the release."""
+    return _blocking(
+        scene.database,
+        "SELECT member_id FROM wallets WHERE member_id = :m FOR UPDATE",
+        m=scene.member,
+    )
+
+
+def _blocking(database: Database, *statements: str, **params: Any) -> Callable[[], None]:
+    """Run ``statements`` in a transaction left open (on SQLite: take the write lock)."""
     if database.dialect == "sqlite":
         connection = database.engine.execution_options(tally_write=True).connect()
         transaction = connection.begin()  # BEGIN IMMEDIATE: no one else may write
     else:
         connection = database.engine.connect()
         transaction = connection.begin()
-        connection.execute(
-            text("SELECT member_id FROM wallets WHERE member_id = :m FOR UPDATE"), {"m": member_id}
-        )
+        for statement in statements:
+            connection.execute(text(statement), params)
 
     def release() -> None:
         if not connection.closed:
@@ -349,18 +357,25 @@ def _wait_for_lock_waiters(database: Database, expected: int, timeout: float = 1
     raise AssertionError(f"fewer than {expected} requests reached the lock: {activity}")
 
 
-def race(scene: Scene, app: Any, path: str, body: Any, copies: int = 6) -> Race:
-    """Send ``copies`` identical requests with one key at once, while the member is locked, so
+def race(
+    scene: Scene,
+    app: Any,
+    requests: list[tuple[str, Any, str]],
+    block: Callable[[Scene], Callable[[], None]] = _block_member_writes,
+) -> Race:
+    """Send ``requests`` (path, body, Idempotency-Key) at once while ``block`` holds them up, so
     they all overlap; then let them go."""
     # Separate clients (not started: their lifespans would stop the app's shared executor).
-    clients = [TestClient(app, raise_server_exceptions=False) for _ in range(copies)]
-    headers = scene.partner.headers("raced-key")
+    clients = [TestClient(app, raise_server_exceptions=False) for _ in requests]
     before = entry_count(scene.database)
-    release = _block_member_writes(scene.database, scene.member)
-    with concurrent.futures.ThreadPoolExecutor(copies) as pool:
+    release = block(scene)
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
         try:
-            futures = [pool.submit(c.post, path, json=body, headers=headers) for c in clients]
-            _wait_for_lock_waiters(scene.database, copies)
+            futures = [
+                pool.submit(client.post, path, json=body, headers=scene.partner.headers(key))
+                for client, (path, body, key) in zip(clients, requests, strict=True)
+            ]
+            _wait_for_lock_waiters(scene.database, len(requests))
         finally:
             release()  # before the pool waits for its requests
         responses = [future.result(timeout=60) for future in futures]
@@ -377,7 +392,7 @@ RACED = {
 def test_concurrent_duplicates_write_exactly_once(
     scene: Scene, app: Any, path: Callable[[Scene], str], body: dict[str, Any]
 ) -> None:
-    result = race(scene, app, path(scene), body)
+    result = race(scene, app, [(path(scene), body, "raced-key")] * 6)
 
     assert result.entries_after == result.entries_before + 1
     assert scene.api.balance(scene.member)["available"] == 90
@@ -393,7 +408,7 @@ def test_concurrent_duplicates_write_exactly_once(
 def test_concurrent_duplicates_all_get_the_first_answer(
     scene: Scene, app: Any, path: Callable[[Scene], str], body: dict[str, Any]
 ) -> None:
-    result = race(scene, app, path(scene), body)
+    result = race(scene, app, [(path(scene), body, "raced-key")] * 6)
 
     first = next(r for r in result.responses if "idempotent-replayed" not in r.headers)
     assert first.status_code == 201, first.text
@@ -402,3 +417,69 @@ def test_concurrent_duplicates_all_get_the_first_answer(
         assert response.content == first.content
     replayed = [r for r in result.responses if r.headers.get("idempotent-replayed") == "true"]
     assert len(replayed) == len(result.responses) - 1
+
+
+def test_concurrent_redemptions_never_overspend(scene: Scene, app: Any) -> None:
+    path = f"/v1/members/{scene.member}/redeem"
+    result = race(
+        scene, app, [(path, {"points": 30, "reference": f"r{n}"}, f"k{n}") for n in range(5)]
+    )
+
+    statuses = sorted(r.status_code for r in result.responses)
+    assert statuses == [201, 201, 201, 409, 409], [r.text for r in result.responses]
+    for refused in (r for r in result.responses if r.status_code == 409):
+        assert_problem(refused, 409, "insufficient_points")
+    assert result.entries_after == result.entries_before + 3
+    assert scene.api.balance(scene.member)["available"] == 10
+
+
+def test_a_hold_raced_by_captures_and_a_void_is_settled_once(scene: Scene, app: Any) -> None:
+    hold_id = scene.hold(30)
+    requests = [
+        (f"/v1/holds/{hold_id}/capture", None, "c1"),
+        (f"/v1/holds/{hold_id}/void", None, "v1"),
+        (f"/v1/holds/{hold_id}/capture", {"points": 10}, "c2"),
+    ]
+    result = race(scene, app, requests)
+
+    winners = [r for r in result.responses if r.status_code == 200]
+    assert len(winners) == 1, [r.text for r in result.responses]
+    for loser in (r for r in result.responses if r.status_code != 200):
+        assert_problem(loser, 409, "hold_not_active")
+    assert result.entries_after == result.entries_before + 1
+    hold = winners[0].json()["hold"]
+    expected = {"captured": 70, "voided": 100}[hold["status"]]
+    if hold["status"] == "captured" and hold["captured_points"] == 10:
+        expected = 90
+    assert scene.api.balance(scene.member) == {
+        "available": expected,
+        "held": 0,
+        "expiring": scene.api.balance(scene.member)["expiring"],
+    }
+
+
+def _identity_taken_meanwhile(scene: Scene) -> Callable[[], None]:
+    """An uncommitted enrolment of the raced identity: every request waits for it, then it goes."""
+    return _blocking(
+        scene.database,
+        "INSERT INTO members (id, status, created_at, updated_at)"
+        " VALUES (999999, 'active', now(), now())",
+        "INSERT INTO member_identities (member_id, namespace, external_id, created_at)"
+        " VALUES (999999, 'email', 'race@example.cn', now())",
+    )
+
+
+def test_concurrent_enrolments_of_one_identity_make_one_member(scene: Scene, app: Any) -> None:
+    body = {"external_id": {"namespace": "email", "id": "race@example.cn"}}
+    result = race(
+        scene, app, [("/v1/members", body, f"e{n}") for n in range(6)], _identity_taken_meanwhile
+    )
+
+    assert sorted(r.status_code for r in result.responses) == [200] * 5 + [201], [
+        r.text for r in result.responses
+    ]
+    assert len({r.json()["id"] for r in result.responses}) == 1
+    found = scene.api.get(
+        "/v1/members/lookup", params={"namespace": "email", "id": "race@example.cn"}
+    )
+    assert found.json()["id"] == result.responses[0].json()["id"]
