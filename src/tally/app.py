@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 
 from tally.api import ledger as ledger_api
@@ -56,7 +58,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             scheduler.stop()
         executor.shutdown(wait=True)
 
-    app = FastAPI(title="Tally", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Tally",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # /docs is served below from Tally's own static files: no CDN
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
     app.state.policy = policy
@@ -74,6 +83,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(ledger_api.router)
     app.include_router(member_links_api.router)
     install_web(app)
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Tally API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
