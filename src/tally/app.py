@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.responses import HTMLResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse
 
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
