@@ -199,10 +199,20 @@ def _restore(
 
     A lot that has expired meanwhile cannot take them back: the points come back as a new lot
     valid for ``reversal_grace_days``, so a member is never handed points that are already dead.
+    Points of an earn that was reversed while they were held do not come back at all: they are
+    clawed back now, completing that reversal.
     """
     fresh = 0
+    clawed: dict[int, dict[str, Any]] = {}
     for lot_id, points in portions:
         lot = repository.lot(session, lot_id)
+        reversed_earn = _reversed_earn_of(session, lot.entry_id) if lot is not None else None
+        if reversed_earn is not None:
+            partner_id, earn_id = reversed_earn
+            claim = clawed.setdefault(partner_id, {"points": 0, "earns": []})
+            claim["points"] += points
+            claim["earns"].append(str(earn_id))
+            continue
         if (
             lot is not None
             and lot.expires_at > now
@@ -220,6 +230,32 @@ def _restore(
             expires_at=now + timedelta(days=max(policy.reversal_grace_days, 1)),
             now=now,
         )
+    for partner_id, claim in sorted(clawed.items()):
+        post(
+            session,
+            kind=EntryKind.REVERSAL,
+            legs=[
+                Leg(member_available(member_id), -claim["points"]),
+                Leg(partner_issued(partner_id), claim["points"]),
+            ],
+            origin=Origin(),
+            member_id=member_id,
+            now=now,
+            details={
+                "late_clawback_of": sorted(set(claim["earns"])),
+                "clawed_back": claim["points"],
+            },
+        )
+
+
+def _reversed_earn_of(session: Session, source_id: uuid.UUID) -> tuple[int, uuid.UUID] | None:
+    """``(partner_id, earn_id)`` when ``source_id`` is an earn that has been reversed."""
+    source = repository.entry(session, source_id)
+    if source is None or source.kind is not EntryKind.EARN:
+        return None
+    if repository.entry_reversal(session, source_id) is None:
+        return None
+    return source.partner_id or 0, source.id
 
 
 def _partner(origin: Origin) -> int:

@@ -378,13 +378,6 @@ def test_an_earn_spent_in_full_is_still_reversed_only_once(api: Api) -> None:
     assert_problem(api.post(f"/v1/transactions/{earned['id']}/reverse"), 409, "already_reversed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reversing an earn whose points are held claws back only the unheld part and "
-    "reports the held points as shortfall (they are neither spent nor expired); voiding the hold "
-    "then puts them back into the reversed earn's lot, so the member keeps reversed points "
-    "(hold everything, get the earn reversed, void: nothing is clawed back)",
-)
 def test_points_of_a_reversed_earn_do_not_come_back_through_a_void(api: Api) -> None:
     member = api.enrol("13800000001")
     earned = earn(api, member, 100)
