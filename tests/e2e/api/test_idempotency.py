@@ -334,7 +334,7 @@ def _blocking(database: Database, *statements: str, **params: Any) -> Callable[[
 
 def _wait_for_lock_waiters(database: Database, expected: int, timeout: float = 10.0) -> None:
     if database.dialect == "sqlite":
-        time.sleep(0.5)  # nothing to observe: the requests queue on SQLite's write lock
+        time.sleep(0.3)  # nothing to observe: the requests queue on SQLite's write lock
         return
     deadline = time.monotonic() + timeout
     query = text(
