@@ -432,6 +432,7 @@ NOT_FOUND: dict[str, Build] = {
             f"/v1/members/{w.member}/identities/unlink", {"namespace": "email", "id": "other@b"}
         ),
     )[1],
+    "member link for an unknown member": lambda w: w.post("/v1/members/999999/links"),
     "adjust unknown member": lambda w: w.post(
         "/v1/members/999999/adjustments", {"points": 5, "reason": "x"}
     ),
@@ -587,6 +588,7 @@ KEY_REQUIRED: dict[str, Build] = {
         )
     ),
     "reverse": _no_key(lambda w: (f"/v1/transactions/{w.earn_id}/reverse", None)),
+    "member link": _no_key(lambda w: (f"/v1/members/{w.member}/links", None)),
     "adjust": _no_key(
         lambda w: (f"/v1/members/{w.member}/adjustments", {"points": 5, "reason": "x"})
     ),
@@ -734,6 +736,9 @@ FORBIDDEN: dict[str, Build] = {
         "POST",
         lambda w: f"/v1/members/{w.member}/identities",
         {"namespace": "e", "id": "r"},
+    ),
+    "read key mints a member link": _as(
+        "read", "POST", lambda w: f"/v1/members/{w.member}/links", own=True
     ),
     "read key freezes": _as(
         "read", "POST", lambda w: f"/v1/members/{w.member}/freeze", {"reason": "x"}

@@ -108,6 +108,7 @@ OPERATIONS: dict[str, Operation] = {
         f"/v1/members/{s.member}/adjustments",
         {"points": 7, "reason": "goodwill"},
     ),
+    "mint a member link": lambda s: (f"/v1/members/{s.member}/links", None),
     "adjust down": lambda s: (
         f"/v1/members/{s.member}/adjustments",
         {"points": -7, "reason": "fix"},
