@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -14,12 +16,16 @@ from tally.errors import TallyError
 from tally.schema import migrate
 
 
-def open_database(settings: Settings | None = None) -> Database:
-    """The configured database, created and migrated if needed."""
+@contextmanager
+def open_database(settings: Settings | None = None) -> Iterator[Database]:
+    """The configured database, created and migrated if needed; closed when the block ends."""
     settings = settings or get_settings()
     db = Database(build_engine(settings.database_url, pool_size=5))
-    migrate(db.engine)
-    return db
+    try:
+        migrate(db.engine)
+        yield db
+    finally:
+        db.dispose()
 
 
 def emit(value: Any) -> None:

@@ -22,7 +22,7 @@ jobs_app = typer.Typer(help="Run scheduled jobs once, for any moment.", no_args_
 def verify() -> None:
     """Check every hash chain, that every entry balances, and that balances match postings, lots
     and holds; exit 1 and list the problems when anything is wrong."""
-    with open_database().read() as session:
+    with open_database() as db, db.read() as session:
         report = verify_ledger(session)
     typer.echo(
         f"checked {report.entries} entries, {report.links} chain links, {report.wallets} wallets"
@@ -62,7 +62,8 @@ def expire(
 ) -> None:
     """Expire due points and lapse timed-out holds (idempotent; safe to re-run)."""
     moment = parse_as_of(as_of)
-    report = jobs.expire(open_database().write, moment, policy_from(get_settings()))
+    with open_database() as db:
+        report = jobs.expire(db.write, moment, policy_from(get_settings()))
     emit(
         {
             "as_of": moment.isoformat(),

@@ -40,12 +40,11 @@ def serve(
     from tally.demo import loader
 
     settings = get_settings()
-    db = open_database(settings)
-    if demo:
-        with db.write() as session:
-            summary = loader.load_if_empty(session, settings)
-        typer.echo(loader.welcome(summary, host, port))
-    db.dispose()
+    with open_database(settings) as db:
+        if demo:
+            with db.write() as session:
+                summary = loader.load_if_empty(session, settings)
+            typer.echo(loader.welcome(summary, host, port))
     uvicorn.run(
         "tally.app:create_app",
         factory=True,
@@ -61,8 +60,8 @@ def serve(
 @db_app.command("upgrade")
 def upgrade() -> None:
     """Create or migrate the database to the newest schema."""
-    open_database()
-    typer.echo("database is up to date")
+    with open_database():
+        typer.echo("database is up to date")
 
 
 @demo_app.command("load")
@@ -71,5 +70,5 @@ def demo_load() -> None:
     from tally.demo import loader
 
     settings = get_settings()
-    with open_database(settings).write() as session:
+    with open_database(settings) as db, db.write() as session:
         emit(loader.load_if_empty(session, settings).as_dict())

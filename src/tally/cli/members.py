@@ -29,7 +29,7 @@ def _staff_id(session: object, username: str) -> int:
 def show(member_id: Annotated[int, typer.Argument(help="Tally member id.")]) -> None:
     """Print a member with its identities."""
     try:
-        with open_database().read() as session:
+        with open_database() as db, db.read() as session:
             view = members.view(session, member_id)
         emit(
             {
@@ -52,7 +52,7 @@ def merge(
 ) -> None:
     """Merge two members: identities, points, holds and history move to the survivor."""
     try:
-        with open_database().write() as session:
+        with open_database() as db, db.write() as session:
             record = enrolment.merge(
                 session, survivor, merged, _staff_id(session, staff), reason, utcnow()
             )
@@ -74,7 +74,7 @@ def unmerge(
 ) -> None:
     """Reverse a merge."""
     try:
-        with open_database().write() as session:
+        with open_database() as db, db.write() as session:
             record = enrolment.unmerge(session, merge_id, _staff_id(session, staff), utcnow())
             emit({"merge_id": record.id, "reversed_at": record.reversed_at})
     except TallyError as error:
@@ -88,7 +88,7 @@ def freeze(
 ) -> None:
     """Freeze a member: no earning or spending until unfrozen."""
     try:
-        with open_database().write() as session:
+        with open_database() as db, db.write() as session:
             members.freeze(session, member_id, reason, utcnow())
         emit({"member_id": member_id, "status": "frozen"})
     except TallyError as error:
@@ -99,7 +99,7 @@ def freeze(
 def unfreeze(member_id: Annotated[int, typer.Argument(help="Tally member id.")]) -> None:
     """Unfreeze a member."""
     try:
-        with open_database().write() as session:
+        with open_database() as db, db.write() as session:
             members.unfreeze(session, member_id, utcnow())
         emit({"member_id": member_id, "status": "active"})
     except TallyError as error:

@@ -31,7 +31,7 @@ def create(
     settings = get_settings()
     try:
         parsed = partners.parse_scopes(scopes)
-        with open_database(settings).write() as session:
+        with open_database(settings) as db, db.write() as session:
             partner = partners.create_partner(session, code, name, utcnow())
             key, plain = partners.issue_key(
                 session, partner, parsed, settings.resolved_secret(), utcnow()
@@ -53,7 +53,7 @@ def create(
 @app.command("list")
 def list_partners() -> None:
     """List partners and their keys (prefixes only)."""
-    with open_database().read() as session:
+    with open_database() as db, db.read() as session:
         emit(
             [
                 {
@@ -84,7 +84,7 @@ def key_create(
     settings = get_settings()
     try:
         parsed = partners.parse_scopes(scopes)
-        with open_database(settings).write() as session:
+        with open_database(settings) as db, db.write() as session:
             partner = partners.partner_by_code(session, code)
             key, plain = partners.issue_key(
                 session, partner, parsed, settings.resolved_secret(), utcnow()
@@ -100,7 +100,7 @@ def key_revoke(
 ) -> None:
     """Revoke an API key; it stops working at once."""
     try:
-        with open_database().write() as session:
+        with open_database() as db, db.write() as session:
             partners.revoke_key(session, prefix, utcnow())
         emit({"revoked": prefix})
     except TallyError as error:

@@ -36,7 +36,7 @@ def create(
 ) -> None:
     """Add a staff member who signs in to the console with a password (stored as argon2)."""
     try:
-        with open_database().write() as session:
+        with open_database() as db, db.write() as session:
             user = staff.create(session, username, password, role, name, utcnow())
             emit({"staff_id": user.id, "username": user.username, "role": user.role.value})
     except TallyError as error:

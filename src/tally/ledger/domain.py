@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tally.kit.crypto import sha256_hex
 
@@ -129,6 +130,8 @@ def entry_hash(
     reference: str | None,
     reverses_id: str | None,
     legs: Iterable[Leg],
+    memo: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> str:
     """The content hash of an entry: any change to it or to its postings changes the hash."""
     body = {
@@ -141,8 +144,11 @@ def entry_hash(
         "ref": reference,
         "reverses": reverses_id,
         "legs": sorted([leg.account, leg.amount] for leg in legs),
+        "memo": memo,
+        "details": details,
     }
-    return sha256_hex(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return sha256_hex(text.encode())
 
 
 def link_hash(previous: str, seq: int, entry: str) -> str:

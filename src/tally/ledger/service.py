@@ -116,6 +116,8 @@ def post(
         reference=reference,
         reverses_id=str(reverses_id) if reverses_id else None,
         legs=legs,
+        memo=memo,
+        details=details,
     )
     repository.insert_entry(
         session,
@@ -207,11 +209,13 @@ def _restore(
     for lot_id, points in portions:
         lot = repository.lot(session, lot_id)
         reversed_earn = _reversed_earn_of(session, lot.entry_id) if lot is not None else None
-        if reversed_earn is not None:
+        if reversed_earn is not None and repository.change_lot(session, entry_id, lot_id, points):
+            # Released into the lot (so what this entry gave back is on record), then clawed.
             partner_id, earn_id = reversed_earn
-            claim = clawed.setdefault(partner_id, {"points": 0, "earns": []})
+            claim = clawed.setdefault(partner_id, {"points": 0, "earns": [], "lots": []})
             claim["points"] += points
             claim["earns"].append(str(earn_id))
+            claim["lots"].append((lot_id, points))
             continue
         if (
             lot is not None
@@ -231,7 +235,7 @@ def _restore(
             now=now,
         )
     for partner_id, claim in sorted(clawed.items()):
-        post(
+        claw_id = post(
             session,
             kind=EntryKind.REVERSAL,
             legs=[
@@ -246,6 +250,9 @@ def _restore(
                 "clawed_back": claim["points"],
             },
         )
+        for lot_id, points in claim["lots"]:
+            if not repository.change_lot(session, claw_id, lot_id, -points):
+                raise InsufficientPoints("The released points changed meanwhile; retry.")
 
 
 def _reversed_earn_of(session: Session, source_id: uuid.UUID) -> tuple[int, uuid.UUID] | None:

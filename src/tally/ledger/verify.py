@@ -94,6 +94,8 @@ def _check_entries(session: Session, report: Report) -> None:
                 reference=entry.reference,
                 reverses_id=str(entry.reverses_id) if entry.reverses_id else None,
                 legs=entry_legs,
+                memo=entry.memo,
+                details=entry.details,
             )
             if expected != entry.hash:
                 report.add(f"entry {entry.id} was altered: its content no longer matches its hash")

@@ -408,13 +408,6 @@ def test_points_of_a_reversed_earn_do_not_come_back_through_a_void(api: Api) -> 
     assert api.balance(member) == {"available": 0, "held": 0, "expiring": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (since 114539b): after an earn is reversed while its points are held, a partial "
-    "capture's released points are clawed back without a lot allocation, so reversing that capture "
-    "returns everything the hold took (60), not what the capture spent (20): the capturing "
-    "partner refunds 40 too many and the earn is clawed back 140 of 100",
-)
 def test_a_capture_after_its_earn_was_reversed_is_reversed_for_what_it_spent(api: Api) -> None:
     member = api.enrol("13800000001")
     earn(api, member, 30, LATE)
