@@ -13,9 +13,17 @@ from tally.idempotency import models as idempotency_models
 from tally.ledger import models as ledger_models
 from tally.members import models as member_models
 from tally.partners import models as partner_models
+from tally.programme import models as programme_models
 from tally.staff import models as staff_models
 
-MODEL_MODULES = (member_models, partner_models, staff_models, ledger_models, idempotency_models)
+MODEL_MODULES = (
+    member_models,
+    partner_models,
+    staff_models,
+    ledger_models,
+    idempotency_models,
+    programme_models,
+)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

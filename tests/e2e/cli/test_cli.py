@@ -229,7 +229,9 @@ def test_the_command_tree_is_complete() -> None:
     expected = {
         "db upgrade", "demo load", "jobs expire", "ledger verify", "member freeze", "member merge",
         "member show", "member unfreeze", "member unmerge", "partner create", "partner key-create",
-        "partner key-revoke", "partner list", "serve", "staff create",
+        "partner key-revoke", "partner list", "programme apply", "programme export",
+        "programme plan", "programme schema", "programme validate", "programme versions",
+        "serve", "staff create",
     }  # fmt: skip
     leaves = {
         " ".join(p)

@@ -1,0 +1,1 @@
+"""The programme as code: one reviewable file, validated, planned, applied and versioned."""

@@ -1,0 +1,433 @@
+"""The programme file's model: currency, tier ladder, tier model, paid plans and partners.
+
+Pure (no database). Money and multipliers are decimal *strings* in the file, never floats; the
+model turns them into integers (minor units, basis points). Field checks live on the models;
+checks across fields (:func:`cross_check`) name the path of the field they refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Path = tuple[str | int, ...]
+
+# ISO 4217 codes and their minor-unit exponents (the currencies an operator is likely to use).
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CNY": 2, "CZK": 2, "DKK": 2,
+    "EUR": 2, "GBP": 2, "HKD": 2, "IDR": 2, "INR": 2, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3,
+    "MOP": 2, "MXN": 2, "MYR": 2, "NOK": 2, "NZD": 2, "OMR": 3, "PHP": 2, "PLN": 2, "QAR": 2,
+    "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2, "TRY": 2, "TWD": 2, "USD": 2, "VND": 0, "ZAR": 2,
+}  # fmt: skip
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+DECIMAL_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+TERM_PATTERN = re.compile(r"^P([1-9][0-9]{0,3})([DMY])$")
+MAX_MULTIPLIER_BP = 1_000_000  # 100x
+_REMOVED_NOTE = {"partner": " from the programme (it stays registered)"}
+
+
+def _decimal_text(value: Any) -> str:
+    """A non-negative decimal given as a string ("0.01"); numbers are refused (floats drift)."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(
+            f'must be a quoted decimal string such as "1.5", not {type(value).__name__} {value!r}'
+        )
+    if not DECIMAL_TEXT.match(value):
+        raise ValueError(f'must be a decimal such as "1.5", got {value!r}')
+    return value
+
+
+DecimalText = Annotated[str, Field(json_schema_extra={"pattern": DECIMAL_TEXT.pattern})]
+Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are refused; strings are not coerced to numbers nor numbers to strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+
+class Names(Strict):
+    """A display name in each language the programme ships."""
+
+    zh_cn: str = Field(alias="zh-CN", min_length=1, max_length=100)
+    en: str = Field(min_length=1, max_length=100)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount of money: integer minor units of an ISO 4217 currency."""
+
+    minor_units: int
+    currency: str
+
+    def __str__(self) -> str:
+        exponent = CURRENCY_EXPONENTS[self.currency]
+        return f"{Decimal(self.minor_units).scaleb(-exponent):.{exponent}f} {self.currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class PointRate:
+    """What points are worth: ``points`` points are worth ``minor_units`` of ``currency``."""
+
+    points: int
+    minor_units: int
+    currency: str
+
+
+class Amount(Strict):
+    """Money as written in the file: ``{amount: "88.00", currency: CNY}``."""
+
+    amount: DecimalText = Field(description='Decimal string, e.g. "88.00"; never a number.')
+    currency: str = Field(description="ISO 4217 code, e.g. CNY.", pattern=r"^[A-Z]{3}$")
+
+    _amount = field_validator("amount", mode="before")(_decimal_text)
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value not in CURRENCY_EXPONENTS:
+            raise ValueError(f"{value!r} is not a known ISO 4217 currency code")
+        return value
+
+    @property
+    def decimal(self) -> Decimal:
+        return Decimal(self.amount)
+
+    @property
+    def exponent(self) -> int:
+        return CURRENCY_EXPONENTS[self.currency]
+
+
+class Price(Amount):
+    """A price: exact in the currency's minor units ("88.00" CNY, not "88.001")."""
+
+    @model_validator(mode="after")
+    def _exact(self) -> Price:
+        if self.decimal.as_tuple().exponent < -self.exponent:  # type: ignore[operator]
+            raise ValueError(
+                f"amount {self.amount} has more decimals than {self.currency} allows "
+                f"({self.exponent})"
+            )
+        return self
+
+    @property
+    def money(self) -> Money:
+        return Money(int(self.decimal.scaleb(self.exponent)), self.currency)
+
+
+class PointValue(Amount):
+    """The money one point is worth, e.g. ``"0.01"`` CNY: 100 points = 1 CNY."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> PointValue:
+        if self.decimal <= 0:
+            raise ValueError("a point must be worth more than nothing")
+        return self
+
+    @property
+    def rate(self) -> PointRate:
+        """The smallest whole ``points → minor units`` pair: "0.01" CNY → 1 point = 1 fen."""
+        minor = self.decimal.scaleb(self.exponent)
+        points = 1
+        while minor != minor.to_integral_value():
+            minor *= 10
+            points *= 10
+        return PointRate(points, int(minor), self.currency)
+
+
+class Currency(Strict):
+    """The points currency."""
+
+    code: Code = Field(description="Short code of the points currency, e.g. AIB.")
+    names: Names
+    point_value: PointValue = Field(description="Money one point is worth.")
+    default_validity_days: int = Field(ge=1, le=36_500, description="Life of earned points.")
+    timezone: str = Field(description="IANA zone the programme's days are counted in.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return value
+
+
+class FreeReturns(Strict):
+    kind: Literal["free_returns"]
+
+
+class PriorityService(Strict):
+    kind: Literal["priority_service"]
+
+
+class BirthdayGift(Strict):
+    kind: Literal["birthday_gift"]
+
+
+class MonthlyCoupons(Strict):
+    kind: Literal["monthly_coupons"]
+    count: int = Field(ge=1, le=1000, description="Coupons granted each month.")
+
+
+Benefit = Annotated[
+    FreeReturns | PriorityService | BirthdayGift | MonthlyCoupons, Field(discriminator="kind")
+]
+
+
+def _unique_benefits(benefits: list[Any]) -> list[Any]:
+    kinds = [benefit.kind for benefit in benefits]
+    repeated = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+    if repeated:
+        raise ValueError(f"benefit {repeated[0]} is listed twice")
+    return benefits
+
+
+class Flags(Strict):
+    """Flags later features read: the mall's tier-only items, the member pages' theme."""
+
+    mall_exclusive: bool = Field(default=False, description="Sees the mall's tier-only items.")
+    theme: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,31}$")
+
+
+class Tier(Strict):
+    """One rung of the ladder."""
+
+    code: Code
+    names: Names
+    threshold: int = Field(ge=0, description="Growth value needed; the first tier's is 0.")
+    earn_multiplier: DecimalText = Field(description='Decimal string, e.g. "1.5" (1.5x).')
+    benefits: list[Benefit] = Field(default_factory=list)
+    flags: Flags = Field(default_factory=Flags)
+
+    _multiplier = field_validator("earn_multiplier", mode="before")(_decimal_text)
+    _benefits = field_validator("benefits")(_unique_benefits)
+
+    @field_validator("earn_multiplier")
+    @classmethod
+    def _basis_points(cls, value: str) -> str:
+        bp = Decimal(value) * 10_000
+        if bp != bp.to_integral_value():
+            raise ValueError("at most four decimals (basis points)")
+        if not 0 < bp <= MAX_MULTIPLIER_BP:
+            raise ValueError("must be above 0 and at most 100")
+        return value
+
+    @property
+    def earn_multiplier_bp(self) -> int:
+        """The multiplier in basis points: "1.5" → 15000."""
+        return int(Decimal(self.earn_multiplier) * 10_000)
+
+
+class TierModel(Strict):
+    """How growth value is counted and when members move down."""
+
+    kind: Literal["rolling_window", "calendar_year", "lifetime"]
+    window_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Only for rolling_window: days counted."
+    )
+    grace_days: int = Field(default=0, ge=0, le=3650, description="Delay before a downgrade.")
+    max_levels_down: int = Field(default=1, ge=1, le=100, description="Levels lost at once.")
+
+    @model_validator(mode="after")
+    def _window(self) -> TierModel:
+        if self.kind == "rolling_window" and self.window_days is None:
+            raise ValueError("window_days is required for a rolling_window")
+        if self.kind != "rolling_window" and self.window_days is not None:
+            raise ValueError(f"window_days applies only to rolling_window, not {self.kind}")
+        return self
+
+
+class Eligibility(Strict):
+    min_growth: int = Field(default=0, ge=0, description="Growth value needed to subscribe.")
+    min_tier: Code | None = Field(default=None, description="Code of the lowest tier allowed.")
+
+
+class Plan(Strict):
+    """A paid membership on top of the tiers."""
+
+    code: Code
+    names: Names
+    price: Price
+    term: str = Field(description="P1M, P3M, P1Y, P30D …", pattern=TERM_PATTERN.pattern)
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    benefits: list[Benefit] = Field(default_factory=list)
+
+    _benefits = field_validator("benefits")(_unique_benefits)
+
+    @property
+    def term_parts(self) -> tuple[int, Literal["D", "M", "Y"]]:
+        match = TERM_PATTERN.match(self.term)
+        assert match is not None
+        return int(match.group(1)), match.group(2)  # type: ignore[return-value]
+
+
+class PartnerSpec(Strict):
+    code: Code
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Programme(Strict):
+    """The whole programme file."""
+
+    model_config = ConfigDict(
+        title="Tally programme", json_schema_extra={"$id": "https://tally.invalid/programme"}
+    )
+
+    currency: Currency
+    tiers: list[Tier] = Field(min_length=1, max_length=50)
+    tier_model: TierModel
+    plans: list[Plan] = Field(default_factory=list)
+    partners: list[PartnerSpec] = Field(default_factory=list)
+
+    def tier(self, code: str) -> Tier | None:
+        return next((tier for tier in self.tiers if tier.code == code), None)
+
+    def dump(self) -> dict[str, Any]:
+        """The normalised content: JSON-ready, keys as written in the file."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A refused field: its path in the file and why."""
+
+    path: Path
+    message: str
+
+
+def format_path(path: Path) -> str:
+    """``("tiers", 2, "threshold")`` → ``tiers[2].threshold``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "programme"
+
+
+def _duplicates(section: str, codes: list[str]) -> list[Problem]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, code in enumerate(codes):
+        if code in seen:
+            problems.append(
+                Problem(
+                    (section, index, "code"),
+                    f"{code} is already used by {format_path((section, seen[code]))}",
+                )
+            )
+        seen.setdefault(code, index)
+    return problems
+
+
+def cross_check(programme: Programme) -> list[Problem]:
+    """Checks across fields: unique codes, an increasing ladder from 0, known tiers."""
+    problems = _duplicates("tiers", [tier.code for tier in programme.tiers])
+    problems += _duplicates("plans", [plan.code for plan in programme.plans])
+    problems += _duplicates("partners", [partner.code for partner in programme.partners])
+    first = programme.tiers[0]
+    if first.threshold != 0:
+        problems.append(Problem(("tiers", 0, "threshold"), "the first tier's threshold must be 0"))
+    for index in range(1, len(programme.tiers)):
+        before, tier = programme.tiers[index - 1], programme.tiers[index]
+        if tier.threshold <= before.threshold:
+            problems.append(
+                Problem(
+                    ("tiers", index, "threshold"),
+                    f"must be greater than tiers[{index - 1}].threshold ({before.threshold})",
+                )
+            )
+    codes = [tier.code for tier in programme.tiers]
+    for index, plan in enumerate(programme.plans):
+        wanted = plan.eligibility.min_tier
+        if wanted is not None and wanted not in codes:
+            problems.append(
+                Problem(
+                    ("plans", index, "eligibility", "min_tier"),
+                    f"no tier {wanted}; tiers are {', '.join(codes)}",
+                )
+            )
+    return problems
+
+
+def changes(old: Programme | None, new: Programme) -> list[str]:
+    """What applying ``new`` over ``old`` changes, one human-readable line each."""
+    before = old.dump() if old is not None else None
+    after = new.dump()
+    lines: list[str] = []
+    if before is None:
+        rate = new.currency.point_value.rate
+        lines.append(
+            f"currency {new.currency.code} set: {rate.points} points = {rate.minor_units} "
+            f"minor units of {rate.currency}"
+        )
+        lines.append(f"tier_model set: {new.tier_model.kind}")
+        before = {"tiers": [], "plans": [], "partners": []}
+    else:
+        lines += _field_changes("currency", before["currency"], after["currency"])
+        lines += _field_changes("tier_model", before["tier_model"], after["tier_model"])
+    for section, noun in (("tiers", "tier"), ("plans", "plan"), ("partners", "partner")):
+        lines += _item_changes(noun, before[section], after[section])
+    if old is not None:
+        old_order = [tier.code for tier in old.tiers if new.tier(tier.code)]
+        new_order = [tier.code for tier in new.tiers if old.tier(tier.code)]
+        if old_order != new_order:
+            lines.append(f"tier order: {' < '.join(old_order)} → {' < '.join(new_order)}")
+    return lines or ["no changes"]
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(item) for item in value) + "]"
+    if isinstance(value, dict):
+        if set(value) == {"kind"}:
+            return str(value["kind"])
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def _field_changes(
+    label: str, before: dict[str, Any], after: dict[str, Any], sep: str = "."
+) -> list[str]:
+    old, new = _flatten(before, ""), _flatten(after, "")
+    lines = []
+    for key in [*old, *(key for key in new if key not in old)]:
+        if old.get(key) != new.get(key):
+            lines.append(f"{label}{sep}{key}: {_show(old.get(key))} → {_show(new.get(key))}")
+    return lines
+
+
+def _item_changes(
+    noun: str, before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> list[str]:
+    old = {item["code"]: item for item in before}
+    new = {item["code"]: item for item in after}
+    lines = []
+    for code, item in new.items():
+        if code not in old:
+            name = item.get("names", {}).get("en") or item.get("name") or code
+            lines.append(f"{noun} {code} added ({name})")
+        else:
+            lines += _field_changes(f"{noun} {code}", old[code], item, " ")
+    lines += [
+        f"{noun} {code} removed{_REMOVED_NOTE.get(noun, '')}" for code in old if code not in new
+    ]
+    return lines

@@ -1,0 +1,123 @@
+"""``tally programme`` against a fresh SQLite file: validate, plan, apply, export, versions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
+
+from tally.cli.main import app as cli
+from tally.config import get_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ROOT / "src" / "tally" / "demo" / "programme.yaml"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'tally.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TALLY_DATABASE_URL", url)
+    monkeypatch.setenv("TALLY_SECRET_KEY", "cli-test-secret-" + "y" * 32)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def run(*args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, list(args), prog_name="tally")
+    assert result.exit_code == code, (args, result.exit_code, result.output, result.exception)
+    return result
+
+
+def count(url: str, table: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_validate_a_good_file() -> None:
+    assert run("programme", "validate", str(DEMO)).stdout == "valid\n"
+
+
+def test_validate_prints_every_error_with_its_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        DEMO.read_text()
+        .replace("threshold: 15000", "threshold: 4000")
+        .replace("Asia/Shanghai", "Asia/Nowhere")
+    )
+    result = run("programme", "validate", str(broken), code=1)
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{broken}:8: currency.timezone: 'Asia/Nowhere' is not an IANA time zone "
+        "(e.g. Asia/Shanghai)",
+    ]
+    broken.write_text(DEMO.read_text().replace("threshold: 15000", "threshold: 4000"))
+    result = run("programme", "validate", str(broken), code=1)
+    assert result.stderr.splitlines() == [
+        f"{broken}:31: tiers[3].threshold: must be greater than tiers[2].threshold (5000)"
+    ]
+
+
+def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    run("programme", "validate", str(tmp_path / "nope.yaml"), code=2)
+
+
+def test_plan_apply_export_versions(database_url: str, tmp_path: Path) -> None:
+    plan = run("programme", "plan", str(DEMO)).stdout.splitlines()
+    assert "tier BLACK_DIAMOND added (Black Diamond)" in plan
+    assert count(database_url, "programme_versions") == 0
+
+    applied = run("programme", "apply", str(DEMO), "--by", "alice").stdout.splitlines()
+    assert applied[0] == "applied version 1"
+    assert count(database_url, "partners") == 4
+
+    refused = run("programme", "apply", str(DEMO), code=2)
+    assert "identical to the running version 1" in refused.stderr
+    assert run("programme", "plan", str(DEMO)).stdout == "no changes\n"
+
+    exported = tmp_path / "running.yaml"
+    assert run("programme", "export", "--output", str(exported)).stdout == f"wrote {exported}\n"
+    assert run("programme", "validate", str(exported)).stdout == "valid\n"
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        exported.read_text().replace("default_validity_days: 365", "default_validity_days: 400")
+    )
+    assert run("programme", "plan", str(changed)).stdout == (
+        "currency.default_validity_days: 365 → 400\n"
+    )
+    run("programme", "apply", str(changed))
+
+    versions = json.loads(run("programme", "versions").stdout)
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[0]["applied_by"] == "alice"
+    assert versions[1]["applied_by"]  # the OS user by default
+    assert "default_validity_days: 400" in run("programme", "export").stdout
+
+
+def test_export_before_any_apply_fails(database_url: str) -> None:
+    assert "No programme has been applied yet" in run("programme", "export", code=2).stderr
+
+
+def test_an_invalid_file_is_not_applied(database_url: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    run("db", "upgrade")
+    broken.write_text(DEMO.read_text().replace('"88.00"', "88.00"))
+    result = run("programme", "apply", str(broken), code=1)
+    assert "plans[0].price.amount: must be a quoted decimal string" in result.stderr
+    assert count(database_url, "programme_versions") == 0
+
+
+def test_schema_is_the_published_one() -> None:
+    schema = run("programme", "schema").stdout
+    assert schema == (ROOT / "docs" / "programme.schema.json").read_text()
+    assert json.loads(schema)["title"] == "Tally programme"
