@@ -137,3 +137,31 @@ def test_the_first_version_lists_everything() -> None:
     assert lines[0] == "currency AIB set: 1 points = 1 minor units of CNY"
     assert "tier BRONZE added (Bronze)" in lines
     assert "partner MOBILE added (云途移动 Cloudway Mobile)" in lines
+
+
+def _fields(schema: dict, name: str, seen: set[str]) -> set[str]:  # type: ignore[type-arg]
+    """Every property name reachable from ``name`` in the schema's definitions."""
+    if name in seen:
+        return set()
+    seen.add(name)
+    found: set[str] = set()
+    definition = schema["$defs"].get(name, schema) if name != "Programme" else schema
+    for field, spec in definition.get("properties", {}).items():
+        found.add(field)
+        text = str(spec)
+        for ref in schema["$defs"]:
+            if f"#/$defs/{ref}'" in text:
+                found |= _fields(schema, ref, seen)
+    return found
+
+
+def test_the_documentation_covers_every_field_and_shows_the_demo() -> None:
+    doc = (ROOT / "docs" / "programme.md").read_text()
+    schema = Programme.model_json_schema(by_alias=True)
+    missing = sorted(
+        field
+        for field in _fields(schema, "Programme", set())
+        if f"`{field}`" not in doc and f".{field}`" not in doc
+    )
+    assert not missing, f"docs/programme.md does not document {missing}"
+    assert f"```yaml\n{DEMO.read_text()}```" in doc
