@@ -363,11 +363,8 @@ def changes(old: Programme | None, new: Programme) -> list[str]:
     after = new.dump()
     lines: list[str] = []
     if before is None:
-        rate = new.currency.point_value.rate
-        lines.append(
-            f"currency {new.currency.code} set: {rate.points} points = {rate.minor_units} "
-            f"minor units of {rate.currency}"
-        )
+        value = new.currency.point_value
+        lines.append(f"currency {new.currency.code} set: 1 point = {value.amount} {value.currency}")
         lines.append(f"tier_model set: {new.tier_model.kind}")
         before = {"tiers": [], "plans": [], "partners": []}
     else:

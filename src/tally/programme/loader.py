@@ -18,6 +18,7 @@ from tally.errors import ValidationFailed
 from tally.programme.domain import Path, Problem, Programme, cross_check, format_path
 
 DEFAULT_SOURCE = "programme.yaml"
+MAX_NODES = 100_000  # aliases may repeat a node; refuse files that expand beyond this
 _MESSAGES = {
     "extra_forbidden": "unknown field",
     "missing": "required field is missing",
@@ -107,6 +108,20 @@ def _build(
     return constructor.construct_object(node)
 
 
+def _size(node: yaml.Node, limit: int) -> int:
+    """How many nodes ``node`` expands to (aliases counted each time), stopping past ``limit``."""
+    count = 0
+    stack = [node]
+    while stack and count <= limit:
+        current = stack.pop()
+        count += 1
+        if isinstance(current, yaml.MappingNode):
+            stack.extend(item for pair in current.value for item in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return count
+
+
 def _message(error: ErrorDetails) -> str:
     message = _MESSAGES.get(error["type"], error["msg"])
     return message.removeprefix("Value error, ")
@@ -125,6 +140,11 @@ def load(text: str, source: str = DEFAULT_SOURCE) -> Programme:
         raise InvalidProgramme([FileError(source, 1, "programme", f"YAML: {exc}")]) from None
     if root is None:
         raise InvalidProgramme([FileError(source, 1, "programme", "the file is empty")])
+    size = _size(root, MAX_NODES)
+    if size > MAX_NODES:
+        raise InvalidProgramme(
+            [FileError(source, 1, "programme", f"more than {MAX_NODES} values once expanded")]
+        )
     duplicates: list[FileError] = []
     data = _build(root, yaml.SafeLoader(""), duplicates, source, ())
     if duplicates:

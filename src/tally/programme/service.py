@@ -10,7 +10,8 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tally.errors import Conflict, NotFound
@@ -19,6 +20,8 @@ from tally.partners.models import Partner
 from tally.programme import loader
 from tally.programme.domain import Programme, changes
 from tally.programme.models import ProgrammeVersion
+
+APPLY_LOCK = 0x7A11_0001  # PostgreSQL advisory lock serialising applies (SQLite: the write gate)
 
 
 def validate(text: str, source: str = loader.DEFAULT_SOURCE) -> Programme:
@@ -63,8 +66,11 @@ def apply(
 ) -> ProgrammeVersion:
     """Record ``programme`` as the next version and register partners not yet known.
 
-    An identical programme (same normalised content as the running one) is refused.
+    An identical programme (same normalised content as the running one) is refused. Concurrent
+    applies are serialised: each sees the version the one before it recorded.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPLY_LOCK})
     current = latest(session)
     digest = content_hash(programme)
     if current is not None and current.content_hash == digest:
@@ -83,7 +89,12 @@ def apply(
         applied_at=now,
     )
     session.add(version)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Another apply recorded version {version.version} first; plan again."
+        ) from None
     return version
 
 
@@ -93,8 +104,9 @@ def export(session: Session) -> str:
     if version is None:
         raise NotFound("No programme has been applied yet.")
     programme = Programme.model_validate(version.content)
+    who = " ".join(version.applied_by.split())
     header = (
-        f"# Tally programme, version {version.version}, applied by {version.applied_by} "
+        f"# Tally programme, version {version.version}, applied by {who} "
         f"at {version.applied_at.isoformat()}\n"
     )
     return header + loader.dump(programme)

@@ -134,7 +134,7 @@ def test_changes_list_added_and_removed_tiers() -> None:
 
 def test_the_first_version_lists_everything() -> None:
     lines = changes(None, demo())
-    assert lines[0] == "currency AIB set: 1 points = 1 minor units of CNY"
+    assert lines[0] == "currency AIB set: 1 point = 0.01 CNY"
     assert "tier BRONZE added (Bronze)" in lines
     assert "partner MOBILE added (云途移动 Cloudway Mobile)" in lines
 

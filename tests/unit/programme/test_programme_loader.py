@@ -165,3 +165,22 @@ def test_a_duplicate_key_at_the_top_is_refused() -> None:
 def test_dump_loads_back_to_the_same_model() -> None:
     programme = loader.load(GOOD)
     assert loader.load(loader.dump(programme)) == programme
+
+
+def test_aliases_work_but_cannot_explode() -> None:
+    text = GOOD.replace(
+        "    benefits:\n      - kind: free_returns\n", "    benefits: *coupons\n"
+    ).replace(
+        "    benefits:\n      - kind: monthly_coupons",
+        "    benefits: &coupons\n      - kind: monthly_coupons",
+    )
+    programme = loader.load(text)
+    assert programme.plans[0].benefits == programme.tiers[1].benefits
+
+    names = "abcdefg"
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in range(1, 7):
+        items = ", ".join([f"*{names[level - 1]}"] * 10)
+        bomb += f"{names[level]}: &{names[level]} [{items}]\n"
+    errors = loader.errors_of(bomb)
+    assert [error.message for error in errors] == ["more than 100000 values once expanded"]

@@ -96,7 +96,7 @@ def test_an_existing_partner_is_kept(database: Database) -> None:
 
 
 def test_a_failing_apply_leaves_no_version_and_no_partner(database: Database) -> None:
-    # A partner code the programme accepts but registration refuses fails half-way through.
+    # Registration refusing the last partner fails the apply after three partners were added.
     text = demo_text().replace("  - {code: HOTEL, name: 栖云酒店 Cloudrest Hotels}\n", "")
     text += "  - {code: " + "X" * 64 + ", name: Too long to register}\n"
     programme = service.validate(text)
@@ -115,3 +115,31 @@ def test_a_failing_apply_leaves_no_version_and_no_partner(database: Database) ->
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(ProgrammeVersion)) == 0
         assert session.scalar(select(func.count()).select_from(Partner)) == 0
+
+
+def test_concurrent_applies_are_serialised(database: Database) -> None:
+    import threading
+
+    texts = [demo_text().replace('"2.0"', f'"2.{n}"') for n in range(1, 5)]
+    outcomes: list[object] = []
+    barrier = threading.Barrier(len(texts))
+
+    def one(text: str) -> None:
+        programme = service.validate(text)
+        barrier.wait()
+        try:
+            with database.write() as session:
+                outcomes.append(service.apply(session, programme, text, "ops", utcnow()).version)
+        except Conflict as conflict:
+            outcomes.append(conflict)
+
+    threads = [threading.Thread(target=one, args=(text,)) for text in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == [1, 2, 3, 4]  # type: ignore[type-var]
+    with database.read() as session:
+        assert [v.version for v in service.versions(session)] == [1, 2, 3, 4]
+        assert session.scalar(select(func.count()).select_from(Partner)) == 4
