@@ -36,9 +36,12 @@ def _default_user() -> str:
 
 def _read(path: Path) -> tuple[Programme, str]:
     """The validated programme in ``path`` and its text; prints every error and exits 1."""
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         return service.validate(text, str(path)), text
+    except UnicodeDecodeError:
+        typer.echo(f"{path}:1: programme: the file is not UTF-8 text", err=True)
+        raise typer.Exit(code=1) from None
     except InvalidProgramme as invalid:
         for error in invalid.errors:
             typer.echo(str(error), err=True)

@@ -279,7 +279,8 @@ class Programme(Strict):
     """The whole programme file."""
 
     model_config = ConfigDict(
-        title="Tally programme", json_schema_extra={"$id": "https://tally.invalid/programme"}
+        title="Tally programme",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
     )
 
     currency: Currency

@@ -121,3 +121,10 @@ def test_schema_is_the_published_one() -> None:
     schema = run("programme", "schema").stdout
     assert schema == (ROOT / "docs" / "programme.schema.json").read_text()
     assert json.loads(schema)["title"] == "Tally programme"
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("currency: {code: \xe9}\n".encode("latin-1"))
+    result = run("programme", "validate", str(latin), code=1)
+    assert result.stderr == f"{latin}:1: programme: the file is not UTF-8 text\n"
