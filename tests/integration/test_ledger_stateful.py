@@ -30,7 +30,7 @@ from tally.flows import enrolment
 from tally.ledger import jobs, repository
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
-from tally.ledger.models import Hold, HoldStatus
+from tally.ledger.models import EntryKind, Hold, HoldStatus, JournalEntry
 from tally.ledger.verify import verify
 from tally.members.service import Identity
 from tally.partners import service as partners
@@ -138,11 +138,13 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             take = max(1, int(amount * fraction))
             try:
                 with db.write() as session:
-                    ledger.capture_hold(session, self.origin, hold_id, take, self.now, POLICY)
+                    _, result = ledger.capture_hold(
+                        session, self.origin, hold_id, take, self.now, POLICY
+                    )
             except HoldNotActive:
                 return  # it lapsed: the expiry job already gave the points back
             self.held[member] -= amount
-            self.total[member] += amount - take
+            self.total[member] += amount - take - result.details.get("clawed_back", 0)
 
         @rule(hold=consumes(holds))
         def void(self, hold: object) -> None:
@@ -151,11 +153,11 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             hold_id, member, amount = hold  # type: ignore[misc]
             try:
                 with db.write() as session:
-                    ledger.release_hold(session, self.origin, hold_id, self.now, POLICY)
+                    _, result = ledger.release_hold(session, self.origin, hold_id, self.now, POLICY)
             except HoldNotActive:
                 return
             self.held[member] -= amount
-            self.total[member] += amount
+            self.total[member] += amount - result.details.get("clawed_back", 0)
 
         @rule(giver=members, receiver=members, amount=points)
         def transfer(self, giver: int, receiver: int, amount: int) -> None:
@@ -211,7 +213,8 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
                     result = ledger.reverse(session, self.origin, entry, self.now, POLICY)  # type: ignore[arg-type]
             except NotReversible:
                 return
-            self.total[member] += result.details["returned"]  # type: ignore[index]
+            returned = result.details["returned"] - result.details.get("clawed_back", 0)
+            self.total[member] += returned  # type: ignore[index]
 
         @rule(days=st.integers(1, 40))
         def time_passes_and_expiry_runs(self, days: int) -> None:
@@ -237,6 +240,18 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
                 if member in self.total:
                     self.held[member] -= held_points
                     self.total[member] += held_points
+            # Lapsed points of an earn reversed meanwhile were clawed back at once.
+            with db.read() as session:
+                clawbacks = session.execute(
+                    select(JournalEntry.member_id, JournalEntry.details).where(
+                        JournalEntry.kind == EntryKind.REVERSAL,
+                        JournalEntry.reverses_id.is_(None),
+                        JournalEntry.created_at == self.now,
+                    )
+                ).all()
+            for member, details in clawbacks:
+                if member in self.total:
+                    self.total[member] -= details["clawed_back"]
 
         @invariant()
         def database_agrees_with_model(self) -> None:

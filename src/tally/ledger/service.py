@@ -196,8 +196,9 @@ def _restore(
     portions: list[tuple[int, int]],
     now: datetime,
     policy: Policy,
-) -> None:
-    """Give points back to the lots they came from, keeping those lots' expiry.
+) -> int:
+    """Give points back to the lots they came from, keeping those lots' expiry; return how many
+    of them were clawed back instead (see below).
 
     A lot that has expired meanwhile cannot take them back: the points come back as a new lot
     valid for ``reversal_grace_days``, so a member is never handed points that are already dead.
@@ -253,6 +254,12 @@ def _restore(
         for lot_id, points in claim["lots"]:
             if not repository.change_lot(session, claw_id, lot_id, -points):
                 raise InsufficientPoints("The released points changed meanwhile; retry.")
+    return sum(claim["points"] for claim in clawed.values())
+
+
+def _with_clawback(details: dict[str, Any], clawed: int) -> dict[str, Any]:
+    """Outcome details, naming points that came back only to be clawed back."""
+    return {**details, "clawed_back": clawed} if clawed else details
 
 
 def _reversed_earn_of(session: Session, source_id: uuid.UUID) -> tuple[int, uuid.UUID] | None:
@@ -429,11 +436,13 @@ def capture_hold(
         reference=found.reference,
         details={"hold_id": str(hold_id), "captured": captured, "released": rest},
     )
+    clawed = 0
     if rest:
         portions = plan_release(_still_consumed(session, [found.entry_id]), rest)
-        _restore(session, entry_id, found.member_id, portions, now, policy)
+        clawed = _restore(session, entry_id, found.member_id, portions, now, policy)
     session.refresh(found)
-    return found, Posted(entry_id, found.member_id, {"captured": captured, "released": rest})
+    outcome = _with_clawback({"captured": captured, "released": rest}, clawed)
+    return found, Posted(entry_id, found.member_id, outcome)
 
 
 def release_hold(
@@ -468,9 +477,10 @@ def release_hold(
         details={"hold_id": str(hold_id), "released": found.points},
     )
     portions = plan_release(_still_consumed(session, [found.entry_id]), found.points)
-    _restore(session, entry_id, found.member_id, portions, now, policy)
+    clawed = _restore(session, entry_id, found.member_id, portions, now, policy)
     session.refresh(found)
-    return found, Posted(entry_id, found.member_id, {"released": found.points})
+    outcome = _with_clawback({"released": found.points}, clawed)
+    return found, Posted(entry_id, found.member_id, outcome)
 
 
 def _still_consumed(
@@ -625,7 +635,7 @@ def reverse(
             reverses_id=original.id,
             details={"reversed_kind": original.kind.value, "returned": points},
         )
-        _restore(
+        clawed = _restore(
             session,
             new_id,
             member_id,
@@ -633,7 +643,7 @@ def reverse(
             now,
             policy,
         )
-        return Posted(new_id, member_id, {"returned": points})
+        return Posted(new_id, member_id, _with_clawback({"returned": points}, clawed))
     raise NotReversible(f"A {original.kind.value} transaction cannot be reversed.")
 
 

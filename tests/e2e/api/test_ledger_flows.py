@@ -416,12 +416,13 @@ def test_a_capture_after_its_earn_was_reversed_is_reversed_for_what_it_spent(api
     reversal = ok(api.post(f"/v1/transactions/{earned['id']}/reverse"))
     assert reversal["details"] == {"clawed_back": 40, "shortfall": 60}
     captured = ok(api.post(f"/v1/holds/{held['id']}/capture", {"points": 20}), 200)
-    assert captured["details"] == {"captured": 20, "released": 40}
-    assert captured["balance"]["available"] == 30  # the 40 released are the reversed earn's
+    # The 40 released belong to the reversed earn: they are clawed back, not given back.
+    assert captured["details"] == {"captured": 20, "released": 40, "clawed_back": 40}
+    assert captured["balance"]["available"] == 30
 
     refund = ok(api.post(f"/v1/transactions/{captured['id']}/reverse"))
 
-    assert refund["details"] == {"returned": 20}
+    assert refund["details"] == {"returned": 20, "clawed_back": 20}
     assert refund["balance"] == {
         "available": 30,
         "held": 0,
