@@ -43,8 +43,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     database = db or Database(build_engine(settings.database_url))
     policy = policy_from(settings)
     # SQLite writes one transaction at a time: one database thread per process is enough.
-    executor = ThreadPoolExecutor(
-        max_workers=1 if database.dialect == "sqlite" else 8, thread_name_prefix="tally-db"
+    executor = (
+        None
+        if database.dialect == "sqlite"
+        else ThreadPoolExecutor(max_workers=8, thread_name_prefix="tally-db")
     )
 
     @asynccontextmanager
@@ -56,7 +58,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         yield
         if scheduler is not None:
             scheduler.stop()
-        executor.shutdown(wait=True)
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     app = FastAPI(
         title="Tally",

@@ -59,8 +59,11 @@ def policy(request: Request) -> Policy:
 
 async def in_executor(request: Request, function: Callable[[], T]) -> T:
     """Run blocking database work on the app's database executor."""
+    executor = request.app.state.executor
+    if executor is None:
+        return function()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app.state.executor, function)
+    return await loop.run_in_executor(executor, function)
 
 
 def _bearer(authorization: str | None) -> str:
