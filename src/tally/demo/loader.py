@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,16 +21,19 @@ from tally.ledger.domain import Origin, Policy
 from tally.members import service as members
 from tally.partners import service as partners
 from tally.partners.models import Partner
+from tally.programme import service as programme
 from tally.staff import service as staff
 from tally.staff.models import StaffRole
 
 SEED = 20261126
 MEMBER_COUNT = 300
-PARTNERS = (
-    ("MOBILE", "云途移动 Cloudway Mobile", "members,earn,redeem,read,admin"),
-    ("SHOP", "优选商城 Select Mall", "members,earn,redeem,read"),
-    ("FOOD", "饱了么外卖 Full Food Delivery", "members,earn,redeem,read"),
-    ("HOTEL", "栖云酒店 Cloudrest Hotels", "members,earn,redeem,read"),
+DEMO_PROGRAMME = Path(__file__).with_name("programme.yaml")
+# The partners come from the programme file; each gets one API key with these scopes.
+PARTNER_SCOPES = (
+    ("MOBILE", "members,earn,redeem,read,admin"),
+    ("SHOP", "members,earn,redeem,read"),
+    ("FOOD", "members,earn,redeem,read"),
+    ("HOTEL", "members,earn,redeem,read"),
 )
 STAFF = (
     ("admin", "Ada Admin", StaffRole.ADMIN),
@@ -85,9 +89,17 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     now = utcnow()
     policy = ledger.policy_from(settings)
     summary = Summary(loaded=True)
+    text = DEMO_PROGRAMME.read_text(encoding="utf-8")
+    programme.apply(
+        session,
+        programme.validate(text, DEMO_PROGRAMME.name),
+        text,
+        "demo",
+        now - timedelta(days=400),
+    )
     partner_ids: dict[str, int] = {}
-    for code, name, scopes in PARTNERS:
-        partner = partners.create_partner(session, code, name, now - timedelta(days=400))
+    for code, scopes in PARTNER_SCOPES:
+        partner = partners.partner_by_code(session, code)
         partner_ids[code] = partner.id
         _key, plain = partners.issue_key(
             session, partner, partners.parse_scopes(scopes), settings.resolved_secret(), now

@@ -128,3 +128,25 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     latin.write_bytes("currency: {code: \xe9}\n".encode("latin-1"))
     result = run("programme", "validate", str(latin), code=1)
     assert result.stderr == f"{latin}:1: programme: the file is not UTF-8 text\n"
+
+
+def test_the_demo_ecosystem_runs_the_demo_programme(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`tally demo load` applies src/tally/demo/programme.yaml as version 1."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tally.cli.main import app
+    from tally.config import get_settings
+
+    monkeypatch.setenv("TALLY_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.setenv("TALLY_SECRET_KEY", "demo-test-secret-" + "x" * 20)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        assert runner.invoke(app, ["demo", "load"]).exit_code == 0
+        versions = runner.invoke(app, ["programme", "versions"])
+        assert versions.exit_code == 0, versions.output
+        assert [item["applied_by"] for item in json.loads(versions.output)] == ["demo"]
+    finally:
+        get_settings.cache_clear()
