@@ -27,7 +27,7 @@ from tally.db.engine import build_engine
 from tally.db.raw import DATA_ERRORS
 from tally.db.session import Database
 from tally.errors import TallyError
-from tally.ledger.service import policy_from
+from tally.ledger.posting import policy_from
 from tally.scheduler import Scheduler
 from tally.web.setup import install_web
 

@@ -13,14 +13,16 @@ from tally.db.session import Database
 from tally.errors import HoldNotActive, InsufficientPoints
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
+from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs, repository
+from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
 from tally.ledger.verify import verify
 from tally.members.service import Identity
 from tally.partners import service as partners
 
-POLICY = ledger.policy_from(Settings())
+POLICY = ledger_posting.policy_from(Settings())
 THREADS = 16
 _serial = itertools.count()
 
@@ -68,7 +70,7 @@ def test_parallel_redemptions_never_overdraw(database: Database) -> None:
             return ledger.redeem(session, origin, member, 10, f"r{index}", utcnow(), POLICY)
 
     outcomes = _race(THREADS * 2, redeem)
-    succeeded = [item for item in outcomes if isinstance(item, ledger.Posted)]
+    succeeded = [item for item in outcomes if isinstance(item, ledger_posting.Posted)]
     refused = [item for item in outcomes if isinstance(item, InsufficientPoints)]
     assert len(succeeded) == 10
     assert len(refused) == THREADS * 2 - 10
@@ -84,7 +86,7 @@ def test_parallel_holds_and_captures_never_overdraw(database: Database) -> None:
 
     def hold(index: int) -> object:
         with database.write() as session:
-            found, _ = ledger.create_hold(
+            found, _ = ledger_holds.create_hold(
                 session, origin, member, 7, f"h{index}", 600, utcnow(), POLICY, 10**6
             )
             return found.id
@@ -96,8 +98,8 @@ def test_parallel_holds_and_captures_never_overdraw(database: Database) -> None:
         hold_id = holds[index % len(holds)]
         with database.write() as session:
             if index % 2:
-                return ledger.capture_hold(session, origin, hold_id, 3, utcnow(), POLICY)
-            return ledger.release_hold(session, origin, hold_id, utcnow(), POLICY)
+                return ledger_holds.capture_hold(session, origin, hold_id, 3, utcnow(), POLICY)
+            return ledger_holds.release_hold(session, origin, hold_id, utcnow(), POLICY)
 
     outcomes = _race(len(holds) * 2, settle)
     assert sum(1 for item in outcomes if isinstance(item, HoldNotActive)) == len(holds)
@@ -119,7 +121,7 @@ def test_opposing_transfers_neither_deadlock_nor_lose_points(database: Database)
             )
 
     outcomes = _race(THREADS * 2, transfer)
-    assert all(isinstance(item, ledger.Posted) for item in outcomes), outcomes
+    assert all(isinstance(item, ledger_posting.Posted) for item in outcomes), outcomes
     with database.read() as session:
         total = sum(repository.wallet(session, m).available for m in (left, right))  # type: ignore[union-attr]
     assert total == 2000
@@ -134,7 +136,7 @@ def test_earns_for_different_members_run_side_by_side(database: Database) -> Non
             return ledger.earn(session, origin, members[index], 25, f"e{index}", utcnow(), POLICY)
 
     outcomes = _race(THREADS, earn)
-    assert all(isinstance(item, ledger.Posted) for item in outcomes), outcomes
+    assert all(isinstance(item, ledger_posting.Posted) for item in outcomes), outcomes
     _assert_sound(database)
 
 

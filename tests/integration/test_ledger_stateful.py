@@ -27,7 +27,10 @@ from tally.config import Settings
 from tally.db.session import Database
 from tally.errors import HoldNotActive, InsufficientPoints, NotReversible, TallyError
 from tally.flows import enrolment
+from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs, repository
+from tally.ledger import posting as ledger_posting
+from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
 from tally.ledger.models import EntryKind, Hold, HoldStatus, JournalEntry
@@ -35,7 +38,7 @@ from tally.ledger.verify import verify
 from tally.members.service import Identity
 from tally.partners import service as partners
 
-POLICY = ledger.policy_from(Settings(points_validity_days=30, reversal_grace_days=5))
+POLICY = ledger_posting.policy_from(Settings(points_validity_days=30, reversal_grace_days=5))
 ZONE = Settings().zone
 _serial = itertools.count()
 
@@ -111,7 +114,7 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             before = self.available_now(member)
             try:
                 with db.write() as session:
-                    found, _ = ledger.create_hold(
+                    found, _ = ledger_holds.create_hold(
                         session,
                         self.origin,
                         member,
@@ -138,7 +141,7 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             take = max(1, int(amount * fraction))
             try:
                 with db.write() as session:
-                    _, result = ledger.capture_hold(
+                    _, result = ledger_holds.capture_hold(
                         session, self.origin, hold_id, take, self.now, POLICY
                     )
             except HoldNotActive:
@@ -153,7 +156,9 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             hold_id, member, amount = hold  # type: ignore[misc]
             try:
                 with db.write() as session:
-                    _, result = ledger.release_hold(session, self.origin, hold_id, self.now, POLICY)
+                    _, result = ledger_holds.release_hold(
+                        session, self.origin, hold_id, self.now, POLICY
+                    )
             except HoldNotActive:
                 return
             self.held[member] -= amount
@@ -195,7 +200,7 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
                 original = repository.entry(session, entry)  # type: ignore[arg-type]
                 assert original is not None
                 member = original.member_id
-                result = ledger.reverse(session, self.origin, entry, self.now, POLICY)  # type: ignore[arg-type]
+                result = ledger_reversals.reverse(session, self.origin, entry, self.now, POLICY)  # type: ignore[arg-type]
             clawed = result.details["clawed_back"]
             assert clawed >= 0
             assert result.details["shortfall"] >= 0
@@ -210,7 +215,7 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
                     original = repository.entry(session, entry)  # type: ignore[arg-type]
                     assert original is not None
                     member = original.member_id
-                    result = ledger.reverse(session, self.origin, entry, self.now, POLICY)  # type: ignore[arg-type]
+                    result = ledger_reversals.reverse(session, self.origin, entry, self.now, POLICY)  # type: ignore[arg-type]
             except NotReversible:
                 return
             returned = result.details["returned"] - result.details.get("clawed_back", 0)

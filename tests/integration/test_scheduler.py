@@ -9,6 +9,7 @@ from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
+from tally.ledger import posting as ledger_posting
 from tally.ledger import repository
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
@@ -16,7 +17,7 @@ from tally.members.service import Identity
 from tally.partners import service as partners
 from tally.scheduler import Scheduler
 
-POLICY = ledger.policy_from(Settings())
+POLICY = ledger_posting.policy_from(Settings())
 
 
 def test_scheduler_expires_due_points_without_being_asked(database: Database) -> None:

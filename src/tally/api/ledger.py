@@ -17,7 +17,9 @@ from tally.config import Settings
 from tally.errors import Forbidden, NotFound
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
+from tally.ledger import holds as ledger_holds
 from tally.ledger import repository as ledger_repository
+from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Policy
 from tally.ledger.models import EntryKind
@@ -100,7 +102,7 @@ async def create_hold(
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
-        found, result = ledger.create_hold(
+        found, result = ledger_holds.create_hold(
             session,
             write.origin,
             member_id,
@@ -136,7 +138,7 @@ async def capture_hold(
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
-        found, result = ledger.capture_hold(
+        found, result = ledger_holds.capture_hold(
             session,
             write.origin,
             _hold_id(hold_id),
@@ -158,7 +160,7 @@ async def void_hold(
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
-        found, result = ledger.release_hold(
+        found, result = ledger_holds.release_hold(
             session,
             write.origin,
             _hold_id(hold_id),
@@ -231,7 +233,7 @@ async def reverse(
         needed = Scope.EARN if original.kind is EntryKind.EARN else Scope.REDEEM
         if needed not in write.holder.scopes:
             raise Forbidden(f"This API key lacks the '{needed.value}' scope.", scope=needed.value)
-        result = ledger.reverse(session, write.origin, original.id, now, _policy(write))
+        result = ledger_reversals.reverse(session, write.origin, original.id, now, _policy(write))
         return 201, views.posted(session, result, now, _zone(write))
 
     return await write.run(work)

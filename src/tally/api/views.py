@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tally.api import schemas
 from tally.kit.pagination import encode_cursor
+from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.models import Hold, JournalEntry
 from tally.members import service as members
@@ -38,7 +39,9 @@ def balance(session: Session, member_id: int, now: datetime, zone: object) -> sc
     )
 
 
-def posted(session: Session, result: ledger.Posted, now: datetime, zone: object) -> schemas.Posted:
+def posted(
+    session: Session, result: ledger_posting.Posted, now: datetime, zone: object
+) -> schemas.Posted:
     return schemas.Posted(
         id=str(result.entry_id) if result.entry_id else None,
         transaction_id=str(result.entry_id) if result.entry_id else None,

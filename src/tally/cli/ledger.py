@@ -11,7 +11,7 @@ from tally.cli.common import emit, open_database
 from tally.config import get_settings
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs
-from tally.ledger.service import policy_from
+from tally.ledger.posting import policy_from
 from tally.ledger.verify import verify as verify_ledger
 
 ledger_app = typer.Typer(help="Inspect the points ledger.", no_args_is_help=True)

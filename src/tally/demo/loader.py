@@ -15,7 +15,10 @@ from tally.config import Settings
 from tally.errors import TallyError
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
+from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs
+from tally.ledger import posting as ledger_posting
+from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.members import service as members
@@ -87,7 +90,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     """Create the demo partners, staff and members, replaying a year of activity."""
     rng = random.Random(SEED)
     now = utcnow()
-    policy = ledger.policy_from(settings)
+    policy = ledger_posting.policy_from(settings)
     summary = Summary(loaded=True)
     text = DEMO_PROGRAMME.read_text(encoding="utf-8")
     programme.apply(
@@ -192,7 +195,7 @@ def _replay_history(
                 )
                 written += 1
             elif roll < 0.30:
-                ledger.reverse(
+                ledger_reversals.reverse(
                     session,
                     origin,
                     _last_entry(session, member_id),
@@ -204,7 +207,7 @@ def _replay_history(
             continue
     if rng.random() < 0.2:
         try:
-            ledger.create_hold(
+            ledger_holds.create_hold(
                 session,
                 Origin(partner_id=partner_ids["HOTEL"]),
                 member_id,

@@ -13,7 +13,7 @@ from tally.errors import Conflict, NotFound, ValidationFailed
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, member_available, member_held
 from tally.ledger.models import EntryKind, Hold, HoldStatus, Lot
-from tally.ledger.service import post
+from tally.ledger.posting import post
 from tally.members import repository as member_repository
 from tally.members import service as members
 from tally.members.models import MemberMerge, MemberStatus

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from tally.errors import HoldNotActive
 from tally.ledger import repository
 from tally.ledger.domain import SYSTEM_EXPIRED, Leg, Origin, Policy, member_available
+from tally.ledger.holds import release_hold
 from tally.ledger.models import EntryKind
-from tally.ledger.service import post, release_hold
+from tally.ledger.posting import post
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 

@@ -491,7 +491,7 @@ def _capture(w: World, hold_id: str) -> str:
 def _lapse(w: World) -> str:
     from tally.config import Settings
     from tally.ledger import jobs
-    from tally.ledger.service import policy_from
+    from tally.ledger.posting import policy_from
 
     hold_id = w.hold()
     report = jobs.expire(w.database.write, utcnow() + timedelta(hours=2), policy_from(Settings()))

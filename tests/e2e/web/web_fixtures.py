@@ -29,6 +29,8 @@ from tally.db.engine import build_engine
 from tally.db.session import Database
 from tally.demo import loader
 from tally.kit.clock import utcnow
+from tally.ledger import holds as ledger_holds
+from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
 from tally.partners import service as partners
@@ -67,7 +69,7 @@ def _free_port() -> int:
 def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
     with db.write() as session:
         summary = loader.load(session, settings, member_count=20)
-        policy = ledger.policy_from(settings)
+        policy = ledger_posting.policy_from(settings)
         food = Origin(partner_id=partners.partner_by_code(session, "FOOD").id)
         hotel = Origin(partner_id=partners.partner_by_code(session, "HOTEL").id)
         now = utcnow()
@@ -76,7 +78,7 @@ def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
             ledger.earn(
                 session, food, RICH_MEMBER, 5 + number, f"e2e-meal-{number}", moment, policy
             )
-        ledger.create_hold(
+        ledger_holds.create_hold(
             session,
             hotel,
             RICH_MEMBER,

@@ -1,0 +1,185 @@
+"""Holds: reserve points, then capture all or part, void, or let them lapse. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from tally.errors import (
+    HoldNotActive,
+    NotFound,
+    ValidationFailed,
+)
+from tally.kit.ids import uuid7
+from tally.ledger import repository
+from tally.ledger.domain import (
+    Leg,
+    Origin,
+    Policy,
+    member_available,
+    member_held,
+    partner_redeemed,
+    plan_release,
+)
+from tally.ledger.models import EntryKind, Hold, HoldStatus
+from tally.ledger.posting import (
+    Posted,
+    check_points,
+    consume,
+    post,
+    require_partner,
+    restore,
+    source_key,
+    still_consumed,
+    with_clawback,
+)
+from tally.members import service as members
+
+
+def create_hold(
+    session: Session,
+    origin: Origin,
+    member_id: int,
+    points: int,
+    reference: str,
+    expires_in_seconds: int,
+    now: datetime,
+    policy: Policy,
+    max_seconds: int,
+) -> tuple[Hold, Posted]:
+    """Reserve points until captured, voided or lapsed."""
+    partner_id = require_partner(origin)
+    check_points(points, policy)
+    if not 1 <= expires_in_seconds <= max_seconds:
+        raise ValidationFailed(
+            f"expires_in_seconds must be from 1 to {max_seconds}.", field="expires_in_seconds"
+        )
+    members.require_usable(session, member_id)
+    entry_id = post(
+        session,
+        kind=EntryKind.HOLD,
+        legs=[Leg(member_available(member_id), -points), Leg(member_held(member_id), points)],
+        origin=origin,
+        member_id=member_id,
+        now=now,
+        reference=reference,
+        source_key=source_key(EntryKind.HOLD, origin, reference),
+    )
+    consume(session, entry_id, member_id, points, now)
+    hold_id = uuid7()
+    repository.insert_hold(
+        session,
+        {
+            "id": hold_id,
+            "member_id": member_id,
+            "partner_id": partner_id,
+            "points": points,
+            "captured_points": 0,
+            "status": HoldStatus.ACTIVE,
+            "reference": reference,
+            "expires_at": now + timedelta(seconds=expires_in_seconds),
+            "created_at": now,
+            "entry_id": entry_id,
+        },
+    )
+    created = repository.hold(session, hold_id)
+    assert created is not None
+    return created, Posted(entry_id, member_id, {"points": points, "hold_id": str(hold_id)})
+
+
+def _own_hold(session: Session, origin: Origin, hold_id: uuid.UUID) -> Hold:
+    found = repository.hold(session, hold_id)
+    if found is None or (origin.partner_id is not None and found.partner_id != origin.partner_id):
+        raise NotFound(f"Hold {hold_id} does not exist.")
+    return found
+
+
+def capture_hold(
+    session: Session,
+    origin: Origin,
+    hold_id: uuid.UUID,
+    points: int | None,
+    now: datetime,
+    policy: Policy,
+) -> tuple[Hold, Posted]:
+    """Spend all or part of a hold; the rest goes back to the member."""
+    found = _own_hold(session, origin, hold_id)
+    captured = found.points if points is None else points
+    if not 1 <= captured <= found.points:
+        raise ValidationFailed(f"points must be from 1 to the held {found.points}.", field="points")
+    members.require_usable(session, found.member_id)
+    entry_id = uuid7()
+    if not repository.close_hold(
+        session,
+        hold_id,
+        status=HoldStatus.CAPTURED,
+        captured=captured,
+        closed_entry_id=entry_id,
+        now=now,
+    ):
+        raise HoldNotActive(f"Hold {hold_id} is not active.")
+    rest = found.points - captured
+    legs = [
+        Leg(member_held(found.member_id), -found.points),
+        Leg(partner_redeemed(found.partner_id or 0), captured),
+    ]
+    if rest:
+        legs.append(Leg(member_available(found.member_id), rest))
+    post(
+        session,
+        kind=EntryKind.CAPTURE,
+        legs=legs,
+        origin=origin,
+        member_id=found.member_id,
+        now=now,
+        entry_id=entry_id,
+        reference=found.reference,
+        details={"hold_id": str(hold_id), "captured": captured, "released": rest},
+    )
+    clawed = 0
+    if rest:
+        portions = plan_release(still_consumed(session, [found.entry_id]), rest)
+        clawed = restore(session, entry_id, found.member_id, portions, now, policy)
+    session.refresh(found)
+    outcome = with_clawback({"captured": captured, "released": rest}, clawed)
+    return found, Posted(entry_id, found.member_id, outcome)
+
+
+def release_hold(
+    session: Session,
+    origin: Origin,
+    hold_id: uuid.UUID,
+    now: datetime,
+    policy: Policy,
+    *,
+    lapse: bool = False,
+) -> tuple[Hold, Posted]:
+    """Void a hold (or, for the lapse job, let it lapse): every held point goes back."""
+    found = _own_hold(session, origin, hold_id)
+    entry_id = uuid7()
+    status = HoldStatus.LAPSED if lapse else HoldStatus.VOIDED
+    if not repository.close_hold(
+        session, hold_id, status=status, captured=0, closed_entry_id=entry_id, now=None
+    ):
+        raise HoldNotActive(f"Hold {hold_id} is not active.")
+    post(
+        session,
+        kind=EntryKind.LAPSE if lapse else EntryKind.VOID,
+        legs=[
+            Leg(member_held(found.member_id), -found.points),
+            Leg(member_available(found.member_id), found.points),
+        ],
+        origin=origin,
+        member_id=found.member_id,
+        now=now,
+        entry_id=entry_id,
+        reference=found.reference,
+        details={"hold_id": str(hold_id), "released": found.points},
+    )
+    portions = plan_release(still_consumed(session, [found.entry_id]), found.points)
+    clawed = restore(session, entry_id, found.member_id, portions, now, policy)
+    session.refresh(found)
+    outcome = with_clawback({"released": found.points}, clawed)
+    return found, Posted(entry_id, found.member_id, outcome)

@@ -1,0 +1,279 @@
+"""Posting machinery shared by every ledger use case: balanced entries, chains, lots."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from tally.config import Settings
+from tally.errors import (
+    Forbidden,
+    InsufficientPoints,
+    ValidationFailed,
+)
+from tally.kit.clock import end_of_day, local_date
+from tally.kit.ids import uuid7
+from tally.ledger import repository
+from tally.ledger.domain import (
+    Leg,
+    Origin,
+    Policy,
+    check_balanced,
+    entry_hash,
+    link_hash,
+    member_available,
+    member_deltas,
+    partner_issued,
+    plan_consumption,
+)
+from tally.ledger.models import EntryKind
+from tally.members import repository as member_repository
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The ledger policy of the running programme."""
+    return Policy(
+        validity_days=settings.points_validity_days,
+        reversal_grace_days=settings.reversal_grace_days,
+        zone_name=settings.timezone,
+        max_points=settings.max_points_per_operation,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The outcome of a use case: the entry written (if any) and what it did."""
+
+    entry_id: uuid.UUID | None
+    member_id: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def default_expiry(now: datetime, policy: Policy) -> datetime:
+    """Points earned today last through the programme-local day ``validity_days`` from now."""
+    zone = ZoneInfo(policy.zone_name)
+    return end_of_day(local_date(now, zone) + timedelta(days=policy.validity_days), zone)
+
+
+def post(
+    session: Session,
+    *,
+    kind: EntryKind,
+    legs: list[Leg],
+    origin: Origin,
+    member_id: int | None,
+    now: datetime,
+    entry_id: uuid.UUID | None = None,
+    reference: str | None = None,
+    source_key: str | None = None,
+    reverses_id: uuid.UUID | None = None,
+    memo: str | None = None,
+    details: dict[str, Any] | None = None,
+    record_only: bool = False,
+) -> uuid.UUID:
+    """Write one balanced entry, move the wallets it touches and extend their hash chains.
+
+    Wallets are moved in member-id order (so two entries never deadlock) by conditional
+    updates: an entry that would make any balance negative raises ``insufficient_points``.
+    """
+    check_balanced(legs, record_only=record_only)
+    entry_id = entry_id or uuid7()
+    digest = entry_hash(
+        entry_id=str(entry_id),
+        kind=kind.value,
+        created_at=now,
+        partner_id=origin.partner_id,
+        staff_id=origin.staff_id,
+        member_id=member_id,
+        reference=reference,
+        reverses_id=str(reverses_id) if reverses_id else None,
+        legs=legs,
+        memo=memo,
+        details=details,
+    )
+    repository.insert_entry(
+        session,
+        {
+            "id": entry_id,
+            "kind": kind,
+            "member_id": member_id,
+            "partner_id": origin.partner_id,
+            "staff_id": origin.staff_id,
+            "reference": reference,
+            "source_key": source_key,
+            "reverses_id": reverses_id,
+            "memo": memo,
+            "details": details,
+            "created_at": now,
+            "hash": digest,
+        },
+        legs,
+    )
+    for touched, (available, held) in sorted(member_deltas(legs).items()):
+        moved = repository.move_wallet(session, touched, available, held)
+        if moved is None:
+            raise InsufficientPoints(
+                f"Member {touched} does not have enough points.", member_id=touched
+            )
+        seq, previous = moved
+        repository.append_link(session, touched, seq, entry_id, link_hash(previous, seq, digest))
+    return entry_id
+
+
+MAX_VALIDITY = timedelta(days=100 * 366)
+
+
+def checked_expiry(expires_at: datetime | None, now: datetime, policy: Policy) -> datetime:
+    """The expiry of new points: the programme default, or a moment within the next 100 years."""
+    expires = expires_at or default_expiry(now, policy)
+    if not now < expires <= now + MAX_VALIDITY:
+        raise ValidationFailed(
+            "expires_at must be in the future and within 100 years.", field="expires_at"
+        )
+    return expires
+
+
+def check_points(points: int, policy: Policy) -> None:
+    if points <= 0 or points > policy.max_points:
+        raise ValidationFailed(
+            f"points must be a whole number from 1 to {policy.max_points}.", field="points"
+        )
+
+
+def source_key(kind: EntryKind, origin: Origin, reference: str) -> str | None:
+    if origin.partner_id is None:
+        return None
+    return f"{kind.value}:{origin.partner_id}:{reference}"
+
+
+def consume(
+    session: Session, entry_id: uuid.UUID, member_id: int, points: int, now: datetime
+) -> list[tuple[int, int, datetime]]:
+    """Take ``points`` from the member's live lots, earliest expiry first."""
+    lots = repository.live_lots(session, member_id, now)
+    plan = plan_consumption(lots, points)
+    if plan is None:
+        raise InsufficientPoints(f"Member {member_id} does not have enough points.")
+    expiry = {lot.id: lot.expires_at for lot in lots}
+    for lot_id, taken in plan:
+        if not repository.change_lot(session, entry_id, lot_id, -taken):
+            raise InsufficientPoints(f"Member {member_id} does not have enough points.")
+    return [(lot_id, taken, expiry[lot_id]) for lot_id, taken in plan]
+
+
+def restore(
+    session: Session,
+    entry_id: uuid.UUID,
+    member_id: int,
+    portions: list[tuple[int, int]],
+    now: datetime,
+    policy: Policy,
+) -> int:
+    """Give points back to the lots they came from, keeping those lots' expiry; return how many
+    of them were clawed back instead (see below).
+
+    A lot that has expired meanwhile cannot take them back: the points come back as a new lot
+    valid for ``reversal_grace_days``, so a member is never handed points that are already dead.
+    Points of an earn that was reversed while they were held do not come back at all: they are
+    clawed back now, completing that reversal.
+    """
+    fresh = 0
+    clawed: dict[int, dict[str, Any]] = {}
+    for lot_id, points in portions:
+        lot = repository.lot(session, lot_id)
+        reversed_earn = _reversed_earn_of(session, lot.entry_id) if lot is not None else None
+        if reversed_earn is not None and repository.change_lot(session, entry_id, lot_id, points):
+            # Released into the lot (so what this entry gave back is on record), then clawed.
+            partner_id, earn_id = reversed_earn
+            claim = clawed.setdefault(partner_id, {"points": 0, "earns": [], "lots": []})
+            claim["points"] += points
+            claim["earns"].append(str(earn_id))
+            claim["lots"].append((lot_id, points))
+            continue
+        if (
+            lot is not None
+            and lot.expires_at > now
+            and lot.member_id == member_id
+            and repository.change_lot(session, entry_id, lot_id, points)
+        ):
+            continue
+        fresh += points
+    if fresh:
+        repository.insert_lot(
+            session,
+            member_id=member_id,
+            entry_id=entry_id,
+            points=fresh,
+            expires_at=now + timedelta(days=max(policy.reversal_grace_days, 1)),
+            now=now,
+        )
+    for partner_id, claim in sorted(clawed.items()):
+        claw_id = post(
+            session,
+            kind=EntryKind.REVERSAL,
+            legs=[
+                Leg(member_available(member_id), -claim["points"]),
+                Leg(partner_issued(partner_id), claim["points"]),
+            ],
+            origin=Origin(),
+            member_id=member_id,
+            now=now,
+            details={
+                "late_clawback_of": sorted(set(claim["earns"])),
+                "clawed_back": claim["points"],
+            },
+        )
+        for lot_id, points in claim["lots"]:
+            if not repository.change_lot(session, claw_id, lot_id, -points):
+                raise InsufficientPoints("The released points changed meanwhile; retry.")
+    return sum(claim["points"] for claim in clawed.values())
+
+
+def with_clawback(details: dict[str, Any], clawed: int) -> dict[str, Any]:
+    """Outcome details, naming points that came back only to be clawed back."""
+    return {**details, "clawed_back": clawed} if clawed else details
+
+
+def _reversed_earn_of(session: Session, source_id: uuid.UUID) -> tuple[int, uuid.UUID] | None:
+    """``(partner_id, earn_id)`` when ``source_id`` is an earn that has been reversed."""
+    source = repository.entry(session, source_id)
+    if source is None or source.kind is not EntryKind.EARN:
+        return None
+    if repository.entry_reversal(session, source_id) is None:
+        return None
+    return source.partner_id or 0, source.id
+
+
+def require_partner(origin: Origin) -> int:
+    if origin.partner_id is None:
+        raise Forbidden("Only a partner can do this.")
+    return origin.partner_id
+
+
+def still_consumed(session: Session, entry_ids: list[uuid.UUID]) -> list[tuple[int, datetime, int]]:
+    """``(lot_id, expires_at, points)`` still taken from lots, net over ``entry_ids``."""
+    net: dict[int, int] = defaultdict(int)
+    expiry: dict[int, datetime] = {}
+    for entry_id in entry_ids:
+        for lot_id, expires_at, points in repository.allocations_of(session, entry_id):
+            net[lot_id] -= points
+            expiry[lot_id] = expires_at
+    return [(lot_id, expiry[lot_id], taken) for lot_id, taken in net.items() if taken > 0]
+
+
+def current_member(session: Session, member_id: int) -> int:
+    """Follow merges to the member that now owns ``member_id``'s value."""
+    seen = set()
+    while member_id not in seen:
+        seen.add(member_id)
+        found = member_repository.member(session, member_id)
+        if found is None or found.merged_into_id is None:
+            return member_id
+        member_id = found.merged_into_id
+    return member_id

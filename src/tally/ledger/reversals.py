@@ -1,0 +1,131 @@
+"""Reversals of earns, redemptions and captures. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tally.errors import (
+    AlreadyReversed,
+    InsufficientPoints,
+    NotFound,
+    NotReversible,
+)
+from tally.ledger import repository
+from tally.ledger.domain import (
+    Leg,
+    Origin,
+    Policy,
+    member_available,
+    partner_issued,
+    partner_redeemed,
+)
+from tally.ledger.models import EntryKind
+from tally.ledger.posting import (
+    Posted,
+    current_member,
+    post,
+    restore,
+    still_consumed,
+    with_clawback,
+)
+
+
+def reverse(
+    session: Session, origin: Origin, entry_id: uuid.UUID, now: datetime, policy: Policy
+) -> Posted:
+    """Undo an earn (claw back what is left, reporting any shortfall), a redemption or a capture.
+
+    A redemption or capture gives every point back to the lots it came from (see ``restore``).
+    """
+    original = repository.entry(session, entry_id)
+    if original is None or (
+        origin.partner_id is not None and original.partner_id != origin.partner_id
+    ):
+        raise NotFound(f"Transaction {entry_id} does not exist.")
+    if repository.entry_reversal(session, entry_id) is not None:
+        raise AlreadyReversed(f"Transaction {entry_id} was already reversed.")
+    if original.member_id is None:
+        raise NotReversible("This transaction cannot be reversed.")
+    member_id = current_member(session, original.member_id)
+    partner_id = original.partner_id or 0
+    if original.kind is EntryKind.EARN:
+        return _reverse_earn(session, origin, original.id, member_id, partner_id, now)
+    if original.kind in (EntryKind.REDEEM, EntryKind.CAPTURE):
+        consumed = still_consumed(
+            session, _consuming_entries(session, original.id, original.kind, original.details)
+        )
+        points = sum(taken for _lot, _expiry, taken in consumed)
+        if points == 0:
+            raise NotReversible("Nothing of this transaction is left to return.")
+        new_id = post(
+            session,
+            kind=EntryKind.REVERSAL,
+            legs=[
+                Leg(partner_redeemed(partner_id), -points),
+                Leg(member_available(member_id), points),
+            ],
+            origin=origin,
+            member_id=member_id,
+            now=now,
+            reverses_id=original.id,
+            details={"reversed_kind": original.kind.value, "returned": points},
+        )
+        clawed = restore(
+            session,
+            new_id,
+            member_id,
+            [(lot_id, taken) for lot_id, _expiry, taken in consumed],
+            now,
+            policy,
+        )
+        return Posted(new_id, member_id, with_clawback({"returned": points}, clawed))
+    raise NotReversible(f"A {original.kind.value} transaction cannot be reversed.")
+
+
+def _consuming_entries(
+    session: Session, entry_id: uuid.UUID, kind: EntryKind, details: dict[str, Any] | None
+) -> list[uuid.UUID]:
+    if kind is EntryKind.REDEEM:
+        return [entry_id]
+    held = repository.hold(session, uuid.UUID(str((details or {})["hold_id"])))
+    assert held is not None
+    return [held.entry_id, entry_id]
+
+
+def _reverse_earn(
+    session: Session,
+    origin: Origin,
+    entry_id: uuid.UUID,
+    member_id: int,
+    partner_id: int,
+    now: datetime,
+) -> Posted:
+    lots = repository.lots_created_by(session, entry_id)
+    earned = sum(lot.points for lot in lots)
+    plan = [(lot.id, lot.remaining) for lot in lots if lot.remaining > 0]
+    clawed = sum(points for _lot, points in plan)
+    details = {"reversed_kind": "earn", "clawed_back": clawed, "shortfall": earned - clawed}
+    # Even when nothing is left to claw back, the reversal is recorded (a zero entry), so the
+    # shortfall reaches settlement and the earn cannot be reversed twice.
+    reversal_id = post(
+        session,
+        kind=EntryKind.REVERSAL,
+        legs=[
+            Leg(member_available(member_id), -clawed),
+            Leg(partner_issued(partner_id), clawed),
+        ],
+        origin=origin,
+        member_id=member_id,
+        now=now,
+        reverses_id=entry_id,
+        details=details,
+        record_only=clawed == 0,
+    )
+    for lot_id, points in plan:
+        if not repository.change_lot(session, reversal_id, lot_id, -points):
+            raise InsufficientPoints("The earned points changed during the reversal; retry.")
+    return Posted(reversal_id, member_id, {"clawed_back": clawed, "shortfall": earned - clawed})
