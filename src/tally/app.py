@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
+from tally.api.deps import WriteBatcher
 from tally.api.problems import (
     handle_data_error,
     handle_http_error,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.policy = policy
     app.state.db = database
     app.state.executor = executor
+    app.state.batcher = WriteBatcher(database) if database.dialect == "sqlite" else None
 
     app.add_exception_handler(TallyError, handle_tally_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

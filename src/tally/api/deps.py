@@ -6,6 +6,7 @@ the GIL from thrashing between dozens of request threads.
 """
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -130,7 +131,28 @@ class Mutation:
 
     async def run(self, work: Work) -> Response:
         """Do ``work`` once per Idempotency-Key, in one transaction with the stored response."""
+        batcher: WriteBatcher | None = self.request.app.state.batcher
+        if batcher is not None:
+            return await batcher.run(self, work)
         return await in_executor(self.request, lambda: self._run(work))
+
+    def attempt_in(self, session: Session, work: Work) -> Response:
+        """The happy path of one write inside a transaction someone else commits."""
+        fingerprint = idempotency.request_hash(
+            self.request.method, self.request.url.path, self.body
+        )
+        self.holder = _authorise(session, self.request, self.token, self.scope)
+        if self.key is None:
+            raise IdempotencyKeyRequired("Send an Idempotency-Key header with every write.")
+        idempotency.check_key(self.key)
+        principal = f"partner:{self.holder.partner_id}"
+        stored = idempotency.replay(session, principal, self.key, fingerprint)
+        if stored is not None:
+            return _replayed(stored)
+        status, model = work(session)
+        body = model.model_dump_json().encode()
+        idempotency.remember(session, principal, self.key, fingerprint, status, body.decode())
+        return Response(body, status_code=status, media_type="application/json")
 
     def _run(self, work: Work) -> Response:
         db = database(self.request)
@@ -191,6 +213,55 @@ class Mutation:
                 )
         except INTEGRITY_ERRORS:
             pass  # a concurrent retry stored its own answer first
+
+
+class WriteBatcher:
+    """Group commit for SQLite: the writes that arrive together share one transaction.
+
+    Each write runs in its own savepoint; one that fails in any way is rolled back to it and
+    then re-run alone through the ordinary path, which gives it its usual answer.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        # One queue per event loop (a server has one; tests may drive an app from several).
+        self._pending: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[Mutation, Work, asyncio.Future[Response]]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def run(self, mutation: Mutation, work: Work) -> Response:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
+        queue = self._pending.setdefault(loop, [])
+        queue.append((mutation, work, future))
+        if len(queue) == 1:
+            loop.call_soon(self._flush, loop)
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        done: dict[int, Response] = {}
+        try:
+            with self._db.write() as session:
+                for index, (mutation, work, _future) in enumerate(batch):
+                    try:
+                        with session.begin_nested():
+                            done[index] = mutation.attempt_in(session, work)
+                    except Exception:
+                        done.pop(index, None)
+                    session.expire_all()
+        except Exception:
+            done = {}
+        for index, (mutation, work, future) in enumerate(batch):
+            if future.cancelled():
+                continue
+            if index in done:
+                future.set_result(done[index])
+                continue
+            try:
+                future.set_result(mutation._run(work))
+            except Exception as error:
+                future.set_exception(error)
 
 
 def _replayed(stored: idempotency.Stored) -> Response:
