@@ -21,6 +21,28 @@ ScopesOption = Annotated[
 ]
 
 
+def _issue_key(code: str, scopes: str, register_as: str | None) -> dict[str, object]:
+    """Issue a key for partner ``code`` (registering it first under ``register_as``, if given)."""
+    settings = get_settings()
+    parsed = partners.parse_scopes(scopes)
+    with open_database(settings) as db, db.write() as session:
+        if register_as is None:
+            partner = partners.partner_by_code(session, code)
+        else:
+            partner = partners.create_partner(session, code, register_as, utcnow())
+        key, plain = partners.issue_key(
+            session, partner, parsed, settings.resolved_secret(), utcnow()
+        )
+        return {
+            "partner_id": partner.id,
+            "code": partner.code,
+            "name": partner.name,
+            "api_key": plain,
+            "key_prefix": key.prefix,
+            "scopes": sorted(scope.value for scope in parsed),
+        }
+
+
 @app.command("create")
 def create(
     code: Annotated[str, typer.Argument(help="Short unique code, e.g. MOBILE.")],
@@ -28,24 +50,8 @@ def create(
     scopes: ScopesOption = "members,earn,redeem,read",
 ) -> None:
     """Register a partner and print its first API key (shown once) as JSON."""
-    settings = get_settings()
     try:
-        parsed = partners.parse_scopes(scopes)
-        with open_database(settings) as db, db.write() as session:
-            partner = partners.create_partner(session, code, name, utcnow())
-            key, plain = partners.issue_key(
-                session, partner, parsed, settings.resolved_secret(), utcnow()
-            )
-            emit(
-                {
-                    "partner_id": partner.id,
-                    "code": partner.code,
-                    "name": partner.name,
-                    "api_key": plain,
-                    "key_prefix": key.prefix,
-                    "scopes": sorted(scope.value for scope in parsed),
-                }
-            )
+        emit(_issue_key(code, scopes, register_as=name))
     except TallyError as error:
         fail(error)
 
@@ -81,15 +87,9 @@ def key_create(
     scopes: ScopesOption = "members,earn,redeem,read",
 ) -> None:
     """Issue another API key for a partner (shown once)."""
-    settings = get_settings()
     try:
-        parsed = partners.parse_scopes(scopes)
-        with open_database(settings) as db, db.write() as session:
-            partner = partners.partner_by_code(session, code)
-            key, plain = partners.issue_key(
-                session, partner, parsed, settings.resolved_secret(), utcnow()
-            )
-            emit({"code": partner.code, "api_key": plain, "key_prefix": key.prefix})
+        issued = _issue_key(code, scopes, register_as=None)
+        emit({name: issued[name] for name in ("code", "api_key", "key_prefix")})
     except TallyError as error:
         fail(error)
 
