@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     default_locale: str = Field(default="zh-CN")
     max_points_per_operation: int = Field(default=1_000_000_000, ge=1)
     hold_max_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    programme_refresh_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description="How often a server checks for a newly applied programme version.",
+    )
     job_interval_seconds: int = Field(
         default=300,
         ge=0,

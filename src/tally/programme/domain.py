@@ -270,6 +270,19 @@ class Plan(Strict):
         return int(match.group(1)), match.group(2)  # type: ignore[return-value]
 
 
+class FamilyRules(Strict):
+    """Family accounts: how big a family may be and the spend limit a new member starts with."""
+
+    max_members: int = Field(default=6, ge=2, le=50, description="Members, the owner included.")
+    default_monthly_limit: int = Field(
+        default=5000,
+        ge=0,
+        le=1_000_000_000,
+        description="Points a member may spend from a shared balance per month, unless the "
+        "owner sets another limit.",
+    )
+
+
 class PartnerSpec(Strict):
     code: Code
     name: str = Field(min_length=1, max_length=200)
@@ -287,10 +300,14 @@ class Programme(Strict):
     tiers: list[Tier] = Field(min_length=1, max_length=50)
     tier_model: TierModel
     plans: list[Plan] = Field(default_factory=list)
+    family: FamilyRules = Field(default_factory=FamilyRules)
     partners: list[PartnerSpec] = Field(default_factory=list)
 
     def tier(self, code: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.code == code), None)
+
+    def plan(self, code: str) -> Plan | None:
+        return next((plan for plan in self.plans if plan.code == code), None)
 
     def dump(self) -> dict[str, Any]:
         """The normalised content: JSON-ready, keys as written in the file."""
@@ -371,6 +388,7 @@ def changes(old: Programme | None, new: Programme) -> list[str]:
     else:
         lines += _field_changes("currency", before["currency"], after["currency"])
         lines += _field_changes("tier_model", before["tier_model"], after["tier_model"])
+        lines += _field_changes("family", before["family"], after["family"])
     for section, noun in (("tiers", "tier"), ("plans", "plan"), ("partners", "partner")):
         lines += _item_changes(noun, before[section], after[section])
     if old is not None:

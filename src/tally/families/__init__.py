@@ -1,0 +1,1 @@
+"""Family accounts: groups that pool points or share them within monthly limits."""

@@ -1,0 +1,1 @@
+"""Paid memberships: plans bought through a partner, renewed, cancelled, refunded, expired."""

@@ -1,0 +1,1 @@
+"""Growth value and the tier ladder: qualifying points, tier evaluation, tier history."""
