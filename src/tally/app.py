@@ -29,6 +29,7 @@ from tally.db.raw import DATA_ERRORS
 from tally.db.session import Database
 from tally.errors import TallyError
 from tally.ledger.posting import policy_from
+from tally.programme.runtime import ProgrammeCache
 from tally.scheduler import Scheduler
 from tally.web.setup import install_web
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
     app.state.policy = policy
+    app.state.programme = ProgrammeCache(settings, settings.programme_refresh_seconds)
     app.state.db = database
     app.state.executor = executor
     app.state.batcher = WriteBatcher(database) if database.dialect == "sqlite" else None

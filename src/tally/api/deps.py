@@ -35,6 +35,8 @@ from tally.errors import (
 from tally.idempotency import service as idempotency
 from tally.ledger.domain import Origin, Policy
 from tally.partners.service import KeyHolder, Scope, authenticate
+from tally.programme.domain import Programme
+from tally.programme.runtime import ProgrammeCache
 
 T = TypeVar("T")
 Work = Callable[[Session], tuple[int, BaseModel]]
@@ -50,6 +52,12 @@ def settings(request: Request) -> Settings:
     """The application's settings."""
     value: Settings = request.app.state.settings
     return value
+
+
+def programme(request: Request, session: Session) -> Programme:
+    """The programme in force (cached; a newly applied version is seen within seconds)."""
+    cache: ProgrammeCache = request.app.state.programme
+    return cache.get(session)
 
 
 def policy(request: Request) -> Policy:

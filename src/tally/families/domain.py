@@ -1,0 +1,1 @@
+"""Pure rules of this domain (no I/O)."""
