@@ -125,3 +125,11 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     Unauthorized,
     Forbidden,
 )
+
+
+# Growth value and tiers (not yet in ALL_ERRORS: the web message catalogue and the error-contract
+# table of tests/e2e/api/test_errors.py need its code first).
+class InsufficientGrowth(TallyError):
+    code = "insufficient_growth"
+    status = 409
+    title = "Not enough growth value"

@@ -15,6 +15,7 @@ from tally.members import models as member_models
 from tally.partners import models as partner_models
 from tally.programme import models as programme_models
 from tally.staff import models as staff_models
+from tally.tiers import models as tier_models
 
 MODEL_MODULES = (
     member_models,
@@ -23,6 +24,7 @@ MODEL_MODULES = (
     ledger_models,
     idempotency_models,
     programme_models,
+    tier_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 
