@@ -28,7 +28,6 @@ from tally.db.engine import build_engine
 from tally.db.raw import DATA_ERRORS
 from tally.db.session import Database
 from tally.errors import TallyError
-from tally.ledger.posting import policy_from
 from tally.programme.runtime import ProgrammeCache
 from tally.scheduler import Scheduler
 from tally.web.setup import install_web
@@ -43,7 +42,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     """Build the application for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
     database = db or Database(build_engine(settings.database_url))
-    policy = policy_from(settings)
+    programme = ProgrammeCache(settings, settings.programme_refresh_seconds)
     # SQLite writes one transaction at a time: one database thread per process is enough.
     executor = (
         None
@@ -55,7 +54,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         scheduler = None
         if settings.job_interval_seconds:
-            scheduler = Scheduler(database, policy, settings.job_interval_seconds)
+            scheduler = Scheduler(database, settings, programme, settings.job_interval_seconds)
             scheduler.start()
         yield
         if scheduler is not None:
@@ -73,8 +72,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
-    app.state.policy = policy
-    app.state.programme = ProgrammeCache(settings, settings.programme_refresh_seconds)
+    app.state.programme = programme
     app.state.db = database
     app.state.executor = executor
     app.state.batcher = WriteBatcher(database) if database.dialect == "sqlite" else None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
+from tally.config import Settings
 from tally.db.session import Database
 from tally.kit.clock import utcnow
 from tally.ledger import jobs
-from tally.ledger.domain import Policy
+from tally.ledger.posting import policy_for
+from tally.programme.runtime import ProgrammeCache
 
 log = logging.getLogger("tally.scheduler")
 
@@ -19,9 +22,12 @@ class Scheduler:
     Jobs are idempotent and safe to run concurrently, so several workers may each run one.
     """
 
-    def __init__(self, db: Database, policy: Policy, interval: int) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, programme: ProgrammeCache, interval: int
+    ) -> None:
         self._db = db
-        self._policy = policy
+        self._settings = settings
+        self._programme = programme
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tally-jobs", daemon=True)
@@ -35,9 +41,23 @@ class Scheduler:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
+            self.run_once()
+
+    def run_once(self) -> None:
+        """Run every job once for now; a job that fails is logged and retried next round."""
+        now = utcnow()
+        try:
+            with self._db.read() as session:
+                programme = self._programme.get(session)
+        except Exception:
+            log.exception("could not read the programme; retrying next round")
+            return
+        policy = policy_for(programme, self._settings)
+        scheduled: list[tuple[str, Callable[[], object]]] = [
+            ("expiry", lambda: jobs.expire(self._db.write, now, policy)),
+        ]
+        for name, job in scheduled:
             try:
-                report = jobs.expire(self._db.write, utcnow(), self._policy)
-                if report.lots or report.holds_lapsed:
-                    log.info("expiry: %s", report)
+                log.info("%s: %s", name, job())
             except Exception:
-                log.exception("scheduled expiry failed; retrying next round")
+                log.exception("scheduled %s failed; retrying next round", name)

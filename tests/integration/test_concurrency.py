@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from tests.support.policy import policy_of
+
 from tally.config import Settings
 from tally.db.session import Database
 from tally.errors import HoldNotActive, InsufficientPoints
@@ -22,7 +24,7 @@ from tally.ledger.verify import verify
 from tally.members.service import Identity
 from tally.partners import service as partners
 
-POLICY = ledger_posting.policy_from(Settings())
+POLICY = policy_of(Settings())
 THREADS = 16
 _serial = itertools.count()
 

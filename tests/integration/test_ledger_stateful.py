@@ -22,6 +22,7 @@ from hypothesis.stateful import (
     rule,
 )
 from sqlalchemy import select
+from tests.support.policy import policy_of
 
 from tally.config import Settings
 from tally.db.session import Database
@@ -29,7 +30,6 @@ from tally.errors import HoldNotActive, InsufficientPoints, NotReversible, Tally
 from tally.flows import enrolment
 from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs, repository
-from tally.ledger import posting as ledger_posting
 from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
@@ -38,7 +38,7 @@ from tally.ledger.verify import verify
 from tally.members.service import Identity
 from tally.partners import service as partners
 
-POLICY = ledger_posting.policy_from(Settings(points_validity_days=30, reversal_grace_days=5))
+POLICY = policy_of(Settings(points_validity_days=30, reversal_grace_days=5))
 ZONE = Settings().zone
 _serial = itertools.count()
 

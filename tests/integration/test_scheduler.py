@@ -5,19 +5,22 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from tests.support.policy import policy_of
+
 from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
-from tally.ledger import posting as ledger_posting
 from tally.ledger import repository
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
 from tally.members.service import Identity
 from tally.partners import service as partners
+from tally.programme.runtime import ProgrammeCache
 from tally.scheduler import Scheduler
 
-POLICY = ledger_posting.policy_from(Settings())
+SETTINGS = Settings()
+POLICY = policy_of(SETTINGS)
 
 
 def test_scheduler_expires_due_points_without_being_asked(database: Database) -> None:
@@ -35,7 +38,7 @@ def test_scheduler_expires_due_points_without_being_asked(database: Database) ->
             POLICY,
             earned_at + timedelta(days=1),
         )
-    scheduler = Scheduler(database, POLICY, interval=1)
+    scheduler = Scheduler(database, SETTINGS, ProgrammeCache(SETTINGS, 0), interval=1)
     scheduler.start()
     try:
         deadline = time.monotonic() + 10

@@ -34,6 +34,7 @@ from tally.errors import (
 )
 from tally.idempotency import service as idempotency
 from tally.ledger.domain import Origin, Policy
+from tally.ledger.posting import policy_for
 from tally.partners.service import KeyHolder, Scope, authenticate
 from tally.programme.domain import Programme
 from tally.programme.runtime import ProgrammeCache
@@ -61,9 +62,9 @@ def programme(request: Request, session: Session) -> Programme:
 
 
 def policy(request: Request) -> Policy:
-    """The ledger policy of the running programme."""
-    value: Policy = request.app.state.policy
-    return value
+    """The ledger policy of the programme in force."""
+    cache: ProgrammeCache = request.app.state.programme
+    return policy_for(cache.current, settings(request))
 
 
 async def in_executor(request: Request, function: Callable[[], T]) -> T:
@@ -86,6 +87,7 @@ def _bearer(authorization: str | None) -> str:
 
 def _authorise(session: Session, request: Request, token: str, scope: Scope) -> KeyHolder:
     holder = authenticate(session, token, request.app.state.secret)
+    programme(request, session)  # look for a newly applied programme (at most every few seconds)
     if scope not in holder.scopes:
         raise Forbidden(f"This API key lacks the '{scope.value}' scope.", scope=scope.value)
     return holder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
@@ -11,9 +12,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.api import schemas, views
-from tally.api.deps import Mutation, Reader, mutation, policy, reader, settings
+from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
 from tally.api.members import MemberId
-from tally.config import Settings
 from tally.errors import Forbidden, NotFound
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
@@ -24,6 +24,7 @@ from tally.ledger import service as ledger
 from tally.ledger.domain import Policy
 from tally.ledger.models import EntryKind
 from tally.partners.service import KeyHolder, Scope
+from tally.programme.runtime import ProgrammeCache
 
 router = APIRouter(tags=["ledger"])
 Id = Annotated[str, Path(min_length=1, max_length=64)]
@@ -33,19 +34,21 @@ def _policy(write: Mutation) -> Policy:
     return policy(write.request)
 
 
-def _zone(write: Mutation) -> object:
-    return write.request.app.state.settings.zone
+def _zone(write: Mutation) -> ZoneInfo:
+    cache: ProgrammeCache = write.request.app.state.programme
+    return cache.zone
 
 
 @router.get("/v1/members/{member_id}/balance", response_model=schemas.Balance)
 async def get_balance(
     member_id: MemberId,
     read: Annotated[Reader, Depends(reader(Scope.READ))],
-    config: Annotated[Settings, Depends(settings)],
 ) -> schemas.Balance:
     """Spendable points, held points, and what expires on which date (programme time zone)."""
     return await read.run(
-        lambda session, _holder: views.balance(session, member_id, utcnow(), config.zone)
+        lambda session, _holder: views.balance(
+            session, member_id, utcnow(), programme(read.request, session).zone
+        )
     )
 
 

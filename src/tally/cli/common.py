@@ -13,6 +13,8 @@ from tally.config import Settings, get_settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
 from tally.errors import TallyError
+from tally.programme import runtime
+from tally.programme.domain import Programme
 from tally.schema import migrate
 
 
@@ -26,6 +28,13 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def programme_in_force(settings: Settings | None = None) -> Programme:
+    """The programme the database runs now (the default one before any file is applied)."""
+    settings = settings or get_settings()
+    with open_database(settings) as db, db.read() as session:
+        return runtime.effective(session, settings)
 
 
 def emit(value: Any) -> None:

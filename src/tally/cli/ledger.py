@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tally.cli.common import emit, open_database
+from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs
-from tally.ledger.posting import policy_from
+from tally.ledger.posting import policy_for
 from tally.ledger.verify import verify as verify_ledger
 
 ledger_app = typer.Typer(help="Inspect the points ledger.", no_args_is_help=True)
@@ -40,9 +40,11 @@ def parse_as_of(value: str | None) -> datetime:
     if value is None:
         return utcnow()
     try:
-        return end_of_day(date.fromisoformat(value), get_settings().zone)
+        day = date.fromisoformat(value)
     except ValueError:
         pass
+    else:
+        return end_of_day(day, programme_in_force().zone)
     try:
         return as_utc(datetime.fromisoformat(value))
     except ValueError as exc:
@@ -63,7 +65,7 @@ def expire(
     """Expire due points and lapse timed-out holds (idempotent; safe to re-run)."""
     moment = parse_as_of(as_of)
     with open_database() as db:
-        report = jobs.expire(db.write, moment, policy_from(get_settings()))
+        report = jobs.expire(db.write, moment, policy_for(programme_in_force(), get_settings()))
     emit(
         {
             "as_of": moment.isoformat(),

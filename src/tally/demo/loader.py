@@ -90,16 +90,11 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     """Create the demo partners, staff and members, replaying a year of activity."""
     rng = random.Random(SEED)
     now = utcnow()
-    policy = ledger_posting.policy_from(settings)
     summary = Summary(loaded=True)
     text = DEMO_PROGRAMME.read_text(encoding="utf-8")
-    programme.apply(
-        session,
-        programme.validate(text, DEMO_PROGRAMME.name),
-        text,
-        "demo",
-        now - timedelta(days=400),
-    )
+    demo_programme = programme.validate(text, DEMO_PROGRAMME.name)
+    programme.apply(session, demo_programme, text, "demo", now - timedelta(days=400))
+    policy = ledger_posting.policy_for(demo_programme, settings)
     partner_ids: dict[str, int] = {}
     for code, scopes in PARTNER_SCOPES:
         partner = partners.partner_by_code(session, code)
@@ -132,9 +127,8 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             session, rng, member_id, joined, now, partner_ids, policy
         )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
-    jobs_policy = policy
     session.flush()
-    report = jobs.expire(_same_session(session), now, jobs_policy)
+    report = jobs.expire(_same_session(session), now, policy)
     summary.entries += report.members
     summary.members = member_count
     summary.sample_member_id = member_ids[0] if member_ids else None

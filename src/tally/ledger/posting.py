@@ -34,14 +34,15 @@ from tally.ledger.domain import (
 )
 from tally.ledger.models import EntryKind
 from tally.members import repository as member_repository
+from tally.programme.domain import Programme
 
 
-def policy_from(settings: Settings) -> Policy:
-    """The ledger policy of the running programme."""
+def policy_for(programme: Programme, settings: Settings) -> Policy:
+    """The ledger policy: validity and zone from the programme, operating limits from settings."""
     return Policy(
-        validity_days=settings.points_validity_days,
+        validity_days=programme.currency.default_validity_days,
         reversal_grace_days=settings.reversal_grace_days,
-        zone_name=settings.timezone,
+        zone_name=programme.currency.timezone,
         max_points=settings.max_points_per_operation,
     )
 

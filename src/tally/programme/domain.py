@@ -306,6 +306,11 @@ class Programme(Strict):
     def tier(self, code: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.code == code), None)
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone the programme's days, months and years are counted in."""
+        return ZoneInfo(self.currency.timezone)
+
     def plan(self, code: str) -> Plan | None:
         return next((plan for plan in self.plans if plan.code == code), None)
 

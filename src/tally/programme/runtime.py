@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -88,6 +89,16 @@ class ProgrammeCache:
                 self._version = version
             self._checked = time.monotonic()
             return self._programme
+
+    @property
+    def current(self) -> Programme:
+        """The programme last read (without looking for a newer one)."""
+        return self._programme
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The programme's time zone."""
+        return self._programme.zone
 
     @property
     def version(self) -> int | None:

@@ -8,10 +8,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babel.support import Translations
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tally.api.deps import settings
+from tally.programme.domain import Programme
+from tally.programme.runtime import ProgrammeCache
 from tally.web import i18n, sessions
 from tally.web.templating import Renderer
 
@@ -73,10 +76,17 @@ def gettext(request: Request, message: str, **params: Any) -> str:
     return text % params if params else text
 
 
+def programme_in_force(request: Request, session: Session) -> Programme:
+    """The programme in force (the app's cache, refreshed when stale)."""
+    cache: ProgrammeCache = request.app.state.programme
+    return cache.get(session)
+
+
 def currency_name(request: Request) -> str:
     """The points currency's name in the visitor's language (AI豆 / AI Beans)."""
-    config = settings(request)
-    return config.currency_name_en if locale_of(request) == "en" else config.currency_name_zh
+    cache: ProgrammeCache = request.app.state.programme
+    names = cache.current.currency.names
+    return names.en if locale_of(request) == "en" else names.zh_cn
 
 
 def language_links(request: Request, page_url: str | None = None) -> list[LanguageLink]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from tally.config import Settings
+from tally.programme.runtime import ProgrammeCache
 from tally.web import i18n, labels
 from tally.web.console import router as console
 from tally.web.errors import install_error_pages
@@ -16,10 +19,10 @@ from tally.web.member import routes as member
 from tally.web.templating import STATIC_DIR, STATIC_PREFIX, Renderer
 
 
-def build_web(settings: Settings) -> Web:
+def build_web(zone: Callable[[], ZoneInfo]) -> Web:
     """Compile the catalogs and prepare one template environment per language."""
     translations = i18n.load_translations()
-    renderer = Renderer(translations, settings.zone, extra_globals={"labels": labels.ALL})
+    renderer = Renderer(translations, zone, extra_globals={"labels": labels.ALL})
     return Web(renderer=renderer, translations=translations)
 
 
@@ -29,7 +32,8 @@ def install_web(app: FastAPI) -> None:
     Call after the API's exception handlers are installed: page requests get HTML, the API
     keeps its problem+json.
     """
-    app.state.web = build_web(app.state.settings)
+    programme: ProgrammeCache = app.state.programme
+    app.state.web = build_web(lambda: programme.zone)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console.public)
     app.include_router(console.staff_only)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ class Renderer:
     def __init__(
         self,
         translations: Mapping[str, Translations],
-        zone: ZoneInfo,
+        zone: Callable[[], ZoneInfo],
         directory: Path = TEMPLATES_DIR,
         static_dir: Path = STATIC_DIR,
         extra_globals: Mapping[str, Any] | None = None,
@@ -111,9 +111,14 @@ class Renderer:
 class Formats:
     """Locale-aware formatting of points and times (times in the programme's zone)."""
 
-    def __init__(self, locale: str, zone: ZoneInfo) -> None:
+    def __init__(self, locale: str, zone: Callable[[], ZoneInfo]) -> None:
         self.locale = babel_locale(locale)
-        self.zone = zone
+        self._zone = zone
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The programme's zone now (a newly applied programme may change it)."""
+        return self._zone()
 
     def points(self, value: int) -> str:
         """``12345`` → ``12,345``."""

@@ -24,6 +24,7 @@ from apikit import (
     unique,
 )
 from fastapi.testclient import TestClient
+from tests.support.policy import policy_of
 
 from conftest import Api, PartnerKey, make_partner
 from tally.db.session import Database
@@ -117,7 +118,7 @@ def world(app: Any, database: Database, partner: PartnerKey) -> Iterator[World]:
             100,
             "first-earn",
             now,
-            app.state.policy,
+            policy_of(app.state.settings),
         )
     with tolerant_client(app) as client:
         api = Api(client, partner)
@@ -491,10 +492,9 @@ def _capture(w: World, hold_id: str) -> str:
 def _lapse(w: World) -> str:
     from tally.config import Settings
     from tally.ledger import jobs
-    from tally.ledger.posting import policy_from
 
     hold_id = w.hold()
-    report = jobs.expire(w.database.write, utcnow() + timedelta(hours=2), policy_from(Settings()))
+    report = jobs.expire(w.database.write, utcnow() + timedelta(hours=2), policy_of(Settings()))
     assert report.holds_lapsed == 1
     return hold_id
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from tests.support.policy import policy_of
 
 from conftest import SECRET, require_or_skip
 from support.browser import chromium_path, launch_chromium
@@ -30,7 +31,6 @@ from tally.db.session import Database
 from tally.demo import loader
 from tally.kit.clock import utcnow
 from tally.ledger import holds as ledger_holds
-from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
 from tally.partners import service as partners
@@ -69,7 +69,7 @@ def _free_port() -> int:
 def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
     with db.write() as session:
         summary = loader.load(session, settings, member_count=20)
-        policy = ledger_posting.policy_from(settings)
+        policy = policy_of(settings)
         food = Origin(partner_id=partners.partner_by_code(session, "FOOD").id)
         hotel = Origin(partner_id=partners.partner_by_code(session, "HOTEL").id)
         now = utcnow()

@@ -34,7 +34,7 @@ PARTIALS = ("shared/", "member/_", "console/layout.html", "member/layout.html", 
 
 @pytest.fixture(scope="module")
 def renderer() -> Renderer:
-    return Renderer(i18n.load_translations(), ZONE, extra_globals={"labels": labels.ALL})
+    return Renderer(i18n.load_translations(), lambda: ZONE, extra_globals={"labels": labels.ALL})
 
 
 def chrome(locale: str, page_url: str = "/") -> dict[str, Any]:

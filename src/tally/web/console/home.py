@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tally.api.deps import database, settings
+from tally.api.deps import database
 from tally.kit.clock import utcnow
 from tally.web.console import views
 from tally.web.console.auth import CurrentStaff
 from tally.web.console.forms import has_control_characters
 from tally.web.console.pages import page
-from tally.web.http import is_htmx
+from tally.web.http import is_htmx, programme_in_force
 
 router = APIRouter()
 MAX_QUERY = 191
@@ -35,7 +35,7 @@ def home(
                 q,
                 reveal_phone=staff.sees_full_phone,
                 now=utcnow(),
-                zone=settings(request).zone,
+                zone=programme_in_force(request, session).zone,
             )
     context = {"q": q.strip(), "results": results, "page_url": "/console"}
     block = "results" if is_htmx(request) else None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tally.api.deps import database, settings
+from tally.api.deps import database
 from tally.api.member_links import link_for
 from tally.kit.clock import utcnow
 from tally.members import service as members
@@ -18,7 +18,7 @@ from tally.web.console import views
 from tally.web.console.auth import CurrentStaff, Staff
 from tally.web.console.forms import new_nonce
 from tally.web.console.pages import page
-from tally.web.http import is_htmx, redirect
+from tally.web.http import is_htmx, programme_in_force, redirect
 from tally.web.sessions import Flash
 
 router = APIRouter()
@@ -56,7 +56,7 @@ def member_page(
             reveal_phone=staff.sees_full_phone,
             cursor=cursor,
             now=utcnow(),
-            zone=settings(request).zone,
+            zone=programme_in_force(request, session).zone,
         )
     usable = not detail.is_merged
     context = {

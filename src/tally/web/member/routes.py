@@ -9,11 +9,11 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tally.api.deps import database, settings
+from tally.api.deps import database
 from tally.api.member_links import read_token
 from tally.kit.clock import utcnow
 from tally.web.errors import csrf_rejected
-from tally.web.http import is_htmx, redirect, render
+from tally.web.http import is_htmx, programme_in_force, redirect, render
 from tally.web.member import auth, views
 
 router = APIRouter(prefix="/m", include_in_schema=False)
@@ -61,7 +61,9 @@ def my_points(request: Request) -> Response:
     if member_id is None:
         return _welcome(request, "signed_out")
     with database(request).read() as session:
-        points = views.my_points(session, member_id, utcnow(), settings(request).zone)
+        points = views.my_points(
+            session, member_id, utcnow(), programme_in_force(request, session).zone
+        )
     return _page(request, "member/points.html", {"points": points, "page_url": "/m"})
 
 
