@@ -133,3 +133,29 @@ class InsufficientGrowth(TallyError):
     code = "insufficient_growth"
     status = 409
     title = "Not enough growth value"
+
+
+# Paid memberships (not yet in ALL_ERRORS: the web message catalogue and the error-contract
+# table of tests/e2e/api/test_errors.py list ALL_ERRORS and need these codes first).
+class PaymentMismatch(TallyError):
+    code = "payment_mismatch"
+    status = 422
+    title = "The payment does not match the price"
+
+
+class NotEligible(TallyError):
+    code = "not_eligible"
+    status = 403
+    title = "The member is not eligible for this plan"
+
+
+class MembershipNotActive(TallyError):
+    code = "membership_not_active"
+    status = 409
+    title = "The membership is not active"
+
+
+class RefundExceedsPayment(TallyError):
+    code = "refund_exceeds_payment"
+    status = 422
+    title = "The refund exceeds what is left of the payment"

@@ -12,6 +12,7 @@ from tally.db.base import Base
 from tally.idempotency import models as idempotency_models
 from tally.ledger import models as ledger_models
 from tally.members import models as member_models
+from tally.memberships import models as membership_models
 from tally.partners import models as partner_models
 from tally.programme import models as programme_models
 from tally.staff import models as staff_models
@@ -25,6 +26,7 @@ MODEL_MODULES = (
     idempotency_models,
     programme_models,
     tier_models,
+    membership_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -1,0 +1,66 @@
+"""Scheduled membership job: expire ended periods, abandon unpaid subscriptions. Idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from tally.memberships import repository
+from tally.memberships.domain import EventKind, MembershipStatus
+
+UnitOfWork = Callable[[], AbstractContextManager[Session]]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipReport:
+    expired: int
+    abandoned: int
+
+
+def expire(unit_of_work: UnitOfWork, as_of: datetime, batch: int = 500) -> MembershipReport:
+    """Expire every membership whose period ended by ``as_of`` (a period ``[start, end)`` is over
+    at ``end`` exactly) and abandon pending ones unpaid for a day.
+
+    Each batch is one transaction; each change is a conditional update, and its event is written
+    only by the run that made it, so re-running, or running concurrently, is harmless.
+    """
+    counts = {MembershipStatus.EXPIRED: 0, MembershipStatus.ABANDONED: 0}
+    for status, find, kind in (
+        (MembershipStatus.EXPIRED, repository.due_to_expire, EventKind.EXPIRED),
+        (MembershipStatus.ABANDONED, repository.due_to_abandon, EventKind.ABANDONED),
+    ):
+        while True:
+            with unit_of_work() as session:
+                ids = find(session, as_of, batch)
+                for membership_id in ids:
+                    if not repository.close_if_due(session, membership_id, status, as_of):
+                        continue  # another run (or a payment) got there first
+                    row = repository.membership(session, membership_id)
+                    assert row is not None
+                    repository.insert_event(
+                        session,
+                        {
+                            "membership_id": membership_id,
+                            "kind": kind,
+                            "status_before": (
+                                MembershipStatus.ACTIVE
+                                if status is MembershipStatus.EXPIRED
+                                else MembershipStatus.PENDING
+                            ).value,
+                            "status_after": status.value,
+                            "period_end_before": row.current_period_end,
+                            "period_end_after": row.current_period_end,
+                            "details": {"cancelled": True} if row.cancel_at_period_end else None,
+                            "created_at": as_of,
+                        },
+                    )
+                    counts[status] += 1
+            if not ids:
+                break
+    return MembershipReport(
+        expired=counts[MembershipStatus.EXPIRED], abandoned=counts[MembershipStatus.ABANDONED]
+    )

@@ -1,0 +1,242 @@
+"""SQL of paid memberships: look-ups, a named row lock, and conditional updates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tally.memberships.domain import OPEN_STATUSES, PENDING_TTL, MembershipStatus, State
+from tally.memberships.models import Membership, MembershipEvent, MembershipPayment
+
+
+def membership(session: Session, membership_id: uuid.UUID) -> Membership | None:
+    """A membership, read afresh (never a stale copy from the session)."""
+    return session.scalar(
+        select(Membership)
+        .where(Membership.id == membership_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_membership(session: Session, membership_id: uuid.UUID) -> Membership | None:
+    """A membership, locked for the rest of the transaction and read after the lock is held.
+
+    PostgreSQL: ``FOR UPDATE`` (a concurrent writer waits, then reads what the first committed);
+    SQLite drops it, but its write transactions already run one at a time.
+    """
+    return session.scalar(
+        select(Membership)
+        .where(Membership.id == membership_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def open_membership(session: Session, member_id: int, plan_code: str) -> Membership | None:
+    """The member's pending-or-active membership of a plan (at most one exists)."""
+    return session.scalar(
+        select(Membership)
+        .where(
+            Membership.member_id == member_id,
+            Membership.plan_code == plan_code,
+            Membership.status.in_(OPEN_STATUSES),
+        )
+        .execution_options(populate_existing=True)
+    )
+
+
+def memberships_of(session: Session, member_id: int, limit: int = 200) -> list[Membership]:
+    """A member's memberships, newest first."""
+    return list(
+        session.scalars(
+            select(Membership)
+            .where(Membership.member_id == member_id)
+            .order_by(Membership.created_at.desc(), Membership.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def active_candidates(session: Session, member_id: int, now: datetime) -> list[Membership]:
+    """A member's stored-active memberships whose period has not ended at ``now``."""
+    return list(
+        session.scalars(
+            select(Membership)
+            .where(
+                Membership.member_id == member_id,
+                Membership.status == MembershipStatus.ACTIVE,
+                Membership.current_period_end > now,
+            )
+            .order_by(Membership.plan_code)
+        )
+    )
+
+
+def insert_membership(session: Session, values: dict[str, Any]) -> Membership:
+    """Insert a membership; a concurrent duplicate fails on the open-membership index."""
+    row = Membership(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def state_of(row: Membership) -> State:
+    return State(
+        status=row.status,
+        created_at=row.created_at,
+        period_start=row.current_period_start,
+        period_end=row.current_period_end,
+        anchor_at=row.anchor_at,
+        cancel_at_period_end=row.cancel_at_period_end,
+        ended_at=row.ended_at,
+    )
+
+
+def save_state(session: Session, row: Membership, new: State, now: datetime) -> bool:
+    """Write ``new`` if the membership is still at the version ``row`` was read at."""
+    result = session.execute(
+        update(Membership)
+        .where(Membership.id == row.id, Membership.version == row.version)
+        .values(
+            status=new.status,
+            current_period_start=new.period_start,
+            current_period_end=new.period_end,
+            anchor_at=new.anchor_at,
+            cancel_at_period_end=new.cancel_at_period_end,
+            ended_at=new.ended_at,
+            version=Membership.version + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    changed = result.rowcount == 1  # type: ignore[attr-defined]
+    if changed:
+        session.refresh(row)
+    return bool(changed)
+
+
+def close_if_due(
+    session: Session, membership_id: uuid.UUID, status: MembershipStatus, as_of: datetime
+) -> bool:
+    """Expire an active membership whose period ended by ``as_of`` (it ended at its period's
+    end), or abandon a pending one created at least :data:`PENDING_TTL` before ``as_of``:
+    conditionally, so that only one of several racing jobs does it."""
+    if status is MembershipStatus.EXPIRED:
+        condition = [
+            Membership.status == MembershipStatus.ACTIVE,
+            Membership.current_period_end <= as_of,
+        ]
+        ended_at: Any = Membership.current_period_end
+    else:
+        condition = [
+            Membership.status == MembershipStatus.PENDING,
+            Membership.created_at <= as_of - PENDING_TTL,
+        ]
+        ended_at = as_of
+    result = session.execute(
+        update(Membership)
+        .where(Membership.id == membership_id, *condition)
+        .values(status=status, ended_at=ended_at, version=Membership.version + 1, updated_at=as_of)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def due_to_expire(session: Session, as_of: datetime, limit: int) -> list[uuid.UUID]:
+    """Active memberships whose period ended by ``as_of``."""
+    return list(
+        session.scalars(
+            select(Membership.id)
+            .where(
+                Membership.status == MembershipStatus.ACTIVE,
+                Membership.current_period_end <= as_of,
+            )
+            .order_by(Membership.current_period_end, Membership.id)
+            .limit(limit)
+        )
+    )
+
+
+def due_to_abandon(session: Session, as_of: datetime, limit: int) -> list[uuid.UUID]:
+    """Pending memberships left unpaid for :data:`PENDING_TTL` by ``as_of``."""
+    return list(
+        session.scalars(
+            select(Membership.id)
+            .where(
+                Membership.status == MembershipStatus.PENDING,
+                Membership.created_at <= as_of - PENDING_TTL,
+            )
+            .order_by(Membership.created_at, Membership.id)
+            .limit(limit)
+        )
+    )
+
+
+def payment_by_reference(
+    session: Session, partner_id: int, reference: str
+) -> MembershipPayment | None:
+    return session.scalar(
+        select(MembershipPayment)
+        .where(MembershipPayment.partner_id == partner_id, MembershipPayment.reference == reference)
+        .execution_options(populate_existing=True)
+    )
+
+
+def payments_of(session: Session, membership_ids: list[uuid.UUID]) -> list[MembershipPayment]:
+    """Payments of memberships, oldest period first."""
+    if not membership_ids:
+        return []
+    return list(
+        session.scalars(
+            select(MembershipPayment)
+            .where(MembershipPayment.membership_id.in_(membership_ids))
+            .order_by(MembershipPayment.period_start, MembershipPayment.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def insert_payment(session: Session, values: dict[str, Any]) -> MembershipPayment:
+    """Insert a payment; a reference the partner already used fails on its unique constraint."""
+    row = MembershipPayment(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_refund(session: Session, payment_id: int, amount: int, revoke_at: datetime | None) -> bool:
+    """Add ``amount`` to what was refunded of a payment, never beyond what was paid."""
+    values: dict[str, Any] = {
+        "refunded_minor_units": MembershipPayment.refunded_minor_units + amount
+    }
+    if revoke_at is not None:
+        values["revoked_at"] = revoke_at
+    result = session.execute(
+        update(MembershipPayment)
+        .where(
+            MembershipPayment.id == payment_id,
+            MembershipPayment.refunded_minor_units + amount <= MembershipPayment.minor_units,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def insert_event(session: Session, values: dict[str, Any]) -> None:
+    session.add(MembershipEvent(**values))
+    session.flush()
+
+
+def events_of(session: Session, membership_id: uuid.UUID) -> list[MembershipEvent]:
+    return list(
+        session.scalars(
+            select(MembershipEvent)
+            .where(MembershipEvent.membership_id == membership_id)
+            .order_by(MembershipEvent.id)
+        )
+    )
