@@ -15,11 +15,11 @@ from tally.api import schemas, views
 from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
 from tally.api.members import MemberId
 from tally.errors import Forbidden, NotFound
+from tally.flows import earning
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
 from tally.ledger import holds as ledger_holds
 from tally.ledger import repository as ledger_repository
-from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Policy
 from tally.ledger.models import EntryKind
@@ -58,11 +58,13 @@ async def earn(
     payload: schemas.EarnRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.EARN))],
 ) -> Response:
-    """Credit points issued by the calling partner."""
+    """Credit points issued by the calling partner, with the growth value they carry (default:
+    the points; ``0`` for points that do not count towards tiers). With
+    ``apply_tier_multiplier`` the member's tier multiplier applies to the points credited."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
-        result = ledger.earn(
+        result = earning.earn(
             session,
             write.origin,
             member_id,
@@ -70,7 +72,10 @@ async def earn(
             payload.reference,
             now,
             _policy(write),
-            payload.expires_at,
+            programme(write.request, session),
+            expires_at=payload.expires_at,
+            growth=payload.growth,
+            apply_tier_multiplier=payload.apply_tier_multiplier,
         )
         return 201, views.posted(session, result, now, _zone(write))
 
@@ -236,7 +241,7 @@ async def reverse(
         needed = Scope.EARN if original.kind is EntryKind.EARN else Scope.REDEEM
         if needed not in write.holder.scopes:
             raise Forbidden(f"This API key lacks the '{needed.value}' scope.", scope=needed.value)
-        result = ledger_reversals.reverse(session, write.origin, original.id, now, _policy(write))
+        result = earning.reverse(session, write.origin, original.id, now, _policy(write))
         return 201, views.posted(session, result, now, _zone(write))
 
     return await write.run(work)

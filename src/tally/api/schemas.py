@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
     field_validator,
@@ -91,6 +92,16 @@ class EarnRequest(Strict):
     reference: Reference
     expires_at: AwareDatetime | None = Field(
         default=None, description="When these points expire; the programme default when absent."
+    )
+    growth: Annotated[StrictInt, Field(ge=0, le=MAX_POINTS)] | None = Field(
+        default=None,
+        description="Growth value these points carry towards tiers; default: `points` (before "
+        "any multiplier); 0 for points that do not qualify.",
+    )
+    apply_tier_multiplier: StrictBool = Field(
+        default=False,
+        description="Credit floor(points × the member's tier earn multiplier); the answer's "
+        "details name the multiplier (basis points).",
     )
 
 

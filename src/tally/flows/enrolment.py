@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tally.config import get_settings
 from tally.errors import Conflict, NotFound, ValidationFailed
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, member_available, member_held
@@ -17,6 +18,9 @@ from tally.ledger.posting import post
 from tally.members import repository as member_repository
 from tally.members import service as members
 from tally.members.models import MemberMerge, MemberStatus
+from tally.programme import runtime
+from tally.programme.domain import Programme
+from tally.tiers import service as tiers
 
 
 def enrol(
@@ -30,11 +34,20 @@ def enrol(
 
 
 def merge(
-    session: Session, survivor_id: int, merged_id: int, staff_id: int, reason: str, now: datetime
+    session: Session,
+    survivor_id: int,
+    merged_id: int,
+    staff_id: int,
+    reason: str,
+    now: datetime,
+    programme: Programme | None = None,
 ) -> MemberMerge:
-    """Fold ``merged_id`` into ``survivor_id``: identities, lots, holds and balance move.
+    """Fold ``merged_id`` into ``survivor_id``: identities, lots, holds, balance and growth value
+    move, and the survivor is upgraded at once if its growth now qualifies.
 
-    The move is one journal entry, and the merge record keeps what moved so it can be undone.
+    The move is one journal entry, and the merge record keeps what moved so it can be undone
+    (growth entries keep the member they were credited to, which is how an unmerge finds them).
+    ``programme`` defaults to the one in force.
     """
     if survivor_id == merged_id:
         raise ValidationFailed("A member cannot be merged into itself.")
@@ -87,11 +100,19 @@ def merge(
         created_at=now,
     )
     member_repository.insert_merge(session, record)
+    tiers.merge(session, survivor_id, merged_id, now, programme or _in_force(session))
     return record
 
 
-def unmerge(session: Session, merge_id: int, staff_id: int, now: datetime) -> MemberMerge:
-    """Undo a merge: the merged member gets back its identities and what is left of its value."""
+def unmerge(
+    session: Session,
+    merge_id: int,
+    staff_id: int,
+    now: datetime,
+    programme: Programme | None = None,
+) -> MemberMerge:
+    """Undo a merge: the merged member gets back its identities, what is left of its value and
+    the growth entries credited to it (the survivor's tier moves down only at evaluation)."""
     record = member_repository.merge_record(session, merge_id)
     if record is None:
         raise NotFound(f"Merge {merge_id} does not exist.")
@@ -146,7 +167,14 @@ def unmerge(session: Session, merge_id: int, staff_id: int, now: datetime) -> Me
     record.reversed_at = now
     record.reversal_entry_id = entry_id
     session.flush()
+    tiers.unmerge(
+        session, record.survivor_id, record.merged_id, now, programme or _in_force(session)
+    )
     return record
+
+
+def _in_force(session: Session) -> Programme:
+    return runtime.effective(session, get_settings())
 
 
 def _move_value(

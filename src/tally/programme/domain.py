@@ -178,9 +178,8 @@ class MonthlyCoupons(Strict):
     count: int = Field(ge=1, le=1000, description="Coupons granted each month.")
 
 
-Benefit = Annotated[
-    FreeReturns | PriorityService | BirthdayGift | MonthlyCoupons, Field(discriminator="kind")
-]
+AnyBenefit = FreeReturns | PriorityService | BirthdayGift | MonthlyCoupons
+Benefit = Annotated[AnyBenefit, Field(discriminator="kind")]
 
 
 def _unique_benefits(benefits: list[Any]) -> list[Any]:
@@ -189,6 +188,22 @@ def _unique_benefits(benefits: list[Any]) -> list[Any]:
     if repeated:
         raise ValueError(f"benefit {repeated[0]} is listed twice")
     return benefits
+
+
+def stack_benefits(*sources: list[AnyBenefit]) -> list[AnyBenefit]:
+    """The benefits of a tier and of paid plans together: each kind once, in first-seen order;
+    monthly coupon allowances add up."""
+    stacked: dict[str, AnyBenefit] = {}
+    for benefits in sources:
+        for benefit in benefits:
+            held = stacked.get(benefit.kind)
+            if held is None:
+                stacked[benefit.kind] = benefit
+            elif isinstance(benefit, MonthlyCoupons) and isinstance(held, MonthlyCoupons):
+                stacked[benefit.kind] = MonthlyCoupons.model_construct(
+                    kind="monthly_coupons", count=held.count + benefit.count
+                )
+    return list(stacked.values())
 
 
 class Flags(Strict):

@@ -9,7 +9,15 @@ import pytest
 
 from tally.cli.programme import programme_schema
 from tally.programme import loader
-from tally.programme.domain import Money, PointRate, PointValue, Price, Programme, changes
+from tally.programme.domain import (
+    Money,
+    PointRate,
+    PointValue,
+    Price,
+    Programme,
+    changes,
+    stack_benefits,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "src" / "tally" / "demo" / "programme.yaml"
@@ -165,3 +173,20 @@ def test_the_documentation_covers_every_field_and_shows_the_demo() -> None:
     )
     assert not missing, f"docs/programme.md does not document {missing}"
     assert f"```yaml\n{DEMO.read_text()}```" in doc
+
+
+def test_benefits_stack_each_kind_once_and_coupon_allowances_add_up() -> None:
+    programme = demo()
+    gold = programme.tier("GOLD")
+    vip = programme.plan("VIP88")
+    assert gold is not None
+    assert vip is not None
+    stacked = stack_benefits(gold.benefits, vip.benefits, vip.benefits)
+    assert [benefit.model_dump() for benefit in stacked] == [
+        {"kind": "birthday_gift"},
+        {"kind": "monthly_coupons", "count": 2 + 8 + 8},
+        {"kind": "free_returns"},
+        {"kind": "priority_service"},
+    ]
+    assert stack_benefits() == []
+    assert stack_benefits(gold.benefits) == gold.benefits
