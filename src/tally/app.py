@@ -15,8 +15,9 @@ from starlette.responses import HTMLResponse
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
-from tally.api import tiers as tiers_api
 from tally.api import memberships as memberships_api
+from tally.api import status as status_api
+from tally.api import tiers as tiers_api
 from tally.api.deps import WriteBatcher
 from tally.api.problems import (
     handle_data_error,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(members_api.router)
     app.include_router(ledger_api.router)
     app.include_router(member_links_api.router)
+    app.include_router(status_api.router)
     app.include_router(tiers_api.router)
     app.include_router(memberships_api.router)
     install_web(app)
