@@ -12,6 +12,7 @@ from tally.kit.clock import utcnow
 from tally.ledger import jobs
 from tally.ledger.posting import policy_for
 from tally.programme.runtime import ProgrammeCache
+from tally.tiers import jobs as tier_jobs
 
 log = logging.getLogger("tally.scheduler")
 
@@ -55,6 +56,12 @@ class Scheduler:
         policy = policy_for(programme, self._settings)
         scheduled: list[tuple[str, Callable[[], object]]] = [
             ("expiry", lambda: jobs.expire(self._db.write, now, policy)),
+            (
+                "tiers",
+                lambda: tier_jobs.evaluate(
+                    self._db.write, now, programme, programme_version=self._programme.version
+                ),
+            ),
         ]
         for name, job in scheduled:
             try:
