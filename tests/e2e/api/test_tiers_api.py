@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from apikit import assert_problem, db_state
+
 from conftest import Api, PartnerKey, make_partner
 from tally.db.session import Database
 from tally.kit.clock import utcnow
@@ -23,9 +23,7 @@ def ladder(database: Database) -> None:
     40000, BLACK_DIAMOND 100000; a 365-day rolling window with 30 days of grace."""
     text = DEMO.read_text()
     with database.write() as session:
-        programme_service.apply(
-            session, programme_service.validate(text), text, "test", utcnow()
-        )
+        programme_service.apply(session, programme_service.validate(text), text, "test", utcnow())
 
 
 def _tier(api: Api, member: int) -> dict:  # type: ignore[type-arg]
@@ -175,7 +173,10 @@ def test_growth_may_not_go_below_zero_and_the_refusal_writes_nothing(
     ],
 )
 def test_bad_growth_adjustments_are_refused_and_write_nothing(
-    api: Api, database: Database, ladder: None, payload: dict  # type: ignore[type-arg]
+    api: Api,
+    database: Database,
+    ladder: None,
+    payload: dict,  # type: ignore[type-arg]
 ) -> None:
     member = api.enrol("13900000007")
     before = db_state(database)
@@ -191,7 +192,10 @@ def test_bad_growth_adjustments_are_refused_and_write_nothing(
     [{"growth": -1}, {"growth": "5"}, {"growth": 1.0}, {"apply_tier_multiplier": "yes"}],
 )
 def test_bad_earn_growth_is_refused_and_writes_nothing(
-    api: Api, database: Database, ladder: None, extra: dict  # type: ignore[type-arg]
+    api: Api,
+    database: Database,
+    ladder: None,
+    extra: dict,  # type: ignore[type-arg]
 ) -> None:
     member = api.enrol("13900000008")
     before = db_state(database)
@@ -201,7 +205,9 @@ def test_bad_earn_growth_is_refused_and_writes_nothing(
 
 
 def test_adjusting_growth_needs_the_admin_scope(
-    client, database: Database, ladder: None  # type: ignore[no-untyped-def]
+    client,
+    database: Database,
+    ladder: None,  # type: ignore[no-untyped-def]
 ) -> None:
     api = Api(client, make_partner(database, "SHOPX", "members,earn,read"))
     member = api.enrol("13900000009")
