@@ -11,6 +11,7 @@ from tally.db.session import Database
 from tally.kit.clock import utcnow
 from tally.ledger import jobs
 from tally.ledger.posting import policy_for
+from tally.memberships import jobs as membership_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
 
@@ -62,6 +63,7 @@ class Scheduler:
                     self._db.write, now, programme, programme_version=self._programme.version
                 ),
             ),
+            ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
         ]
         for name, job in scheduled:
             try:

@@ -3,10 +3,8 @@ cancel and resume, refund, expire; every refusal with its code and nothing writt
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,48 +12,16 @@ from apikit import assert_problem, db_state, tolerant_client
 from sqlalchemy import select
 
 from conftest import Api, PartnerKey, make_partner
+from support.membership_programme import apply_programme
 from tally.db.session import Database
 from tally.kit.clock import utcnow
 from tally.memberships import jobs
 from tally.memberships import service as memberships
 from tally.memberships.models import MembershipEvent
-from tally.programme import service as programme_service
 from tally.programme.domain import Programme
 
-DEMO = Path(__file__).resolve().parents[3] / "src" / "tally" / "demo" / "programme.yaml"
-PLANS = """plans:
-  - code: VIP88
-    names: {zh-CN: 88会员, en: 88 VIP}
-    price: {amount: "88.00", currency: CNY}
-    term: P1Y
-    eligibility: {min_growth: 1000}
-  - code: MONTHLY
-    names: {zh-CN: 月卡, en: Monthly}
-    price: {amount: "15.00", currency: CNY}
-    term: P1M
-  - code: CLUB
-    names: {zh-CN: 铂金俱乐部, en: Platinum Club}
-    price: {amount: "30.00", currency: CNY}
-    term: P30D
-    eligibility: {min_tier: PLATINUM}
-"""
 VIP = {"minor_units": 8800, "currency": "CNY"}
 MONTHLY = {"minor_units": 1500, "currency": "CNY"}
-
-
-def programme_text() -> str:
-    """The demo programme with test plans and no partners of its own."""
-    text = DEMO.read_text(encoding="utf-8")
-    text = re.sub(r"^plans:\n.*?(?=^partners:)", PLANS + "\n", text, flags=re.S | re.M)
-    return re.sub(r"^partners:\n(  - .*\n)+", "", text, flags=re.M)
-
-
-def apply_programme(database: Database) -> Programme:
-    text = programme_text()
-    programme = programme_service.validate(text)
-    with database.write() as session:
-        programme_service.apply(session, programme, text, "tests", utcnow() - timedelta(days=1))
-    return programme
 
 
 @pytest.fixture

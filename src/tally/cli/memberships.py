@@ -1,0 +1,123 @@
+"""``tally membership``: look at paid memberships; ``tally jobs memberships``: expire them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+from tally.cli.common import emit, fail, open_database
+from tally.cli.ledger import jobs_app, parse_as_of
+from tally.config import get_settings
+from tally.errors import NotFound, TallyError
+from tally.kit.clock import utcnow
+from tally.memberships import jobs
+from tally.memberships import service as memberships
+from tally.programme import runtime
+
+app = typer.Typer(help="Look at members' paid memberships.", no_args_is_help=True)
+
+
+def _money(value: Any) -> dict[str, Any]:
+    return {"minor_units": value.minor_units, "currency": value.currency, "display": str(value)}
+
+
+def _as_dict(view: memberships.MembershipView) -> dict[str, Any]:
+    return {
+        "id": str(view.id),
+        "member_id": view.member_id,
+        "plan": view.plan_code,
+        "plan_names": view.plan_names,
+        "status": view.status.value,
+        "amount_due": _money(view.price),
+        "term": view.term,
+        "current_period_start": view.current_period_start,
+        "current_period_end": view.current_period_end,
+        "cancel_at_period_end": view.cancel_at_period_end,
+        "created_at": view.created_at,
+        "ended_at": view.ended_at,
+        "payments": [
+            {
+                "reference": item.reference,
+                "partner_id": item.partner_id,
+                "amount": _money(item.amount),
+                "refunded": _money(item.refunded),
+                "paid_at": item.paid_at,
+                "period_start": item.period_start,
+                "period_end": item.period_end,
+                "revoked_at": item.revoked_at,
+            }
+            for item in view.payments
+        ],
+    }
+
+
+@app.command("list")
+def list_memberships(member_id: Annotated[int, typer.Argument(help="Tally member id.")]) -> None:
+    """Print a member's memberships as JSON, newest first, with the status in effect now."""
+    settings = get_settings()
+    try:
+        with open_database(settings) as db, db.read() as session:
+            programme = runtime.effective(session, settings)
+            views = memberships.list_for_member(session, member_id, utcnow(), programme)
+        emit([_as_dict(view) for view in views])
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("show")
+def show(membership_id: Annotated[str, typer.Argument(help="The membership id.")]) -> None:
+    """Print one membership with its payments and its history of changes."""
+    settings = get_settings()
+    try:
+        try:
+            target = uuid.UUID(membership_id)
+        except ValueError:
+            raise NotFound(f"Membership {membership_id} does not exist.") from None
+        with open_database(settings) as db, db.read() as session:
+            programme = runtime.effective(session, settings)
+            view = memberships.view(session, target, utcnow(), programme)
+            events = memberships.history(session, target)
+        emit(
+            {
+                **_as_dict(view),
+                "history": [
+                    {
+                        "kind": event.kind.value,
+                        "at": event.created_at,
+                        "partner_id": event.partner_id,
+                        "staff_id": event.staff_id,
+                        "amount": (
+                            {"minor_units": event.minor_units, "currency": event.currency}
+                            if event.minor_units is not None
+                            else None
+                        ),
+                        "status": [event.status_before, event.status_after],
+                        "period_end": [event.period_end_before, event.period_end_after],
+                        "details": event.details,
+                    }
+                    for event in events
+                ],
+            }
+        )
+    except TallyError as error:
+        fail(error)
+
+
+@jobs_app.command("memberships")
+def expire_memberships(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Expire what ended by this ISO-8601 date (through the end of that day in the "
+            "programme's zone) or datetime; default now.",
+        ),
+    ] = None,
+) -> None:
+    """Expire ended memberships, abandon unpaid ones after a day (idempotent; safe to re-run)."""
+    moment = parse_as_of(as_of)
+    with open_database() as db:
+        report = jobs.expire(db.write, moment)
+    emit({"as_of": moment.isoformat(), "expired": report.expired, "abandoned": report.abandoned})

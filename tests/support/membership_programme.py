@@ -1,0 +1,46 @@
+"""A programme for the paid-membership suites: the demo programme with test plans, no partners."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from tally.db.session import Database
+from tally.kit.clock import utcnow
+from tally.programme import service as programme_service
+from tally.programme.domain import Programme
+
+DEMO = Path(__file__).resolve().parents[2] / "src" / "tally" / "demo" / "programme.yaml"
+PLANS = """plans:
+  - code: VIP88
+    names: {zh-CN: 88会员, en: 88 VIP}
+    price: {amount: "88.00", currency: CNY}
+    term: P1Y
+    eligibility: {min_growth: 1000}
+  - code: MONTHLY
+    names: {zh-CN: 月卡, en: Monthly}
+    price: {amount: "15.00", currency: CNY}
+    term: P1M
+  - code: CLUB
+    names: {zh-CN: 铂金俱乐部, en: Platinum Club}
+    price: {amount: "30.00", currency: CNY}
+    term: P30D
+    eligibility: {min_tier: PLATINUM}
+"""
+
+
+def programme_text() -> str:
+    """The demo programme (Asia/Shanghai, six tiers) with the test plans and no partners."""
+    text = DEMO.read_text(encoding="utf-8")
+    text = re.sub(r"^plans:\n.*?(?=^partners:)", PLANS + "\n", text, flags=re.S | re.M)
+    return re.sub(r"^partners:\n(  - .*\n)+", "", text, flags=re.M)
+
+
+def apply_programme(database: Database) -> Programme:
+    """Apply the test programme (as version 1, a day ago)."""
+    text = programme_text()
+    programme = programme_service.validate(text)
+    with database.write() as session:
+        programme_service.apply(session, programme, text, "tests", utcnow() - timedelta(days=1))
+    return programme
