@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 
+from tally.api import families as families_api
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(status_api.router)
     app.include_router(tiers_api.router)
     app.include_router(memberships_api.router)
+    app.include_router(families_api.router)
     install_web(app)
 
     @app.get("/docs", include_in_schema=False)

@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData
 
 from tally.db.base import Base
+from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
 from tally.ledger import models as ledger_models
 from tally.members import models as member_models
@@ -25,6 +26,7 @@ MODEL_MODULES = (
     ledger_models,
     idempotency_models,
     programme_models,
+    family_models,
     tier_models,
     membership_models,
 )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tally.config import get_settings
 from tally.errors import Conflict, NotFound, ValidationFailed
+from tally.families import service as families
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, member_available, member_held
 from tally.ledger.models import EntryKind, Hold, HoldStatus, Lot
@@ -64,6 +65,7 @@ def merge(
         merged_into_id=survivor_id,
     ):
         raise Conflict(f"Member {merged_id} changed meanwhile; retry.")
+    families.before_merge(session, merged_id, now)  # a member in a family is not merged
     ledger_repository.lock_wallet(session, merged_id)
     wallet = ledger_repository.wallet(session, merged_id)
     assert wallet is not None

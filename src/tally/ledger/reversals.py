@@ -20,6 +20,7 @@ from tally.ledger.domain import (
     Origin,
     Policy,
     member_available,
+    member_of,
     partner_issued,
     partner_redeemed,
 )
@@ -61,29 +62,63 @@ def reverse(
         points = sum(taken for _lot, _expiry, taken in consumed)
         if points == 0:
             raise NotReversible("Nothing of this transaction is left to return.")
+        owners = _owners(session, original.id, member_id, consumed)
+        details: dict[str, Any] = {"reversed_kind": original.kind.value, "returned": points}
+        if len(owners) > 1:
+            details["returned_to"] = [
+                {"member_id": owner, "points": sum(taken for _lot, taken in portions)}
+                for owner, portions in owners.items()
+            ]
         new_id = post(
             session,
             kind=EntryKind.REVERSAL,
             legs=[
                 Leg(partner_redeemed(partner_id), -points),
-                Leg(member_available(member_id), points),
+                *(
+                    Leg(member_available(owner), sum(taken for _lot, taken in portions))
+                    for owner, portions in owners.items()
+                ),
             ],
             origin=origin,
             member_id=member_id,
             now=now,
             reverses_id=original.id,
-            details={"reversed_kind": original.kind.value, "returned": points},
+            details=details,
         )
-        clawed = restore(
-            session,
-            new_id,
-            member_id,
-            [(lot_id, taken) for lot_id, _expiry, taken in consumed],
-            now,
-            policy,
+        clawed = sum(
+            restore(session, new_id, owner, portions, now, policy)
+            for owner, portions in owners.items()
         )
-        return Posted(new_id, member_id, with_clawback({"returned": points}, clawed))
+        result = {key: value for key, value in details.items() if key != "reversed_kind"}
+        return Posted(new_id, member_id, with_clawback(result, clawed))
     raise NotReversible(f"A {original.kind.value} transaction cannot be reversed.")
+
+
+def _owners(
+    session: Session,
+    entry_id: uuid.UUID,
+    member_id: int,
+    consumed: list[tuple[int, datetime, int]],
+) -> dict[int, list[tuple[int, int]]]:
+    """Whom each returned portion goes back to: ``{member_id: [(lot_id, points)]}``.
+
+    An entry drawn on one wallet gives everything back to that wallet's member (followed
+    through merges). One drawn on several (a family spend) gives each member back its own
+    lots' points, each member followed through merges.
+    """
+    drawn_on = {
+        account[0]
+        for leg in repository.legs_of(session, [entry_id])[entry_id]
+        if leg.amount < 0 and (account := member_of(leg.account)) is not None
+    }
+    if len(drawn_on) <= 1:
+        return {member_id: [(lot_id, taken) for lot_id, _expiry, taken in consumed]}
+    owners: dict[int, list[tuple[int, int]]] = {}
+    for lot_id, _expiry, taken in consumed:
+        lot = repository.lot(session, lot_id)
+        owner = current_member(session, lot.member_id) if lot is not None else member_id
+        owners.setdefault(owner, []).append((lot_id, taken))
+    return dict(sorted(owners.items()))
 
 
 def _consuming_entries(

@@ -1,0 +1,131 @@
+"""Spending a family's points: one ledger redemption over the wallets drawn on, counted against
+the spender's monthly limit in share mode, in the one transaction. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from tally.errors import InsufficientPoints
+from tally.families import domain as family_domain
+from tally.families import repository as family_repository
+from tally.families import service as families
+from tally.families.domain import FamilyRole
+from tally.ledger.domain import Leg, Origin, Policy, member_available, partner_redeemed
+from tally.ledger.models import EntryKind
+from tally.ledger.posting import check_points, consume, post, require_partner, source_key
+from tally.members import service as members
+from tally.members.models import MemberStatus
+from tally.programme.domain import Programme
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """A family spend: its journal entry and what it drew from whom."""
+
+    entry_id: uuid.UUID
+    family_id: int
+    spent_by: int
+    points: int
+    drawn: list[tuple[int, int]]
+    month: str
+    remaining_this_month: int | None
+
+
+def spend(
+    session: Session,
+    origin: Origin,
+    family_id: int,
+    spender_id: int,
+    points: int,
+    reference: str,
+    now: datetime,
+    policy: Policy,
+    programme: Programme,
+) -> Spent:
+    """Spend ``points`` of the family's with the calling partner, on ``spender_id``'s behalf.
+
+    Pool mode, the owner spending: the owner's points first, then each member's in the order
+    they joined. Share mode, a member spending: the owner's points, within the member's
+    monthly limit. Lots are consumed earliest-expiring first; nothing is overdrawn.
+    """
+    partner_id = require_partner(origin)
+    check_points(points, policy)
+    found = families.active(session, family_id)
+    members.require_usable(session, spender_id)
+    membership = family_repository.membership_of(session, spender_id)
+    is_member = membership is not None and membership.family_id == family_id
+    draws_on_members, counted = family_domain.spend_source(
+        found.mode, found.owner_id, spender_id, is_member
+    )
+    month = family_domain.month_of(now, families.zone_of(programme))
+    remaining: int | None = None
+    if counted:
+        members.require_usable(session, found.owner_id)
+        remaining = families.count_spend(
+            session, family_id, spender_id, month, points, programme.family, now
+        )
+        plan = [(found.owner_id, points)]
+    elif draws_on_members:
+        plan = _pool_plan(session, family_id, found.owner_id, points, now)
+    else:
+        plan = [(found.owner_id, points)]
+    entry_id = post(
+        session,
+        kind=EntryKind.REDEEM,
+        legs=[
+            *(Leg(member_available(member_id), -taken) for member_id, taken in plan),
+            Leg(partner_redeemed(partner_id), points),
+        ],
+        origin=origin,
+        member_id=found.owner_id,
+        now=now,
+        reference=reference,
+        source_key=source_key(EntryKind.REDEEM, origin, reference),
+        details={
+            "family_id": family_id,
+            "spent_by": spender_id,
+            "mode": found.mode.value,
+            "month": month,
+            "drawn": [{"member_id": member_id, "points": taken} for member_id, taken in plan],
+        },
+    )
+    for member_id, taken in plan:
+        consume(session, entry_id, member_id, taken, now)
+    family_repository.insert_spend(
+        session,
+        entry_id=entry_id,
+        family_id=family_id,
+        member_id=spender_id,
+        month=month,
+        points=points,
+        counted=counted,
+        now=now,
+    )
+    return Spent(entry_id, family_id, spender_id, points, plan, month, remaining)
+
+
+def _pool_plan(
+    session: Session, family_id: int, owner_id: int, points: int, now: datetime
+) -> list[tuple[int, int]]:
+    """Who gives how much: the owner first, then members in join order (frozen ones skipped).
+
+    The memberships stay locked to the end of the transaction, so no one leaves mid-spend.
+    """
+    rows = family_repository.memberships(session, family_id, for_update=True)
+    order = [row.member_id for row in rows if row.role is FamilyRole.OWNER] + [
+        row.member_id for row in rows if row.role is FamilyRole.MEMBER
+    ]
+    statuses = family_repository.statuses(session, order)
+    usable = [member_id for member_id in order if statuses.get(member_id) is MemberStatus.ACTIVE]
+    spendable = family_repository.spendable(session, usable, now)
+    plan = family_domain.plan_pool_draw([(m, spendable[m]) for m in usable], points)
+    if plan is None:
+        raise InsufficientPoints(
+            f"Family {family_id} does not have enough points.",
+            available=sum(spendable.values()),
+        )
+    return plan
