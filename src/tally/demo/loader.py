@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tally.config import Settings
+from tally.demo import memberships as demo_memberships
 from tally.errors import TallyError
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
@@ -127,6 +128,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             session, rng, member_id, joined, now, partner_ids, policy
         )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
+    demo_memberships.seed(session, demo_programme, member_ids, partner_ids["SHOP"], now)
     session.flush()
     report = jobs.expire(_same_session(session), now, policy)
     summary.entries += report.members

@@ -87,3 +87,24 @@ def test_list_show_and_expire(db: Database) -> None:
 def test_unknown_ids_fail_with_their_code(db: Database) -> None:
     assert "error [not_found]" in run("membership", "list", "42", code=2).stderr
     assert "error [not_found]" in run("membership", "show", "nope", code=2).stderr
+
+
+def test_demo_members_hold_vip88(db: Database) -> None:
+    from tally.demo import loader
+
+    with db.write() as session:
+        loader.load(session, get_settings(), member_count=30)
+    with db.read() as session:
+        holders = [
+            member_id
+            for member_id in range(1, 31)
+            if [
+                item.plan_code
+                for item in memberships.active_memberships(session, member_id, utcnow())
+            ]
+            == ["VIP88"]
+        ]
+    assert len(holders) == 8
+    listed = json.loads(run("membership", "list", str(holders[0])).stdout)
+    assert listed[0]["status"] == "active"
+    assert listed[0]["payments"][0]["amount"]["display"] == "88.00 CNY"
