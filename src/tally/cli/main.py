@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from tally.cli import ledger, members, memberships, partners, programme, staff, tiers
+from tally.cli import families, ledger, members, memberships, partners, programme, staff, tiers
 from tally.cli.common import emit, open_database
 from tally.config import get_settings
 
@@ -20,6 +20,7 @@ app.add_typer(partners.app, name="partner")
 app.add_typer(staff.app, name="staff")
 app.add_typer(members.app, name="member")
 app.add_typer(memberships.app, name="membership")
+app.add_typer(families.app, name="family")
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(ledger.jobs_app, name="jobs")
 tiers.register(members.app, ledger.jobs_app)
