@@ -51,6 +51,9 @@ class StatusResponse(BaseModel):
     tier: TierStatus
     growth: GrowthStatus
     memberships: list[MembershipStatus]
+    family: dict[str, Any] | None = Field(
+        description="The member's family (members, mode, this month's spend), if any."
+    )
     benefits: list[dict[str, Any]] = Field(
         description="The tier's and the paid plans' benefits together; coupon counts add up."
     )
@@ -93,6 +96,7 @@ def status_response(status: MemberStatus) -> StatusResponse:
             )
             for plan in status.memberships
         ],
+        family=status.family.as_dict() if status.family is not None else None,
         benefits=[benefit.model_dump() for benefit in status.benefits],
     )
 

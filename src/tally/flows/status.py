@@ -11,6 +11,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from tally.families import service as families
+from tally.families.service import FamilyView
 from tally.memberships import service as memberships
 from tally.programme.domain import AnyBenefit, Plan, Programme, stack_benefits
 from tally.tiers import service as tiers
@@ -33,6 +35,7 @@ class MemberStatus:
     member_id: int
     standing: Standing
     memberships: list[PlanStatus]
+    family: FamilyView | None
     benefits: list[AnyBenefit]
 
     @property
@@ -66,5 +69,6 @@ def member_status(
         member_id=member_id,
         standing=standing,
         memberships=in_force,
+        family=families.family_of(session, member_id, now, programme=programme),
         benefits=stack_benefits(standing.tier.benefits, *plan_benefits),
     )

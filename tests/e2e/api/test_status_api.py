@@ -12,8 +12,11 @@ from e2e.api.apikit import assert_problem
 from tally.app import create_app
 from tally.config import Settings
 from tally.db.session import Database
+from tally.families import service as families
+from tally.families.domain import FamilyMode
 from tally.kit.clock import utcnow
 from tally.programme import service
+from tally.programme.domain import FamilyRules
 
 DEMO = Path(__file__).resolve().parents[3] / "src" / "tally" / "demo" / "programme.yaml"
 
@@ -100,3 +103,24 @@ def test_status_needs_the_read_scope(demo_api: Api, database: Database) -> None:
     earner = make_partner(database, "EARNER", "earn")
     response = demo_api.client.get(f"/v1/members/{member}/status", headers=earner.headers())
     assert_problem(response, 403, "forbidden")
+
+
+def test_status_shows_the_family_the_member_is_in(demo_api: Api, database: Database) -> None:
+    owner = demo_api.enrol("13700000005")
+    child = demo_api.enrol("13700000006")
+    now = utcnow()
+    with database.write() as session:
+        family_id = families.create(session, owner, FamilyMode.SHARE, now)
+        families.invite(session, family_id, owner, child, now, FamilyRules())
+        families.accept(session, family_id, child, child, now)
+    family = demo_api.get(f"/v1/members/{child}/status").json()["family"]
+    assert family["id"] == family_id
+    assert family["owner_id"] == owner
+    assert family["mode"] == "share"
+    assert [(line["member_id"], line["role"]) for line in family["members"]] == [
+        (owner, "owner"),
+        (child, "member"),
+    ]
+    assert (
+        demo_api.get(f"/v1/members/{demo_api.enrol('13700000007')}/status").json()["family"] is None
+    )
