@@ -246,7 +246,7 @@ def test_reversal_takes_growth_back_in_the_window_it_counted(database: Database)
     with database.write() as session:
         reversed_ = earning.reverse(session, world.origin, posted.entry_id, NOW, POLICY)
 
-    assert reversed_.details["growth"] == -1200
+    assert reversed_.details == {"clawed_back": 1200, "shortfall": 0}
     with database.read() as session:
         rows = session.scalars(select(GrowthEntry).order_by(GrowthEntry.id)).all()
         assert [(row.points, row.counted_at) for row in rows] == [

@@ -38,7 +38,12 @@ def earn(
 ) -> Posted:
     """Credit ``points`` (times the member's tier multiplier when asked) and ``growth`` growth
     value (default: the base ``points``; ``0`` for points that do not qualify), upgrading the
-    member at once if the growth lifts it to a higher tier."""
+    member at once if the growth lifts it to a higher tier.
+
+    The answer's details are the ledger's, plus ``growth`` when it was given or a multiplier
+    applied (with ``base_points`` and ``multiplier_bp``), and ``tier`` and ``upgraded_from``
+    when the member was upgraded.
+    """
     if growth is not None and not 0 <= growth <= tiers.MAX_GROWTH:
         raise ValidationFailed(
             f"growth must be a whole number from 0 to {tiers.MAX_GROWTH}.", field="growth"
@@ -54,7 +59,8 @@ def earn(
     details = dict(posted.details)
     if multiplier_bp is not None:
         details.update({"base_points": points, "multiplier_bp": multiplier_bp})
-    details["growth"] = value
+    if growth is not None or multiplier_bp is not None:
+        details["growth"] = value
     if value:
         result = tiers.credit(
             session,
@@ -67,11 +73,8 @@ def earn(
             partner_id=origin.partner_id,
             staff_id=origin.staff_id,
         )
-        details["tier"] = result.tier_code
         if result.upgraded_from is not None:
-            details["upgraded_from"] = result.upgraded_from
-    else:
-        details["tier"] = tiers.current_tier(session, member_id, programme).code
+            details.update({"tier": result.tier_code, "upgraded_from": result.upgraded_from})
     return Posted(posted.entry_id, posted.member_id, details)
 
 
@@ -79,12 +82,13 @@ def reverse(
     session: Session, origin: Origin, entry_id: uuid.UUID, now: datetime, policy: Policy
 ) -> Posted:
     """Reverse a transaction; an earn's growth value goes with it (counted when it was), so
-    every window it counted in loses exactly it. Tiers move down only at evaluation."""
+    every window it counted in loses exactly it (see the member's growth history). Tiers move
+    down only at evaluation."""
     original = ledger_repository.entry(session, entry_id)
     posted = reversals.reverse(session, origin, entry_id, now, policy)
     if original is None or original.kind is not EntryKind.EARN:
         return posted
-    taken = tiers.reverse(
+    tiers.reverse(
         session,
         entry_id,
         posted.entry_id,
@@ -92,6 +96,4 @@ def reverse(
         partner_id=origin.partner_id,
         staff_id=origin.staff_id,
     )
-    if taken is None:
-        return posted
-    return Posted(posted.entry_id, posted.member_id, {**posted.details, "growth": taken.points})
+    return posted
