@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tally.config import Settings
+from tally.demo import families as demo_families
 from tally.demo import memberships as demo_memberships
 from tally.errors import TallyError
 from tally.flows import enrolment
@@ -129,6 +130,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
         )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
     demo_memberships.seed(session, demo_programme, member_ids, partner_ids["SHOP"], now)
+    demo_families.seed(session, demo_programme, member_ids, partner_ids["FOOD"], now, policy)
     session.flush()
     report = jobs.expire(_same_session(session), now, policy)
     summary.entries += report.members
