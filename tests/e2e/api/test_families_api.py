@@ -510,3 +510,85 @@ def test_limits_follow_calendar_months_in_asia_shanghai(
         assert returned == 1
         report = verify(session)
     assert report.ok, report.problems
+
+
+def test_a_pool_spend_reversed_after_a_member_left_and_merged_returns_to_the_survivor(
+    api: Api, database: Database
+) -> None:
+    owner, member, survivor = people(api, 3, 40)
+    family = family_with(api, owner, [member], mode="pool")
+    spent = ok(spend(api, family, owner, 70), 201)
+    assert spent["drawn"] == [
+        {"member_id": owner, "points": 40},
+        {"member_id": member, "points": 30},
+    ]
+    ok(api.post(f"/v1/families/{family}/members/{member}/leave", {"acting_member_id": member}))
+    merge(database, survivor, member)
+    reversed_ = ok(api.post(f"/v1/transactions/{spent['id']}/reverse"), 201)
+    assert reversed_["details"]["returned_to"] == [
+        {"member_id": owner, "points": 40},
+        {"member_id": survivor, "points": 30},
+    ]
+    assert api.balance(owner)["available"] == 40
+    assert api.balance(survivor)["available"] == 40 + 10 + 30
+    sound(database)
+
+
+def test_frozen_members_are_skipped_when_drawing_on_a_pool(api: Api, database: Database) -> None:
+    owner, frozen, other = people(api, 3, 20)
+    family = family_with(api, owner, [frozen, other], mode="pool")
+    ok(api.post(f"/v1/members/{frozen}/freeze", {"reason": "dispute"}))
+    spent = ok(spend(api, family, owner, 30), 201)
+    assert spent["drawn"] == [
+        {"member_id": owner, "points": 20},
+        {"member_id": other, "points": 10},
+    ]
+    assert api.balance(frozen)["available"] == 20
+    assert_problem(spend(api, family, owner, 11), 409, "insufficient_points")
+
+
+def test_settings_change_mode_and_reset_limits(api: Api) -> None:
+    owner, member = people(api, 2)
+    family = family_with(api, owner, [member])
+    path = f"/v1/families/{family}/settings"
+    limited = ok(
+        api.post(
+            path,
+            {
+                "acting_member_id": owner,
+                "mode": "pool",
+                "limits": [{"member_id": member, "monthly_limit": 0}],
+            },
+        )
+    )
+    assert limited["mode"] == "pool"
+    assert (limited["members"][1]["monthly_limit"], limited["members"][1]["limit_is_default"]) == (
+        0,
+        False,
+    )
+    reset = ok(
+        api.post(
+            path,
+            {
+                "acting_member_id": owner,
+                "mode": "share",
+                "limits": [{"member_id": member, "monthly_limit": None}],
+            },
+        )
+    )
+    assert reset["mode"] == "share"
+    assert reset["members"][1]["monthly_limit"] == 5000
+    assert reset["members"][1]["limit_is_default"] is True
+
+
+def test_a_family_spend_is_replayed_for_the_same_idempotency_key(
+    api: Api, database: Database
+) -> None:
+    (owner,) = people(api, 1, 10)
+    family = family_with(api, owner, [])
+    body = {"member_id": owner, "points": 3, "reference": "replayed"}
+    first = api.post(f"/v1/families/{family}/redemptions", body, idempotency_key="fam-spend-1")
+    again = api.post(f"/v1/families/{family}/redemptions", body, idempotency_key="fam-spend-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert api.balance(owner)["available"] == 7
