@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tally.ledger.models import EntryKind, HoldStatus
 from tally.members.models import MemberStatus
 from tally.staff.models import StaffRole
+from tally.tiers.models import GrowthKind, TierChangeReason
 from tally.web.i18n import N_
 
 #: Entry kinds in the operator's vocabulary.
@@ -73,8 +76,60 @@ PROFILE_FIELDS: dict[str, str] = {
     "city": N_("City"),
 }
 
+#: Why a member's tier (or its grace period) changed.
+TIER_REASONS: dict[str, str] = {
+    TierChangeReason.UPGRADE: N_("Upgrade"),
+    TierChangeReason.DOWNGRADE: N_("Downgrade"),
+    TierChangeReason.GRACE_STARTED: N_("Grace period started"),
+    TierChangeReason.GRACE_CLEARED: N_("Grace period cleared"),
+    TierChangeReason.PROGRAMME_CHANGE: N_("Programme change"),
+    TierChangeReason.ADJUSTMENT: N_("Growth adjustment"),
+    TierChangeReason.MERGE: N_("Merge"),
+}
+
+GROWTH_KINDS: dict[str, str] = {
+    GrowthKind.EARN: N_("Earned"),
+    GrowthKind.ADJUST: N_("Adjustment"),
+    GrowthKind.REVERSAL: N_("Reversal"),
+}
+
+#: Named benefits of tiers and paid plans (monthly coupons are worded with their count).
+BENEFITS: dict[str, str] = {
+    "free_returns": N_("Free returns"),
+    "priority_service": N_("Priority service"),
+    "birthday_gift": N_("Birthday gift"),
+    "monthly_coupons": N_("Monthly coupons"),
+}
+
+#: A plan's term (``P3M``): the unit's words for one and for more.
+TERM_ONE: dict[str, str] = {"D": N_("1 day"), "M": N_("1 month"), "Y": N_("1 year")}
+TERMS: dict[str, str] = {
+    "D": N_("%(count)s days"),
+    "M": N_("%(count)s months"),
+    "Y": N_("%(count)s years"),
+}
+
+TIER_MODELS: dict[str, str] = {
+    "rolling_window": N_("Rolling window"),
+    "calendar_year": N_("Calendar year"),
+    "lifetime": N_("Lifetime"),
+}
+
+FAMILY_MODES: dict[str, str] = {
+    "pool": N_("Pooled points"),
+    "share": N_("Shared points"),
+}
+
+#: What each family mode means, for the member.
+FAMILY_MODE_HINTS: dict[str, str] = {
+    "pool": N_("The owner may spend the points of everyone in the family."),
+    "share": N_("Everyone may spend the owner's points, up to a monthly limit."),
+}
+
+FAMILY_ROLES: dict[str, str] = {"owner": N_("Owner"), "member": N_("Member")}
+
 #: Jinja globals: ``{{ _(labels.member_kinds[item.kind]) }}``.
-ALL = {
+ALL: dict[str, Any] = {
     "console_kinds": CONSOLE_KINDS,
     "member_kinds": MEMBER_KINDS,
     "member_statuses": MEMBER_STATUSES,
@@ -82,4 +137,13 @@ ALL = {
     "lot_states": LOT_STATES,
     "roles": ROLES,
     "profile_fields": PROFILE_FIELDS,
+    "tier_reasons": TIER_REASONS,
+    "growth_kinds": GROWTH_KINDS,
+    "benefits": BENEFITS,
+    "term_one": TERM_ONE,
+    "terms": TERMS,
+    "tier_models": TIER_MODELS,
+    "family_modes": FAMILY_MODES,
+    "family_mode_hints": FAMILY_MODE_HINTS,
+    "family_roles": FAMILY_ROLES,
 }

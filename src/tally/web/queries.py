@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tally.ledger.models import EntryKind, JournalEntry, LotAllocation
 from tally.members import repository as member_repository
+from tally.members import service as members
 from tally.members.domain import PHONE_NAMESPACE, normalise_identity
 from tally.members.models import MemberMerge
 from tally.partners.models import Partner
@@ -69,3 +70,13 @@ def expired_points_by_lot(session: Session, lot_ids: Iterable[int]) -> dict[int,
 def merges_of(session: Session, member_id: int) -> list[MemberMerge]:
     """Merges in which the member survived or was merged, newest first."""
     return member_repository.merges_of(session, member_id)
+
+
+def member_names(session: Session, member_ids: Iterable[int]) -> dict[int, str]:
+    """``{member_id: name}`` of the given members that have a name in their profile."""
+    names = {}
+    for member_id in sorted(set(member_ids)):
+        name = members.view(session, member_id).profile.get("name")
+        if name:
+            names[member_id] = str(name)
+    return names

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from tally.kit.clock import as_utc
+from tally.programme.domain import CURRENCY_EXPONENTS, Money, Names
 from tally.web.i18n import babel_locale
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -74,6 +76,9 @@ class Renderer:
             date=formats.day,
             long_date=formats.long_date,
             last_day=formats.last_day,
+            named=formats.named,
+            money=formats.money,
+            multiplier=formats.multiplier,
         )
         env.globals.update(self.extra_globals)
         env.globals.update(static_url=self.static_url, locale=locale)
@@ -112,6 +117,7 @@ class Formats:
     """Locale-aware formatting of points and times (times in the programme's zone)."""
 
     def __init__(self, locale: str, zone: Callable[[], ZoneInfo]) -> None:
+        self.code = locale
         self.locale = babel_locale(locale)
         self._zone = zone
 
@@ -159,3 +165,22 @@ class Formats:
         if isinstance(value, datetime):
             value = as_utc(value).astimezone(self.zone).date()
         return format_date(value, "medium", locale=self.locale)
+
+    def named(self, names: Names | Mapping[str, str] | str | None) -> str:
+        """A programme name (tier, plan, currency) in this language; a bare code stays as is."""
+        if names is None:
+            return ""
+        if isinstance(names, str):
+            return names
+        if isinstance(names, Names):
+            return names.en if self.code == "en" else names.zh_cn
+        return names.get(self.code) or next(iter(names.values()), "")
+
+    def money(self, value: Money) -> str:
+        """``Money(8800, "CNY")`` → ``¥88.00`` / ``CN¥88.00``."""
+        amount = Decimal(value.minor_units).scaleb(-CURRENCY_EXPONENTS[value.currency])
+        return format_currency(amount, value.currency, locale=self.locale)
+
+    def multiplier(self, value: str) -> str:
+        """A multiplier without trailing zeros: ``"1.50"`` → ``×1.5``."""
+        return f"\u00d7{format(Decimal(value).normalize(), 'f')}"

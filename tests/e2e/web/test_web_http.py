@@ -97,7 +97,7 @@ def test_every_staff_route_sends_strangers_to_the_sign_in_form(client: TestClien
     routes = console_routes()
     assert len(routes) >= 8
     for method, path in routes:
-        url = path.replace("{member_id}", "1").replace("{merge_id}", "1")
+        url = path.replace("{member_id}", "1").replace("{merge_id}", "1").replace("{version}", "1")
         response = client.request(method, url)
         assert response.status_code == 303, (method, path)
         assert response.headers["location"].startswith("/console/sign-in?next="), (method, path)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,21 @@ from tally.config import Settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
 from tally.demo import loader
+from tally.families import service as families
+from tally.families.domain import FamilyMode
+from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.ledger import holds as ledger_holds
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
+from tally.members import service as members
+from tally.memberships import service as memberships
 from tally.partners import service as partners
+from tally.programme import service as programmes
+from tally.programme.domain import Programme
+from tally.tiers import jobs as tier_jobs
+from tally.tiers import service as tiers
+from tally.tiers.models import GrowthKind
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -45,6 +56,16 @@ PHONE_VIEWPORT = {"width": 390, "height": 844}
 RICH_MEMBER = 1
 SOON_POINTS = 120
 EXTRA_EARNS = 24
+#: Members the fixture enrols for the tier pages (the demo's own members carry random growth):
+#: a diamond (the black-gold look, 45,000 growth); gold reached last year with only 1,200 growth
+#: this year (a downgrade pending; VIP88 cancelled at period end); silver (1,500 growth, VIP88,
+#: owner of a family sharing its points); the family's other member; one without any growth.
+DIAMOND_GROWTH = 45_000
+GRACE_GROWTH = 1_200
+SILVER_GROWTH = 1_500
+TIER_MEMBERS = ("diamond", "grace", "silver", "kid", "bronze")
+#: Version 2 of the demo programme: family rules changed, applied by "ops" yesterday.
+PROGRAMME_V2_FAMILY = "family: {max_members: 4, default_monthly_limit: 3000}\n"
 
 
 @dataclass
@@ -55,6 +76,7 @@ class DemoSite:
     db: Database
     settings: Settings
     api_keys: dict[str, str]
+    members: dict[str, int]
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -102,6 +124,54 @@ def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
     return summary.api_keys
 
 
+def _apply_second_version(db: Database) -> Programme:
+    """Apply the demo programme again with other family rules (version 2)."""
+    text = loader.DEMO_PROGRAMME.read_text(encoding="utf-8") + PROGRAMME_V2_FAMILY
+    with db.write() as session:
+        programme = programmes.validate(text)
+        programmes.apply(session, programme, text, "ops", utcnow() - timedelta(days=1))
+    return programme
+
+
+def _give_tiers(db: Database, programme: Programme) -> dict[str, int]:
+    """Enrol :data:`TIER_MEMBERS`, give them growth, VIP88 and a family; ``{name: id}``."""
+    now = utcnow()
+    earn = GrowthKind.EARN
+    with db.write() as session:
+        ids = {
+            name: enrolment.enrol(
+                session,
+                members.Identity("shop", f"e2e-{name}"),
+                {"name": f"E2E {name.title()}"},
+                now - timedelta(days=400),
+            )[0]
+            for name in TIER_MEMBERS
+        }
+        credit = partial(tiers.credit, session, kind=earn, programme=programme)
+        credit(ids["diamond"], DIAMOND_GROWTH, now=now - timedelta(days=20))
+        credit(ids["grace"], 6_000, now=now - timedelta(days=380))
+        credit(ids["grace"], GRACE_GROWTH, now=now - timedelta(days=10))
+        credit(ids["silver"], SILVER_GROWTH, now=now - timedelta(days=5))
+    tier_jobs.evaluate(db.write, now, programme)  # gold without the growth to keep it: grace
+    with db.write() as session:
+        mobile = memberships.Actor(partner_id=partners.partner_by_code(session, "MOBILE").id)
+        vip = programme.plans[0]
+        for name in ("grace", "silver"):
+            bought = now - timedelta(days=3)
+            row, _created = memberships.subscribe(
+                session, mobile, ids[name], vip.code, programme, bought
+            )
+            memberships.pay(
+                session, mobile, row.id, f"e2e-vip-{name}", vip.price.money, None, programme, bought
+            )
+            if name == "grace":
+                memberships.cancel(session, mobile, row.id, now)
+        family = families.create(session, ids["silver"], FamilyMode.SHARE, now)
+        families.invite(session, family, ids["silver"], ids["kid"], now, programme.family)
+        families.accept(session, family, ids["kid"], ids["kid"], now)
+    return ids
+
+
 @dataclass
 class DemoData:
     """A SQLite database loaded with the demo ecosystem."""
@@ -109,6 +179,7 @@ class DemoData:
     db: Database
     settings: Settings
     api_keys: dict[str, str]
+    members: dict[str, int]
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +193,8 @@ def demo_data(
     settings = Settings(database_url=url, secret_key=SECRET, job_interval_seconds=0)
     db = Database(build_engine(url))
     api_keys = _load_demo(db, settings)
-    yield DemoData(db, settings, api_keys)
+    programme = _apply_second_version(db)
+    yield DemoData(db, settings, api_keys, _give_tiers(db, programme))
     db.dispose()
 
 
@@ -148,7 +220,13 @@ def demo_site(demo_data: DemoData) -> Iterator[DemoSite]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.02)
-    yield DemoSite(f"http://127.0.0.1:{port}", demo_data.db, demo_data.settings, demo_data.api_keys)
+    yield DemoSite(
+        f"http://127.0.0.1:{port}",
+        demo_data.db,
+        demo_data.settings,
+        demo_data.api_keys,
+        demo_data.members,
+    )
     server.should_exit = True
     thread.join(timeout=10)
 

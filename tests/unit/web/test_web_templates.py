@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tally.demo.loader import DEMO_PROGRAMME
+from tally.families.domain import FamilyMode, FamilyRole, FamilyStatus
+from tally.families.service import FamilyView, InvitationLine, MemberLine
+from tally.flows.status import PlanStatus
+from tally.programme import loader
+from tally.programme.domain import Programme, changes
 from tally.staff.models import StaffRole
-from tally.web import i18n, labels
+from tally.web import i18n, labels, tier_views
 from tally.web.console.auth import Staff
+from tally.web.console.programme_page import VersionDetail, VersionRow
 from tally.web.console.views import (
     ExpiringRow,
     HistoryPage,
@@ -30,6 +38,8 @@ from tally.web.templating import Renderer
 NOW = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
 ZONE = ZoneInfo("Asia/Shanghai")
 PARTIALS = ("shared/", "member/_", "console/layout.html", "member/layout.html", "base.html")
+DEMO_TEXT = DEMO_PROGRAMME.read_text(encoding="utf-8")
+DEMO = loader.load(DEMO_TEXT)
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +113,92 @@ def member_points(soon: bool) -> member_views.MyPoints:
     )
 
 
+def family(mode: FamilyMode) -> FamilyView:
+    owner = MemberLine(7, FamilyRole.OWNER, NOW, 900, None, False, 0, None)
+    kid = MemberLine(8, FamilyRole.MEMBER, NOW, 10, 3000, True, 200, 2800)
+    return FamilyView(
+        id=3,
+        owner_id=7,
+        mode=mode,
+        status=FamilyStatus.ACTIVE,
+        created_at=NOW,
+        dissolved_at=None,
+        max_members=4,
+        seats_taken=3,
+        month="2026-11",
+        members=[owner, kid],
+        invitations=[InvitationLine(9, 7, NOW)],
+        pooled_available=910,
+    )
+
+
+def status(
+    tier_index: int, *, plan: bool, downgrade: bool, mode: FamilyMode | None = None, me: int = 7
+) -> tier_views.StatusView:
+    """A member at ``tier_index`` of the demo ladder (the last tier has no next one)."""
+    tier = DEMO.tiers[tier_index]
+    following = DEMO.tiers[tier_index + 1] if tier_index + 1 < len(DEMO.tiers) else None
+    vip = DEMO.plans[0]
+    plans = [PlanStatus(uuid.uuid4(), vip.code, vip, NOW, tier_index % 2 == 0)] if plan else []
+    plans += [PlanStatus(uuid.uuid4(), "GONE", None, NOW, False)] if plan else []
+    return tier_views.StatusView(
+        member_id=me,
+        tier=tier,
+        tier_index=tier_index,
+        tier_count=len(DEMO.tiers),
+        since=NOW if tier_index else None,
+        growth=tier.threshold + 10,
+        lifetime_growth=tier.threshold + 500,
+        next_tier=following,
+        to_next=following.threshold - tier.threshold - 10 if following else None,
+        to_keep=100 if downgrade else 0,
+        downgrade_at=NOW if downgrade else None,
+        window_start=NOW,
+        benefits=list(tier.benefits) + (list(vip.benefits) if plan else []),
+        memberships=plans,
+        theme=tier.flags.theme,
+        family=family(mode) if mode else None,
+        family_names={7: "王芳 <b>"},
+    )
+
+
+def tier_detail(tier_index: int) -> tier_views.TierDetail:
+    return tier_views.TierDetail(
+        status=status(tier_index, plan=True, downgrade=True, mode=FamilyMode.SHARE),
+        tier_history=[
+            tier_views.TierChangeRow(NOW, DEMO.tiers[0].names, "GONE", reason, 10, NOW)
+            for reason in labels.TIER_REASONS
+        ]
+        + [tier_views.TierChangeRow(NOW, None, DEMO.tiers[0].names, "upgrade", 0, None)],
+        growth_history=[
+            tier_views.GrowthRow(NOW, NOW - timedelta(days=2), kind, 5, "Shop", None, None)
+            for kind in labels.GROWTH_KINDS
+        ]
+        + [tier_views.GrowthRow(NOW, NOW, "adjust", -5, None, "Sam", "goodwill")],
+    )
+
+
+def version(number: int, programme: Programme, before: Programme | None) -> VersionDetail:
+    return VersionDetail(
+        version=number,
+        applied_by="ops <script>",
+        applied_at=NOW,
+        content_hash="ab" * 32,
+        source_text=DEMO_TEXT,
+        programme=programme,
+        changes=changes(before, programme),
+        previous=number - 1 if before else None,
+        next=None if before else number + 1,
+    )
+
+
 def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
     """(template, context, block) for every page, with the variations that change its shape."""
     support = Staff(1, "support", "Sam", StaffRole.SUPPORT)
     auditor = Staff(2, "auditor", "Avery", StaffRole.AUDITOR)
     base = chrome(locale)
     console_member = {
+        "tiers": None,
         "nonce": "n",
         "form": {
             "points": "",
@@ -122,6 +212,11 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
     read_only = dict.fromkeys(permissions, False)
     result = MemberSummary(7, "frozen", None, "138****0000", ["shop:s-1"], 5)
     activity = member_views.ActivityPage(member_points(True).recent, "cursor")
+    bare = DEMO.model_copy(update={"plans": [], "partners": []})
+    rows = [
+        VersionRow(2, "ops", NOW, "ab" * 32, "AIB", ["BRONZE", "GOLD"], [], True),
+        VersionRow(1, "demo", NOW, "cd" * 32, "AIB", ["BRONZE"], ["VIP88"], False),
+    ]
     return [
         (
             "console/sign_in.html",
@@ -140,6 +235,40 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             for who, rights in ((support, permissions), (auditor, read_only))
             for status in ("active", "frozen", "merged")
             for block in (None, "history")
+        ],
+        *[
+            (
+                "console/member.html",
+                {**base, "staff": support, "member": detail(), **console_member, **permissions}
+                | {"tiers": tiers},
+                None,
+            )
+            for tiers in (tier_detail(2), tier_detail(5))
+        ],
+        ("console/programme.html", {**base, "staff": auditor, "versions": rows}, None),
+        ("console/programme.html", {**base, "staff": auditor, "versions": []}, None),
+        (
+            "console/programme_version.html",
+            {**base, "staff": auditor, "detail": version(2, DEMO, bare)},
+            None,
+        ),
+        (
+            "console/programme_version.html",
+            {**base, "staff": auditor, "detail": version(1, bare, None)},
+            None,
+        ),
+        *[
+            (
+                "member/status.html",
+                {**base, "status": sample, "theme": sample.theme},
+                None,
+            )
+            for sample in (
+                status(0, plan=False, downgrade=False),
+                status(2, plan=True, downgrade=True, mode=FamilyMode.SHARE, me=8),
+                status(4, plan=False, downgrade=True, mode=FamilyMode.POOL),
+                status(5, plan=True, downgrade=False, mode=FamilyMode.SHARE),
+            )
         ],
         (
             "errors/error.html",
@@ -167,8 +296,26 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             },
             "content",
         ),
-        ("member/points.html", {**base, "points": member_points(True)}, None),
-        ("member/points.html", {**base, "csrf": "", "points": member_points(False)}, None),
+        (
+            "member/points.html",
+            {
+                **base,
+                "points": member_points(True),
+                "status": status(1, plan=False, downgrade=False),
+            },
+            None,
+        ),
+        (
+            "member/points.html",
+            {
+                **base,
+                "csrf": "",
+                "points": member_points(False),
+                "status": status(5, plan=True, downgrade=False),
+                "theme": "black-gold",
+            },
+            None,
+        ),
         ("member/history.html", {**base, "page": activity}, None),
         ("member/history.html", {**base, "page": activity}, "items"),
         ("member/history.html", {**base, "page": member_views.ActivityPage([], None)}, None),
@@ -212,6 +359,7 @@ def test_text_is_escaped(renderer: Renderer) -> None:
             **dict.fromkeys(("can_adjust", "can_freeze", "can_merge", "can_unmerge"), True),
             "staff": Staff(1, "s", "<b>Sam</b>", StaffRole.SUPPORT),
             "member": detail("frozen"),
+            "tiers": tier_detail(1),
             "nonce": "n",
             "form": {
                 "points": '"><script>',
@@ -225,6 +373,7 @@ def test_text_is_escaped(renderer: Renderer) -> None:
     assert "<script>" not in html
     assert "&lt;b&gt;Sam&lt;/b&gt;" in html
     assert "fraud &lt;check&gt;" in html
+    assert "王芳 &lt;b&gt;" in html  # a family member's name
 
 
 def test_formats_follow_the_locale_and_the_programme_zone(renderer: Renderer) -> None:

@@ -14,6 +14,7 @@ from tally.api.member_links import link_for
 from tally.kit.clock import utcnow
 from tally.members import service as members
 from tally.staff.service import Permission
+from tally.web import tier_views
 from tally.web.console import views
 from tally.web.console.auth import CurrentStaff, Staff
 from tally.web.console.forms import new_nonce
@@ -49,18 +50,22 @@ def member_page(
     block: str | None = None,
 ) -> Response:
     """Render the member page (after a failed action: with the error and the typed values)."""
+    now = utcnow()
     with database(request).read() as session:
+        programme = programme_in_force(request, session)
         detail = views.member_detail(
             session,
             member_id,
             reveal_phone=staff.sees_full_phone,
             cursor=cursor,
-            now=utcnow(),
-            zone=programme_in_force(request, session).zone,
+            now=now,
+            zone=programme.zone,
         )
+        tiers = None if block else tier_views.tier_detail(session, member_id, now, programme)
     usable = not detail.is_merged
     context = {
         "member": detail,
+        "tiers": tiers,
         "can_adjust": usable and staff.can(Permission.ADJUST),
         "can_freeze": usable and staff.can(Permission.FREEZE),
         "can_merge": usable and staff.can(Permission.MERGE),

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from tally.api.deps import database
 from tally.api.member_links import read_token
 from tally.kit.clock import utcnow
+from tally.web import tier_views
 from tally.web.errors import csrf_rejected
 from tally.web.http import is_htmx, programme_in_force, redirect, render
 from tally.web.member import auth, views
@@ -60,11 +61,27 @@ def my_points(request: Request) -> Response:
     member_id = auth.signed_in_member(request)
     if member_id is None:
         return _welcome(request, "signed_out")
+    now = utcnow()
     with database(request).read() as session:
-        points = views.my_points(
-            session, member_id, utcnow(), programme_in_force(request, session).zone
+        programme = programme_in_force(request, session)
+        points = views.my_points(session, member_id, now, programme.zone)
+        status = tier_views.status_of(session, member_id, now, programme)
+    context = {"points": points, "status": status, "theme": status.theme, "page_url": "/m"}
+    return _page(request, "member/points.html", context)
+
+
+@router.get("/status")
+def my_membership(request: Request) -> Response:
+    """The member's tier, progress to the next, benefits, paid membership and family."""
+    member_id = auth.signed_in_member(request)
+    if member_id is None:
+        return _welcome(request, "signed_out")
+    with database(request).read() as session:
+        status = tier_views.status_of(
+            session, member_id, utcnow(), programme_in_force(request, session)
         )
-    return _page(request, "member/points.html", {"points": points, "page_url": "/m"})
+    context = {"status": status, "theme": status.theme, "page_url": "/m/status"}
+    return _page(request, "member/status.html", context)
 
 
 @router.get("/history")
@@ -77,8 +94,9 @@ def history(
         return _welcome(request, "signed_out")
     with database(request).read() as session:
         page = views.activity(session, member_id, before, views.HISTORY_PAGE)
+        theme = tier_views.theme_of(session, member_id, programme_in_force(request, session))
     block = "items" if is_htmx(request) else None
-    context = {"page": page, "page_url": "/m/history"}
+    context = {"page": page, "theme": theme, "page_url": "/m/history"}
     return _page(request, "member/history.html", context, block=block)
 
 
