@@ -248,3 +248,35 @@ def test_pool_spends_racing_leaves_never_overdraw(database: Database) -> None:
     assert sum(item.points for item in spent) <= 200
     _sound(database)
     _seats_add_up(database)
+
+
+def test_a_returned_allowance_is_given_back_once_to_racing_spends(database: Database) -> None:
+    from tally.ledger import reversals
+
+    origin, (owner,) = _members(database, 1, 1000)
+    _, (member,) = _members(database, 1)
+    family = _family(database, owner, [member], FamilyMode.SHARE)
+    with database.write() as session:
+        families.change_settings(session, family, owner, None, {member: 100}, utcnow())
+        first = family_spend.spend(
+            session, origin, family, member, 100, "full", utcnow(), POLICY, PROGRAMME
+        )
+    with database.write() as session:
+        reversals.reverse(session, origin, first.entry_id, utcnow(), POLICY)
+
+    def spend(index: int) -> object:
+        with database.write() as session:
+            return family_spend.spend(
+                session, origin, family, member, 20, f"r{index}", utcnow(), POLICY, PROGRAMME
+            )
+
+    outcomes = _race(12, spend)
+    done = [item for item in outcomes if isinstance(item, family_spend.Spent)]
+    assert len(done) == 5, outcomes  # the 100 given back, once
+    assert all(isinstance(item, (family_spend.Spent, FamilyLimitExceeded)) for item in outcomes)
+    with database.read() as session:
+        assert family_repository.month_spent(session, family, first.month) == {member: 100}
+        wallet = ledger_repository.wallet(session, owner)
+        assert wallet is not None
+        assert wallet.available == 900
+    _sound(database)
