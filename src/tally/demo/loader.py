@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tally.config import Settings
 from tally.demo import families as demo_families
 from tally.demo import memberships as demo_memberships
+from tally.demo import tiers as demo_tiers
 from tally.errors import TallyError
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
@@ -129,6 +130,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             session, rng, member_id, joined, now, partner_ids, policy
         )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
+    demo_tiers.seed(session, demo_programme, member_ids, now)
     demo_memberships.seed(session, demo_programme, member_ids, partner_ids["SHOP"], now)
     demo_families.seed(session, demo_programme, member_ids, partner_ids["FOOD"], now, policy)
     session.flush()

@@ -8,46 +8,112 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from tally.db.base import table_of
+from tally.db.raw import Raw, as_datetime
 from tally.programme.models import ProgrammeVersion
-from tally.tiers.domain import Window
-from tally.tiers.models import GrowthEntry, MemberTier, TierChange
+from tally.tiers.domain import Window, Windows
+from tally.tiers.models import GrowthEntry, GrowthKind, MemberTier, TierChange
+
+# Growth credits run on every earn: their statements are hand-written SQL (see tally.db.raw).
+_ENSURE_STATE = Raw(
+    "INSERT INTO member_tiers (member_id, tier_code, lifetime_growth, version)"
+    " VALUES (:m, :code, 0, 0) ON CONFLICT (member_id) DO NOTHING"
+)
+_ADD_LIFETIME = Raw(
+    "UPDATE member_tiers SET lifetime_growth = lifetime_growth + :p WHERE member_id = :m"
+    " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
+)
+_ADD_LIFETIME_FLOORED = Raw(
+    "UPDATE member_tiers SET lifetime_growth = lifetime_growth + :p"
+    " WHERE member_id = :m AND lifetime_growth + :p >= 0"
+    " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
+)
+_STATE = Raw(
+    "SELECT member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
+    " FROM member_tiers WHERE member_id = :m"
+)
+_INSERT_GROWTH = Raw(
+    "INSERT INTO growth_entries (member_id, origin_member_id, points, kind, counted_at,"
+    " journal_entry_id, reverses_id, partner_id, staff_id, reason, created_at)"
+    " VALUES (:member_id, :origin_member_id, :points, :kind, :counted_at, :journal_entry_id,"
+    " :reverses_id, :partner_id, :staff_id, :reason, :created_at) RETURNING id"
+)
+_SUM_FROM = "SELECT COALESCE(SUM(points), 0) FROM growth_entries WHERE member_id = :m"
+_SUMS = {
+    (False, False): Raw(_SUM_FROM),
+    (True, False): Raw(_SUM_FROM + " AND counted_at >= :start"),
+    (False, True): Raw(_SUM_FROM + " AND counted_at < :end"),
+    (True, True): Raw(_SUM_FROM + " AND counted_at >= :start AND counted_at < :end"),
+}
+_TWO_SUMS = Raw(
+    "SELECT COALESCE(SUM(CASE WHEN counted_at >= :split THEN points ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN counted_at < :split THEN points ELSE 0 END), 0)"
+    " FROM growth_entries WHERE member_id = :m AND counted_at >= :start AND counted_at < :end"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    member_id: int
+    tier_code: str
+    downgrade_at: datetime | None
+    evaluated_at: datetime | None
+    lifetime_growth: int
+    version: int
+
+
+def _state_row(row: tuple[Any, ...] | None) -> StateRow | None:
+    if row is None:
+        return None
+    member_id, code, downgrade_at, evaluated_at, lifetime, version = row
+    return StateRow(
+        int(member_id),
+        str(code),
+        as_datetime(downgrade_at) if downgrade_at is not None else None,
+        as_datetime(evaluated_at) if evaluated_at is not None else None,
+        int(lifetime),
+        int(version),
+    )
 
 
 def ensure_state(session: Session, member_id: int, first_code: str) -> None:
     """Create the member's tier row at the first tier unless it exists (race-free)."""
-    values = {
-        "member_id": member_id,
-        "tier_code": first_code,
-        "lifetime_growth": 0,
-        "version": 0,
-    }
-    table = table_of(MemberTier)
-    dialect = session.get_bind().dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    session.execute(statement)
+    _ENSURE_STATE.execute(session, {"m": member_id, "code": first_code})
 
 
-def add_lifetime(session: Session, member_id: int, points: int, *, floor: bool) -> bool:
-    """Add ``points`` to the member's lifetime growth (locking its row until commit); with
-    ``floor`` only if the result stays at or above zero. Returns whether the row changed."""
-    statement = (
-        update(MemberTier)
-        .where(MemberTier.member_id == member_id)
-        .values(lifetime_growth=MemberTier.lifetime_growth + points)
-    )
-    if floor:
-        statement = statement.where(MemberTier.lifetime_growth + points >= 0)
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+def add_lifetime(session: Session, member_id: int, points: int, *, floor: bool) -> StateRow | None:
+    """Add ``points`` to the member's lifetime growth, locking its row until commit (so credits
+    to one member take turns); with ``floor`` only if the result stays at or above zero.
+    Returns the row as it is now, or ``None`` when nothing changed."""
+    statement = _ADD_LIFETIME_FLOORED if floor else _ADD_LIFETIME
+    return _state_row(statement.one(session, {"m": member_id, "p": points}))
+
+
+def state_row(session: Session, member_id: int) -> StateRow | None:
+    """The member's tier row as plain values."""
+    return _state_row(_STATE.one(session, {"m": member_id}))
+
+
+def sums(session: Session, member_id: int, windows: Windows) -> tuple[int, int | None]:
+    """The member's growth in the current window and, if there is one, the previous window."""
+    current, previous = windows.current, windows.previous
+    if previous is not None and previous.start is not None and current.end is not None:
+        row = _TWO_SUMS.one(
+            session,
+            {"m": member_id, "split": current.start, "start": previous.start, "end": current.end},
+        )
+        assert row is not None
+        return int(row[0]), int(row[1])
+    params: dict[str, Any] = {"m": member_id}
+    if current.start is not None:
+        params["start"] = current.start
+    if current.end is not None:
+        params["end"] = current.end
+    row = _SUMS[(current.start is not None, current.end is not None)].one(session, params)
+    return int(row[0]) if row is not None else 0, None
 
 
 def state(session: Session, member_id: int) -> MemberTier | None:
@@ -59,10 +125,40 @@ def state(session: Session, member_id: int) -> MemberTier | None:
     )
 
 
-def insert_growth(session: Session, **values: Any) -> int:
+def insert_growth(
+    session: Session,
+    *,
+    member_id: int,
+    origin_member_id: int,
+    points: int,
+    kind: GrowthKind,
+    counted_at: datetime,
+    created_at: datetime,
+    journal_entry_id: uuid.UUID | None = None,
+    reverses_id: int | None = None,
+    partner_id: int | None = None,
+    staff_id: int | None = None,
+    reason: str | None = None,
+) -> int:
     """Write one growth entry; returns its id."""
-    statement = insert(GrowthEntry).values(**values).returning(GrowthEntry.id)
-    return int(session.execute(statement).scalar_one())
+    row = _INSERT_GROWTH.one(
+        session,
+        {
+            "member_id": member_id,
+            "origin_member_id": origin_member_id,
+            "points": points,
+            "kind": kind,
+            "counted_at": counted_at,
+            "journal_entry_id": journal_entry_id,
+            "reverses_id": reverses_id,
+            "partner_id": partner_id,
+            "staff_id": staff_id,
+            "reason": reason,
+            "created_at": created_at,
+        },
+    )
+    assert row is not None
+    return int(row[0])
 
 
 def programme_version(session: Session) -> int | None:
@@ -76,22 +172,6 @@ def growth_entry(session: Session, entry_id: int) -> GrowthEntry | None:
 
 def growth_of_journal_entry(session: Session, entry_id: uuid.UUID) -> GrowthEntry | None:
     return session.scalar(select(GrowthEntry).where(GrowthEntry.journal_entry_id == entry_id))
-
-
-def window_sum(session: Session, member_id: int, window: Window) -> int:
-    """The member's growth counted in ``window``."""
-    statement = select(func.coalesce(func.sum(GrowthEntry.points), 0)).where(
-        GrowthEntry.member_id == member_id
-    )
-    if window.start is not None:
-        statement = statement.where(GrowthEntry.counted_at >= window.start)
-    if window.end is not None:
-        statement = statement.where(GrowthEntry.counted_at < window.end)
-    return int(session.scalar(statement) or 0)
-
-
-def lifetime_sum(session: Session, member_id: int) -> int:
-    return window_sum(session, member_id, Window(None, None))
 
 
 def change_state(
@@ -147,16 +227,6 @@ def tier_history(
 
 
 # --- evaluation job: set-based, one chunk at a time -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StateRow:
-    member_id: int
-    tier_code: str
-    downgrade_at: datetime | None
-    evaluated_at: datetime | None
-    lifetime_growth: int
-    version: int
 
 
 def state_chunk(session: Session, after: int, limit: int) -> list[StateRow]:

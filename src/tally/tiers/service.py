@@ -48,12 +48,7 @@ def qualifying_now(
 ) -> tuple[domain.Qualifying, domain.Windows]:
     """The member's qualifying growth at ``now`` and the windows it was counted in."""
     found = domain.windows(programme.tier_model, now, zone_of(programme))
-    current = repository.window_sum(session, member_id, found.current)
-    previous = (
-        repository.window_sum(session, member_id, found.previous)
-        if found.previous is not None
-        else None
-    )
+    current, previous = repository.sums(session, member_id, found)
     return domain.qualifying(current, previous), found
 
 
@@ -82,7 +77,7 @@ def standing(session: Session, member_id: int, now: datetime, programme: Program
 
 def current_tier(session: Session, member_id: int, programme: Programme) -> Tier:
     """The member's tier now (the first without a row; a removed tier reads as the first)."""
-    row = repository.state(session, member_id)
+    row = repository.state_row(session, member_id)
     if row is None:
         return programme.tiers[0]
     return programme.tier(row.tier_code) or programme.tiers[0]
@@ -118,7 +113,8 @@ def credit(
     With ``floor`` the member's lifetime growth may not go below zero (``insufficient_growth``).
     """
     repository.ensure_state(session, member_id, programme.tiers[0].code)
-    if not repository.add_lifetime(session, member_id, points, floor=floor):
+    row = repository.add_lifetime(session, member_id, points, floor=floor)
+    if row is None:
         raise InsufficientGrowth(
             f"Member {member_id} does not have {-points} growth value to take away.",
             member_id=member_id,
@@ -136,7 +132,7 @@ def credit(
         reason=reason,
         created_at=now,
     )
-    code, before = recheck(session, member_id, now, programme, upgrade_reason)
+    code, before = _upgrade(session, row, now, programme, upgrade_reason)
     return Credited(entry_id, points, code, before)
 
 
@@ -147,9 +143,20 @@ def recheck(
 
     Returns its tier code and the code it was upgraded from (``None``: no change).
     """
-    row = repository.state(session, member_id)
+    row = repository.state_row(session, member_id)
     if row is None:
         return programme.tiers[0].code, None
+    return _upgrade(session, row, now, programme, reason)
+
+
+def _upgrade(
+    session: Session,
+    row: repository.StateRow,
+    now: datetime,
+    programme: Programme,
+    reason: str,
+) -> tuple[str, str | None]:
+    member_id = row.member_id
     value, _found = qualifying_now(session, member_id, now, programme)
     state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
     decision = domain.upgrade(programme, state, value)
