@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import earning, enrolment
+from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
 from tally.members.service import Identity
 from tally.partners import service as partners
+from tally.programme import service as programme_service
 from tally.programme.domain import Programme
+from tally.programme.runtime import ProgrammeCache
+from tally.scheduler import Scheduler
 from tally.staff import service as staff_service
 from tally.staff.models import StaffRole
 from tally.tiers import jobs
 from tally.tiers import service as tiers
 from tally.tiers.models import GrowthEntry, MemberTier, TierChange
 
+DEMO = Path(__file__).resolve().parents[2] / "src" / "tally" / "demo" / "programme.yaml"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2027, 6, 15, 4, 0, tzinfo=UTC)
 _serial = itertools.count()
@@ -286,3 +293,24 @@ def test_merge_moves_growth_and_upgrades_the_survivor_unmerge_gives_it_back(
     assert world.tier(survivor).tier.code == "GOLD"  # down only at evaluation
     assert world.evaluate(NOW).changes == {"downgrade": 1}
     assert world.tier(survivor).tier.code == "SILVER"
+
+
+def test_the_scheduler_evaluates_tiers_with_the_programme_in_force(database: Database) -> None:
+    settings = Settings()
+    text = DEMO.read_text()
+    with database.write() as session:
+        programme_service.apply(session, programme_service.validate(text), text, "t", NOW)
+    demo = programme_service.validate(text)  # 365-day window, 30 days of grace
+    world = World(database, demo)
+    member = world.member()
+    world.earn(member, 6000, utcnow() - timedelta(days=400))
+
+    Scheduler(database, settings, ProgrammeCache(settings, 0), interval=3600).run_once()
+
+    standing = world.tier(member, utcnow())
+    assert standing.tier.code == "GOLD"
+    assert standing.downgrade_at is not None
+    with database.read() as session:
+        change = session.scalars(select(TierChange).order_by(TierChange.id.desc())).first()
+        assert change is not None
+        assert (change.reason.value, change.programme_version) == ("grace_started", 1)
