@@ -165,3 +165,30 @@ def test_the_expiry_job_racing_itself_expires_each_membership_once(database: Dat
     assert not [item for item in reports if isinstance(item, Exception)], reports
     assert sum(report.expired for report in reports) == 20  # type: ignore[attr-defined]
     assert _count(database, MembershipEvent, MembershipEvent.kind == "expired") == 20
+
+
+def test_the_scheduler_runs_the_membership_job(database: Database) -> None:
+    from tally.config import Settings
+    from tally.programme.runtime import ProgrammeCache
+    from tally.scheduler import Scheduler
+
+    programme, partner_id, (membership,) = _setup(database, 1)
+    paid_at = utcnow() - timedelta(days=40)
+    with database.write() as session:
+        memberships.pay(
+            session,
+            memberships.Actor(partner_id=partner_id),
+            membership,
+            "sched-1",
+            MONTHLY,
+            paid_at,
+            programme,
+            utcnow(),
+        )
+    settings = Settings()
+    Scheduler(database, settings, ProgrammeCache(settings, 0), interval=3600).run_once()
+    with database.read() as session:
+        row = session.get(Membership, membership)
+        assert row is not None
+        assert row.status == "expired"
+    assert _count(database, MembershipEvent, MembershipEvent.kind == "expired") == 1
