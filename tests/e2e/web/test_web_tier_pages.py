@@ -188,7 +188,7 @@ def test_the_console_shows_a_pending_downgrade_and_paid_memberships(
     assert "Cancels at period end" in paid
 
     other = text_of(client.get(f"/console/members/{demo_data.members['silver']}", headers=EN).text)
-    assert "88 VIP Active Current period ends" in other
+    assert "88 VIP In force Current period ends" in other
     assert "Cancels at period end" not in other
 
 
@@ -244,7 +244,7 @@ def test_my_membership_shows_tier_progress_benefits_and_the_paid_plan(
         assert text in benefits
     assert "Includes the benefits of your paid membership." in benefits
     paid = text_of(html.split('id="paid"')[1].split("</section>")[0])
-    assert "88 VIP Active Valid until" in paid
+    assert "88 VIP In force Valid until" in paid
     assert 'data-testid="downgrade"' not in html
 
 
