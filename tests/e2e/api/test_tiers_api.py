@@ -271,3 +271,16 @@ def test_the_default_programme_has_one_tier(api: Api, partner: PartnerKey) -> No
     assert standing["tier"]["code"] == "MEMBER"
     assert standing["next_tier"] is None
     assert standing["to_next"] is None
+
+
+def test_a_retried_growth_adjustment_is_applied_once(api: Api, ladder: None) -> None:
+    member = api.enrol("13900000014")
+    body = {"points": 700, "reason": "retry me"}
+
+    first = api.post(f"/v1/members/{member}/growth/adjustments", body, idempotency_key="adj-1")
+    again = api.post(f"/v1/members/{member}/growth/adjustments", body, idempotency_key="adj-1")
+
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(api.get(f"/v1/members/{member}/growth").json()["items"]) == 1
