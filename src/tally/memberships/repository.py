@@ -187,14 +187,14 @@ def payment_by_reference(
 
 
 def payments_of(session: Session, membership_ids: list[uuid.UUID]) -> list[MembershipPayment]:
-    """Payments of memberships, oldest period first."""
+    """Payments of memberships, in the order they were confirmed."""
     if not membership_ids:
         return []
     return list(
         session.scalars(
             select(MembershipPayment)
             .where(MembershipPayment.membership_id.in_(membership_ids))
-            .order_by(MembershipPayment.period_start, MembershipPayment.id)
+            .order_by(MembershipPayment.id)
             .execution_options(populate_existing=True)
         )
     )
