@@ -6,17 +6,42 @@ import uuid
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import select
 
 from tally.cli.common import emit, fail, open_database
 from tally.cli.ledger import jobs_app, parse_as_of
 from tally.config import get_settings
-from tally.errors import NotFound, TallyError
+from tally.errors import Forbidden, NotFound, TallyError
 from tally.kit.clock import utcnow
 from tally.memberships import jobs
 from tally.memberships import service as memberships
 from tally.programme import runtime
+from tally.programme.domain import Money
+from tally.staff import service as staff
+from tally.staff.models import StaffUser
 
-app = typer.Typer(help="Look at members' paid memberships.", no_args_is_help=True)
+app = typer.Typer(
+    help="Look at members' paid memberships; cancel or refund one as staff.", no_args_is_help=True
+)
+StaffOption = Annotated[
+    str, typer.Option("--staff", help="Username of the staff member acting (recorded).")
+]
+
+
+def _membership_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"Membership {value} does not exist.") from None
+
+
+def _staff_actor(session: Any, username: str) -> memberships.Actor:
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+    if user is None or not user.is_active:
+        raise NotFound(f"No active staff member {username}.")
+    if not staff.can(user.role, staff.Permission.ADJUST):
+        raise Forbidden(f"Staff member {username} ({user.role.value}) may not change memberships.")
+    return memberships.Actor(staff_id=user.id)
 
 
 def _money(value: Any) -> dict[str, Any]:
@@ -71,10 +96,7 @@ def show(membership_id: Annotated[str, typer.Argument(help="The membership id.")
     """Print one membership with its payments and its history of changes."""
     settings = get_settings()
     try:
-        try:
-            target = uuid.UUID(membership_id)
-        except ValueError:
-            raise NotFound(f"Membership {membership_id} does not exist.") from None
+        target = _membership_id(membership_id)
         with open_database(settings) as db, db.read() as session:
             programme = runtime.effective(session, settings)
             view = memberships.view(session, target, utcnow(), programme)
@@ -101,6 +123,52 @@ def show(membership_id: Annotated[str, typer.Argument(help="The membership id.")
                 ],
             }
         )
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("cancel")
+def cancel(
+    membership_id: Annotated[str, typer.Argument(help="The membership id.")],
+    staff_user: StaffOption,
+) -> None:
+    """Cancel a membership at period end (it stays active until then)."""
+    settings = get_settings()
+    try:
+        with open_database(settings) as db, db.write() as session:
+            actor = _staff_actor(session, staff_user)
+            row = memberships.cancel(session, actor, _membership_id(membership_id), utcnow())
+            view = memberships.view(session, row.id, utcnow(), runtime.effective(session, settings))
+        emit(_as_dict(view))
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("refund")
+def refund(
+    membership_id: Annotated[str, typer.Argument(help="The membership id.")],
+    payment: Annotated[str, typer.Option("--payment", help="The payment's reference.")],
+    staff_user: StaffOption,
+    minor_units: Annotated[
+        int | None,
+        typer.Option(
+            "--minor-units", min=1, help="How much, in minor units (fen); default all that is left."
+        ),
+    ] = None,
+) -> None:
+    """Refund all or part of a payment (the latest in full revokes the period it bought)."""
+    settings = get_settings()
+    try:
+        with open_database(settings) as db, db.write() as session:
+            actor = _staff_actor(session, staff_user)
+            target = _membership_id(membership_id)
+            amount = None
+            if minor_units is not None:
+                currency = memberships.get(session, target).currency
+                amount = Money(minor_units, currency)
+            row, _payment = memberships.refund(session, actor, target, payment, amount, utcnow())
+            view = memberships.view(session, row.id, utcnow(), runtime.effective(session, settings))
+        emit(_as_dict(view))
     except TallyError as error:
         fail(error)
 

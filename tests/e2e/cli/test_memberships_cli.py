@@ -108,3 +108,56 @@ def test_demo_members_hold_vip88(db: Database) -> None:
     listed = json.loads(run("membership", "list", str(holders[0])).stdout)
     assert listed[0]["status"] == "active"
     assert listed[0]["payments"][0]["amount"]["display"] == "88.00 CNY"
+
+
+def test_staff_cancel_and_refund_are_recorded(db: Database) -> None:
+    from tally.staff import service as staff
+    from tally.staff.models import StaffRole
+
+    programme = apply_programme(db)
+    now = utcnow()
+    with db.write() as session:
+        partner = partners.create_partner(session, "PAY", "pay", now)
+        support = staff.create(session, "support", "support-pass-1", StaffRole.SUPPORT, "", now)
+        staff.create(session, "auditor", "auditor-pass-1", StaffRole.AUDITOR, "", now)
+        member_id, _ = enrolment.enrol(session, Identity("phone", "13700000002"), {}, now)
+        row, _ = memberships.subscribe(
+            session, memberships.SYSTEM, member_id, "MONTHLY", programme, now
+        )
+        memberships.pay(
+            session,
+            memberships.Actor(partner_id=partner.id),
+            row.id,
+            "cli-2",
+            Money(1500, "CNY"),
+            None,
+            programme,
+            now,
+        )
+        support_id = support.id
+    target = str(row.id)
+    denied = run("membership", "cancel", target, "--staff", "auditor", code=2)
+    assert "error [forbidden]" in denied.stderr
+    cancelled = json.loads(run("membership", "cancel", target, "--staff", "support").stdout)
+    assert (cancelled["status"], cancelled["cancel_at_period_end"]) == ("active", True)
+    too_much = run(
+        "membership", "refund", target, "--payment", "cli-2", "--minor-units", "1501",
+        "--staff", "support", code=2,
+    )  # fmt: skip
+    assert "error [refund_exceeds_payment]" in too_much.stderr
+    partial = run(
+        "membership", "refund", target, "--payment", "cli-2", "--minor-units", "500",
+        "--staff", "support",
+    )  # fmt: skip
+    assert json.loads(partial.stdout)["payments"][0]["refunded"]["minor_units"] == 500
+    ended = json.loads(
+        run("membership", "refund", target, "--payment", "cli-2", "--staff", "support").stdout
+    )
+    assert ended["status"] == "refunded"
+    history = json.loads(run("membership", "show", target).stdout)["history"]
+    assert [(item["kind"], item["staff_id"]) for item in history[2:]] == [
+        ("cancelled", support_id),
+        ("refunded", support_id),
+        ("refunded", support_id),
+    ]
+    assert [item["amount"]["minor_units"] for item in history[3:]] == [500, 1000]
