@@ -232,6 +232,8 @@ def test_the_command_tree_is_complete() -> None:
         "partner key-revoke", "partner list", "programme apply", "programme export",
         "programme plan", "programme schema", "programme validate", "programme versions",
         "serve", "staff create",
+        # growth value and tiers
+        "jobs tiers", "member growth", "member growth-adjust", "member tier",
     }  # fmt: skip
     leaves = {
         " ".join(p)
