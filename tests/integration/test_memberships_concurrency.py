@@ -192,3 +192,25 @@ def test_the_scheduler_runs_the_membership_job(database: Database) -> None:
         assert row is not None
         assert row.status == "expired"
     assert _count(database, MembershipEvent, MembershipEvent.kind == "expired") == 1
+
+
+def test_racing_subscriptions_over_http_answer_one_membership(
+    app: Any, database: Database, partner: PartnerKey
+) -> None:
+    _setup(database, 0)
+    with database.write() as session:
+        member_id, _ = enrolment.enrol(session, Identity("t", "http-solo"), {}, utcnow())
+    with TestClient(app) as client:
+
+        def post(index: int) -> object:
+            return client.post(
+                f"/v1/members/{member_id}/memberships",
+                json={"plan": "MONTHLY"},
+                headers=partner.headers(f"sub-{index}"),
+            )
+
+        responses = _race(8, post)
+    statuses = sorted(response.status_code for response in responses)  # type: ignore[attr-defined]
+    assert statuses == [200] * 7 + [201], [r.text for r in responses]  # type: ignore[attr-defined]
+    assert len({r.json()["id"] for r in responses}) == 1  # type: ignore[attr-defined]
+    assert _count(database, Membership) == 1
