@@ -40,7 +40,7 @@ from tally.memberships.domain import (
     Term,
 )
 from tally.memberships.models import Membership, MembershipEvent, MembershipPayment
-from tally.programme.domain import Money, Plan, Programme
+from tally.programme.domain import CURRENCY_EXPONENTS, Money, Plan, Programme
 from tally.tiers import service as tiers
 
 
@@ -228,6 +228,13 @@ def _price(row: Membership) -> Money:
     return Money(row.price_minor_units, row.currency)
 
 
+def _show(money: Money) -> str:
+    """``88.00 CNY``; minor units for a currency the programme does not know."""
+    if money.currency in CURRENCY_EXPONENTS:
+        return str(money)
+    return f"{money.minor_units} minor units of {money.currency}"
+
+
 def pay(
     session: Session,
     actor: Actor,
@@ -258,7 +265,7 @@ def pay(
     price = _price(row)
     if amount != price:
         raise PaymentMismatch(
-            f"The payment is {amount}; this membership costs {price}.",
+            f"The payment is {_show(amount)}; this membership costs {_show(price)}.",
             expected={"minor_units": price.minor_units, "currency": price.currency},
         )
     before = repository.state_of(row)

@@ -263,6 +263,8 @@ def test_eligibility_on_growth_value_and_tier(
     [
         ({"minor_units": 1499, "currency": "CNY"}, 422, "payment_mismatch"),
         ({"minor_units": 1500, "currency": "USD"}, 422, "payment_mismatch"),
+        ({"minor_units": 1500, "currency": "XYZ"}, 422, "payment_mismatch"),
+        ({"minor_units": 10**16, "currency": "CNY"}, 422, "validation_error"),
         ({"minor_units": 15.0, "currency": "CNY"}, 422, "validation_error"),
         ({"minor_units": 1500.5, "currency": "CNY"}, 422, "validation_error"),
         ({"minor_units": "1500", "currency": "CNY"}, 422, "validation_error"),
@@ -416,3 +418,14 @@ def test_unpaid_subscriptions_are_abandoned_after_a_day(api: Api, database: Data
     assert jobs.expire(database.write, made + timedelta(hours=24)).abandoned == 1
     # A new subscription may start once the old one is abandoned.
     assert subscribe(api, member)["id"] != created["id"]
+
+
+def test_paid_at_must_be_aware_and_not_in_the_future(api: Api, database: Database) -> None:
+    membership = subscribe(api, api.enrol("13900000016"))["id"]
+    path = f"/v1/memberships/{membership}/payments"
+    state = db_state(database)
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    for paid_at in (later, "2026-01-31T10:00:00", "yesterday"):
+        body = {"reference": "t-1", "amount": MONTHLY, "paid_at": paid_at}
+        assert_problem(api.post(path, body), 422, "validation_error")
+    assert db_state(database) == state
