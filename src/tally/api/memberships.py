@@ -17,6 +17,7 @@ from tally.api.schemas import Reference, Strict
 from tally.errors import NotFound
 from tally.kit.clock import utcnow
 from tally.memberships import service as memberships
+from tally.memberships.models import MembershipPayment
 from tally.partners.service import Scope
 from tally.programme.domain import Money
 
@@ -160,6 +161,14 @@ def _view(write: Mutation, session: Session, membership_id: uuid.UUID) -> Member
     return _out(memberships.view(session, membership_id, utcnow(), found))
 
 
+def _find(view: MembershipOut, payment: MembershipPayment) -> PaymentOut:
+    return next(
+        item
+        for item in view.payments
+        if item.reference == payment.reference and item.partner_id == payment.partner_id
+    )
+
+
 MEMBERSHIP_ERRORS: dict[int | str, dict[str, str]] = {
     404: {"description": "not_found: unknown member or membership"},
     409: {"description": "member_frozen, membership_not_active, duplicate_reference, conflict"},
@@ -231,8 +240,8 @@ async def confirm_payment(
             now,
         )
         view = _view(write, session, row.id)
-        paid = next(item for item in view.payments if item.reference == payment.reference)
-        return (201 if created else 200), PaymentResult(membership=view, payment=paid)
+        status = 201 if created else 200
+        return status, PaymentResult(membership=view, payment=_find(view, payment))
 
     return await write.run(work)
 
@@ -295,12 +304,7 @@ async def refund(
             utcnow(),
         )
         view = _view(write, session, row.id)
-        paid = next(
-            item
-            for item in view.payments
-            if item.reference == payment.reference and item.partner_id == payment.partner_id
-        )
-        return 201, PaymentResult(membership=view, payment=paid)
+        return 201, PaymentResult(membership=view, payment=_find(view, payment))
 
     return await write.run(work)
 

@@ -386,9 +386,13 @@ def refund(
     """Give back all (default) or part of a payment; see :func:`domain.plan_refund`."""
     row = _locked(session, membership_id, now)
     payments = repository.payments_of(session, [row.id])
-    matching = [item for item in payments if item.reference == payment_reference]
-    own = [item for item in matching if item.partner_id == actor.partner_id]
-    chosen = (own or matching)[:1]
+    # A partner refunds only the payments it took; staff may refund any.
+    chosen = [
+        item
+        for item in payments
+        if item.reference == payment_reference
+        and (actor.partner_id is None or item.partner_id == actor.partner_id)
+    ][:1]
     if not chosen:
         raise NotFound(
             f"Membership {membership_id} has no payment {payment_reference!r}.",

@@ -429,3 +429,24 @@ def test_paid_at_must_be_aware_and_not_in_the_future(api: Api, database: Databas
         body = {"reference": "t-1", "amount": MONTHLY, "paid_at": paid_at}
         assert_problem(api.post(path, body), 422, "validation_error")
     assert db_state(database) == state
+
+
+def test_a_partner_refunds_only_its_own_payments(
+    app: Any, api: Api, database: Database, partner: PartnerKey
+) -> None:
+    membership = subscribe(api, api.enrol("13900000017"))["id"]
+    pay(api, membership, "own-1")
+    other = make_partner(database, "OTHER", "members,read")
+    with tolerant_client(app) as client:
+        stranger = Api(client, other)
+        state = db_state(database)
+        refused = stranger.post(
+            f"/v1/memberships/{membership}/refunds", {"payment_reference": "own-1"}
+        )
+        assert_problem(refused, 404, "not_found")
+        assert db_state(database) == state
+        # The other partner may pay with the same reference: references are per partner.
+        renewed = pay(stranger, membership, "own-1")
+        assert len(renewed["membership"]["payments"]) == 2
+        assert renewed["payment"]["partner_id"] == other.partner_id
+        assert renewed["payment"] == renewed["membership"]["payments"][1]
