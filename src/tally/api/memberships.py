@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, StringConstraints
@@ -108,6 +108,26 @@ class PaymentResult(BaseModel):
 
 class MembershipList(BaseModel):
     items: list[MembershipOut]
+
+
+class EventOut(BaseModel):
+    kind: str = Field(
+        description="subscribed, activated, renewed, restarted, cancelled, resumed, refunded, "
+        "expired or abandoned."
+    )
+    at: datetime
+    partner_id: int | None
+    staff_id: int | None = Field(description="Neither partner nor staff: the system (a job).")
+    amount: MoneyOut | None
+    status_before: str | None
+    status_after: str
+    period_end_before: datetime | None
+    period_end_after: datetime | None
+    details: dict[str, Any] | None
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
 
 
 def _money(value: Money) -> MoneyOut:
@@ -340,5 +360,40 @@ async def list_memberships(
         found = programme(read.request, session)
         items = memberships.list_for_member(session, member_id, utcnow(), found)
         return MembershipList(items=[_out(item) for item in items])
+
+    return await read.run(work)
+
+
+@router.get(
+    "/v1/memberships/{membership_id}/events",
+    response_model=EventList,
+    responses={404: {"description": "not_found"}},
+)
+async def membership_events(
+    membership_id: MembershipId, read: Annotated[Reader, Depends(reader(Scope.READ))]
+) -> EventList:
+    """Every change of a membership, oldest first: what, when, who and the money involved."""
+
+    def work(session: Session, _holder: object) -> EventList:
+        items = []
+        for event in memberships.history(session, _id(membership_id)):
+            money = None
+            if event.minor_units is not None and event.currency is not None:
+                money = _money(Money(event.minor_units, event.currency))
+            items.append(
+                EventOut(
+                    kind=event.kind.value,
+                    at=event.created_at,
+                    partner_id=event.partner_id,
+                    staff_id=event.staff_id,
+                    amount=money,
+                    status_before=event.status_before,
+                    status_after=event.status_after,
+                    period_end_before=event.period_end_before,
+                    period_end_after=event.period_end_after,
+                    details=event.details,
+                )
+            )
+        return EventList(items=items)
 
     return await read.run(work)

@@ -63,6 +63,10 @@ def pay(
     return ok(api.post(f"/v1/memberships/{membership}/payments", body), status)
 
 
+def unknown_id() -> str:
+    return "0190f5a0-0000-7000-8000-000000000000"
+
+
 def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -165,6 +169,14 @@ def test_subscribe_pay_renew_cancel_resume_refund(api: Api, database: Database) 
     ]
     with database.read() as session:
         assert memberships.active_memberships(session, member, utcnow()) == []
+    history = ok(api.get(f"/v1/memberships/{membership}/events"))["items"]
+    assert [item["kind"] for item in history] == events(database, membership)
+    assert history[1]["partner_id"] == api.key.partner_id
+    assert history[1]["amount"] == {**MONTHLY, "display": "15.00 CNY"}
+    assert (history[1]["status_before"], history[1]["status_after"]) == ("pending", "active")
+    assert history[1]["details"]["reference"] == "pay-1"
+    assert history[-1]["details"] == {"reference": "pay-1", "effect": "ends_membership"}
+    assert_problem(api.get(f"/v1/memberships/{unknown_id()}/events"), 404, "not_found")
 
 
 def test_a_renewal_resumes_a_membership_cancelled_at_period_end(api: Api) -> None:
