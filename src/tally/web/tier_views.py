@@ -162,7 +162,11 @@ def tier_detail(
         tier_history=[
             TierChangeRow(
                 changed_at=change.changed_at,
-                from_name=tier_name(programme, change.from_code) if change.from_code else None,
+                from_name=(
+                    tier_name(programme, change.from_code)
+                    if change.from_code and change.from_code != change.to_code
+                    else None
+                ),
                 to_name=tier_name(programme, change.to_code),
                 reason=change.reason.value,
                 growth=change.growth,
