@@ -12,7 +12,9 @@ from test_web_http import HTML, sign_in
 from web_fixtures import DIAMOND_GROWTH, GRACE_GROWTH, PASSWORD, SILVER_GROWTH, DemoData
 
 from tally.api.member_links import mint_token
+from tally.flows import enrolment
 from tally.kit.clock import utcnow
+from tally.members import service as members
 from tally.programme import service as programmes
 from tally.programme.domain import Programme
 from tally.staff import service as staff_service
@@ -319,3 +321,27 @@ def test_the_console_shows_the_family(client: TestClient, demo_data: DemoData) -
     assert "0 / 3,000" in text_of(family) or "3,000 / 3,000" in text_of(family)
     alone = client.get(f"/console/members/{demo_data.members['bronze']}", headers=EN).text
     assert "Not in a family." in alone
+
+
+def test_merged_and_frozen_members_still_show_their_tier(
+    client: TestClient, demo_data: DemoData
+) -> None:
+    now = utcnow()
+    with demo_data.db.write() as session:
+        ids = [
+            enrolment.enrol(session, members.Identity("shop", f"e2e-{uuid.uuid4().hex}"), {}, now)[
+                0
+            ]
+            for _ in range(3)
+        ]
+        enrolment.merge(session, ids[0], ids[1], None, "same person", now)
+        members.freeze(session, ids[2], "checking", now)
+    sign_in(client, "auditor")
+    for member_id in ids:
+        response = client.get(f"/console/members/{member_id}", headers=EN)
+        assert response.status_code == 200, member_id
+        assert "Level 1 of 6" in text_of(response.text)
+    as_member(client, demo_data, ids[2])
+    frozen = client.get("/m/status", headers=EN)
+    assert frozen.status_code == 200
+    assert "Your tier Bronze" in text_of(frozen.text)
