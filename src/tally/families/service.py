@@ -193,20 +193,12 @@ def view(session: Session, family_id: int, now: datetime, programme: Programme) 
 
 
 def family_of(
-    session: Session, member_id: int, now: datetime, *, programme: Programme | None = None
+    session: Session, member_id: int, now: datetime, *, programme: Programme
 ) -> FamilyView | None:
-    """The family ``member_id`` is in now, or ``None``.
-
-    ``programme`` defaults to the one in force (read afresh from the database).
-    """
+    """The family ``member_id`` is in now, or ``None``."""
     membership = repository.membership_of(session, member_id)
     if membership is None:
         return None
-    if programme is None:
-        from tally.config import get_settings
-        from tally.programme import runtime
-
-        programme = runtime.effective(session, get_settings())
     return view(session, membership.family_id, now, programme)
 
 
