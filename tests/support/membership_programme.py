@@ -2,39 +2,44 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
 from tally.db.session import Database
 from tally.kit.clock import utcnow
+from tally.programme import loader
 from tally.programme import service as programme_service
 from tally.programme.domain import Programme
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "tally" / "demo" / "programme.yaml"
-PLANS = """plans:
-  - code: VIP88
-    names: {zh-CN: 88会员, en: 88 VIP}
-    price: {amount: "88.00", currency: CNY}
-    term: P1Y
-    eligibility: {min_growth: 1000}
-  - code: MONTHLY
-    names: {zh-CN: 月卡, en: Monthly}
-    price: {amount: "15.00", currency: CNY}
-    term: P1M
-  - code: CLUB
-    names: {zh-CN: 铂金俱乐部, en: Platinum Club}
-    price: {amount: "30.00", currency: CNY}
-    term: P30D
-    eligibility: {min_tier: PLATINUM}
-"""
+PLANS = [
+    {
+        "code": "VIP88",
+        "names": {"zh-CN": "88会员", "en": "88 VIP"},
+        "price": {"amount": "88.00", "currency": "CNY"},
+        "term": "P1Y",
+        "eligibility": {"min_growth": 1000},
+    },
+    {
+        "code": "MONTHLY",
+        "names": {"zh-CN": "月卡", "en": "Monthly"},
+        "price": {"amount": "15.00", "currency": "CNY"},
+        "term": "P1M",
+    },
+    {
+        "code": "CLUB",
+        "names": {"zh-CN": "铂金俱乐部", "en": "Platinum Club"},
+        "price": {"amount": "30.00", "currency": "CNY"},
+        "term": "P30D",
+        "eligibility": {"min_tier": "PLATINUM"},
+    },
+]
 
 
 def programme_text() -> str:
     """The demo programme (Asia/Shanghai, six tiers) with the test plans and no partners."""
-    text = DEMO.read_text(encoding="utf-8")
-    text = re.sub(r"^plans:\n.*?(?=^partners:)", PLANS + "\n", text, flags=re.S | re.M)
-    return re.sub(r"^partners:\n(  - .*\n)+", "", text, flags=re.M)
+    demo = loader.load(DEMO.read_text(encoding="utf-8"), DEMO.name)
+    return loader.dump(Programme.model_validate({**demo.dump(), "plans": PLANS, "partners": []}))
 
 
 def apply_programme(database: Database) -> Programme:
