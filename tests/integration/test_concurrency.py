@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from tests.support.policy import policy_of
-
+from support.policy import policy_of
+from support.race import race
 from tally.config import Settings
 from tally.db.session import Database
 from tally.errors import HoldNotActive, InsufficientPoints
@@ -43,21 +40,6 @@ def _setup(db: Database, members: int, points: int) -> tuple[Origin, list[int]]:
     return origin, ids
 
 
-def _race(count: int, work: Callable[[int], object]) -> list[object]:
-    """Run ``work(i)`` on ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> object:
-        barrier.wait()
-        try:
-            return work(index)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def _assert_sound(db: Database) -> None:
     with db.read() as session:
         report = verify(session)
@@ -71,7 +53,7 @@ def test_parallel_redemptions_never_overdraw(database: Database) -> None:
         with database.write() as session:
             return ledger.redeem(session, origin, member, 10, f"r{index}", utcnow(), POLICY)
 
-    outcomes = _race(THREADS * 2, redeem)
+    outcomes = race(THREADS * 2, redeem)
     succeeded = [item for item in outcomes if isinstance(item, ledger_posting.Posted)]
     refused = [item for item in outcomes if isinstance(item, InsufficientPoints)]
     assert len(succeeded) == 10
@@ -93,7 +75,7 @@ def test_parallel_holds_and_captures_never_overdraw(database: Database) -> None:
             )
             return found.id
 
-    holds = [item for item in _race(THREADS, hold) if not isinstance(item, Exception)]
+    holds = [item for item in race(THREADS, hold) if not isinstance(item, Exception)]
     assert len(holds) == 7  # 7 × 7 = 49 ≤ 50 < 56
 
     def settle(index: int) -> object:
@@ -103,7 +85,7 @@ def test_parallel_holds_and_captures_never_overdraw(database: Database) -> None:
                 return ledger_holds.capture_hold(session, origin, hold_id, 3, utcnow(), POLICY)
             return ledger_holds.release_hold(session, origin, hold_id, utcnow(), POLICY)
 
-    outcomes = _race(len(holds) * 2, settle)
+    outcomes = race(len(holds) * 2, settle)
     assert sum(1 for item in outcomes if isinstance(item, HoldNotActive)) == len(holds)
     _assert_sound(database)
     with database.read() as session:
@@ -122,7 +104,7 @@ def test_opposing_transfers_neither_deadlock_nor_lose_points(database: Database)
                 session, origin, giver, receiver, 5, f"t{index}", utcnow(), POLICY
             )
 
-    outcomes = _race(THREADS * 2, transfer)
+    outcomes = race(THREADS * 2, transfer)
     assert all(isinstance(item, ledger_posting.Posted) for item in outcomes), outcomes
     with database.read() as session:
         total = sum(repository.wallet(session, m).available for m in (left, right))  # type: ignore[union-attr]
@@ -137,7 +119,7 @@ def test_earns_for_different_members_run_side_by_side(database: Database) -> Non
         with database.write() as session:
             return ledger.earn(session, origin, members[index], 25, f"e{index}", utcnow(), POLICY)
 
-    outcomes = _race(THREADS, earn)
+    outcomes = race(THREADS, earn)
     assert all(isinstance(item, ledger_posting.Posted) for item in outcomes), outcomes
     _assert_sound(database)
 
@@ -151,7 +133,7 @@ def test_expiry_job_racing_itself_expires_each_lot_once(database: Database) -> N
                 session, origin, member, 30, f"x{member}", now, POLICY, now + timedelta(days=1)
             )
     later = now + timedelta(days=2)
-    reports = _race(4, lambda _index: jobs.expire(database.write, later, POLICY, batch=5))
+    reports = race(4, lambda _index: jobs.expire(database.write, later, POLICY, batch=5))
     errors = [item for item in reports if isinstance(item, Exception)]
     assert not errors, errors
     assert sum(report.points for report in reports) == 20 * 30  # type: ignore[attr-defined]

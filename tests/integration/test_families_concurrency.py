@@ -5,12 +5,10 @@ never outgrows its seats."""
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
+from support.race import race
 from tally.config import Settings
 from tally.db.raw import INTEGRITY_ERRORS
 from tally.db.session import Database
@@ -34,21 +32,6 @@ PROGRAMME = default_programme(Settings())
 POLICY = policy_for(PROGRAMME, Settings())
 RULES = PROGRAMME.family
 _serial = itertools.count()
-
-
-def _race(count: int, work: Callable[[int], object]) -> list[object]:
-    """Run ``work(i)`` on ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> object:
-        barrier.wait()
-        try:
-            return work(index)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def _members(db: Database, count: int, points: int = 0) -> tuple[Origin, list[int]]:
@@ -115,7 +98,7 @@ def test_parallel_share_spends_keep_every_limit_and_never_overdraw(database: Dat
                 session, origin, family, member, 30, f"p{index}", utcnow(), POLICY, PROGRAMME
             )
 
-    outcomes = _race(len(spenders) * attempts, spend)
+    outcomes = race(len(spenders) * attempts, spend)
     done = [item for item in outcomes if isinstance(item, family_spend.Spent)]
     refused = [
         item for item in outcomes if isinstance(item, FamilyLimitExceeded | InsufficientPoints)
@@ -155,7 +138,7 @@ def test_a_member_accepting_two_families_at_once_joins_one(database: Database) -
             families.accept(session, family, member, member, utcnow())
         return family
 
-    outcomes = _race(2, accept)
+    outcomes = race(2, accept)
     joined = [item for item in outcomes if isinstance(item, int)]
     assert len(joined) == 1, outcomes
     assert all(
@@ -185,7 +168,7 @@ def test_creating_and_joining_at_once_leaves_one_membership(database: Database) 
             families.accept(session, family, member, member, utcnow())
             return family
 
-    outcomes = _race(4, act)
+    outcomes = race(4, act)
     assert sum(1 for item in outcomes if isinstance(item, int)) == 1, outcomes
     with database.read() as session:
         count = session.scalar(
@@ -205,7 +188,7 @@ def test_parallel_invitations_never_overfill_a_family(database: Database) -> Non
             families.invite(session, family, owner, invitees[index], utcnow(), RULES)
         return invitees[index]
 
-    outcomes = _race(len(invitees), invite)
+    outcomes = race(len(invitees), invite)
     invited = [item for item in outcomes if isinstance(item, int)]
     assert len(invited) == RULES.max_members - 1
     assert all(isinstance(item, FamilyFull) for item in outcomes if not isinstance(item, int))
@@ -219,7 +202,7 @@ def test_parallel_invitations_never_overfill_a_family(database: Database) -> Non
                 families.accept(session, family, member, member, utcnow())
         return member
 
-    assert all(isinstance(item, int) for item in _race(len(invited), answer))
+    assert all(isinstance(item, int) for item in race(len(invited), answer))
     _seats_add_up(database)
 
 
@@ -237,7 +220,7 @@ def test_pool_spends_racing_leaves_never_overdraw(database: Database) -> None:
                 session, origin, family, owner, 40, f"q{index}", utcnow(), POLICY, PROGRAMME
             )
 
-    outcomes = _race(len(others) + 6, act)
+    outcomes = race(len(others) + 6, act)
     unexpected = [
         item
         for item in outcomes
@@ -270,7 +253,7 @@ def test_a_returned_allowance_is_given_back_once_to_racing_spends(database: Data
                 session, origin, family, member, 20, f"r{index}", utcnow(), POLICY, PROGRAMME
             )
 
-    outcomes = _race(12, spend)
+    outcomes = race(12, spend)
     done = [item for item in outcomes if isinstance(item, family_spend.Spent)]
     assert len(done) == 5, outcomes  # the 100 given back, once
     assert all(isinstance(item, (family_spend.Spent, FamilyLimitExceeded)) for item in outcomes)

@@ -22,8 +22,8 @@ from hypothesis.stateful import (
     rule,
 )
 from sqlalchemy import select
-from tests.support.policy import policy_of
 
+from support.policy import policy_of
 from tally.config import Settings
 from tally.db.session import Database
 from tally.errors import HoldNotActive, InsufficientPoints, NotReversible, TallyError

@@ -4,10 +4,7 @@ many callbacks race, renewals serialise, subscriptions stay single, expiry runs 
 from __future__ import annotations
 
 import itertools
-import threading
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +13,7 @@ from sqlalchemy import func, select
 
 from conftest import PartnerKey, make_partner
 from support.membership_programme import programme_text
+from support.race import race
 from tally.db.session import Database
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
@@ -47,20 +45,6 @@ def _setup(db: Database, members: int) -> tuple[Programme, int, list[uuid.UUID]]
     return programme, partner.partner_id, ids
 
 
-def _race(count: int, work: Callable[[int], object]) -> list[object]:
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> object:
-        barrier.wait()
-        try:
-            return work(index)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def _count(db: Database, model: Any, *where: Any) -> int:
     with db.read() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
@@ -77,7 +61,7 @@ def test_racing_callbacks_with_one_reference_buy_one_period(database: Database) 
             )
             return created, payment.id
 
-    outcomes = _race(THREADS, pay)
+    outcomes = race(THREADS, pay)
     assert not [item for item in outcomes if isinstance(item, Exception)], outcomes
     assert sorted(created for created, _id in outcomes) == [False] * (THREADS - 1) + [True]  # type: ignore[misc]
     assert len({payment_id for _created, payment_id in outcomes}) == 1  # type: ignore[misc]
@@ -95,7 +79,7 @@ def test_racing_renewals_each_add_one_term(database: Database) -> None:
                 session, actor, membership, f"ref-{index}", MONTHLY, None, programme, utcnow()
             )
 
-    outcomes = _race(6, pay)
+    outcomes = race(6, pay)
     assert not [item for item in outcomes if isinstance(item, Exception)], outcomes
     with database.read() as session:
         payments = session.scalars(
@@ -126,7 +110,7 @@ def test_racing_callbacks_over_http_with_different_idempotency_keys(
                 headers=partner.headers(f"key-{index}"),
             )
 
-        responses = _race(8, post)
+        responses = race(8, post)
     statuses = sorted(response.status_code for response in responses)  # type: ignore[attr-defined]
     assert statuses == [200] * 7 + [201], [r.text for r in responses]  # type: ignore[attr-defined]
     periods = {str(r.json()["payment"]["period"]) for r in responses}  # type: ignore[attr-defined]
@@ -146,7 +130,7 @@ def test_racing_subscriptions_make_one_membership(database: Database) -> None:
             )
             return row.id
 
-    outcomes = _race(THREADS, subscribe)
+    outcomes = race(THREADS, subscribe)
     won = [item for item in outcomes if isinstance(item, uuid.UUID)]
     # Losers of the race fail on the unique index (the API retries them into a 200).
     assert len(set(won)) == 1
@@ -161,7 +145,7 @@ def test_the_expiry_job_racing_itself_expires_each_membership_once(database: Dat
         for index, membership in enumerate(ids):
             memberships.pay(session, actor, membership, f"e{index}", MONTHLY, None, programme, now)
     later = now + timedelta(days=40)
-    reports = _race(4, lambda _index: jobs.expire(database.write, later, batch=3))
+    reports = race(4, lambda _index: jobs.expire(database.write, later, batch=3))
     assert not [item for item in reports if isinstance(item, Exception)], reports
     assert sum(report.expired for report in reports) == 20  # type: ignore[attr-defined]
     assert _count(database, MembershipEvent, MembershipEvent.kind == "expired") == 20
@@ -209,7 +193,7 @@ def test_racing_subscriptions_over_http_answer_one_membership(
                 headers=partner.headers(f"sub-{index}"),
             )
 
-        responses = _race(8, post)
+        responses = race(8, post)
     statuses = sorted(response.status_code for response in responses)  # type: ignore[attr-defined]
     assert statuses == [200] * 7 + [201], [r.text for r in responses]  # type: ignore[attr-defined]
     assert len({r.json()["id"] for r in responses}) == 1  # type: ignore[attr-defined]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from tests.support.policy import policy_of
-
+from support.policy import policy_of
 from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import enrolment

@@ -4,15 +4,13 @@ once; the evaluation job run concurrently with itself changes each member once."
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from support.race import race
 from tally.db.session import Database
 from tally.flows import earning, enrolment
 from tally.kit.clock import utcnow
@@ -48,21 +46,6 @@ RULES = Programme.model_validate(
 )  # fmt: skip
 
 
-def _race(count: int, work: Callable[[int], object]) -> list[object]:
-    """Run ``work(i)`` on ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> object:
-        barrier.wait()
-        try:
-            return work(index)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def _partner(db: Database) -> Origin:
     with db.write() as session:
         partner = partners.create_partner(session, f"K{next(_serial)}", "k", utcnow())
@@ -91,7 +74,7 @@ def test_concurrent_earns_on_one_member_upgrade_it_exactly_once(database: Databa
         with database.write() as session:
             return earning.earn(session, origin, member, 200, f"c{index}", now, POLICY, RULES)
 
-    outcomes = _race(THREADS, earn)  # 8 x 200 = 1600: SILVER once, at the fifth earn
+    outcomes = race(THREADS, earn)  # 8 x 200 = 1600: SILVER once, at the fifth earn
 
     assert not [item for item in outcomes if isinstance(item, Exception)], outcomes
     upgraded = [item for item in outcomes if item.details.get("upgraded_from")]  # type: ignore[attr-defined]
@@ -116,7 +99,7 @@ def test_the_evaluation_job_run_concurrently_with_itself_changes_each_member_onc
             )
     as_of = earned_at + timedelta(days=60)
 
-    reports = _race(4, lambda _index: jobs.evaluate(database.write, as_of, RULES, chunk=7))
+    reports = race(4, lambda _index: jobs.evaluate(database.write, as_of, RULES, chunk=7))
 
     assert not [item for item in reports if isinstance(item, Exception)], reports
     assert _changes(database) == Counter({"upgrade": 30, "grace_started": 30})
@@ -125,7 +108,7 @@ def test_the_evaluation_job_run_concurrently_with_itself_changes_each_member_onc
         total.update(report.changes)  # type: ignore[attr-defined]
     assert total == Counter({"grace_started": 30})
     due = as_of + timedelta(days=7)
-    again = _race(4, lambda _index: jobs.evaluate(database.write, due, RULES, chunk=7))
+    again = race(4, lambda _index: jobs.evaluate(database.write, due, RULES, chunk=7))
     assert not [item for item in again if isinstance(item, Exception)], again
     assert _changes(database) == Counter({"upgrade": 30, "grace_started": 30, "downgrade": 30})
     with database.read() as session:

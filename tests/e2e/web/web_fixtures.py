@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from tests.support.policy import policy_of
 
 from conftest import SECRET, require_or_skip
 from support.browser import chromium_path, launch_chromium
+from support.policy import policy_of
 from tally.config import Settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
