@@ -26,6 +26,8 @@ from tally.schema import metadata, migrate
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SECRET = "test-secret-" + "x" * 32
 DIALECTS = ("sqlite", "postgresql")
+# Fixtures shared by one suite, kept beside it.
+pytest_plugins = ["e2e.cli.clikit"]
 
 
 def require_or_skip(available: bool, what: str) -> None:

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from click.testing import Result
-from typer.testing import CliRunner
-
+from e2e.cli.clikit import run
 from tally.cli.common import open_database
-from tally.cli.main import app as cli
 from tally.config import get_settings
 from tally.families import service as families
 from tally.families.domain import FamilyMode
@@ -19,23 +13,6 @@ from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.members.service import Identity
 from tally.programme.runtime import default_programme
-
-
-@pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'tally.db'}"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TALLY_DATABASE_URL", url)
-    monkeypatch.setenv("TALLY_SECRET_KEY", "cli-test-secret-" + "f" * 32)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-
-
-def run(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), prog_name="tally")
-    assert result.exit_code == code, (args, result.exit_code, result.output, result.exception)
-    return result
 
 
 def test_family_show_and_of_print_json(database_url: str) -> None:

@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
+from e2e.cli.clikit import run
 from support.membership_programme import apply_programme
-from tally.cli.main import app as cli
 from tally.config import get_settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
@@ -36,12 +34,6 @@ def db(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:  # type
     yield database
     database.dispose()
     get_settings.cache_clear()
-
-
-def run(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), prog_name="tally")
-    assert result.exit_code == code, (args, result.exit_code, result.output, result.exception)
-    return result
 
 
 def test_list_show_and_expire(db: Database) -> None:

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from click.testing import Result
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from tally.cli.main import app as cli
+from e2e.cli.clikit import run
 from tally.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "src" / "tally" / "demo" / "programme.yaml"
-
-
-@pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'tally.db'}"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TALLY_DATABASE_URL", url)
-    monkeypatch.setenv("TALLY_SECRET_KEY", "cli-test-secret-" + "y" * 32)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-
-
-def run(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), prog_name="tally")
-    assert result.exit_code == code, (args, result.exit_code, result.output, result.exception)
-    return result
 
 
 def count(url: str, table: str) -> int:
@@ -134,10 +114,7 @@ def test_the_demo_ecosystem_runs_the_demo_programme(tmp_path, monkeypatch) -> No
     """`tally demo load` applies src/tally/demo/programme.yaml as version 1."""
     import json
 
-    from typer.testing import CliRunner
-
     from tally.cli.main import app
-    from tally.config import get_settings
 
     monkeypatch.setenv("TALLY_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
     monkeypatch.setenv("TALLY_SECRET_KEY", "demo-test-secret-" + "x" * 20)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
-from tally.cli.main import app as cli
+from e2e.cli.clikit import run
 from tally.config import get_settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
@@ -29,23 +26,6 @@ DEMO = ROOT / "src" / "tally" / "demo" / "programme.yaml"
 POLICY = Policy(
     validity_days=365, reversal_grace_days=30, zone_name="Asia/Shanghai", max_points=10**9
 )
-
-
-@pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'tally.db'}"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TALLY_DATABASE_URL", url)
-    monkeypatch.setenv("TALLY_SECRET_KEY", "cli-test-secret-" + "y" * 32)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-
-
-def run(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), prog_name="tally")
-    assert result.exit_code == code, (args, result.exit_code, result.output, result.exception)
-    return result
 
 
 def out(*args: str) -> Any:
