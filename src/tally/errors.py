@@ -108,35 +108,7 @@ class Forbidden(TallyError):
     title = "Not allowed"
 
 
-ALL_ERRORS: tuple[type[TallyError], ...] = (
-    ValidationFailed,
-    NotFound,
-    InsufficientPoints,
-    HoldNotActive,
-    IdempotencyConflict,
-    IdempotencyKeyRequired,
-    MemberFrozen,
-    MemberMerged,
-    DuplicateReference,
-    AlreadyReversed,
-    NotReversible,
-    IdentityConflict,
-    Conflict,
-    Unauthorized,
-    Forbidden,
-)
-
-
-# Growth value and tiers (not yet in ALL_ERRORS: the web message catalogue and the error-contract
-# table of tests/e2e/api/test_errors.py need its code first).
-class InsufficientGrowth(TallyError):
-    code = "insufficient_growth"
-    status = 409
-    title = "Not enough growth value"
-
-
-# Paid memberships (not yet in ALL_ERRORS: the web message catalogue and the error-contract
-# table of tests/e2e/api/test_errors.py list ALL_ERRORS and need these codes first).
+# Paid memberships.
 class PaymentMismatch(TallyError):
     code = "payment_mismatch"
     status = 422
@@ -161,8 +133,14 @@ class RefundExceedsPayment(TallyError):
     title = "The refund exceeds what is left of the payment"
 
 
-# Family accounts (not yet in ALL_ERRORS: the web message catalogue and the error-contract
-# table of tests/e2e/api/test_errors.py list ALL_ERRORS and need these codes first).
+# Growth value and tiers.
+class InsufficientGrowth(TallyError):
+    code = "insufficient_growth"
+    status = 409
+    title = "Not enough growth value"
+
+
+# Family accounts.
 class FamilyLimitExceeded(TallyError):
     code = "family_limit_exceeded"
     status = 422
@@ -191,3 +169,32 @@ class FamilyDissolved(TallyError):
     code = "family_dissolved"
     status = 409
     title = "The family was dissolved"
+
+
+ALL_ERRORS: tuple[type[TallyError], ...] = (
+    ValidationFailed,
+    NotFound,
+    InsufficientPoints,
+    HoldNotActive,
+    IdempotencyConflict,
+    IdempotencyKeyRequired,
+    MemberFrozen,
+    MemberMerged,
+    DuplicateReference,
+    AlreadyReversed,
+    NotReversible,
+    IdentityConflict,
+    Conflict,
+    Unauthorized,
+    Forbidden,
+    PaymentMismatch,
+    NotEligible,
+    MembershipNotActive,
+    RefundExceedsPayment,
+    InsufficientGrowth,
+    FamilyLimitExceeded,
+    FamilyFull,
+    AlreadyInFamily,
+    InvitationNotPending,
+    FamilyDissolved,
+)

@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,12 +25,15 @@ from apikit import (
     unique,
 )
 from fastapi.testclient import TestClient
-from tests.support.policy import policy_of
 
+import tally
 from conftest import Api, PartnerKey, make_partner
+from support.policy import policy_of
 from tally.db.session import Database
 from tally.kit.clock import utcnow
 
+DEMO_PROGRAMME = Path(tally.__file__).parent / "demo" / "programme.yaml"
+VIP88 = {"minor_units": 8800, "currency": "CNY"}
 HUGE = "99999999999999999999999"
 UUID0 = "00000000-0000-0000-0000-000000000000"
 
@@ -45,6 +49,8 @@ class World:
     member: int
     empty: int
     earn_id: str
+    app: Any
+    has_programme: bool = False
 
     def key(self, scopes: str) -> Api:
         """Another key of the same partner."""
@@ -76,6 +82,78 @@ class World:
         self.ok(self.api.earn(member, 20))
         merge(self.database, self.empty, member)
         return member
+
+    def programme(self) -> None:
+        """Apply the demo programme (its plans), seen by the app at once (no cache)."""
+        from tally.programme import service as programme_service
+        from tally.programme.runtime import ProgrammeCache
+
+        if self.has_programme:
+            return
+        text = DEMO_PROGRAMME.read_text(encoding="utf-8")
+        found = programme_service.validate(text, DEMO_PROGRAMME.name)
+        with self.database.write() as session:
+            programme_service.apply(session, found, text, "tests", utcnow())
+        self.app.state.programme = ProgrammeCache(self.app.state.settings, 0)
+        self.has_programme = True
+
+    def grow(self, member: int, points: int) -> int:
+        """Give ``member`` growth value (an operator's adjustment)."""
+        body = {"points": points, "reason": "test"}
+        self.ok(self.api.post(f"/v1/members/{member}/growth/adjustments", body))
+        return member
+
+    def subscribe(self, plan: str = "VIP88") -> str:
+        """A pending VIP88 membership of a new member with the growth value it takes."""
+        self.programme()
+        member = self.grow(self.enrol(), 1000)
+        body = {"plan": plan}
+        return str(self.ok(self.api.post(f"/v1/members/{member}/memberships", body))["id"])
+
+    def pay(self, membership: str, reference: str = "pay-1") -> str:
+        """Pay one term of ``membership`` (88.00 CNY) with this reference."""
+        body = {"reference": reference, "amount": VIP88}
+        self.ok(self.api.post(f"/v1/memberships/{membership}/payments", body))
+        return membership
+
+    def refunded(self, membership: str, reference: str = "pay-1") -> str:
+        """Refund all of the payment ``reference`` of ``membership``."""
+        body = {"payment_reference": reference}
+        self.ok(self.api.post(f"/v1/memberships/{membership}/refunds", body))
+        return membership
+
+    def family(self, owner: int | None = None, mode: str = "share") -> int:
+        """A family owned by ``owner`` (by default the member with 100 points)."""
+        body = {"acting_member_id": owner or self.member, "mode": mode}
+        return int(self.ok(self.api.post("/v1/families", body))["id"])
+
+    def invite(self, family: int, member: int, owner: int | None = None) -> int:
+        body = {"acting_member_id": owner or self.member, "member_id": member}
+        self.ok(self.api.post(f"/v1/families/{family}/invitations", body))
+        return member
+
+    def answer(self, family: int, member: int, action: str, acting: int | None = None) -> int:
+        """``accept``, ``decline`` (by the member) or ``withdraw`` (by the owner)."""
+        body = {"acting_member_id": acting or member}
+        self.ok(self.api.post(f"/v1/families/{family}/invitations/{member}/{action}", body))
+        return member
+
+    def joined(self, family: int, limit: int | None = None) -> int:
+        """A new member in ``family`` (owned by the member with 100 points), its limit set."""
+        member = self.answer(family, self.invite(family, self.enrol()), "accept")
+        if limit is not None:
+            body = {
+                "acting_member_id": self.member,
+                "limits": [{"member_id": member, "monthly_limit": limit}],
+            }
+            self.ok(self.api.post(f"/v1/families/{family}/settings", body))
+        return member
+
+    def dissolved(self) -> int:
+        family = self.family()
+        body = {"acting_member_id": self.member}
+        self.ok(self.api.post(f"/v1/families/{family}/dissolve", body))
+        return family
 
     def post(
         self, path: str, body: Any = None, api: Api | None = None, **kwargs: Any
@@ -123,7 +201,7 @@ def world(app: Any, database: Database, partner: PartnerKey) -> Iterator[World]:
     with tolerant_client(app) as client:
         api = Api(client, partner)
         assert api.balance(member)["available"] == 100
-        yield World(client, database, partner, api, member, empty, str(earned.entry_id))
+        yield World(client, database, partner, api, member, empty, str(earned.entry_id), app)
 
 
 Build = Callable[[World], Callable[[], Any]]
@@ -871,6 +949,256 @@ CONFLICT: dict[str, Build] = {
     "unfreeze an active member": lambda w: w.post(f"/v1/members/{w.member}/unfreeze"),
 }
 
+# --- Paid memberships (the demo programme's plan VIP88: 88.00 CNY, growth value 1000) ---------
+
+
+def _subscribe(member: Callable[[World], int], plan: str = "VIP88") -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        w.programme()
+        return w.post(f"/v1/members/{member(w)}/memberships", {"plan": plan})
+
+    return build
+
+
+def _payment(membership: Callable[[World], str], amount: dict[str, Any]) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        body = {"reference": unique("pay"), "amount": amount}
+        return w.post(f"/v1/memberships/{membership(w)}/payments", body)
+
+    return build
+
+
+def _refund(membership: Callable[[World], str], amount: dict[str, Any] | None = None) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        body: dict[str, Any] = {"payment_reference": "pay-1"}
+        if amount is not None:
+            body["amount"] = amount
+        return w.post(f"/v1/memberships/{membership(w)}/refunds", body)
+
+    return build
+
+
+def _membership_action(action: str, membership: Callable[[World], str]) -> Build:
+    return lambda w: w.post(f"/v1/memberships/{membership(w)}/{action}")
+
+
+def _partly_refunded(w: World) -> str:
+    membership = w.pay(w.subscribe())
+    body = {"payment_reference": "pay-1", "amount": {"minor_units": 8000, "currency": "CNY"}}
+    w.ok(w.api.post(f"/v1/memberships/{membership}/refunds", body))
+    return membership
+
+
+PAYMENT_MISMATCH: dict[str, Build] = {
+    "pay less than the price": _payment(
+        lambda w: w.subscribe(), {"minor_units": 8000, "currency": "CNY"}
+    ),
+    "pay more than the price": _payment(
+        lambda w: w.subscribe(), {"minor_units": 17600, "currency": "CNY"}
+    ),
+    "pay in another currency": _payment(
+        lambda w: w.subscribe(), {"minor_units": 8800, "currency": "USD"}
+    ),
+    "renew with a wrong amount": _payment(
+        lambda w: w.pay(w.subscribe()), {"minor_units": 100, "currency": "CNY"}
+    ),
+    "refund in another currency": _refund(
+        lambda w: w.pay(w.subscribe()), {"minor_units": 100, "currency": "USD"}
+    ),
+}
+
+NOT_ELIGIBLE: dict[str, Build] = {
+    "no growth value": _subscribe(lambda w: w.empty),
+    "growth value one short": _subscribe(lambda w: w.grow(w.enrol(), 999)),
+}
+
+MEMBERSHIP_NOT_ACTIVE: dict[str, Build] = {
+    "cancel a pending membership": _membership_action("cancel", lambda w: w.subscribe()),
+    "resume a pending membership": _membership_action("resume", lambda w: w.subscribe()),
+    "cancel a refunded membership": _membership_action(
+        "cancel", lambda w: w.refunded(w.pay(w.subscribe()))
+    ),
+    "resume a refunded membership": _membership_action(
+        "resume", lambda w: w.refunded(w.pay(w.subscribe()))
+    ),
+}
+
+REFUND_EXCEEDS_PAYMENT: dict[str, Build] = {
+    "refund more than was paid": _refund(
+        lambda w: w.pay(w.subscribe()), {"minor_units": 8801, "currency": "CNY"}
+    ),
+    "refund more than is left": _refund(_partly_refunded, {"minor_units": 801, "currency": "CNY"}),
+    "refund a payment refunded in full": _refund(lambda w: w.refunded(w.pay(w.subscribe()))),
+}
+
+# --- Growth value -----------------------------------------------------------------------------
+
+
+def _take_growth(member: Callable[[World], int], points: int) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        body = {"points": -points, "reason": "correction"}
+        return w.post(f"/v1/members/{member(w)}/growth/adjustments", body)
+
+    return build
+
+
+INSUFFICIENT_GROWTH: dict[str, Build] = {
+    "take growth from a member without any": _take_growth(lambda w: w.empty, 1),
+    "take more growth than the member has": _take_growth(lambda w: w.grow(w.enrol(), 50), 51),
+}
+
+# --- Family accounts (the default rules: 6 seats, 5000 points a month) ----------------------
+
+
+def _family_spend(family: Callable[[World], tuple[int, int]], points: int) -> Build:
+    """``family`` gives the family and the member who spends."""
+
+    def build(w: World) -> Callable[[], Any]:
+        family_id, member = family(w)
+        body = {"member_id": member, "points": points, "reference": unique("spend")}
+        return w.post(f"/v1/families/{family_id}/redemptions", body)
+
+    return build
+
+
+def _limited(limit: int) -> Callable[[World], tuple[int, int]]:
+    """A share-mode family and a member of it with this monthly limit."""
+
+    def family_member(w: World) -> tuple[int, int]:
+        family = w.family()
+        return family, w.joined(family, limit=limit)
+
+    return family_member
+
+
+def _limit_used(w: World) -> tuple[int, int]:
+    family = w.family()
+    member = w.joined(family, limit=10)
+    body = {"member_id": member, "points": 10, "reference": "spend-1"}
+    w.ok(w.api.post(f"/v1/families/{family}/redemptions", body))
+    return family, member
+
+
+def _full(w: World) -> int:
+    family = w.family()
+    for _ in range(5):
+        w.invite(family, w.enrol())
+    return family
+
+
+def _full_of_members_and_invitations(w: World) -> int:
+    family = w.family()
+    for _ in range(3):
+        w.joined(family)
+    for _ in range(2):
+        w.invite(family, w.enrol())
+    return family
+
+
+def _invite(family: Callable[[World], int], member: Callable[[World], int]) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        family_id = family(w)
+        body = {"acting_member_id": w.member, "member_id": member(w)}
+        return w.post(f"/v1/families/{family_id}/invitations", body)
+
+    return build
+
+
+def _answer(action: str, family_member: Callable[[World], tuple[int, int]]) -> Build:
+    """Accept or decline as the member, withdraw as the owner (the member with 100 points)."""
+
+    def build(w: World) -> Callable[[], Any]:
+        family, member = family_member(w)
+        acting = w.member if action == "withdraw" else member
+        path = f"/v1/families/{family}/invitations/{member}/{action}"
+        return w.post(path, {"acting_member_id": acting})
+
+    return build
+
+
+def _invited(w: World) -> tuple[int, int]:
+    family = w.family()
+    return family, w.invite(family, w.enrol())
+
+
+def _in_two_families(w: World) -> tuple[int, int]:
+    """Invited to one family, then the owner of another."""
+    family, member = _invited(w)
+    w.family(member)
+    return family, member
+
+
+def _answered(first: str) -> Callable[[World], tuple[int, int]]:
+    def invited(w: World) -> tuple[int, int]:
+        family, member = _invited(w)
+        w.answer(family, member, first, acting=w.member if first == "withdraw" else None)
+        return family, member
+
+    return invited
+
+
+def _invited_then_dissolved(w: World) -> tuple[int, int]:
+    family, member = _invited(w)
+    w.ok(w.api.post(f"/v1/families/{family}/dissolve", {"acting_member_id": w.member}))
+    return family, member
+
+
+def _dissolved_with_member(w: World) -> tuple[int, int]:
+    family = w.family(mode="pool")
+    w.joined(family)
+    w.ok(w.api.post(f"/v1/families/{family}/dissolve", {"acting_member_id": w.member}))
+    return family, w.member
+
+
+FAMILY_LIMIT_EXCEEDED: dict[str, Build] = {
+    "spend above the monthly limit": _family_spend(_limited(10), 11),
+    "spend with the month's limit used up": _family_spend(_limit_used, 1),
+    "spend with a limit of zero": _family_spend(_limited(0), 1),
+}
+
+FAMILY_FULL: dict[str, Build] = {
+    "invite a seventh member": _invite(_full, lambda w: w.enrol()),
+    "invite into seats taken by members and invitations": _invite(
+        _full_of_members_and_invitations, lambda w: w.empty
+    ),
+}
+
+ALREADY_IN_FAMILY: dict[str, Build] = {
+    "the owner creates a second family": lambda w: (
+        w.family(),
+        w.post("/v1/families", {"acting_member_id": w.member, "mode": "share"}),
+    )[1],
+    "a member creates a family": lambda w: w.post(
+        "/v1/families", {"acting_member_id": w.joined(w.family()), "mode": "pool"}
+    ),
+    "invite another family's owner": _invite(
+        lambda w: (w.family(w.empty), w.family())[1], lambda w: w.empty
+    ),
+    "accept while owning another family": _answer("accept", _in_two_families),
+}
+
+INVITATION_NOT_PENDING: dict[str, Build] = {
+    "accept without an invitation": _answer("accept", lambda w: (w.family(), w.empty)),
+    "decline without an invitation": _answer("decline", lambda w: (w.family(), w.empty)),
+    "withdraw without an invitation": _answer("withdraw", lambda w: (w.family(), w.empty)),
+    "accept a declined invitation": _answer("accept", _answered("decline")),
+    "accept a withdrawn invitation": _answer("accept", _answered("withdraw")),
+    "decline an accepted invitation": _answer("decline", _answered("accept")),
+    "withdraw an accepted invitation": _answer("withdraw", _answered("accept")),
+}
+
+FAMILY_DISSOLVED: dict[str, Build] = {
+    "invite": _invite(lambda w: w.dissolved(), lambda w: w.empty),
+    "accept an invitation withdrawn by the dissolution": _answer("accept", _invited_then_dissolved),
+    "dissolve again": lambda w: w.post(
+        f"/v1/families/{w.dissolved()}/dissolve", {"acting_member_id": w.member}
+    ),
+    "change the settings": lambda w: w.post(
+        f"/v1/families/{w.dissolved()}/settings", {"acting_member_id": w.member, "mode": "pool"}
+    ),
+    "the owner spends": _family_spend(_dissolved_with_member, 5),
+}
+
 TABLE: list[Any] = [
     pytest.param(
         status,
@@ -893,6 +1221,16 @@ TABLE: list[Any] = [
         (409, "not_reversible", NOT_REVERSIBLE),
         (409, "identity_conflict", IDENTITY_CONFLICT),
         (409, "conflict", CONFLICT),
+        (422, "payment_mismatch", PAYMENT_MISMATCH),
+        (403, "not_eligible", NOT_ELIGIBLE),
+        (409, "membership_not_active", MEMBERSHIP_NOT_ACTIVE),
+        (422, "refund_exceeds_payment", REFUND_EXCEEDS_PAYMENT),
+        (409, "insufficient_growth", INSUFFICIENT_GROWTH),
+        (422, "family_limit_exceeded", FAMILY_LIMIT_EXCEEDED),
+        (409, "family_full", FAMILY_FULL),
+        (409, "already_in_family", ALREADY_IN_FAMILY),
+        (409, "invitation_not_pending", INVITATION_NOT_PENDING),
+        (409, "family_dissolved", FAMILY_DISSOLVED),
     )
     for name, build in cases.items()
 ]

@@ -234,6 +234,11 @@ def test_the_command_tree_is_complete() -> None:
         "serve", "staff create",
         # growth value and tiers
         "jobs tiers", "member growth", "member growth-adjust", "member tier",
+        # paid memberships
+        "jobs memberships", "membership cancel", "membership list", "membership refund",
+        "membership show",
+        # family accounts
+        "family of", "family show",
     }  # fmt: skip
     leaves = {
         " ".join(p)
