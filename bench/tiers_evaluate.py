@@ -257,6 +257,7 @@ class ChildResult:
     peak_rss_mb: float
     baseline_rss_mb: float
     wait4_maxrss_mb: float
+    cpu_seconds: float  # user + system time of the child process (wait4)
     data: dict[str, Any]
 
 
@@ -277,6 +278,7 @@ def run_child(kind: str, url: str, as_of: dt.datetime) -> ChildResult:
         peak_rss_mb=data.pop("peak_rss_kb") / 1024,
         baseline_rss_mb=data.pop("baseline_rss_kb") / 1024,
         wait4_maxrss_mb=usage.ru_maxrss / 1024,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         data=data,
     )
 
@@ -413,7 +415,8 @@ def size_rows(run: SizeRun, judged: bool) -> list[Row]:
         Row(
             db,
             f"{n}: job, evaluate(db.write, as_of, programme), chunk 2000",
-            f"{job.seconds:.2f} s, {job.data['members'] / job.seconds:,.0f} members/s",
+            f"{job.seconds:.2f} s, {job.data['members'] / job.seconds:,.0f} members/s; "
+            f"process CPU {job.cpu_seconds:.1f} s (incl. ~1 s start-up)",
             none,
             "info",
         )
