@@ -8,10 +8,12 @@ import typer
 from sqlalchemy import select
 
 from tally.cli.common import emit, fail, open_database
+from tally.config import get_settings
 from tally.errors import NotFound, TallyError
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.members import service as members
+from tally.programme import runtime
 from tally.staff.models import StaffUser
 
 app = typer.Typer(help="Look up, freeze and merge members.", no_args_is_help=True)
@@ -54,7 +56,13 @@ def merge(
     try:
         with open_database() as db, db.write() as session:
             record = enrolment.merge(
-                session, survivor, merged, _staff_id(session, staff), reason, utcnow()
+                session,
+                survivor,
+                merged,
+                _staff_id(session, staff),
+                reason,
+                utcnow(),
+                runtime.effective(session, get_settings()),
             )
             emit(
                 {
@@ -75,7 +83,13 @@ def unmerge(
     """Reverse a merge."""
     try:
         with open_database() as db, db.write() as session:
-            record = enrolment.unmerge(session, merge_id, _staff_id(session, staff), utcnow())
+            record = enrolment.unmerge(
+                session,
+                merge_id,
+                _staff_id(session, staff),
+                utcnow(),
+                runtime.effective(session, get_settings()),
+            )
             emit({"merge_id": record.id, "reversed_at": record.reversed_at})
     except TallyError as error:
         fail(error)

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tally.config import get_settings
 from tally.errors import Conflict, NotFound, ValidationFailed
 from tally.families import service as families
 from tally.ledger import repository as ledger_repository
@@ -19,7 +18,6 @@ from tally.ledger.posting import post
 from tally.members import repository as member_repository
 from tally.members import service as members
 from tally.members.models import MemberMerge, MemberStatus
-from tally.programme import runtime
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
 
@@ -41,14 +39,13 @@ def merge(
     staff_id: int,
     reason: str,
     now: datetime,
-    programme: Programme | None = None,
+    programme: Programme,
 ) -> MemberMerge:
     """Fold ``merged_id`` into ``survivor_id``: identities, lots, holds, balance and growth value
     move, and the survivor is upgraded at once if its growth now qualifies.
 
     The move is one journal entry, and the merge record keeps what moved so it can be undone
     (growth entries keep the member they were credited to, which is how an unmerge finds them).
-    ``programme`` defaults to the one in force.
     """
     if survivor_id == merged_id:
         raise ValidationFailed("A member cannot be merged into itself.")
@@ -102,7 +99,7 @@ def merge(
         created_at=now,
     )
     member_repository.insert_merge(session, record)
-    tiers.merge(session, survivor_id, merged_id, now, programme or _in_force(session))
+    tiers.merge(session, survivor_id, merged_id, now, programme)
     return record
 
 
@@ -111,7 +108,7 @@ def unmerge(
     merge_id: int,
     staff_id: int,
     now: datetime,
-    programme: Programme | None = None,
+    programme: Programme,
 ) -> MemberMerge:
     """Undo a merge: the merged member gets back its identities, what is left of its value and
     the growth entries credited to it (the survivor's tier moves down only at evaluation)."""
@@ -169,14 +166,8 @@ def unmerge(
     record.reversed_at = now
     record.reversal_entry_id = entry_id
     session.flush()
-    tiers.unmerge(
-        session, record.survivor_id, record.merged_id, now, programme or _in_force(session)
-    )
+    tiers.unmerge(session, record.survivor_id, record.merged_id, now, programme)
     return record
-
-
-def _in_force(session: Session) -> Programme:
-    return runtime.effective(session, get_settings())
 
 
 def _move_value(

@@ -99,7 +99,9 @@ def revoke(database: Database, key: PartnerKey) -> None:
 
 def merge(database: Database, survivor_id: int, merged_id: int) -> int:
     """Merge two members as a staff member would; returns the merge record's id."""
+    from tally.config import Settings
     from tally.flows import enrolment
+    from tally.programme import runtime
     from tally.staff import service as staff
     from tally.staff.models import StaffRole, StaffUser
 
@@ -109,7 +111,10 @@ def merge(database: Database, survivor_id: int, merged_id: int) -> int:
             user = staff.create(
                 session, "e2e-admin", "e2e-password-1", StaffRole.ADMIN, "", utcnow()
             )
-        record = enrolment.merge(session, survivor_id, merged_id, user.id, "duplicate", utcnow())
+        programme = runtime.effective(session, Settings())
+        record = enrolment.merge(
+            session, survivor_id, merged_id, user.id, "duplicate", utcnow(), programme
+        )
         return int(record.id)
 
 

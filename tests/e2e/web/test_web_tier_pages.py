@@ -12,9 +12,11 @@ from test_web_http import HTML, sign_in
 from web_fixtures import DIAMOND_GROWTH, GRACE_GROWTH, PASSWORD, SILVER_GROWTH, DemoData
 
 from tally.api.member_links import mint_token
+from tally.config import Settings
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.members import service as members
+from tally.programme import runtime
 from tally.programme import service as programmes
 from tally.programme.domain import Programme
 from tally.staff import service as staff_service
@@ -334,7 +336,8 @@ def test_merged_and_frozen_members_still_show_their_tier(
             ]
             for _ in range(3)
         ]
-        enrolment.merge(session, ids[0], ids[1], None, "same person", now)
+        programme = runtime.effective(session, Settings())
+        enrolment.merge(session, ids[0], ids[1], None, "same person", now, programme)
         members.freeze(session, ids[2], "checking", now)
     sign_in(client, "auditor")
     for member_id in ids:

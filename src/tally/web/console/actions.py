@@ -112,6 +112,7 @@ def merge(
     def action() -> str:
         commands.merge(
             database(request),
+            request.app.state.programme,
             survivor_id=member_id,
             merged_id=forms.member_id(other),
             staff_id=staff.id,
@@ -135,6 +136,7 @@ def reverse_merge(
     def action() -> str:
         commands.unmerge(
             database(request),
+            request.app.state.programme,
             member_id=member_id,
             merge_id=merge_id,
             staff_id=staff.id,

@@ -20,6 +20,7 @@ from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.members import service as members
 from tally.members.models import MemberMerge
+from tally.programme.runtime import ProgrammeCache
 from tally.web import queries
 
 
@@ -72,17 +73,34 @@ def unfreeze(db: Database, member_id: int, now: datetime) -> None:
 
 
 def merge(
-    db: Database, *, survivor_id: int, merged_id: int, staff_id: int, reason: str, now: datetime
+    db: Database,
+    programme: ProgrammeCache,
+    *,
+    survivor_id: int,
+    merged_id: int,
+    staff_id: int,
+    reason: str,
+    now: datetime,
 ) -> MemberMerge:
     """Fold another member into this one."""
     with db.write() as session:
-        return enrolment.merge(session, survivor_id, merged_id, staff_id, reason, now)
+        return enrolment.merge(
+            session, survivor_id, merged_id, staff_id, reason, now, programme.get(session)
+        )
 
 
-def unmerge(db: Database, *, member_id: int, merge_id: int, staff_id: int, now: datetime) -> None:
+def unmerge(
+    db: Database,
+    programme: ProgrammeCache,
+    *,
+    member_id: int,
+    merge_id: int,
+    staff_id: int,
+    now: datetime,
+) -> None:
     """Reverse a merge this member took part in."""
     with db.write() as session:
         involved = {record.id for record in queries.merges_of(session, member_id)}
         if merge_id not in involved:
             raise NotFound(f"Member {member_id} took part in no merge {merge_id}.")
-        enrolment.unmerge(session, merge_id, staff_id, now)
+        enrolment.unmerge(session, merge_id, staff_id, now, programme.get(session))
