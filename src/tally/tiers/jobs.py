@@ -65,7 +65,7 @@ def evaluate(
                     session, rows[0].member_id, rows[-1].member_id, found.current, found.previous
                 )
             )
-            history: list[dict[str, object]] = []
+            decided: list[tuple[repository.StateRow, domain.Decision, domain.Qualifying]] = []
             for row in rows:
                 if lifetime:
                     value = domain.qualifying(row.lifetime_growth, None)
@@ -76,18 +76,26 @@ def evaluate(
                     )
                 state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
                 decision = domain.evaluate(programme, state, value, as_of)
-                if decision is None:
-                    continue
-                if not repository.change_state(
-                    session,
-                    row.member_id,
-                    row.version,
-                    tier_code=decision.tier_code,
-                    downgrade_at=decision.downgrade_at,
-                    since=as_of if decision.tier_changed else None,
-                    evaluated_at=as_of,
-                ):
-                    skipped += 1
+                if decision is not None:
+                    decided.append((row, decision, value))
+            moved = repository.change_states(
+                session,
+                [
+                    repository.StateChange(
+                        row.member_id,
+                        row.version,
+                        decision.tier_code,
+                        decision.downgrade_at,
+                        as_of if decision.tier_changed else None,
+                    )
+                    for row, decision, _value in decided
+                ],
+                as_of,
+            )
+            skipped += len(decided) - len(moved)
+            history: list[dict[str, object]] = []
+            for row, decision, value in decided:
+                if row.member_id not in moved:
                     continue
                 for change in decision.changes:
                     counts[change.reason] += 1

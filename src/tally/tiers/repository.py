@@ -218,6 +218,68 @@ def _change_state_statement(since: bool, evaluated_at: bool) -> Update:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A move of one member's row from ``version`` on; ``since`` is set when the tier changes."""
+
+    member_id: int
+    version: int
+    tier_code: str
+    downgrade_at: datetime | None
+    since: datetime | None
+
+
+_LOCK_STATES = Raw(
+    "SELECT member_id FROM member_tiers WHERE member_id = ANY(:ids) ORDER BY member_id FOR UPDATE"
+)
+
+
+def change_states(
+    session: Session, changes: Sequence[StateChange], evaluated_at: datetime
+) -> set[int]:
+    """Apply many :class:`StateChange` in one statement; the members whose row moved (a row
+    some other writer moved first keeps its new version and is left alone).
+
+    On PostgreSQL the rows are first locked in member order, so that concurrent runs over the
+    same members wait for each other instead of deadlocking.
+    """
+    if not changes:
+        return set()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params: dict[str, Any] = {"evaluated_at": evaluated_at}
+    rows = []
+    for index, change in enumerate(changes):
+        params.update(
+            {
+                f"m{index}": change.member_id,
+                f"v{index}": change.version,
+                f"c{index}": change.tier_code,
+                f"d{index}": change.downgrade_at,
+                f"s{index}": change.since,
+            }
+        )
+        if postgres:
+            rows.append(
+                f"(CAST(:m{index} AS BIGINT), CAST(:v{index} AS INTEGER),"
+                f" CAST(:c{index} AS VARCHAR), CAST(:d{index} AS TIMESTAMPTZ),"
+                f" CAST(:s{index} AS TIMESTAMPTZ))"
+            )
+        else:
+            rows.append(f"(:m{index}, :v{index}, :c{index}, :d{index}, :s{index})")
+    if postgres:
+        _LOCK_STATES.all(session, {"ids": [change.member_id for change in changes]})
+    # Only placeholders are formatted into the text. VALUES columns are column1..column5 on both.
+    statement = Raw(
+        "UPDATE member_tiers SET tier_code = v.column3, downgrade_at = v.column4,"  # noqa: S608
+        " since = COALESCE(v.column5, member_tiers.since), evaluated_at = :evaluated_at,"
+        " version = member_tiers.version + 1"
+        f" FROM (VALUES {', '.join(rows)}) AS v"
+        " WHERE member_tiers.member_id = v.column1 AND member_tiers.version = v.column2"
+        " RETURNING member_tiers.member_id"
+    )
+    return {int(row[0]) for row in statement.all(session, params)}
+
+
 def insert_changes(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.execute(table_of(TierChange).insert(), rows)
