@@ -229,6 +229,10 @@ class StateChange:
     since: datetime | None
 
 
+_CHANGE_STATE = Raw(
+    "UPDATE member_tiers SET tier_code = :c, downgrade_at = :d, since = COALESCE(:s, since),"
+    " evaluated_at = :e, version = version + 1 WHERE member_id = :m AND version = :v"
+)
 _LOCK_STATES = Raw(
     "SELECT member_id FROM member_tiers WHERE member_id = ANY(:ids) ORDER BY member_id FOR UPDATE"
 )
@@ -237,15 +241,31 @@ _LOCK_STATES = Raw(
 def change_states(
     session: Session, changes: Sequence[StateChange], evaluated_at: datetime
 ) -> set[int]:
-    """Apply many :class:`StateChange` in one statement; the members whose row moved (a row
-    some other writer moved first keeps its new version and is left alone).
+    """Apply many :class:`StateChange`; the members whose row moved (a row some other writer
+    moved first keeps its new version and is left alone).
 
-    On PostgreSQL the rows are first locked in member order, so that concurrent runs over the
-    same members wait for each other instead of deadlocking.
+    PostgreSQL: one statement for all, after locking the rows in member order so that concurrent
+    runs over the same members wait for each other instead of deadlocking. SQLite (no round
+    trips; one writer at a time): one prepared statement per change.
     """
     if not changes:
         return set()
-    postgres = session.get_bind().dialect.name == "postgresql"
+    if session.get_bind().dialect.name != "postgresql":
+        return {
+            change.member_id
+            for change in changes
+            if _CHANGE_STATE.rowcount(
+                session,
+                {
+                    "m": change.member_id,
+                    "v": change.version,
+                    "c": change.tier_code,
+                    "d": change.downgrade_at,
+                    "s": change.since,
+                    "e": evaluated_at,
+                },
+            )
+        }
     params: dict[str, Any] = {"evaluated_at": evaluated_at}
     rows = []
     for index, change in enumerate(changes):
@@ -258,17 +278,13 @@ def change_states(
                 f"s{index}": change.since,
             }
         )
-        if postgres:
-            rows.append(
-                f"(CAST(:m{index} AS BIGINT), CAST(:v{index} AS INTEGER),"
-                f" CAST(:c{index} AS VARCHAR), CAST(:d{index} AS TIMESTAMPTZ),"
-                f" CAST(:s{index} AS TIMESTAMPTZ))"
-            )
-        else:
-            rows.append(f"(:m{index}, :v{index}, :c{index}, :d{index}, :s{index})")
-    if postgres:
-        _LOCK_STATES.all(session, {"ids": [change.member_id for change in changes]})
-    # Only placeholders are formatted into the text. VALUES columns are column1..column5 on both.
+        rows.append(
+            f"(CAST(:m{index} AS BIGINT), CAST(:v{index} AS INTEGER),"
+            f" CAST(:c{index} AS VARCHAR), CAST(:d{index} AS TIMESTAMPTZ),"
+            f" CAST(:s{index} AS TIMESTAMPTZ))"
+        )
+    _LOCK_STATES.all(session, {"ids": [change.member_id for change in changes]})
+    # Only placeholders are formatted into the text; VALUES columns are named column1..column5.
     statement = Raw(
         "UPDATE member_tiers SET tier_code = v.column3, downgrade_at = v.column4,"  # noqa: S608
         " since = COALESCE(v.column5, member_tiers.since), evaluated_at = :evaluated_at,"
