@@ -27,6 +27,12 @@ _ADD_LIFETIME = Raw(
     "UPDATE member_tiers SET lifetime_growth = lifetime_growth + :p WHERE member_id = :m"
     " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
 )
+_CREDIT_LIFETIME = Raw(
+    "INSERT INTO member_tiers (member_id, tier_code, lifetime_growth, version)"
+    " VALUES (:m, :code, :p, 0) ON CONFLICT (member_id) DO UPDATE"
+    " SET lifetime_growth = member_tiers.lifetime_growth + excluded.lifetime_growth"
+    " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
+)
 _ADD_LIFETIME_FLOORED = Raw(
     "UPDATE member_tiers SET lifetime_growth = lifetime_growth + :p"
     " WHERE member_id = :m AND lifetime_growth + :p >= 0"
@@ -83,6 +89,15 @@ def _state_row(row: tuple[Any, ...] | None) -> StateRow | None:
 def ensure_state(session: Session, member_id: int, first_code: str) -> None:
     """Create the member's tier row at the first tier unless it exists (race-free)."""
     _ENSURE_STATE.execute(session, {"m": member_id, "code": first_code})
+
+
+def credit_lifetime(session: Session, member_id: int, points: int, first_code: str) -> StateRow:
+    """Add ``points`` to the member's lifetime growth, creating its row at the first tier if
+    need be, in one statement that locks the row until commit; the row as it is now."""
+    params = {"m": member_id, "p": points, "code": first_code}
+    row = _state_row(_CREDIT_LIFETIME.one(session, params))
+    assert row is not None
+    return row
 
 
 def add_lifetime(session: Session, member_id: int, points: int, *, floor: bool) -> StateRow | None:

@@ -112,8 +112,12 @@ def credit(
 
     With ``floor`` the member's lifetime growth may not go below zero (``insufficient_growth``).
     """
-    repository.ensure_state(session, member_id, programme.tiers[0].code)
-    row = repository.add_lifetime(session, member_id, points, floor=floor)
+    first = programme.tiers[0].code
+    if floor:
+        repository.ensure_state(session, member_id, first)
+        row = repository.add_lifetime(session, member_id, points, floor=True)
+    else:
+        row = repository.credit_lifetime(session, member_id, points, first)
     if row is None:
         raise InsufficientGrowth(
             f"Member {member_id} does not have {-points} growth value to take away.",
@@ -157,6 +161,8 @@ def _upgrade(
     reason: str,
 ) -> tuple[str, str | None]:
     member_id = row.member_id
+    if row.tier_code == programme.tiers[-1].code:
+        return row.tier_code, None  # nothing above the top tier: no need to sum the window
     value, _found = qualifying_now(session, member_id, now, programme)
     state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
     decision = domain.upgrade(programme, state, value)
