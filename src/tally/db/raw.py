@@ -23,7 +23,7 @@ from psycopg.types.json import Json
 from sqlalchemy.orm import Session
 
 _NAMED = re.compile(r"(?<!:):(\w+)")
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+_PLAIN = frozenset({int, str, bytes})  # passed to sqlite3 as they are
 
 Row = tuple[Any, ...]
 
@@ -107,12 +107,15 @@ def _for_sqlite(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _sqlite_value(value: Any) -> Any:
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).strftime(_SQLITE_DATETIME)
+        # The text SQLAlchemy stores: "%Y-%m-%d %H:%M:%S.%f" (isoformat is the faster way).
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     if isinstance(value, dict):
         return json.dumps(value)
     return value
