@@ -20,7 +20,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
 import shlex
 import shutil
 import sqlite3
@@ -36,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import verdicts
 from rawdb import (
     PgbenchResult,
     PostgresCluster,
@@ -44,6 +44,7 @@ from rawdb import (
     sqlite_commit_loop,
 )
 from server import MemoryReport, ServerError, TallyServer
+from verdicts import Row, check, render_markdown_table, render_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -329,19 +330,6 @@ def bench_postgres(args: argparse.Namespace, log_dir: Path) -> DbRun:
 # -- verdicts -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Row:
-    database: str
-    figure: str
-    measured: str
-    limit: str
-    verdict: str  # "PASS", "FAIL" or "info" (no limit in the requirement)
-
-
-def _check(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[Row]:
     if res is None:
         return [Row(db, f"{kind} run", "did not run", "must run", "FAIL")]
@@ -354,7 +342,7 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
                 f"{kind} throughput",
                 f"{res.requests_per_s:,.0f} req/s",
                 f">= {MIN_EARN_RATE:,.0f} req/s{at}",
-                _check(res.requests_per_s >= MIN_EARN_RATE),
+                check(res.requests_per_s >= MIN_EARN_RATE),
             )
         )
     else:
@@ -377,7 +365,7 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
                 f"{kind} latency p99",
                 f"{res.p99_ms:.1f} ms",
                 f"< {MAX_EARN_P99_MS:.0f} ms{at}",
-                _check(res.p99_ms < MAX_EARN_P99_MS),
+                check(res.p99_ms < MAX_EARN_P99_MS),
             )
         )
     else:
@@ -402,7 +390,7 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
     if res.first_error:
         measured += f"; first: {res.first_error[:100]}"
     ok = res.non2xx == 0 and res.socket_error_count == 0
-    rows.append(Row(db, f"{kind} errors", measured, "0", _check(ok)))
+    rows.append(Row(db, f"{kind} errors", measured, "0", check(ok)))
     return rows
 
 
@@ -460,7 +448,7 @@ def build_rows(runs: list[DbRun], args: argparse.Namespace) -> list[Row]:
                         "earn rate / pgbench tps",
                         f"{share:.1%}",
                         f">= {MIN_PGBENCH_SHARE:.0%}",
-                        _check(share >= MIN_PGBENCH_SHARE),
+                        check(share >= MIN_PGBENCH_SHARE),
                     )
                 )
         elif db == "postgres":
@@ -488,59 +476,13 @@ def build_rows(runs: list[DbRun], args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def render_table(rows: list[Row]) -> str:
-    headers = ("database", "figure", "measured", "limit", "verdict")
-    cells = [headers] + [(r.database, r.figure, r.measured, r.limit, r.verdict) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
-    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(headers))).rstrip() for c in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_markdown_table(rows: list[Row]) -> str:
-    out = ["| database | figure | measured | limit | verdict |", "|---|---|---|---|---|"]
-    for r in rows:
-        verdict = f"**{r.verdict}**" if r.verdict in ("PASS", "FAIL") else r.verdict
-        cells = [r.database, r.figure, r.measured, r.limit, verdict]
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(out)
-
-
 # -- machine and report ---------------------------------------------------------------------------
 
 
 def machine_info() -> dict[str, str]:
-    info: dict[str, str] = {"nproc": str(len(os.sched_getaffinity(0)))}
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemTotal:"):
-                info["ram"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    info["os"] = f"{platform.system()} {platform.release()}"
-    info["python"] = platform.python_version()
+    info = verdicts.machine_info(REPO_DIR)
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     info["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
-    git = subprocess.run(
-        ["git", "-C", str(REPO_DIR), "log", "-1", "--format=%h %s"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    info["tally_commit"] = git.stdout.strip() or "(no commit)"
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "src", "migrations"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if dirty.stdout.strip():
-        info["tally_commit"] += " (with uncommitted changes in src/ or migrations/)"
     info["loadavg_start"] = loadavg()
     return info
 

@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import sqlite3
@@ -38,7 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import verdicts
 from rawdb import PostgresCluster
+from verdicts import Row, check, render_markdown_table, render_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -367,19 +368,6 @@ def run_postgres(members: int, as_of: dt.datetime, codes: list[str]) -> tuple[Si
 # -- verdicts ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Row:
-    database: str
-    figure: str
-    measured: str
-    limit: str
-    verdict: str  # "PASS", "FAIL" or "info"
-
-
-def _check(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def size_rows(run: SizeRun, judged: bool) -> list[Row]:
     db = run.database
     n = f"{run.members:,}"
@@ -437,7 +425,7 @@ def size_rows(run: SizeRun, judged: bool) -> list[Row]:
             f"{n}: members evaluated; updates lost to a concurrent writer",
             f"{job.data['members']:,}; {job.data['skipped']:,} lost",
             f"= {run.members:,}; 0 lost",
-            _check(job.data["members"] == run.members and job.data["skipped"] == 0),
+            check(job.data["members"] == run.members and job.data["skipped"] == 0),
         )
     )
     ratio = job.seconds / raw.seconds
@@ -447,7 +435,7 @@ def size_rows(run: SizeRun, judged: bool) -> list[Row]:
             f"{n}: job time / raw read time",
             f"{ratio:.1f}x",
             f"<= {MAX_JOB_OVER_RAW:.0f}x" if judged else none,
-            _check(ratio <= MAX_JOB_OVER_RAW) if judged else "info",
+            check(ratio <= MAX_JOB_OVER_RAW) if judged else "info",
         )
     )
     rows.append(
@@ -457,7 +445,7 @@ def size_rows(run: SizeRun, judged: bool) -> list[Row]:
             f"{job.baseline_rss_mb:.0f} MB)",
             f"{job.peak_rss_mb:.0f} MB",
             f"<= {MAX_PEAK_RSS_MB:.0f} MB",
-            _check(job.peak_rss_mb <= MAX_PEAK_RSS_MB),
+            check(job.peak_rss_mb <= MAX_PEAK_RSS_MB),
         )
     )
     again_changes = sum(again.data["changes"].values())
@@ -467,7 +455,7 @@ def size_rows(run: SizeRun, judged: bool) -> list[Row]:
             f"{n}: second run at the same as_of: changes",
             f"{again_changes:,} ({again.seconds:.2f} s, {again.seconds / raw.seconds:.1f}x raw)",
             "0",
-            _check(again_changes == 0 and again.data["members"] == run.members),
+            check(again_changes == 0 and again.data["members"] == run.members),
         )
     )
     return rows
@@ -491,28 +479,10 @@ def build_rows(runs: list[SizeRun], big: int) -> list[Row]:
                     f"job peak RSS at {big:,} minus at {min(small):,} members (bounded memory)",
                     f"{growth:+.1f} MB ({high.peak_rss_mb:.0f} vs {low.peak_rss_mb:.0f} MB)",
                     f"<= {MAX_PEAK_GROWTH_MB:.0f} MB",
-                    _check(growth <= MAX_PEAK_GROWTH_MB),
+                    check(growth <= MAX_PEAK_GROWTH_MB),
                 )
             )
     return rows
-
-
-def render_table(rows: list[Row]) -> str:
-    headers = ("database", "figure", "measured", "limit", "verdict")
-    cells = [headers] + [(r.database, r.figure, r.measured, r.limit, r.verdict) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
-    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(headers))).rstrip() for c in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_markdown_table(rows: list[Row]) -> str:
-    out = ["| database | figure | measured | limit | verdict |", "|---|---|---|---|---|"]
-    for r in rows:
-        verdict = f"**{r.verdict}**" if r.verdict in ("PASS", "FAIL") else r.verdict
-        cells = [r.database, r.figure, r.measured, r.limit, verdict]
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(out)
 
 
 # -- machine and report ---------------------------------------------------------------------------
@@ -523,39 +493,6 @@ def loadavg() -> str:
         return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
     except OSError:
         return "?"
-
-
-def machine_info() -> dict[str, str]:
-    info: dict[str, str] = {"nproc": str(len(os.sched_getaffinity(0)))}
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemTotal:"):
-                info["ram"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    info["os"] = f"{platform.system()} {platform.release()}"
-    info["python"] = platform.python_version()
-    git = subprocess.run(
-        ["git", "-C", str(REPO_DIR), "log", "-1", "--format=%h %s"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    info["tally_commit"] = git.stdout.strip()[:120] or "(no commit)"
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "src"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if dirty.stdout.strip():
-        info["tally_commit"] += " (with uncommitted changes in src/)"
-    return info
 
 
 def write_markdown(
@@ -619,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--as-of needs a time zone, e.g. +00:00")
     command = shlex.join([".venv/bin/python", "bench/tiers_evaluate.py", *argv])
     started = dt.datetime.now(dt.UTC)
-    info = machine_info()
+    info = verdicts.machine_info(REPO_DIR)
     info["loadavg_start"] = loadavg()
     codes = tier_codes()
     sizes = sorted({args.members, *([args.small] if 0 < args.small < args.members else [])})
