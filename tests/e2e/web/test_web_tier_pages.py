@@ -299,6 +299,8 @@ def test_my_membership_shows_the_family_and_this_months_allowance(
     kid, owner = demo_data.members["kid"], demo_data.members["silver"]
     as_member(client, demo_data, kid)
     html = client.get("/m/status", headers=EN).text
+    assert re.search(r"<title>\s*My membership\s*</title>", html), "the title is the page's name"
+    assert html.count('id="family"') == 1  # the family section, once, in the page's body
     family = text_of(html.split('id="family"')[1].split("</section>")[0])
     assert "Shared points" in family
     assert "E2E Silver Owner" in family
