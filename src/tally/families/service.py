@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -114,10 +113,6 @@ class FamilyView:
         }
 
 
-def zone_of(programme: Programme) -> ZoneInfo:
-    return ZoneInfo(programme.currency.timezone)
-
-
 # --- Reading ----------------------------------------------------------------------------------
 
 
@@ -140,7 +135,7 @@ def view(session: Session, family_id: int, now: datetime, programme: Programme) 
     """Members, roles, status, mode, limits, this month's spend and the pooled total."""
     found = get(session, family_id)
     rules = programme.family
-    month = domain.month_of(now, zone_of(programme))
+    month = domain.month_of(now, programme.zone)
     rows = repository.memberships(session, family_id)
     ids = [row.member_id for row in rows]
     spendable = repository.spendable(session, ids, now)

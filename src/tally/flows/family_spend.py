@@ -61,7 +61,7 @@ def spend(
     draws_on_members, counted = family_domain.spend_source(
         found.mode, found.owner_id, spender_id, is_member
     )
-    month = family_domain.month_of(now, families.zone_of(programme))
+    month = family_domain.month_of(now, programme.zone)
     remaining: int | None = None
     if counted:
         members.require_usable(session, found.owner_id)

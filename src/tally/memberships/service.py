@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -94,10 +93,6 @@ class ActiveMembership:
     plan_code: str
     period_end: datetime
     cancel_at_period_end: bool
-
-
-def _zone(programme: Programme) -> ZoneInfo:
-    return ZoneInfo(programme.currency.timezone)
 
 
 def _record(
@@ -277,7 +272,7 @@ def pay(
                 "pay that one instead.",
                 membership_id=str(other.id),
             )
-    outcome = domain.apply_payment(before, Term.parse(row.term), _zone(programme), now, paid_at)
+    outcome = domain.apply_payment(before, Term.parse(row.term), programme.zone, now, paid_at)
     payment = repository.insert_payment(
         session,
         {

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tally.programme.domain import Programme
 from tally.tiers import domain, repository
-from tally.tiers.service import history_row, zone_of
+from tally.tiers.service import history_row
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 CHUNK = 2000
@@ -48,7 +48,7 @@ def evaluate(
     programme_version: int | None = None,
 ) -> TierReport:
     """Evaluate every member with a tier row at ``as_of`` (idempotent; safe to run concurrently)."""
-    found = domain.windows(programme.tier_model, as_of, zone_of(programme))
+    found = domain.windows(programme.tier_model, as_of, programme.zone)
     lifetime = programme.tier_model.kind == "lifetime"
     after = 0
     members = skipped = 0

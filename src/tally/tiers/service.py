@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -39,15 +38,11 @@ class Standing:
     window_start: datetime | None
 
 
-def zone_of(programme: Programme) -> ZoneInfo:
-    return ZoneInfo(programme.currency.timezone)
-
-
 def qualifying_now(
     session: Session, member_id: int, now: datetime, programme: Programme
 ) -> tuple[domain.Qualifying, domain.Windows]:
     """The member's qualifying growth at ``now`` and the windows it was counted in."""
-    found = domain.windows(programme.tier_model, now, zone_of(programme))
+    found = domain.windows(programme.tier_model, now, programme.zone)
     current, previous = repository.sums(session, member_id, found)
     return domain.qualifying(current, previous), found
 
