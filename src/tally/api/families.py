@@ -3,6 +3,7 @@ family's points, and read a family."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -23,6 +24,8 @@ from tally.partners.service import KeyHolder, Scope
 
 router = APIRouter(prefix="/v1", tags=["families"])
 FamilyId = Annotated[int, Path(gt=0, le=2**62, description="The family's id.")]
+# (session, family_id, acting_member_id, member_id, now): a member answers, leaves, is removed.
+MemberAction = Callable[[Session, int, int, int, datetime], None]
 Limit = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
 
 
@@ -240,12 +243,9 @@ async def invite(
     return await write.run(work)
 
 
-def _invitation_route(action: str, summary: str) -> None:
-    operation = {
-        "accept": families.accept,
-        "decline": families.decline,
-        "withdraw": families.withdraw,
-    }[action]
+def _member_route(path: str, name: str, operation: MemberAction, summary: str) -> None:
+    """``POST /v1/families/{family_id}/<path>``: the acting member does ``operation`` to
+    ``member_id`` (answer an invitation, leave, be removed); the answer is the family."""
 
     async def endpoint(
         family_id: FamilyId,
@@ -261,49 +261,34 @@ def _invitation_route(action: str, summary: str) -> None:
 
     endpoint.__doc__ = summary
     router.add_api_route(
-        f"/families/{{family_id}}/invitations/{{member_id}}/{action}",
+        f"/families/{{family_id}}/{path}",
         endpoint,
         methods=["POST"],
         response_model=FamilyOut,
-        name=f"{action}_invitation",
+        name=name,
     )
 
 
-_invitation_route("accept", "The invitee (the acting member) joins the family.")
-_invitation_route("decline", "The invitee (the acting member) declines.")
-_invitation_route("withdraw", "The owner (the acting member) withdraws the invitation.")
-
-
-@router.post("/families/{family_id}/members/{member_id}/leave", response_model=FamilyOut)
-async def leave(
-    family_id: FamilyId,
-    member_id: MemberId,
-    payload: Acting,
-    write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
-) -> Response:
-    """A member (the acting member) leaves; it keeps its own points."""
-
-    def work(session: Session) -> tuple[int, BaseModel]:
-        families.leave(session, family_id, payload.acting_member_id, member_id, utcnow())
-        return 200, _view(write, session, family_id)
-
-    return await write.run(work)
-
-
-@router.post("/families/{family_id}/members/{member_id}/remove", response_model=FamilyOut)
-async def remove(
-    family_id: FamilyId,
-    member_id: MemberId,
-    payload: Acting,
-    write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
-) -> Response:
-    """The owner (the acting member) removes a member; it keeps its own points."""
-
-    def work(session: Session) -> tuple[int, BaseModel]:
-        families.remove(session, family_id, payload.acting_member_id, member_id, utcnow())
-        return 200, _view(write, session, family_id)
-
-    return await write.run(work)
+for _action, _operation, _summary in (
+    ("accept", families.accept, "The invitee (the acting member) joins the family."),
+    ("decline", families.decline, "The invitee (the acting member) declines."),
+    ("withdraw", families.withdraw, "The owner (the acting member) withdraws the invitation."),
+):
+    _member_route(
+        f"invitations/{{member_id}}/{_action}", f"{_action}_invitation", _operation, _summary
+    )
+_member_route(
+    "members/{member_id}/leave",
+    "leave",
+    families.leave,
+    "A member (the acting member) leaves; it keeps its own points.",
+)
+_member_route(
+    "members/{member_id}/remove",
+    "remove",
+    families.remove,
+    "The owner (the acting member) removes a member; it keeps its own points.",
+)
 
 
 @router.post("/families/{family_id}/dissolve", response_model=FamilyOut)

@@ -13,7 +13,6 @@ from tally.api.members import MemberId
 from tally.flows.status import MemberStatus, member_status
 from tally.kit.clock import utcnow
 from tally.partners.service import Scope
-from tally.programme.domain import Names
 
 router = APIRouter(tags=["status"])
 
@@ -59,10 +58,6 @@ class StatusResponse(BaseModel):
     )
 
 
-def _names(names: Names) -> dict[str, str]:
-    return {"zh-CN": names.zh_cn, "en": names.en}
-
-
 def status_response(status: MemberStatus) -> StatusResponse:
     """The API's view of a member's status."""
     standing = status.standing
@@ -70,7 +65,7 @@ def status_response(status: MemberStatus) -> StatusResponse:
         member_id=status.member_id,
         tier=TierStatus(
             code=standing.tier.code,
-            names=_names(standing.tier.names),
+            names=standing.tier.names.model_dump(by_alias=True),
             index=standing.tier_index,
             since=standing.since,
             earn_multiplier_bp=status.earn_multiplier_bp,
@@ -90,7 +85,7 @@ def status_response(status: MemberStatus) -> StatusResponse:
             MembershipStatus(
                 id=str(plan.membership_id),
                 plan=plan.plan_code,
-                names=_names(plan.plan.names) if plan.plan else None,
+                names=plan.plan.names.model_dump(by_alias=True) if plan.plan else None,
                 period_end=plan.period_end,
                 cancel_at_period_end=plan.cancel_at_period_end,
             )
