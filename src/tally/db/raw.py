@@ -1,9 +1,17 @@
-"""Hand-written SQL run straight on the driver's cursor, for the few statements on hot paths.
+"""Hand-written SQL run straight on the driver's cursor, for the statements on hot paths.
 
 SQLAlchemy's execution machinery costs ~100 µs a statement; an earn runs a dozen. The statements
 here are plain SQL with ``:name`` parameters, valid on SQLite and PostgreSQL, run inside the
 session's current transaction. Values are converted to what SQLAlchemy itself stores, so rows
 written here read back identically through the models.
+
+Two forms serve many rows at once:
+
+* ``= ANY(:name)`` takes a list: PostgreSQL binds it as an array, SQLite reads it from a JSON
+  array (``IN (SELECT value FROM json_each(…))``), so one statement text serves any length;
+* :class:`Bulk` runs one statement over many rows: PostgreSQL takes each column as an array
+  (``unnest``: one statement, one round trip), SQLite runs the one-row form per row (an
+  in-process call: there is no round trip to save).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from psycopg.types.json import Json
 from sqlalchemy.orm import Session
 
 _NAMED = re.compile(r"(?<!:):(\w+)")
+_ANY = re.compile(r"= ANY\(:(\w+)\)")
 _PLAIN = frozenset({int, str, bytes})  # passed to sqlite3 as they are
 
 Row = tuple[Any, ...]
@@ -47,11 +56,14 @@ _DRIVER = "tally.raw.driver"
 
 
 class Raw:
-    """One SQL statement, prepared for both drivers."""
+    """One SQL statement, prepared for both drivers.
 
-    def __init__(self, sql: str) -> None:
-        self.sqlite_sql = sql
-        self.pg_sql = _NAMED.sub(r"%(\1)s", sql)
+    ``lock`` adds ``FOR UPDATE`` on PostgreSQL (SQLite's write lock already covers the rows).
+    """
+
+    def __init__(self, sql: str, *, lock: bool = False) -> None:
+        self.sqlite_sql = _ANY.sub(r"IN (SELECT value FROM json_each(:\1))", sql)
+        self.pg_sql = _NAMED.sub(r"%(\1)s", sql) + (" FOR UPDATE" if lock else "")
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
         """Run with ``params``; returns the driver's cursor (``fetchone``, ``rowcount`` …)."""
@@ -83,6 +95,60 @@ class Raw:
     def rowcount(self, session: Session, params: Mapping[str, Any]) -> int:
         """How many rows the statement changed."""
         return int(self.execute(session, params).rowcount)
+
+
+class Bulk:
+    """One statement over many rows: ``row_sql`` for one row (SQLite runs it per row) and
+    ``set_sql`` for all of them (PostgreSQL), whose ``:name::type[]`` parameters are the
+    rows' columns as arrays, typically ``FROM unnest(…) AS v(…)``."""
+
+    def __init__(self, row_sql: str, set_sql: str) -> None:
+        self.row_sql = row_sql
+        self.names = tuple(dict.fromkeys(_NAMED.findall(set_sql)))
+        self.pg_sql = _NAMED.sub(r"%(\1)s", set_sql)
+
+    @classmethod
+    def insert(cls, table: str, columns: Mapping[str, str], tail: str = "") -> Bulk:
+        """``INSERT INTO table`` of ``columns`` (name → PostgreSQL type), then ``tail``
+        (``ON CONFLICT …``, ``RETURNING …``)."""
+        names = ", ".join(columns)
+        values = ", ".join(f":{name}" for name in columns)
+        arrays = ", ".join(f":{name}::{kind}[]" for name, kind in columns.items())
+        tail = f" {tail}" if tail else ""
+        # Names come from Tally's code, never from a request.
+        return cls(
+            f"INSERT INTO {table} ({names}) VALUES ({values}){tail}",  # noqa: S608
+            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}",  # noqa: S608
+        )
+
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run over ``rows``; returns how many rows the statement changed in all."""
+        if not rows:
+            return 0
+        driver = _driver(session)
+        if _is_sqlite(driver):
+            cursor = driver.executemany(self.row_sql, [_for_sqlite(row) for row in rows])
+            return int(cursor.rowcount)
+        with driver.cursor() as cursor:
+            cursor.execute(self.pg_sql, self._columns(rows))
+            return int(cursor.rowcount)
+
+    def returning(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[Row]:
+        """Run over ``rows``; the rows the statement returns (SQLite: in the order of ``rows``)."""
+        if not rows:
+            return []
+        driver = _driver(session)
+        if _is_sqlite(driver):
+            found: list[Row] = []
+            for row in rows:
+                found.extend(tuple(item) for item in driver.execute(self.row_sql, _for_sqlite(row)))
+            return found
+        with driver.cursor() as cursor:
+            cursor.execute(self.pg_sql, self._columns(rows))
+            return [tuple(item) for item in cursor.fetchall()]
+
+    def _columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        return {name: [_array_value(row[name]) for row in rows] for name in self.names}
 
 
 def _driver(session: Session) -> Any:
@@ -118,6 +184,8 @@ def _sqlite_value(value: Any) -> Any:
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     if isinstance(value, dict):
         return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return json.dumps([_sqlite_value(item) for item in value])
     return value
 
 
@@ -130,6 +198,15 @@ def _for_postgres(params: Mapping[str, Any]) -> dict[str, Any]:
         else value
         for name, value in params.items()
     }
+
+
+def _array_value(value: Any) -> Any:
+    """A value as an element of a PostgreSQL array parameter (JSON as its text)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
 
 
 def as_datetime(value: Any) -> datetime:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from tally.errors import InsufficientPoints
+from tally.kit.clock import local_date
 from tally.kit.crypto import sha256_hex
 
 SYSTEM_EXPIRED = "system:expired"
@@ -189,3 +193,89 @@ def member_deltas(legs: Iterable[Leg]) -> dict[int, tuple[int, int]]:
             held += leg.amount
         deltas[member_id] = (available, held)
     return deltas
+
+
+@dataclass(slots=True)
+class WalletState:
+    """A member's wallet as the ledger moves it: balances and the head of its hash chain."""
+
+    available: int
+    held: int
+    seq: int
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An entry's place in one member's chain."""
+
+    member_id: int
+    seq: int
+    hash: str
+
+
+def extend_chains(
+    wallets: Mapping[int, WalletState], legs: Iterable[Leg], digest: str
+) -> list[Link]:
+    """Move the wallets ``legs`` touch and append the entry ``digest`` to their chains, in
+    member order. Refuses (``insufficient_points``, nothing moved) when a balance would go
+    negative or a member has no wallet."""
+    deltas = member_deltas(legs)
+    for member_id, (available, held) in sorted(deltas.items()):
+        wallet = wallets.get(member_id)
+        if wallet is None or wallet.available + available < 0 or wallet.held + held < 0:
+            raise InsufficientPoints(
+                f"Member {member_id} does not have enough points.", member_id=member_id
+            )
+    links: list[Link] = []
+    for member_id, (available, held) in sorted(deltas.items()):
+        wallet = wallets[member_id]
+        wallet.available += available
+        wallet.held += held
+        wallet.seq += 1
+        wallet.head = link_hash(wallet.head, wallet.seq, digest)
+        links.append(Link(member_id, wallet.seq, wallet.head))
+    return links
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    date: date
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: int
+    held: int
+    expiring: list[Expiring]
+
+
+def balance_of(
+    live_by_expiry: Iterable[tuple[datetime, int]], held: int, zone: ZoneInfo
+) -> Balance:
+    """Spendable points (the unexpired lots'), held points, and what expires on which local
+    date: a lot that expires at local midnight is last usable on the day before."""
+    by_date: dict[date, int] = defaultdict(int)
+    for expires_at, points in live_by_expiry:
+        if points:
+            by_date[local_date(expires_at - timedelta(microseconds=1), zone)] += points
+    return Balance(
+        available=sum(by_date.values()),
+        held=held,
+        expiring=[Expiring(day, points) for day, points in sorted(by_date.items())],
+    )
+
+
+def rounds(member_ids: Sequence[int]) -> list[list[int]]:
+    """Positions of ``member_ids`` split into rounds that name each member at most once: the
+    k-th round holds each member's k-th position, so a member's positions keep their order."""
+    seen: dict[int, int] = defaultdict(int)
+    result: list[list[int]] = []
+    for position, member_id in enumerate(member_ids):
+        turn = seen[member_id]
+        seen[member_id] = turn + 1
+        if turn == len(result):
+            result.append([])
+        result[turn].append(position)
+    return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tally.config import Settings
 from tally.errors import (
+    Conflict,
     Forbidden,
     InsufficientPoints,
     ValidationFailed,
@@ -21,12 +23,14 @@ from tally.kit.clock import end_of_day, local_date
 from tally.kit.ids import uuid7
 from tally.ledger import repository
 from tally.ledger.domain import (
+    Balance,
     Leg,
+    Link,
     Origin,
     Policy,
     check_balanced,
     entry_hash,
-    link_hash,
+    extend_chains,
     member_available,
     member_deltas,
     partner_issued,
@@ -49,17 +53,109 @@ def policy_for(programme: Programme, settings: Settings) -> Policy:
 
 @dataclass(frozen=True, slots=True)
 class Posted:
-    """The outcome of a use case: the entry written (if any) and what it did."""
+    """The outcome of a use case: the entry written (if any) and what it did; ``balance`` is
+    the member's balance after it, where the use case worked it out already."""
 
     entry_id: uuid.UUID | None
     member_id: int
     details: dict[str, Any] = field(default_factory=dict)
+    balance: Balance | None = None
 
 
 def default_expiry(now: datetime, policy: Policy) -> datetime:
     """Points earned today last through the programme-local day ``validity_days`` from now."""
     zone = ZoneInfo(policy.zone_name)
     return end_of_day(local_date(now, zone) + timedelta(days=policy.validity_days), zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A journal entry about to be written."""
+
+    kind: EntryKind
+    legs: list[Leg]
+    origin: Origin
+    member_id: int | None
+    now: datetime
+    entry_id: uuid.UUID = field(default_factory=uuid7)
+    reference: str | None = None
+    source_key: str | None = None
+    reverses_id: uuid.UUID | None = None
+    memo: str | None = None
+    details: dict[str, Any] | None = None
+    record_only: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """The entry's row, with the content hash that binds it and its legs."""
+        digest = entry_hash(
+            entry_id=str(self.entry_id),
+            kind=self.kind.value,
+            created_at=self.now,
+            partner_id=self.origin.partner_id,
+            staff_id=self.origin.staff_id,
+            member_id=self.member_id,
+            reference=self.reference,
+            reverses_id=str(self.reverses_id) if self.reverses_id else None,
+            legs=self.legs,
+            memo=self.memo,
+            details=self.details,
+        )
+        return {
+            "id": self.entry_id,
+            "kind": self.kind,
+            "member_id": self.member_id,
+            "partner_id": self.origin.partner_id,
+            "staff_id": self.origin.staff_id,
+            "reference": self.reference,
+            "source_key": self.source_key,
+            "reverses_id": self.reverses_id,
+            "memo": self.memo,
+            "details": self.details,
+            "created_at": self.now,
+            "hash": digest,
+        }
+
+
+class Journal:
+    """Entries posted against wallets locked up front, written together by :meth:`write`.
+
+    Each :meth:`add` moves the wallets in memory and extends their hash chains, or refuses
+    (``insufficient_points``) leaving them as they were; so one refused entry of a batch
+    leaves the others standing.
+    """
+
+    def __init__(self, session: Session, member_ids: Iterable[int]) -> None:
+        self.wallets = repository.lock_wallets(session, list(member_ids))
+        self._before = {member_id: wallet.seq for member_id, wallet in self.wallets.items()}
+        self._entries: list[dict[str, Any]] = []
+        self._legs: list[list[Leg]] = []
+        self._links: list[tuple[Link, uuid.UUID]] = []
+
+    def add(self, draft: Draft) -> uuid.UUID:
+        """Post ``draft``: its wallets move (none may go negative) and its chains grow."""
+        check_balanced(draft.legs, record_only=draft.record_only)
+        row = draft.row()
+        links = extend_chains(self.wallets, draft.legs, row["hash"])
+        self._entries.append(row)
+        self._legs.append(draft.legs)
+        self._links.extend((link, draft.entry_id) for link in links)
+        return draft.entry_id
+
+    def write(self, session: Session) -> None:
+        """Write the entries, their postings and chain links, and the moved wallets."""
+        if not self._entries:
+            return
+        repository.insert_entries(session, self._entries, self._legs)
+        repository.insert_links(session, self._links)
+        moved = {
+            member_id: seq
+            for member_id, seq in self._before.items()
+            if self.wallets[member_id].seq != seq
+        }
+        if not repository.save_wallets(session, moved, self.wallets):
+            raise Conflict("A concurrent request changed the same data; retry.")
+        self._entries, self._legs, self._links = [], [], []
+        self._before = {member_id: wallet.seq for member_id, wallet in self.wallets.items()}
 
 
 def post(
@@ -80,51 +176,27 @@ def post(
 ) -> uuid.UUID:
     """Write one balanced entry, move the wallets it touches and extend their hash chains.
 
-    Wallets are moved in member-id order (so two entries never deadlock) by conditional
-    updates: an entry that would make any balance negative raises ``insufficient_points``.
+    The wallets are locked in member-id order (so two entries never deadlock); an entry that
+    would make any balance negative raises ``insufficient_points``.
     """
-    check_balanced(legs, record_only=record_only)
-    entry_id = entry_id or uuid7()
-    digest = entry_hash(
-        entry_id=str(entry_id),
-        kind=kind.value,
-        created_at=now,
-        partner_id=origin.partner_id,
-        staff_id=origin.staff_id,
-        member_id=member_id,
-        reference=reference,
-        reverses_id=str(reverses_id) if reverses_id else None,
+    draft = Draft(
+        kind=kind,
         legs=legs,
+        origin=origin,
+        member_id=member_id,
+        now=now,
+        entry_id=entry_id or uuid7(),
+        reference=reference,
+        source_key=source_key,
+        reverses_id=reverses_id,
         memo=memo,
         details=details,
+        record_only=record_only,
     )
-    repository.insert_entry(
-        session,
-        {
-            "id": entry_id,
-            "kind": kind,
-            "member_id": member_id,
-            "partner_id": origin.partner_id,
-            "staff_id": origin.staff_id,
-            "reference": reference,
-            "source_key": source_key,
-            "reverses_id": reverses_id,
-            "memo": memo,
-            "details": details,
-            "created_at": now,
-            "hash": digest,
-        },
-        legs,
-    )
-    for touched, (available, held) in sorted(member_deltas(legs).items()):
-        moved = repository.move_wallet(session, touched, available, held)
-        if moved is None:
-            raise InsufficientPoints(
-                f"Member {touched} does not have enough points.", member_id=touched
-            )
-        seq, previous = moved
-        repository.append_link(session, touched, seq, entry_id, link_hash(previous, seq, digest))
-    return entry_id
+    journal = Journal(session, member_deltas(legs))
+    journal.add(draft)
+    journal.write(session)
+    return draft.entry_id
 
 
 MAX_VALIDITY = timedelta(days=100 * 366)
@@ -157,14 +229,13 @@ def consume(
     session: Session, entry_id: uuid.UUID, member_id: int, points: int, now: datetime
 ) -> list[tuple[int, int, datetime]]:
     """Take ``points`` from the member's live lots, earliest expiry first."""
-    lots = repository.live_lots(session, member_id, now)
+    lots = repository.live_lots(session, [member_id], now)[member_id]
     plan = plan_consumption(lots, points)
     if plan is None:
         raise InsufficientPoints(f"Member {member_id} does not have enough points.")
+    if not repository.change_lots(session, [(entry_id, lot_id, -taken) for lot_id, taken in plan]):
+        raise InsufficientPoints(f"Member {member_id} does not have enough points.")
     expiry = {lot.id: lot.expires_at for lot in lots}
-    for lot_id, taken in plan:
-        if not repository.change_lot(session, entry_id, lot_id, -taken):
-            raise InsufficientPoints(f"Member {member_id} does not have enough points.")
     return [(lot_id, taken, expiry[lot_id]) for lot_id, taken in plan]
 
 

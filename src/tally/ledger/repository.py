@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,9 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tally.db.base import table_of
-from tally.db.raw import Raw, as_datetime
+from tally.db.raw import Bulk, Raw, as_datetime
 from tally.kit.crypto import GENESIS_HASH
-from tally.ledger.domain import Leg, LotView
+from tally.ledger.domain import Leg, Link, LotView, WalletState
 from tally.ledger.models import (
     ChainLink,
     Hold,
@@ -25,45 +26,77 @@ from tally.ledger.models import (
     Wallet,
 )
 
-# The hot path runs hand-written SQL straight on the driver (see tally.db.raw).
-_INSERT_ENTRY = Raw(
-    "INSERT INTO journal_entries (id, kind, member_id, partner_id, staff_id, reference,"
-    " source_key, reverses_id, memo, details, created_at, hash) VALUES (:id, :kind, :member_id,"
-    " :partner_id, :staff_id, :reference, :source_key, :reverses_id, :memo, :details,"
-    " :created_at, :hash)"
+# The hot path runs hand-written SQL straight on the driver, each statement over every row of a
+# batch at once (see tally.db.raw).
+_INSERT_ENTRIES = Bulk.insert(
+    "journal_entries",
+    {
+        "id": "uuid",
+        "kind": "text",
+        "member_id": "bigint",
+        "partner_id": "bigint",
+        "staff_id": "bigint",
+        "reference": "text",
+        "source_key": "text",
+        "reverses_id": "uuid",
+        "memo": "text",
+        "details": "json",
+        "created_at": "timestamptz",
+        "hash": "text",
+    },
 )
-_INSERT_POSTING = Raw(
-    "INSERT INTO postings (entry_id, account, amount) VALUES (:entry_id, :account, :amount)"
+_INSERT_POSTINGS = Bulk.insert(
+    "postings", {"entry_id": "uuid", "account": "text", "amount": "bigint"}
 )
-_MOVE_WALLET = Raw(
-    "UPDATE wallets SET available = available + :da, held = held + :dh, seq = seq + 1"
-    " WHERE member_id = :m AND available + :da >= 0 AND held + :dh >= 0"
-    " RETURNING seq, head_hash"
+_LOCK_WALLETS = Raw(
+    "SELECT member_id, available, held, seq, head_hash FROM wallets"
+    " WHERE member_id = ANY(:ms) ORDER BY member_id",
+    lock=True,
 )
-_INSERT_LINK = Raw(
-    "INSERT INTO chain_links (member_id, seq, entry_id, hash) VALUES (:m, :seq, :entry_id, :h)"
+# Compare-and-set on the chain position read under the lock: a wallet moved meanwhile (only
+# possible if the lock was not taken) changes no row, and the caller refuses the whole write.
+_SAVE_WALLETS = Bulk(
+    "UPDATE wallets SET available = :available, held = :held, seq = :seq, head_hash = :head"
+    " WHERE member_id = :m AND seq = :before",
+    "UPDATE wallets AS w SET available = v.available, held = v.held, seq = v.seq,"
+    " head_hash = v.head FROM unnest(:m::bigint[], :available::bigint[], :held::bigint[],"
+    " :seq::bigint[], :head::text[], :before::bigint[]) AS v(m, available, held, seq, head,"
+    " before) WHERE w.member_id = v.m AND w.seq = v.before",
 )
-_SET_HEAD = Raw("UPDATE wallets SET head_hash = :h WHERE member_id = :m")
-_INSERT_LOT = Raw(
-    "INSERT INTO lots (member_id, entry_id, points, remaining, expires_at, created_at)"
-    " VALUES (:m, :entry_id, :points, :points, :expires_at, :now)"
+_INSERT_LINKS = Bulk.insert(
+    "chain_links", {"member_id": "bigint", "seq": "bigint", "entry_id": "uuid", "hash": "text"}
+)
+_INSERT_LOTS = Bulk.insert(
+    "lots",
+    {
+        "member_id": "bigint",
+        "entry_id": "uuid",
+        "points": "bigint",
+        "remaining": "bigint",
+        "expires_at": "timestamptz",
+        "created_at": "timestamptz",
+    },
 )
 _LIVE_LOTS = Raw(
-    "SELECT id, remaining, expires_at FROM lots"
-    " WHERE member_id = :m AND remaining > 0 AND expires_at > :now ORDER BY expires_at, id"
+    "SELECT member_id, id, remaining, expires_at FROM lots"
+    " WHERE member_id = ANY(:ms) AND remaining > 0 AND expires_at > :now"
+    " ORDER BY member_id, expires_at, id"
 )
-_CHANGE_LOT = Raw(
+_CHANGE_LOTS = Bulk(
     "UPDATE lots SET remaining = remaining + :pts"
-    " WHERE id = :lot AND remaining + :pts >= 0 AND remaining + :pts <= points"
+    " WHERE id = :lot AND remaining + :pts >= 0 AND remaining + :pts <= points",
+    "UPDATE lots AS l SET remaining = l.remaining + v.pts"
+    " FROM unnest(:lot::bigint[], :pts::bigint[]) AS v(lot, pts)"
+    " WHERE l.id = v.lot AND l.remaining + v.pts >= 0 AND l.remaining + v.pts <= l.points",
 )
-_INSERT_ALLOCATION = Raw(
-    "INSERT INTO lot_allocations (entry_id, lot_id, points) VALUES (:entry_id, :lot, :pts)"
+_INSERT_ALLOCATIONS = Bulk.insert(
+    "lot_allocations", {"entry_id": "uuid", "lot_id": "bigint", "points": "bigint"}
 )
 _WALLET_HELD = Raw("SELECT held FROM wallets WHERE member_id = :m")
 _LIVE_BY_EXPIRY = Raw(
-    "SELECT expires_at, SUM(remaining) FROM lots"
-    " WHERE member_id = :m AND remaining > 0 AND expires_at > :now"
-    " GROUP BY expires_at ORDER BY expires_at"
+    "SELECT member_id, expires_at, SUM(remaining) FROM lots"
+    " WHERE member_id = ANY(:ms) AND remaining > 0 AND expires_at > :now"
+    " GROUP BY member_id, expires_at ORDER BY member_id, expires_at"
 )
 
 
@@ -75,30 +108,56 @@ def create_wallet(session: Session, member_id: int) -> None:
     )
 
 
-def insert_entry(session: Session, values: dict[str, Any], legs: Sequence[Leg]) -> None:
-    """Write an entry and its postings."""
-    _INSERT_ENTRY.execute(session, values)
-    _INSERT_POSTING.execute_many(
+def insert_entries(
+    session: Session, entries: Sequence[dict[str, Any]], legs: Sequence[Sequence[Leg]]
+) -> None:
+    """Write entries and their postings (``legs[i]`` are ``entries[i]``'s)."""
+    _INSERT_ENTRIES.execute(session, entries)
+    _INSERT_POSTINGS.execute(
         session,
-        [{"entry_id": values["id"], "account": leg.account, "amount": leg.amount} for leg in legs],
+        [
+            {"entry_id": entry["id"], "account": leg.account, "amount": leg.amount}
+            for entry, entry_legs in zip(entries, legs, strict=True)
+            for leg in entry_legs
+        ],
     )
 
 
-def move_wallet(
-    session: Session, member_id: int, available: int, held: int
-) -> tuple[int, str] | None:
-    """Apply deltas to a wallet unless a balance would go negative; lock it; advance its chain.
-
-    Returns ``(new_seq, previous_head)`` or ``None`` when the guard refused the change.
-    """
-    row = _MOVE_WALLET.one(session, {"m": member_id, "da": available, "dh": held})
-    return None if row is None else (int(row[0]), str(row[1]))
+def lock_wallets(session: Session, member_ids: Sequence[int]) -> dict[int, WalletState]:
+    """The members' wallets, locked until commit in member order (so writers never deadlock);
+    members without a wallet are missing from the answer."""
+    rows = _LOCK_WALLETS.all(session, {"ms": sorted(set(member_ids))})
+    return {
+        int(row[0]): WalletState(int(row[1]), int(row[2]), int(row[3]), str(row[4])) for row in rows
+    }
 
 
-def append_link(session: Session, member_id: int, seq: int, entry_id: uuid.UUID, link: str) -> None:
-    """Record the chain link and make it the wallet's head."""
-    _INSERT_LINK.execute(session, {"m": member_id, "seq": seq, "entry_id": entry_id, "h": link})
-    _SET_HEAD.execute(session, {"m": member_id, "h": link})
+def save_wallets(session: Session, before: dict[int, int], wallets: dict[int, WalletState]) -> bool:
+    """Write moved wallets, each only if its chain is still at the position ``before`` names
+    (``member_id`` → seq read under the lock); ``False`` when one had moved meanwhile."""
+    rows = [
+        {
+            "m": member_id,
+            "available": wallets[member_id].available,
+            "held": wallets[member_id].held,
+            "seq": wallets[member_id].seq,
+            "head": wallets[member_id].head,
+            "before": seq,
+        }
+        for member_id, seq in sorted(before.items())
+    ]
+    return _SAVE_WALLETS.execute(session, rows) == len(rows)
+
+
+def insert_links(session: Session, links: Sequence[tuple[Link, uuid.UUID]]) -> None:
+    """Record chain links ``(link, entry_id)``."""
+    _INSERT_LINKS.execute(
+        session,
+        [
+            {"member_id": link.member_id, "seq": link.seq, "entry_id": entry_id, "hash": link.hash}
+            for link, entry_id in links
+        ],
+    )
 
 
 def wallet(session: Session, member_id: int) -> Wallet | None:
@@ -122,37 +181,74 @@ def insert_lot(
     now: datetime,
 ) -> None:
     """Add a lot of freshly credited points."""
-    _INSERT_LOT.execute(
+    insert_lots(session, [(member_id, entry_id, points, expires_at)], now)
+
+
+def insert_lots(
+    session: Session, lots: Sequence[tuple[int, uuid.UUID, int, datetime]], now: datetime
+) -> None:
+    """Add lots ``(member_id, entry_id, points, expires_at)`` of freshly credited points."""
+    _INSERT_LOTS.execute(
         session,
-        {
-            "m": member_id,
-            "entry_id": entry_id,
-            "points": points,
-            "expires_at": expires_at,
-            "now": now,
-        },
+        [
+            {
+                "member_id": member_id,
+                "entry_id": entry_id,
+                "points": points,
+                "remaining": points,
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+            for member_id, entry_id, points, expires_at in lots
+        ],
     )
 
 
-def live_lots(session: Session, member_id: int, now: datetime) -> list[LotView]:
-    """A member's unexpired lots with points left, earliest expiry first."""
-    rows = _LIVE_LOTS.all(session, {"m": member_id, "now": now})
-    return [LotView(id=row[0], remaining=row[1], expires_at=as_datetime(row[2])) for row in rows]
+def live_lots(
+    session: Session, member_ids: Sequence[int], now: datetime
+) -> dict[int, list[LotView]]:
+    """The members' unexpired lots with points left, earliest expiry first."""
+    found: dict[int, list[LotView]] = {member_id: [] for member_id in member_ids}
+    for member_id, lot_id, remaining, expires_at in _LIVE_LOTS.all(
+        session, {"ms": sorted(set(member_ids)), "now": now}
+    ):
+        found[int(member_id)].append(LotView(int(lot_id), int(remaining), as_datetime(expires_at)))
+    return found
 
 
 def live_points_by_expiry(
-    session: Session, member_id: int, now: datetime
-) -> list[tuple[datetime, int]]:
-    """A member's unexpired points, summed per expiry instant, soonest first."""
-    rows = _LIVE_BY_EXPIRY.all(session, {"m": member_id, "now": now})
-    return [(as_datetime(row[0]), int(row[1])) for row in rows]
+    session: Session, member_ids: Sequence[int], now: datetime
+) -> dict[int, list[tuple[datetime, int]]]:
+    """The members' unexpired points, summed per expiry instant, soonest first."""
+    found: dict[int, list[tuple[datetime, int]]] = {member_id: [] for member_id in member_ids}
+    for member_id, expires_at, points in _LIVE_BY_EXPIRY.all(
+        session, {"ms": sorted(set(member_ids)), "now": now}
+    ):
+        found[int(member_id)].append((as_datetime(expires_at), int(points)))
+    return found
 
 
 def change_lot(session: Session, entry_id: uuid.UUID, lot_id: int, points: int) -> bool:
     """Add ``points`` (negative: take) to a lot's remaining, guarded; record the allocation."""
-    if _CHANGE_LOT.rowcount(session, {"lot": lot_id, "pts": points}) != 1:
+    return change_lots(session, [(entry_id, lot_id, points)])
+
+
+def change_lots(session: Session, changes: Sequence[tuple[uuid.UUID, int, int]]) -> bool:
+    """Apply ``(entry_id, lot_id, points)`` changes to lots' remaining (negative: take), guarded,
+    and record each as an allocation; ``False`` (allocations unwritten) when a guard refused."""
+    net: dict[int, int] = defaultdict(int)
+    for _entry_id, lot_id, points in changes:
+        net[lot_id] += points
+    rows = [{"lot": lot_id, "pts": points} for lot_id, points in sorted(net.items())]
+    if _CHANGE_LOTS.execute(session, rows) != len(rows):
         return False
-    _INSERT_ALLOCATION.execute(session, {"entry_id": entry_id, "lot": lot_id, "pts": points})
+    _INSERT_ALLOCATIONS.execute(
+        session,
+        [
+            {"entry_id": entry_id, "lot_id": lot_id, "points": points}
+            for entry_id, lot_id, points in changes
+        ],
+    )
     return True
 
 

@@ -4,52 +4,39 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from tally.errors import (
     NotFound,
+    TallyError,
     ValidationFailed,
 )
-from tally.kit.clock import local_date
 from tally.ledger import repository
 from tally.ledger.domain import (
     SYSTEM_ADJUSTMENTS,
+    Balance,
     Leg,
     Origin,
     Policy,
+    balance_of,
     member_available,
     member_held,
-    partner_issued,
-    partner_redeemed,
 )
 from tally.ledger.models import EntryKind, JournalEntry
+from tally.ledger.orders import Order, Outcome, post_orders
 from tally.ledger.posting import (
     Posted,
     check_points,
     checked_expiry,
     consume,
     post,
-    require_partner,
     source_key,
 )
 from tally.members import repository as member_repository
 from tally.members import service as members
-
-
-@dataclass(frozen=True, slots=True)
-class Expiring:
-    date: date
-    points: int
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    available: int
-    held: int
-    expiring: list[Expiring]
 
 
 def earn(
@@ -63,24 +50,14 @@ def earn(
     expires_at: datetime | None = None,
 ) -> Posted:
     """Credit points issued by a partner as a new lot."""
-    partner_id = require_partner(origin)
-    check_points(points, policy)
-    expires = checked_expiry(expires_at, now, policy)
-    members.require_usable(session, member_id)
-    entry_id = post(
-        session,
-        kind=EntryKind.EARN,
-        legs=[Leg(partner_issued(partner_id), -points), Leg(member_available(member_id), points)],
-        origin=origin,
-        member_id=member_id,
-        now=now,
-        reference=reference,
-        source_key=source_key(EntryKind.EARN, origin, reference),
+    return _posted(
+        post_orders(
+            session,
+            [Order(EntryKind.EARN, origin, member_id, points, reference, expires_at)],
+            now,
+            policy,
+        )[0]
     )
-    repository.insert_lot(
-        session, member_id=member_id, entry_id=entry_id, points=points, expires_at=expires, now=now
-    )
-    return Posted(entry_id, member_id, {"points": points, "expires_at": expires.isoformat()})
 
 
 def redeem(
@@ -93,21 +70,17 @@ def redeem(
     policy: Policy,
 ) -> Posted:
     """Spend points with a partner, oldest-expiring lots first."""
-    partner_id = require_partner(origin)
-    check_points(points, policy)
-    members.require_usable(session, member_id)
-    entry_id = post(
-        session,
-        kind=EntryKind.REDEEM,
-        legs=[Leg(member_available(member_id), -points), Leg(partner_redeemed(partner_id), points)],
-        origin=origin,
-        member_id=member_id,
-        now=now,
-        reference=reference,
-        source_key=source_key(EntryKind.REDEEM, origin, reference),
+    return _posted(
+        post_orders(
+            session, [Order(EntryKind.REDEEM, origin, member_id, points, reference)], now, policy
+        )[0]
     )
-    consume(session, entry_id, member_id, points, now)
-    return Posted(entry_id, member_id, {"points": points})
+
+
+def _posted(outcome: Outcome) -> Posted:
+    if isinstance(outcome, TallyError):
+        raise outcome
+    return outcome
 
 
 def transfer(
@@ -202,15 +175,8 @@ def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> 
     held = repository.held_points(session, member_id)
     if held is None:
         raise NotFound(f"Member {member_id} does not exist.")
-    by_date: dict[date, int] = defaultdict(int)
-    for expires_at, points in repository.live_points_by_expiry(session, member_id, now):
-        # A lot that expires at local midnight is last usable on the day before.
-        by_date[local_date(expires_at - timedelta(microseconds=1), zone)] += points
-    return Balance(
-        available=sum(by_date.values()),
-        held=held,
-        expiring=[Expiring(day, points) for day, points in sorted(by_date.items())],
-    )
+    live = repository.live_points_by_expiry(session, [member_id], now)[member_id]
+    return balance_of(live, held, zone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from tally.db.raw import Raw
 from tally.members.models import Member, MemberIdentity, MemberMerge, MemberProfile, MemberStatus
 
-_STATUS = Raw("SELECT status FROM members WHERE id = :m")
+_STATUSES = Raw("SELECT id, status FROM members WHERE id = ANY(:ms)")
 _BY_IDENTITY = Raw(
     "SELECT member_id FROM member_identities WHERE namespace = :ns AND external_id = :xid"
 )
@@ -34,8 +34,13 @@ def member(session: Session, member_id: int) -> Member | None:
 
 def status_of(session: Session, member_id: int) -> MemberStatus | None:
     """A member's status, or ``None`` when there is no such member."""
-    row = _STATUS.one(session, {"m": member_id})
-    return None if row is None else MemberStatus(row[0])
+    return statuses(session, [member_id]).get(member_id)
+
+
+def statuses(session: Session, member_ids: Sequence[int]) -> dict[int, MemberStatus]:
+    """The members' statuses; members that do not exist are missing."""
+    rows = _STATUSES.all(session, {"ms": sorted(set(member_ids))})
+    return {int(member_id): MemberStatus(status) for member_id, status in rows}
 
 
 def find_by_identity(session: Session, namespace: str, external_id: str) -> int | None:

@@ -99,7 +99,14 @@ def view(session: Session, member_id: int) -> MemberView:
 
 def require_usable(session: Session, member_id: int, *, allow_frozen: bool = False) -> None:
     """Refuse unknown, merged and (unless allowed) frozen members."""
-    status = repository.status_of(session, member_id)
+    check_usable(member_id, repository.status_of(session, member_id), allow_frozen=allow_frozen)
+
+
+def check_usable(
+    member_id: int, status: MemberStatus | None, *, allow_frozen: bool = False
+) -> None:
+    """Refuse a member of ``status`` (``None``: no such member) that is unknown, merged or
+    (unless allowed) frozen."""
     if status is None:
         raise NotFound(f"Member {member_id} does not exist.")
     if status is MemberStatus.MERGED:

@@ -1,0 +1,193 @@
+"""Earns and redeems, one or many at once: the members' wallets and lots are read once, every
+order is decided in memory, and each kind of row is written in one statement.
+
+This is how every earn and redeem is posted: a single one is a batch of one, and the API's
+group commit hands over all the orders that reach a worker together (ADR 6).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from tally.errors import Conflict, InsufficientPoints, TallyError
+from tally.ledger import repository
+from tally.ledger.domain import (
+    Leg,
+    LotView,
+    Origin,
+    Policy,
+    balance_of,
+    member_available,
+    partner_issued,
+    partner_redeemed,
+    plan_consumption,
+    rounds,
+)
+from tally.ledger.models import EntryKind
+from tally.ledger.posting import (
+    Draft,
+    Journal,
+    Posted,
+    check_points,
+    checked_expiry,
+    require_partner,
+    source_key,
+)
+from tally.members import repository as member_repository
+from tally.members import service as members
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A partner's earn (points credited as a new lot) or redeem (points spent, oldest-expiring
+    lots first)."""
+
+    kind: EntryKind
+    origin: Origin
+    member_id: int
+    points: int
+    reference: str
+    expires_at: datetime | None = None  # earn only: the programme's default when absent
+
+
+Outcome = Posted | TallyError
+
+
+def post_orders(
+    session: Session, orders: Sequence[Order], now: datetime, policy: Policy
+) -> list[Outcome]:
+    """Post ``orders`` as if one after another, in the caller's transaction; each outcome is
+    the posted entry (with the member's balance after it) or the error that refused the order
+    and wrote nothing for it.
+
+    The orders go in rounds that name each member once, so a member's orders see each other
+    in turn. Raises (and the caller rolls back) only when the database refuses a write, such
+    as a reference used before.
+    """
+    outcomes: dict[int, Outcome] = {}
+    for positions in rounds([order.member_id for order in orders]):
+        done = _post_round(session, [orders[i] for i in positions], now, policy)
+        outcomes.update(zip(positions, done, strict=True))
+    return [outcomes[i] for i in range(len(orders))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    position: int
+    order: Order
+    partner_id: int
+    expires: datetime | None
+
+
+def _post_round(
+    session: Session, orders: Sequence[Order], now: datetime, policy: Policy
+) -> list[Outcome]:
+    """Post orders of distinct members."""
+    outcomes: list[Outcome | None] = [None] * len(orders)
+    statuses = member_repository.statuses(session, [order.member_id for order in orders])
+    accepted: list[_Accepted] = []
+    for position, order in enumerate(orders):
+        try:
+            accepted.append(_accept(position, order, statuses, now, policy))
+        except TallyError as error:
+            outcomes[position] = error
+    if accepted:
+        for item, outcome in zip(
+            accepted, _post_accepted(session, accepted, now, policy), strict=True
+        ):
+            outcomes[item.position] = outcome
+    assert all(outcome is not None for outcome in outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _accept(
+    position: int,
+    order: Order,
+    statuses: dict[int, Any],
+    now: datetime,
+    policy: Policy,
+) -> _Accepted:
+    """The checks that need no more than the member's status."""
+    if order.kind not in (EntryKind.EARN, EntryKind.REDEEM):
+        raise ValueError(f"an order is an earn or a redeem, not {order.kind}")
+    partner_id = require_partner(order.origin)
+    check_points(order.points, policy)
+    expires = (
+        checked_expiry(order.expires_at, now, policy) if order.kind is EntryKind.EARN else None
+    )
+    members.check_usable(order.member_id, statuses.get(order.member_id))
+    return _Accepted(position, order, partner_id, expires)
+
+
+def _post_accepted(
+    session: Session, accepted: Sequence[_Accepted], now: datetime, policy: Policy
+) -> list[Outcome]:
+    journal = Journal(session, [item.order.member_id for item in accepted])
+    spenders = [item.order.member_id for item in accepted if item.expires is None]
+    earners = [item.order.member_id for item in accepted if item.expires is not None]
+    lots = repository.live_lots(session, spenders, now)
+    live = repository.live_points_by_expiry(session, earners, now)
+    zone = ZoneInfo(policy.zone_name)
+    new_lots: list[tuple[int, uuid.UUID, int, datetime]] = []
+    taken: list[tuple[uuid.UUID, int, int]] = []
+    outcomes: list[Outcome] = []
+    for item in accepted:
+        order, member_id, points = item.order, item.order.member_id, item.order.points
+        try:
+            if item.expires is not None:
+                legs = [
+                    Leg(partner_issued(item.partner_id), -points),
+                    Leg(member_available(member_id), points),
+                ]
+                entry_id = journal.add(_draft(order, legs, now))
+                new_lots.append((member_id, entry_id, points, item.expires))
+                after = [*live[member_id], (item.expires, points)]
+                details: dict[str, Any] = {"points": points, "expires_at": item.expires.isoformat()}
+            else:
+                plan = plan_consumption(lots[member_id], points)
+                if plan is None:
+                    raise InsufficientPoints(
+                        f"Member {member_id} does not have enough points.", member_id=member_id
+                    )
+                legs = [
+                    Leg(member_available(member_id), -points),
+                    Leg(partner_redeemed(item.partner_id), points),
+                ]
+                entry_id = journal.add(_draft(order, legs, now))
+                taken.extend((entry_id, lot_id, -amount) for lot_id, amount in plan)
+                after = _left_after(lots[member_id], dict(plan))
+                details = {"points": points}
+        except TallyError as error:
+            outcomes.append(error)
+            continue
+        balance = balance_of(after, journal.wallets[member_id].held, zone)
+        outcomes.append(Posted(entry_id, member_id, details, balance))
+    journal.write(session)
+    repository.insert_lots(session, new_lots, now)
+    if not repository.change_lots(session, taken):
+        raise Conflict("A concurrent request changed the same data; retry.")
+    return outcomes
+
+
+def _draft(order: Order, legs: list[Leg], now: datetime) -> Draft:
+    return Draft(
+        kind=order.kind,
+        legs=legs,
+        origin=order.origin,
+        member_id=order.member_id,
+        now=now,
+        reference=order.reference,
+        source_key=source_key(order.kind, order.origin, order.reference),
+    )
+
+
+def _left_after(lots: Sequence[LotView], taken: dict[int, int]) -> list[tuple[datetime, int]]:
+    """``(expires_at, remaining)`` of live lots once ``taken`` (lot id → points) is spent."""
+    return [(lot.expires_at, lot.remaining - taken.get(lot.id, 0)) for lot in lots]
