@@ -4,22 +4,34 @@ and the reversal that takes both back. All in the caller's one transaction."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tally.errors import ValidationFailed
+from tally.errors import TallyError, ValidationFailed
 from tally.ledger import repository as ledger_repository
 from tally.ledger import reversals
-from tally.ledger import service as ledger
-from tally.ledger.domain import Origin, Policy
+from tally.ledger.domain import Origin, Policy, rounds
 from tally.ledger.models import EntryKind
+from tally.ledger.orders import Order, Outcome, post_orders
 from tally.ledger.posting import Posted
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
-from tally.tiers.models import GrowthKind
 
 BASIS_POINTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Earning:
+    """An earn order with the growth value it carries (``None``: the order's points; ``0``:
+    points that do not count towards tiers), optionally multiplied by the member's tier."""
+
+    order: Order
+    growth: int | None = None
+    apply_tier_multiplier: bool = False
 
 
 def earn(
@@ -44,38 +56,126 @@ def earn(
     applied (with ``base_points`` and ``multiplier_bp``), and ``tier`` and ``upgraded_from``
     when the member was upgraded.
     """
-    if growth is not None and not 0 <= growth <= tiers.MAX_GROWTH:
-        raise ValidationFailed(
-            f"growth must be a whole number from 0 to {tiers.MAX_GROWTH}.", field="growth"
+    order = Order(EntryKind.EARN, origin, member_id, points, reference, expires_at)
+    outcome = post(
+        session, [Earning(order, growth, apply_tier_multiplier)], now, policy, programme
+    )[0]
+    if isinstance(outcome, TallyError):
+        raise outcome
+    return outcome
+
+
+def post(
+    session: Session,
+    orders: Sequence[Earning | Order],
+    now: datetime,
+    policy: Policy,
+    programme: Programme,
+) -> list[Outcome]:
+    """Post earns (with their growth value, as :func:`earn`) and redeems together, as if one
+    after another: each member's in turn, in the order given (see
+    :func:`tally.ledger.orders.post_orders`)."""
+    outcomes: dict[int, Outcome] = {}
+    members = [
+        item.order.member_id if isinstance(item, Earning) else item.member_id for item in orders
+    ]
+    for positions in rounds(members):
+        done = _post_round(session, [orders[i] for i in positions], now, policy, programme)
+        outcomes.update(zip(positions, done, strict=True))
+    return [outcomes[i] for i in range(len(orders))]
+
+
+def _post_round(
+    session: Session,
+    items: Sequence[Earning | Order],
+    now: datetime,
+    policy: Policy,
+    programme: Programme,
+) -> list[Outcome]:
+    """Orders of distinct members."""
+    earnings = [item if isinstance(item, Earning) else Earning(item) for item in items]
+    refused: dict[int, TallyError] = {}
+    for position, item in enumerate(earnings):
+        if item.growth is not None and not 0 <= item.growth <= tiers.MAX_GROWTH:
+            refused[position] = ValidationFailed(
+                f"growth must be a whole number from 0 to {tiers.MAX_GROWTH}.", field="growth"
+            )
+    multiplied = [
+        item.order.member_id
+        for position, item in enumerate(earnings)
+        if item.apply_tier_multiplier and position not in refused
+    ]
+    multipliers = {
+        member_id: tier.earn_multiplier_bp
+        for member_id, tier in tiers.current_tiers(session, multiplied, programme).items()
+    }
+    ledger_orders = [
+        replace(
+            item.order, points=item.order.points * multipliers[item.order.member_id] // BASIS_POINTS
         )
-    credited = points
-    multiplier_bp: int | None = None
-    if apply_tier_multiplier:
-        tier = tiers.current_tier(session, member_id, programme)
-        multiplier_bp = tier.earn_multiplier_bp
-        credited = points * multiplier_bp // BASIS_POINTS
-    posted = ledger.earn(session, origin, member_id, credited, reference, now, policy, expires_at)
-    value = points if growth is None else growth
-    details = dict(posted.details)
+        if item.order.member_id in multipliers
+        else item.order
+        for item in earnings
+    ]
+    wanted = [position for position in range(len(earnings)) if position not in refused]
+    posted = dict(
+        zip(
+            wanted,
+            post_orders(session, [ledger_orders[i] for i in wanted], now, policy),
+            strict=True,
+        )
+    )
+    credits = [
+        tiers.EarnedGrowth(
+            item.order.member_id,
+            _growth(item),
+            result.entry_id,
+            item.order.origin.partner_id,
+        )
+        for position, item in enumerate(earnings)
+        if item.order.kind is EntryKind.EARN
+        and isinstance(result := posted.get(position), Posted)
+        and result.entry_id is not None
+        and _growth(item)
+    ]
+    moves = dict(
+        zip(
+            [credit.member_id for credit in credits],
+            tiers.credit_earns(session, credits, now, programme),
+            strict=True,
+        )
+    )
+    outcomes: list[Outcome] = []
+    for position, item in enumerate(earnings):
+        outcome = refused.get(position) or posted[position]
+        if isinstance(outcome, Posted) and item.order.kind is EntryKind.EARN:
+            outcome = _with_growth(outcome, item, multipliers, moves)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _growth(item: Earning) -> int:
+    return item.order.points if item.growth is None else item.growth
+
+
+def _with_growth(
+    posted: Posted,
+    item: Earning,
+    multipliers: dict[int, int],
+    moves: dict[int, tuple[str, str | None]],
+) -> Posted:
+    """The earn's details with the growth it carried and the upgrade it caused."""
+    member_id = item.order.member_id
+    details: dict[str, Any] = dict(posted.details)
+    multiplier_bp = multipliers.get(member_id)
     if multiplier_bp is not None:
-        details.update({"base_points": points, "multiplier_bp": multiplier_bp})
-    if growth is not None or multiplier_bp is not None:
-        details["growth"] = value
-    if value:
-        result = tiers.credit(
-            session,
-            member_id,
-            value,
-            GrowthKind.EARN,
-            now,
-            programme,
-            journal_entry_id=posted.entry_id,
-            partner_id=origin.partner_id,
-            staff_id=origin.staff_id,
-        )
-        if result.upgraded_from is not None:
-            details.update({"tier": result.tier_code, "upgraded_from": result.upgraded_from})
-    return Posted(posted.entry_id, posted.member_id, details)
+        details.update({"base_points": item.order.points, "multiplier_bp": multiplier_bp})
+    if item.growth is not None or multiplier_bp is not None:
+        details["growth"] = _growth(item)
+    tier_code, upgraded_from = moves.get(member_id, (None, None))
+    if upgraded_from is not None:
+        details.update({"tier": tier_code, "upgraded_from": upgraded_from})
+    return replace(posted, details=details)
 
 
 def reverse(

@@ -13,7 +13,7 @@ from sqlalchemy import Update, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from tally.db.base import table_of
-from tally.db.raw import Raw, as_datetime
+from tally.db.raw import Bulk, Raw, as_datetime
 from tally.programme.models import ProgrammeVersion
 from tally.tiers.domain import Window, Windows
 from tally.tiers.models import GrowthEntry, GrowthKind, MemberTier, TierChange
@@ -27,38 +27,57 @@ _ADD_LIFETIME = Raw(
     "UPDATE member_tiers SET lifetime_growth = lifetime_growth + :p WHERE member_id = :m"
     " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
 )
-_CREDIT_LIFETIME = Raw(
+_CREDIT_LIFETIMES = Bulk(
     "INSERT INTO member_tiers (member_id, tier_code, lifetime_growth, version)"
     " VALUES (:m, :code, :p, 0) ON CONFLICT (member_id) DO UPDATE"
     " SET lifetime_growth = member_tiers.lifetime_growth + excluded.lifetime_growth"
-    " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
+    " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version",
+    "INSERT INTO member_tiers (member_id, tier_code, lifetime_growth, version)"
+    " SELECT v.m, v.code, v.p, 0 FROM unnest(:m::bigint[], :code::text[], :p::bigint[])"
+    " AS v(m, code, p) ON CONFLICT (member_id) DO UPDATE"
+    " SET lifetime_growth = member_tiers.lifetime_growth + excluded.lifetime_growth"
+    " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version",
 )
 _ADD_LIFETIME_FLOORED = Raw(
     "UPDATE member_tiers SET lifetime_growth = lifetime_growth + :p"
     " WHERE member_id = :m AND lifetime_growth + :p >= 0"
     " RETURNING member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
 )
-_STATE = Raw(
+_STATES = Raw(
     "SELECT member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
-    " FROM member_tiers WHERE member_id = :m"
+    " FROM member_tiers WHERE member_id = ANY(:ms)"
 )
-_INSERT_GROWTH = Raw(
-    "INSERT INTO growth_entries (member_id, origin_member_id, points, kind, counted_at,"
-    " journal_entry_id, reverses_id, partner_id, staff_id, reason, created_at)"
-    " VALUES (:member_id, :origin_member_id, :points, :kind, :counted_at, :journal_entry_id,"
-    " :reverses_id, :partner_id, :staff_id, :reason, :created_at) RETURNING id"
+_GROWTH_COLUMNS = {
+    "member_id": "bigint",
+    "origin_member_id": "bigint",
+    "points": "bigint",
+    "kind": "text",
+    "counted_at": "timestamptz",
+    "journal_entry_id": "uuid",
+    "reverses_id": "bigint",
+    "partner_id": "bigint",
+    "staff_id": "bigint",
+    "reason": "text",
+    "created_at": "timestamptz",
+}
+_INSERT_GROWTH = Bulk.insert("growth_entries", _GROWTH_COLUMNS, "RETURNING id")
+_INSERT_GROWTHS = Bulk.insert("growth_entries", _GROWTH_COLUMNS)
+_SUM_FROM = (
+    "SELECT member_id, COALESCE(SUM(points), 0) FROM growth_entries WHERE member_id = ANY(:ms)"
 )
-_SUM_FROM = "SELECT COALESCE(SUM(points), 0) FROM growth_entries WHERE member_id = :m"
 _SUMS = {
-    (False, False): Raw(_SUM_FROM),
-    (True, False): Raw(_SUM_FROM + " AND counted_at >= :start"),
-    (False, True): Raw(_SUM_FROM + " AND counted_at < :end"),
-    (True, True): Raw(_SUM_FROM + " AND counted_at >= :start AND counted_at < :end"),
+    (False, False): Raw(_SUM_FROM + " GROUP BY member_id"),
+    (True, False): Raw(_SUM_FROM + " AND counted_at >= :start GROUP BY member_id"),
+    (False, True): Raw(_SUM_FROM + " AND counted_at < :end GROUP BY member_id"),
+    (True, True): Raw(
+        _SUM_FROM + " AND counted_at >= :start AND counted_at < :end GROUP BY member_id"
+    ),
 }
 _TWO_SUMS = Raw(
-    "SELECT COALESCE(SUM(CASE WHEN counted_at >= :split THEN points ELSE 0 END), 0),"
+    "SELECT member_id, COALESCE(SUM(CASE WHEN counted_at >= :split THEN points ELSE 0 END), 0),"
     " COALESCE(SUM(CASE WHEN counted_at < :split THEN points ELSE 0 END), 0)"
-    " FROM growth_entries WHERE member_id = :m AND counted_at >= :start AND counted_at < :end"
+    " FROM growth_entries WHERE member_id = ANY(:ms) AND counted_at >= :start"
+    " AND counted_at < :end GROUP BY member_id"
 )
 
 
@@ -94,10 +113,20 @@ def ensure_state(session: Session, member_id: int, first_code: str) -> None:
 def credit_lifetime(session: Session, member_id: int, points: int, first_code: str) -> StateRow:
     """Add ``points`` to the member's lifetime growth, creating its row at the first tier if
     need be, in one statement that locks the row until commit; the row as it is now."""
-    params = {"m": member_id, "p": points, "code": first_code}
-    row = _state_row(_CREDIT_LIFETIME.one(session, params))
-    assert row is not None
-    return row
+    return credit_lifetimes(session, {member_id: points}, first_code)[member_id]
+
+
+def credit_lifetimes(
+    session: Session, points: dict[int, int], first_code: str
+) -> dict[int, StateRow]:
+    """:func:`credit_lifetime` for many members (``member_id`` → points) in one statement,
+    locking their rows in member order."""
+    rows = [
+        {"m": member_id, "code": first_code, "p": value}
+        for member_id, value in sorted(points.items())
+    ]
+    found = [_state_row(row) for row in _CREDIT_LIFETIMES.returning(session, rows)]
+    return {row.member_id: row for row in found if row is not None}
 
 
 def add_lifetime(session: Session, member_id: int, points: int, *, floor: bool) -> StateRow | None:
@@ -110,26 +139,48 @@ def add_lifetime(session: Session, member_id: int, points: int, *, floor: bool) 
 
 def state_row(session: Session, member_id: int) -> StateRow | None:
     """The member's tier row as plain values."""
-    return _state_row(_STATE.one(session, {"m": member_id}))
+    return state_rows(session, [member_id]).get(member_id)
+
+
+def state_rows(session: Session, member_ids: Sequence[int]) -> dict[int, StateRow]:
+    """The members' tier rows as plain values; members without one are missing."""
+    found = [_state_row(row) for row in _STATES.all(session, {"ms": sorted(set(member_ids))})]
+    return {row.member_id: row for row in found if row is not None}
 
 
 def sums(session: Session, member_id: int, windows: Windows) -> tuple[int, int | None]:
     """The member's growth in the current window and, if there is one, the previous window."""
+    return sums_of(session, [member_id], windows)[member_id]
+
+
+def sums_of(
+    session: Session, member_ids: Sequence[int], windows: Windows
+) -> dict[int, tuple[int, int | None]]:
+    """:func:`sums` for many members in one query."""
     current, previous = windows.current, windows.previous
+    members = sorted(set(member_ids))
     if previous is not None and previous.start is not None and current.end is not None:
-        row = _TWO_SUMS.one(
-            session,
-            {"m": member_id, "split": current.start, "start": previous.start, "end": current.end},
-        )
-        assert row is not None
-        return int(row[0]), int(row[1])
-    params: dict[str, Any] = {"m": member_id}
+        two: dict[int, tuple[int, int | None]] = dict.fromkeys(members, (0, 0))
+        params = {
+            "ms": members,
+            "split": current.start,
+            "start": previous.start,
+            "end": current.end,
+        }
+        for member_id, now, before in _TWO_SUMS.all(session, params):
+            two[int(member_id)] = (int(now), int(before))
+        return two
+    one: dict[int, tuple[int, int | None]] = dict.fromkeys(members, (0, None))
+    query: dict[str, Any] = {"ms": members}
     if current.start is not None:
-        params["start"] = current.start
+        query["start"] = current.start
     if current.end is not None:
-        params["end"] = current.end
-    row = _SUMS[(current.start is not None, current.end is not None)].one(session, params)
-    return int(row[0]) if row is not None else 0, None
+        query["end"] = current.end
+    for member_id, total in _SUMS[(current.start is not None, current.end is not None)].all(
+        session, query
+    ):
+        one[int(member_id)] = (int(total), None)
+    return one
 
 
 def state(session: Session, member_id: int) -> MemberTier | None:
@@ -157,24 +208,30 @@ def insert_growth(
     reason: str | None = None,
 ) -> int:
     """Write one growth entry; returns its id."""
-    row = _INSERT_GROWTH.one(
+    rows = _INSERT_GROWTH.returning(
         session,
-        {
-            "member_id": member_id,
-            "origin_member_id": origin_member_id,
-            "points": points,
-            "kind": kind,
-            "counted_at": counted_at,
-            "journal_entry_id": journal_entry_id,
-            "reverses_id": reverses_id,
-            "partner_id": partner_id,
-            "staff_id": staff_id,
-            "reason": reason,
-            "created_at": created_at,
-        },
+        [
+            {
+                "member_id": member_id,
+                "origin_member_id": origin_member_id,
+                "points": points,
+                "kind": kind,
+                "counted_at": counted_at,
+                "journal_entry_id": journal_entry_id,
+                "reverses_id": reverses_id,
+                "partner_id": partner_id,
+                "staff_id": staff_id,
+                "reason": reason,
+                "created_at": created_at,
+            }
+        ],
     )
-    assert row is not None
-    return int(row[0])
+    return int(rows[0][0])
+
+
+def insert_growths(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write growth entries (rows with every column of :func:`insert_growth`)."""
+    _INSERT_GROWTHS.execute(session, rows)
 
 
 def programme_version(session: Session) -> int | None:

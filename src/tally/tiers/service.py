@@ -47,6 +47,17 @@ def qualifying_now(
     return domain.qualifying(current, previous), found
 
 
+def qualifying_of(
+    session: Session, member_ids: Sequence[int], now: datetime, programme: Programme
+) -> dict[int, domain.Qualifying]:
+    """:func:`qualifying_now` of many members, in one query."""
+    found = domain.windows(programme.tier_model, now, programme.zone)
+    return {
+        member_id: domain.qualifying(current, previous)
+        for member_id, (current, previous) in repository.sums_of(session, member_ids, found).items()
+    }
+
+
 def standing(session: Session, member_id: int, now: datetime, programme: Programme) -> Standing:
     """Where the member stands: tier, qualifying and lifetime growth, the next tier and what it
     takes, what it takes to keep the tier, a pending downgrade and the window counted."""
@@ -72,10 +83,21 @@ def standing(session: Session, member_id: int, now: datetime, programme: Program
 
 def current_tier(session: Session, member_id: int, programme: Programme) -> Tier:
     """The member's tier now (the first without a row; a removed tier reads as the first)."""
-    row = repository.state_row(session, member_id)
-    if row is None:
-        return programme.tiers[0]
-    return programme.tier(row.tier_code) or programme.tiers[0]
+    return current_tiers(session, [member_id], programme)[member_id]
+
+
+def current_tiers(
+    session: Session, member_ids: Sequence[int], programme: Programme
+) -> dict[int, Tier]:
+    """:func:`current_tier` of many members, in one query."""
+    rows = repository.state_rows(session, member_ids)
+    first = programme.tiers[0]
+    return {
+        member_id: (programme.tier(rows[member_id].tier_code) or first)
+        if member_id in rows
+        else first
+        for member_id in member_ids
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +157,62 @@ def credit(
     return Credited(entry_id, points, code, before)
 
 
+@dataclass(frozen=True, slots=True)
+class EarnedGrowth:
+    """Growth value an earn carries to its member."""
+
+    member_id: int
+    points: int
+    journal_entry_id: uuid.UUID
+    partner_id: int | None
+
+
+def credit_earns(
+    session: Session, earned: Sequence[EarnedGrowth], now: datetime, programme: Programme
+) -> list[tuple[str, str | None]]:
+    """:func:`credit` of earns' growth to distinct members, each row kind in one statement;
+    per credit, the member's tier code and the code it was upgraded from (``None``: none)."""
+    if len({item.member_id for item in earned}) != len(earned):
+        raise ValueError("credit_earns takes one credit per member")
+    rows = repository.credit_lifetimes(
+        session, {item.member_id: item.points for item in earned}, programme.tiers[0].code
+    )
+    repository.insert_growths(
+        session,
+        [
+            {
+                "member_id": item.member_id,
+                "origin_member_id": item.member_id,
+                "points": item.points,
+                "kind": GrowthKind.EARN,
+                "counted_at": now,
+                "journal_entry_id": item.journal_entry_id,
+                "reverses_id": None,
+                "partner_id": item.partner_id,
+                "staff_id": None,
+                "reason": None,
+                "created_at": now,
+            }
+            for item in earned
+        ],
+    )
+    top = programme.tiers[-1].code
+    values = qualifying_of(
+        session, [m for m, row in rows.items() if row.tier_code != top], now, programme
+    )
+    return [
+        _move_up(
+            session,
+            rows[item.member_id],
+            values.get(item.member_id),
+            now,
+            programme,
+            domain.UPGRADE,
+        )
+        for item in earned
+    ]
+
+
 def recheck(
     session: Session, member_id: int, now: datetime, programme: Programme, reason: str
 ) -> tuple[str, str | None]:
@@ -155,10 +233,24 @@ def _upgrade(
     programme: Programme,
     reason: str,
 ) -> tuple[str, str | None]:
-    member_id = row.member_id
     if row.tier_code == programme.tiers[-1].code:
         return row.tier_code, None  # nothing above the top tier: no need to sum the window
-    value, _found = qualifying_now(session, member_id, now, programme)
+    value, _found = qualifying_now(session, row.member_id, now, programme)
+    return _move_up(session, row, value, now, programme, reason)
+
+
+def _move_up(
+    session: Session,
+    row: repository.StateRow,
+    value: domain.Qualifying | None,
+    now: datetime,
+    programme: Programme,
+    reason: str,
+) -> tuple[str, str | None]:
+    """Upgrade the member of ``row`` if ``value`` (``None``: on the top tier) qualifies it."""
+    member_id = row.member_id
+    if value is None:
+        return row.tier_code, None
     state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
     decision = domain.upgrade(programme, state, value)
     if decision is None:
