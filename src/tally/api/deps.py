@@ -8,7 +8,9 @@ the GIL from thrashing between dozens of request threads.
 import asyncio
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -17,9 +19,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.api import views
 from tally.api.problems import problem_body
 from tally.config import Settings
-from tally.db.raw import INTEGRITY_ERRORS, error_text
+from tally.db.raw import INTEGRITY_ERRORS, error_text, savepoint
 from tally.db.session import Database
 from tally.errors import (
     AlreadyReversed,
@@ -32,9 +35,13 @@ from tally.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from tally.flows import earning
+from tally.flows.earning import Earning
 from tally.idempotency import service as idempotency
+from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
-from tally.ledger.posting import policy_for
+from tally.ledger.orders import Order
+from tally.ledger.posting import Posted, policy_for
 from tally.partners.service import KeyHolder, Scope, authenticate
 from tally.programme.domain import Programme
 from tally.programme.runtime import ProgrammeCache
@@ -124,6 +131,10 @@ def reader(scope: Scope) -> Callable[..., Any]:
     return dependency
 
 
+Batched = Earning | Order  # a write posted set-based with the others of its batch
+Job = Work | Batched
+
+
 @dataclass
 class Mutation:
     """Everything an idempotent write needs from the request."""
@@ -139,36 +150,55 @@ class Mutation:
     def origin(self) -> Origin:
         return Origin(partner_id=self.holder.partner_id)
 
+    @property
+    def fingerprint(self) -> str:
+        return idempotency.request_hash(self.request.method, self.request.url.path, self.body)
+
     async def run(self, work: Work) -> Response:
         """Do ``work`` once per Idempotency-Key, in one transaction with the stored response."""
-        batcher: WriteBatcher | None = self.request.app.state.batcher
-        if batcher is not None:
-            return await batcher.run(self, work)
-        return await in_executor(self.request, lambda: self._run(work))
+        return await self._batcher.run(self, work)
 
-    def attempt_in(self, session: Session, work: Work) -> Response:
-        """The happy path of one write inside a transaction someone else commits."""
-        fingerprint = idempotency.request_hash(
-            self.request.method, self.request.url.path, self.body
-        )
-        self.holder = _authorise(session, self.request, self.token, self.scope)
-        if self.key is None:
-            raise IdempotencyKeyRequired("Send an Idempotency-Key header with every write.")
-        idempotency.check_key(self.key)
-        principal = f"partner:{self.holder.partner_id}"
-        stored = idempotency.replay(session, principal, self.key, fingerprint)
-        if stored is not None:
-            return _replayed(stored)
-        status, model = work(session)
-        body = model.model_dump_json().encode()
-        idempotency.remember(session, principal, self.key, fingerprint, status, body.decode())
-        return Response(body, status_code=status, media_type="application/json")
+    async def post(self, order: Batched) -> Response:
+        """Post an earn or a redeem (its origin: the calling partner) once per Idempotency-Key,
+        set-based with the other orders of its batch."""
+        return await self._batcher.run(self, order)
 
-    def _run(self, work: Work) -> Response:
+    @property
+    def _batcher(self) -> "WriteBatcher":
+        batcher: WriteBatcher = self.request.app.state.batcher
+        return batcher
+
+    def owned(self, order: Batched) -> Batched:
+        """``order`` on behalf of the authenticated partner."""
+        if isinstance(order, Earning):
+            return replace(order, order=replace(order.order, origin=self.origin))
+        return replace(order, origin=self.origin)
+
+    def work_of(self, job: Job) -> Work:
+        """What the write does in a transaction of its own."""
+        if not isinstance(job, Earning | Order):
+            return job
+
+        def work(session: Session) -> tuple[int, BaseModel]:
+            now = utcnow()
+            outcome = earning.post(
+                session,
+                [self.owned(job)],
+                now,
+                policy(self.request),
+                programme(self.request, session),
+            )[0]
+            if isinstance(outcome, TallyError):
+                raise outcome
+            return posted_answer(self.request, session, outcome, now)
+
+        return work
+
+    def alone(self, job: Job) -> Response:
+        """Do the write in a transaction of its own, retrying once after losing a race."""
         db = database(self.request)
-        fingerprint = idempotency.request_hash(
-            self.request.method, self.request.url.path, self.body
-        )
+        work = self.work_of(job)
+        fingerprint = self.fingerprint
         for attempt in range(2):
             try:
                 return self._attempt(db, fingerprint, work)
@@ -186,25 +216,29 @@ class Mutation:
             with db.write() as session:
                 # Authenticating inside the write transaction saves a connection and a BEGIN.
                 self.holder = _authorise(session, self.request, self.token, self.scope)
-                if self.key is None:
-                    raise IdempotencyKeyRequired("Send an Idempotency-Key header with every write.")
-                idempotency.check_key(self.key)
-                principal = f"partner:{self.holder.partner_id}"
-                stored = idempotency.replay(session, principal, self.key, fingerprint)
+                principal = self.check_key()
+                stored = idempotency.replay(session, principal, self.key or "", fingerprint)
                 if stored is not None:
                     return _replayed(stored)
                 status, model = work(session)
                 body = model.model_dump_json().encode()
                 idempotency.remember(
-                    session, principal, self.key, fingerprint, status, body.decode()
+                    session, principal, self.key or "", fingerprint, status, body.decode()
                 )
-        except (IdempotencyConflict, Unauthorized, Forbidden, ValidationFailed):
+        except UNSTORED_ERRORS:
             raise  # not an answer to the request itself: the key stays unused
         except TallyError as error:
             if principal is not None:  # authenticated, with a usable key: the refusal is final
                 self._remember_error(db, principal, fingerprint, error)
             raise
         return Response(body, status_code=status, media_type="application/json")
+
+    def check_key(self) -> str:
+        """The principal the Idempotency-Key belongs to, once the key is known to be usable."""
+        if self.key is None:
+            raise IdempotencyKeyRequired("Send an Idempotency-Key header with every write.")
+        idempotency.check_key(self.key)
+        return f"partner:{self.holder.partner_id}"
 
     def _remember_error(
         self, db: Database, principal: str, fingerprint: str, error: TallyError
@@ -225,53 +259,220 @@ class Mutation:
             pass  # a concurrent retry stored its own answer first
 
 
-class WriteBatcher:
-    """Group commit for SQLite: the writes that arrive together share one transaction.
+# Refusals that do not answer the request itself (who asks, the key, the request's form):
+# they are not remembered, so the key stays usable.
+UNSTORED_ERRORS = (IdempotencyConflict, Unauthorized, Forbidden, ValidationFailed)
 
-    Each write runs in its own savepoint; one that fails in any way is rolled back to it and
-    then re-run alone through the ordinary path, which gives it its usual answer.
+
+def posted_answer(
+    request: Request, session: Session, result: Posted, now: datetime
+) -> tuple[int, BaseModel]:
+    """The answer to a posted earn or redeem."""
+    cache: ProgrammeCache = request.app.state.programme
+    return 201, views.posted(session, result, now, cache.zone)
+
+
+Answer = Response | BaseException
+Pending = tuple[Mutation, Job, "asyncio.Future[Response]"]
+
+
+@dataclass
+class _Queue:
+    items: list[Pending] = field(default_factory=list)
+    drain: "asyncio.Task[None] | None" = None
+
+
+class WriteBatcher:
+    """Group commit: the writes that reach a worker together share one transaction.
+
+    While one batch is being written (on the event loop for SQLite, on the database executor
+    for PostgreSQL) the next one gathers. In a batch every request is authenticated and its
+    Idempotency-Key looked up at once; earns and redeems are posted set-based
+    (:func:`tally.flows.earning.post`) and other writes run one by one, each in a savepoint.
+    Whatever cannot be answered in the batch — a failed savepoint, a key used twice in the
+    batch, a write the database refused — is done again alone, in a transaction of its own,
+    which gives it its usual answer.
     """
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        # One queue per event loop (a server has one; tests may drive an app from several).
-        self._pending: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, list[tuple[Mutation, Work, asyncio.Future[Response]]]
-        ] = weakref.WeakKeyDictionary()
+    MAX_GATHER_ROUNDS = 8
 
-    async def run(self, mutation: Mutation, work: Work) -> Response:
+    def __init__(self, db: Database, executor: Executor | None) -> None:
+        self._db = db
+        self._executor = executor
+        # One queue per event loop (a server has one; tests may drive an app from several).
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def run(self, mutation: Mutation, job: Job) -> Response:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Response] = loop.create_future()
-        queue = self._pending.setdefault(loop, [])
-        queue.append((mutation, work, future))
-        if len(queue) == 1:
-            loop.call_soon(self._flush, loop)
+        queue = self._queues.setdefault(loop, _Queue())
+        queue.items.append((mutation, job, future))
+        if queue.drain is None:
+            queue.drain = loop.create_task(self._drain(queue))
         return await future
 
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._pending.pop(loop, [])
-        done: dict[int, Response] = {}
+    async def _drain(self, queue: _Queue) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while queue.items:
+                await self._gather(queue)
+                batch, queue.items = queue.items, []
+                if self._executor is None:
+                    answers = self._answer(batch)
+                else:
+                    answers = await loop.run_in_executor(self._executor, self._answer, batch)
+                for (_mutation, _job, future), answer in zip(batch, answers, strict=True):
+                    if future.cancelled():
+                        continue
+                    if isinstance(answer, BaseException):
+                        future.set_exception(answer)
+                    else:
+                        future.set_result(answer)
+        finally:
+            queue.drain = None
+
+    async def _gather(self, queue: _Queue) -> None:
+        """Let the requests already read from the sockets join the batch."""
+        size = -1
+        for _round in range(self.MAX_GATHER_ROUNDS):
+            if len(queue.items) == size:
+                return
+            size = len(queue.items)
+            await asyncio.sleep(0)
+
+    def _answer(self, batch: list[Pending]) -> list[Answer]:
+        done: dict[int, Answer] = {}
         try:
             with self._db.write() as session:
-                for index, (mutation, work, _future) in enumerate(batch):
-                    try:
-                        with session.begin_nested():
-                            done[index] = mutation.attempt_in(session, work)
-                    except Exception:
-                        done.pop(index, None)
-                    session.expire_all()
+                done = _Batch(session, batch).answers()
         except Exception:
             done = {}
-        for index, (mutation, work, future) in enumerate(batch):
-            if future.cancelled():
-                continue
+        answers: list[Answer] = []
+        for index, (mutation, job, _future) in enumerate(batch):
             if index in done:
-                future.set_result(done[index])
+                answers.append(done[index])
                 continue
             try:
-                future.set_result(mutation._run(work))
+                answers.append(mutation.alone(job))
             except Exception as error:
-                future.set_exception(error)
+                answers.append(error)
+        return answers
+
+
+class _Batch:
+    """One batch's writes in one transaction: the answers it could give (by position)."""
+
+    def __init__(self, session: Session, batch: list[Pending]) -> None:
+        self.session = session
+        self.batch = batch
+        self.now = utcnow()
+        self.remembered: list[idempotency.Answer] = []
+        self.done: dict[int, Answer] = {}
+
+    def answers(self) -> dict[int, Answer]:
+        accepted = self._authorised()
+        orders: list[tuple[int, str, str]] = []
+        for index, principal, fingerprint in accepted:
+            job = self.batch[index][1]
+            if isinstance(job, Earning | Order):
+                orders.append((index, principal, fingerprint))
+                continue
+            answer = self._in_savepoint(job)
+            if answer is not None:  # else answered alone
+                self._answered(index, principal, fingerprint, *answer)
+        if orders:
+            self._post(orders)
+        idempotency.remember_all(self.session, self.remembered)
+        return self.done
+
+    def _in_savepoint(self, work: Work) -> tuple[int, BaseModel] | None:
+        """``work``'s answer, or ``None`` when it failed (and its savepoint was rolled back)."""
+        try:
+            with savepoint(self.session):
+                return work(self.session)
+        except Exception:
+            return None
+        finally:
+            self.session.expire_all()
+
+    def _authorised(self) -> list[tuple[int, str, str]]:
+        """``(index, principal, fingerprint)`` of the new writes; replays answered."""
+        holders: dict[tuple[str, Scope], KeyHolder] = {}
+        request = self.batch[0][0].request
+        programme(request, self.session)  # look for a newly applied programme
+        candidates: list[tuple[int, str, str]] = []
+        for index, (mutation, _job, _future) in enumerate(self.batch):
+            try:
+                holder = holders.get((mutation.token, mutation.scope))
+                if holder is None:
+                    holder = _authorise(self.session, request, mutation.token, mutation.scope)
+                    holders[(mutation.token, mutation.scope)] = holder
+                mutation.holder = holder
+                candidates.append((index, mutation.check_key(), mutation.fingerprint))
+            except TallyError:
+                continue  # answered alone
+        keys: dict[str, list[str]] = {}
+        for index, principal, _fingerprint in candidates:
+            keys.setdefault(principal, []).append(self.batch[index][0].key or "")
+        stored = {
+            (principal, key): record
+            for principal, names in keys.items()
+            for key, record in idempotency.records(self.session, principal, names).items()
+        }
+        seen: set[tuple[str, str]] = set()
+        accepted: list[tuple[int, str, str]] = []
+        for index, principal, fingerprint in candidates:
+            name = (principal, self.batch[index][0].key or "")
+            if name in seen:
+                continue  # the same key twice in one batch: the later one replays alone
+            seen.add(name)
+            record = stored.get(name)
+            if record is None:
+                accepted.append((index, principal, fingerprint))
+                continue
+            try:
+                self.done[index] = _replayed(idempotency.check(record, fingerprint))
+            except IdempotencyConflict as error:
+                self.done[index] = error
+        return accepted
+
+    def _post(self, orders: list[tuple[int, str, str]]) -> None:
+        request = self.batch[orders[0][0]][0].request
+        jobs = []
+        for index, _principal, _fingerprint in orders:
+            mutation, job, _future = self.batch[index]
+            assert isinstance(job, Earning | Order)
+            jobs.append(mutation.owned(job))
+        outcomes = earning.post(
+            self.session, jobs, self.now, policy(request), programme(request, self.session)
+        )
+        for (index, principal, fingerprint), outcome in zip(orders, outcomes, strict=True):
+            if isinstance(outcome, UNSTORED_ERRORS):
+                self.done[index] = outcome
+            elif isinstance(outcome, TallyError):
+                body = orjson.dumps(problem_body(outcome)).decode()
+                self._remember(index, principal, fingerprint, outcome.status, body)
+                self.done[index] = outcome
+            else:
+                status, model = posted_answer(request, self.session, outcome, self.now)
+                self._answered(index, principal, fingerprint, status, model)
+
+    def _answered(
+        self, index: int, principal: str, fingerprint: str, status: int, model: BaseModel
+    ) -> None:
+        body = model.model_dump_json()
+        self._remember(index, principal, fingerprint, status, body)
+        self.done[index] = Response(
+            body.encode(), status_code=status, media_type="application/json"
+        )
+
+    def _remember(
+        self, index: int, principal: str, fingerprint: str, status: int, body: str
+    ) -> None:
+        key = self.batch[index][0].key or ""
+        self.remembered.append(idempotency.Answer(principal, key, fingerprint, status, body))
 
 
 def _replayed(stored: idempotency.Stored) -> Response:

@@ -16,13 +16,15 @@ from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
 from tally.api.members import MemberId
 from tally.errors import Forbidden, NotFound
 from tally.flows import earning
+from tally.flows.earning import Earning
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
 from tally.ledger import holds as ledger_holds
 from tally.ledger import repository as ledger_repository
 from tally.ledger import service as ledger
-from tally.ledger.domain import Policy
+from tally.ledger.domain import Origin, Policy
 from tally.ledger.models import EntryKind
+from tally.ledger.orders import Order
 from tally.partners.service import KeyHolder, Scope
 from tally.programme.runtime import ProgrammeCache
 
@@ -61,25 +63,10 @@ async def earn(
     """Credit points issued by the calling partner, with the growth value they carry (default:
     the points; ``0`` for points that do not count towards tiers). With
     ``apply_tier_multiplier`` the member's tier multiplier applies to the points credited."""
-
-    def work(session: Session) -> tuple[int, BaseModel]:
-        now = utcnow()
-        result = earning.earn(
-            session,
-            write.origin,
-            member_id,
-            payload.points,
-            payload.reference,
-            now,
-            _policy(write),
-            programme(write.request, session),
-            expires_at=payload.expires_at,
-            growth=payload.growth,
-            apply_tier_multiplier=payload.apply_tier_multiplier,
-        )
-        return 201, views.posted(session, result, now, _zone(write))
-
-    return await write.run(work)
+    order = Order(
+        EntryKind.EARN, Origin(), member_id, payload.points, payload.reference, payload.expires_at
+    )
+    return await write.post(Earning(order, payload.growth, payload.apply_tier_multiplier))
 
 
 @router.post("/v1/members/{member_id}/redeem", response_model=schemas.Posted, status_code=201)
@@ -89,15 +76,9 @@ async def redeem(
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
 ) -> Response:
     """Spend points with the calling partner, oldest-expiring first."""
-
-    def work(session: Session) -> tuple[int, BaseModel]:
-        now = utcnow()
-        result = ledger.redeem(
-            session, write.origin, member_id, payload.points, payload.reference, now, _policy(write)
-        )
-        return 201, views.posted(session, result, now, _zone(write))
-
-    return await write.run(work)
+    return await write.post(
+        Order(EntryKind.REDEEM, Origin(), member_id, payload.points, payload.reference)
+    )
 
 
 @router.post("/v1/members/{member_id}/holds", response_model=schemas.HoldPosted, status_code=201)

@@ -21,7 +21,8 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,6 +150,16 @@ class Bulk:
 
     def _columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         return {name: [_array_value(row[name]) for row in rows] for name in self.names}
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A savepoint around the block, rolled back if it raises, that statements run here honour
+    too: SQLAlchemy emits ``SAVEPOINT`` only when it next uses the connection itself, which
+    statements run on the driver never make it do."""
+    with session.begin_nested():
+        session.connection()
+        yield
 
 
 def _driver(session: Session) -> Any:

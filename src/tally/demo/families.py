@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from tally.db.raw import savepoint
 from tally.errors import TallyError
 from tally.families import repository as family_repository
 from tally.families import service as families
@@ -58,7 +59,7 @@ def seed(
         if points <= 0:
             continue
         try:
-            with session.begin_nested():
+            with savepoint(session):
                 family_spend.spend(
                     session, origin, family_id, spender, points, reference, now, policy, programme
                 )

@@ -3,28 +3,46 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from tally.db.raw import Raw
+from tally.db.raw import Bulk, Raw
 from tally.errors import IdempotencyConflict, ValidationFailed
 from tally.kit.clock import utcnow
 
 MAX_KEY_LENGTH = 255
 _FIND = Raw(
-    "SELECT request_hash, status_code, response_body FROM idempotency_records"
-    " WHERE principal = :p AND key = :k"
+    "SELECT key, request_hash, status_code, response_body FROM idempotency_records"
+    " WHERE principal = :p AND key = ANY(:ks)"
 )
-_INSERT = Raw(
-    "INSERT INTO idempotency_records (principal, key, request_hash, status_code, response_body,"
-    " created_at) VALUES (:principal, :key, :request_hash, :status_code, :response_body,"
-    " :created_at)"
+_INSERT = Bulk.insert(
+    "idempotency_records",
+    {
+        "principal": "text",
+        "key": "text",
+        "request_hash": "text",
+        "status_code": "integer",
+        "response_body": "text",
+        "created_at": "timestamptz",
+    },
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
+    status_code: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The response to remember for a key."""
+
+    principal: str
+    key: str
+    fingerprint: str
     status_code: int
     body: str
 
@@ -44,26 +62,44 @@ def check_key(key: str) -> None:
 
 def replay(session: Session, principal: str, key: str, fingerprint: str) -> Stored | None:
     """The stored response for this key, ``None`` if new; a different request is a conflict."""
-    record = _FIND.one(session, {"p": principal, "k": key})
-    if record is None:
-        return None
+    record = records(session, principal, [key]).get(key)
+    return None if record is None else check(record, fingerprint)
+
+
+def records(session: Session, principal: str, keys: Sequence[str]) -> dict[str, tuple[str, Stored]]:
+    """The stored ``(request fingerprint, response)`` of those of ``keys`` already used."""
+    rows = _FIND.all(session, {"p": principal, "ks": sorted(set(keys))})
+    return {key: (fingerprint, Stored(status, body)) for key, fingerprint, status, body in rows}
+
+
+def check(record: tuple[str, Stored], fingerprint: str) -> Stored:
+    """A stored response, if it answers the same request; a different request is a conflict."""
     if record[0] != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was used for a different request.")
-    return Stored(record[1], record[2])
+    return record[1]
 
 
 def remember(
     session: Session, principal: str, key: str, fingerprint: str, status_code: int, body: str
 ) -> None:
     """Store the response in the same transaction as the change it describes."""
+    remember_all(session, [Answer(principal, key, fingerprint, status_code, body)])
+
+
+def remember_all(session: Session, answers: Sequence[Answer]) -> None:
+    """Store many responses at once, in the transaction of the changes they describe."""
+    now = utcnow()
     _INSERT.execute(
         session,
-        {
-            "principal": principal,
-            "key": key,
-            "request_hash": fingerprint,
-            "status_code": status_code,
-            "response_body": body,
-            "created_at": utcnow(),
-        },
+        [
+            {
+                "principal": answer.principal,
+                "key": answer.key,
+                "request_hash": answer.fingerprint,
+                "status_code": answer.status_code,
+                "response_body": answer.body,
+                "created_at": now,
+            }
+            for answer in answers
+        ],
     )

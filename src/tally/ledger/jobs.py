@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from tally.db.raw import savepoint
 from tally.errors import HoldNotActive
 from tally.ledger import repository
 from tally.ledger.domain import SYSTEM_EXPIRED, Leg, Origin, Policy, member_available
@@ -53,7 +54,7 @@ def expire(
             hold_ids = repository.lapsed_hold_ids(session, as_of, batch)
             for hold_id in hold_ids:
                 try:
-                    with session.begin_nested():
+                    with savepoint(session):
                         release_hold(session, Origin(), hold_id, as_of, policy, lapse=True)
                     lapsed += 1
                 except HoldNotActive:
