@@ -11,6 +11,7 @@ from tally.api import schemas
 from tally.kit.pagination import encode_cursor
 from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
+from tally.ledger.domain import Balance
 from tally.ledger.models import Hold, JournalEntry
 from tally.members import service as members
 
@@ -31,7 +32,10 @@ def member(session: Session, member_id: int) -> schemas.Member:
 
 
 def balance(session: Session, member_id: int, now: datetime, zone: object) -> schemas.Balance:
-    result = ledger.balance(session, member_id, now, zone)  # type: ignore[arg-type]
+    return balance_model(ledger.balance(session, member_id, now, zone))  # type: ignore[arg-type]
+
+
+def balance_model(result: Balance) -> schemas.Balance:
     return schemas.Balance(
         available=result.available,
         held=result.held,
@@ -46,7 +50,9 @@ def posted(
         id=str(result.entry_id) if result.entry_id else None,
         transaction_id=str(result.entry_id) if result.entry_id else None,
         member_id=result.member_id,
-        balance=balance(session, result.member_id, now, zone),
+        balance=balance_model(result.balance)
+        if result.balance is not None
+        else balance(session, result.member_id, now, zone),
         details=result.details,
     )
 
