@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from tally.db.checkpointer import BACKSTOP_PAGES
+
 WRITE_OPTION = "tally_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -48,6 +50,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -18,10 +18,12 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._gate: WriteGate | None = None
+        self.file_path: str | None = None  # of an SQLite database on disk
         if engine.dialect.name == "sqlite":
             path = engine.url.database
             on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")
-            self._gate = WriteGate(path if on_disk else None)
+            self.file_path = path if on_disk else None
+            self._gate = WriteGate(self.file_path)
         self._reader = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         self._writer = sessionmaker(
             bind=engine.execution_options(**{WRITE_OPTION: True}),
