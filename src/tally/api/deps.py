@@ -279,7 +279,7 @@ Pending = tuple[Mutation, Job, "asyncio.Future[Response]"]
 @dataclass
 class _Queue:
     items: list[Pending] = field(default_factory=list)
-    drain: "asyncio.Task[None] | None" = None
+    drain: "asyncio.Task[None] | None" = None  # the task writing batches, while there is one
 
 
 class WriteBatcher:
@@ -331,6 +331,8 @@ class WriteBatcher:
                     else:
                         future.set_result(answer)
         finally:
+            # Cleared in the same step that found the queue empty: a write queued after it
+            # starts a new drain.
             queue.drain = None
 
     async def _gather(self, queue: _Queue) -> None:

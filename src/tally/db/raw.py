@@ -64,7 +64,9 @@ class Raw:
 
     def __init__(self, sql: str, *, lock: bool = False) -> None:
         self.sqlite_sql = _ANY.sub(r"IN (SELECT value FROM json_each(:\1))", sql)
-        self.pg_sql = _NAMED.sub(r"%(\1)s", sql) + (" FOR UPDATE" if lock else "")
+        # Lists go in binary: psycopg dumps an array several times faster that way.
+        self.pg_sql = _NAMED.sub(r"%(\1)s", _ANY.sub(r"= ANY(%(\1)b)", sql))
+        self.pg_sql += " FOR UPDATE" if lock else ""
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
         """Run with ``params``; returns the driver's cursor (``fetchone``, ``rowcount`` …)."""
@@ -106,7 +108,7 @@ class Bulk:
     def __init__(self, row_sql: str, set_sql: str) -> None:
         self.row_sql = row_sql
         self.names = tuple(dict.fromkeys(_NAMED.findall(set_sql)))
-        self.pg_sql = _NAMED.sub(r"%(\1)s", set_sql)
+        self.pg_sql = _NAMED.sub(r"%(\1)b", set_sql)  # arrays go in binary (see Raw)
 
     @classmethod
     def insert(cls, table: str, columns: Mapping[str, str], tail: str = "") -> Bulk:

@@ -14,7 +14,7 @@ class IdempotencyRecord(Base):
     """The first response to ``(principal, key)``; retries get it back, writing nothing."""
 
     __tablename__ = "idempotency_records"
-    __table_args__ = (UniqueConstraint("principal", "key"),)
+    __table_args__ = (UniqueConstraint("key", "principal"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     principal: Mapped[str] = mapped_column(String(64))
