@@ -25,6 +25,10 @@ def build_engine(url: str, *, pool_size: int = 20) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Plan every statement for its own values: a generic plan made while a table was small
+        # (a seq scan, an index used on its first column only) stayed cached on the connection
+        # long after the table grew, and had PostgreSQL scan whole tables for every batch.
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
 
 
