@@ -21,6 +21,7 @@ from tally.api import memberships as memberships_api
 from tally.api import status as status_api
 from tally.api import tiers as tiers_api
 from tally.api.deps import WriteBatcher
+from tally.api.fastlane import FastLane
 from tally.api.problems import (
     handle_data_error,
     handle_http_error,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(memberships_api.router)
     app.include_router(families_api.router)
     install_web(app)
+    app.add_middleware(FastLane, lanes=ledger_api.LANES)
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:

@@ -83,7 +83,8 @@ async def in_executor(request: Request, function: Callable[[], T]) -> T:
     return await loop.run_in_executor(executor, function)
 
 
-def _bearer(authorization: str | None) -> str:
+def bearer_token(authorization: str | None) -> str:
+    """The API key of an ``Authorization: Bearer <key>`` header, or ``unauthorized``."""
     if not authorization:
         raise Unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
     scheme, _, token = authorization.partition(" ")
@@ -126,7 +127,7 @@ def reader(scope: Scope) -> Callable[..., Any]:
         request: Request,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Reader:
-        return Reader(request=request, token=_bearer(authorization), scope=scope)
+        return Reader(request=request, token=bearer_token(authorization), scope=scope)
 
     return dependency
 
@@ -514,7 +515,7 @@ def mutation(scope: Scope) -> Callable[..., Any]:
     ) -> Mutation:
         return Mutation(
             request=request,
-            token=_bearer(authorization),
+            token=bearer_token(authorization),
             scope=scope,
             key=idempotency_key,
             body=body,

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from tally.api import schemas, views
 from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
+from tally.api.fastlane import lane
 from tally.api.members import MemberId
 from tally.errors import Forbidden, NotFound
 from tally.flows import earning
@@ -54,6 +55,19 @@ async def get_balance(
     )
 
 
+def earn_order(member_id: int, payload: schemas.EarnRequest) -> Earning:
+    """The earn a request asks for (its origin is set to the calling partner)."""
+    order = Order(
+        EntryKind.EARN, Origin(), member_id, payload.points, payload.reference, payload.expires_at
+    )
+    return Earning(order, payload.growth, payload.apply_tier_multiplier)
+
+
+def redeem_order(member_id: int, payload: schemas.RedeemRequest) -> Order:
+    """The redeem a request asks for (its origin is set to the calling partner)."""
+    return Order(EntryKind.REDEEM, Origin(), member_id, payload.points, payload.reference)
+
+
 @router.post("/v1/members/{member_id}/earn", response_model=schemas.Posted, status_code=201)
 async def earn(
     member_id: MemberId,
@@ -63,10 +77,7 @@ async def earn(
     """Credit points issued by the calling partner, with the growth value they carry (default:
     the points; ``0`` for points that do not count towards tiers). With
     ``apply_tier_multiplier`` the member's tier multiplier applies to the points credited."""
-    order = Order(
-        EntryKind.EARN, Origin(), member_id, payload.points, payload.reference, payload.expires_at
-    )
-    return await write.post(Earning(order, payload.growth, payload.apply_tier_multiplier))
+    return await write.post(earn_order(member_id, payload))
 
 
 @router.post("/v1/members/{member_id}/redeem", response_model=schemas.Posted, status_code=201)
@@ -76,9 +87,14 @@ async def redeem(
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
 ) -> Response:
     """Spend points with the calling partner, oldest-expiring first."""
-    return await write.post(
-        Order(EntryKind.REDEEM, Origin(), member_id, payload.points, payload.reference)
-    )
+    return await write.post(redeem_order(member_id, payload))
+
+
+# Ordinary earns and redeems skip FastAPI's routing and dependency solving (tally.api.fastlane).
+LANES = (
+    lane("/v1/members/{member_id}/earn", schemas.EarnRequest, Scope.EARN, earn_order),
+    lane("/v1/members/{member_id}/redeem", schemas.RedeemRequest, Scope.REDEEM, redeem_order),
+)
 
 
 @router.post("/v1/members/{member_id}/holds", response_model=schemas.HoldPosted, status_code=201)
