@@ -1,0 +1,171 @@
+"""The fast lane answers ordinary earns and redeems itself, exactly as FastAPI's endpoint would,
+and hands everything else on to FastAPI untouched."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from apikit import assert_problem
+
+from conftest import Api
+from tally.api import fastlane
+from tally.api.fastlane import MAX_BODY, FastLane, lane
+from tally.api.schemas import RedeemRequest
+from tally.ledger.orders import Order
+from tally.partners.service import Scope
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each request the lane looked at: whether it answered it itself."""
+    seen: list[bool] = []
+    ordinary = fastlane._ordinary
+
+    def spy(*args: Any) -> Any:
+        write = ordinary(*args)
+        seen.append(write is not None)
+        return write
+
+    monkeypatch.setattr(fastlane, "_ordinary", spy)
+    return seen
+
+
+def test_an_ordinary_earn_and_redeem_take_the_lane(api: Api, taken: list[bool]) -> None:
+    member = api.enrol("13900000001")
+    earned = api.earn(member, 120, "lane-earn")
+    redeemed = api.redeem(member, 20, "lane-redeem")
+
+    assert taken == [True, True]
+    assert earned.status_code == 201, earned.text
+    assert earned.headers["content-type"] == "application/json"
+    body = earned.json()
+    assert body["member_id"] == member
+    assert body["balance"]["available"] == 120
+    assert body["details"]["points"] == 120
+    assert redeemed.status_code == 201, redeemed.text
+    assert redeemed.json()["balance"]["available"] == 100
+
+
+def test_the_lane_answers_as_the_endpoint_does(api: Api, taken: list[bool]) -> None:
+    """The same earn through the lane and through FastAPI (a path FastAPI reads as the same
+    member, which the lane leaves alone) gives the same answer but for the entry's id."""
+    member = api.enrol("13900000002")
+    through_lane = api.earn(member, 50, "a")
+    through_fastapi = api.post(f"/v1/members/0{member}/earn", {"points": 50, "reference": "b"})
+
+    assert taken == [True]  # the lane never matched the second path
+    assert through_fastapi.status_code == through_lane.status_code == 201
+    first, second = through_lane.json(), through_fastapi.json()
+    for body in (first, second):
+        body.pop("id")
+        body.pop("transaction_id")
+    assert second["balance"]["available"] == first["balance"]["available"] + 50
+    second["balance"] = first["balance"]
+    assert first == second
+
+
+def test_a_retry_through_the_lane_replays_the_first_answer(api: Api, taken: list[bool]) -> None:
+    member = api.enrol("13900000003")
+    first = api.post(f"/v1/members/{member}/earn", {"points": 5, "reference": "r"}, "same-key")
+    again = api.post(f"/v1/members/{member}/earn", {"points": 5, "reference": "r"}, "same-key")
+
+    assert taken == [True, True]
+    assert again.content == first.content
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert api.balance(member)["available"] == 5
+
+
+def test_a_refusal_through_the_lane_is_a_problem_document(api: Api, taken: list[bool]) -> None:
+    member = api.enrol("13900000004")
+
+    assert_problem(api.redeem(member, 10), 409, "insufficient_points")
+    assert_problem(api.earn(10**12, 10), 404, "not_found")
+    assert taken == [True, True]
+
+
+UNUSUAL: dict[str, tuple[dict[str, str], bytes, int, str]] = {
+    "no Idempotency-Key": (
+        {"Idempotency-Key": ""},
+        b'{"points":1,"reference":"x"}',
+        400,
+        "idempotency_key_required",
+    ),
+    "no bearer token": (
+        {"Authorization": ""},
+        b'{"points":1,"reference":"x"}',
+        401,
+        "unauthorized",
+    ),
+    "not JSON": ({}, b'{"points":1,', 422, "validation_error"),
+    "points as text": ({}, b'{"points":"1","reference":"x"}', 422, "validation_error"),
+    "an unknown field": ({}, b'{"points":1,"reference":"x","bonus":1}', 422, "validation_error"),
+    "text/plain": (
+        {"Content-Type": "text/plain"},
+        b'{"points":1,"reference":"x"}',
+        422,
+        "validation_error",
+    ),
+}
+
+
+@pytest.mark.parametrize(("headers", "content", "status", "code"), UNUSUAL.values(), ids=UNUSUAL)
+def test_an_unusual_request_goes_on_to_fastapi(
+    api: Api, taken: list[bool], headers: dict[str, str], content: bytes, status: int, code: str
+) -> None:
+    member = api.enrol("13900000005")
+    sent = {
+        **api.key.headers("unusual-1"),
+        "Content-Type": "application/json",
+        **headers,
+    }
+    for name, value in headers.items():
+        if not value:
+            sent.pop(name)
+    response = api.client.post(f"/v1/members/{member}/earn", content=content, headers=sent)
+
+    assert_problem(response, status, code)
+    assert taken in ([], [False])  # FastAPI answered
+    assert api.balance(member)["available"] == 0
+
+
+def test_a_large_body_goes_on_to_fastapi_in_full() -> None:
+    """Bodies beyond MAX_BODY, in several chunks, reach the app behind the lane unchanged."""
+    content = b'{"points": 1, "reference": "x"' + b" " * (MAX_BODY + 10) + b"}"
+    chunks = [content[i : i + 5000] for i in range(0, len(content), 5000)]
+    received: list[bytes] = []
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            received.append(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(_message: Any) -> None:
+        raise AssertionError("the lane must not answer")
+
+    def write(member_id: int, payload: RedeemRequest) -> Order:
+        raise AssertionError("the lane must not build a write")
+
+    middleware = FastLane(
+        downstream, [lane("/v1/members/{member_id}/redeem", RedeemRequest, Scope.REDEEM, write)]
+    )
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/members/7/redeem",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    asyncio.run(middleware(scope, receive, send))
+
+    assert b"".join(received) == content
