@@ -21,7 +21,7 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 _NAMED = re.compile(r"(?<!:):(\w+)")
 _ANY = re.compile(r"= ANY\(:(\w+)\)")
+_ARRAY = re.compile(r"(?<!:):(\w+)::(\w+)\[\]")
 _PLAIN = frozenset({int, str, bytes})  # passed to sqlite3 as they are
 
 Row = tuple[Any, ...]
@@ -107,8 +108,14 @@ class Bulk:
 
     def __init__(self, row_sql: str, set_sql: str) -> None:
         self.row_sql = row_sql
-        self.names = tuple(dict.fromkeys(_NAMED.findall(set_sql)))
+        types = dict(_ARRAY.findall(set_sql))
+        self.names = tuple(types)
         self.pg_sql = _NAMED.sub(r"%(\1)b", set_sql)  # arrays go in binary (see Raw)
+        # Each column's values converted by its type, chosen once (the loop over rows is hot).
+        self._to_sqlite = [
+            (name, convert) for name, kind in types.items() if (convert := _TO_SQLITE.get(kind))
+        ]
+        self._to_postgres = [(name, _TO_POSTGRES.get(kind)) for name, kind in types.items()]
 
     @classmethod
     def insert(cls, table: str, columns: Mapping[str, str], tail: str = "") -> Bulk:
@@ -130,7 +137,7 @@ class Bulk:
             return 0
         driver = _driver(session)
         if _is_sqlite(driver):
-            cursor = driver.executemany(self.row_sql, [_for_sqlite(row) for row in rows])
+            cursor = driver.executemany(self.row_sql, [self._sqlite_row(row) for row in rows])
             return int(cursor.rowcount)
         with driver.cursor() as cursor:
             cursor.execute(self.pg_sql, self._columns(rows))
@@ -144,14 +151,29 @@ class Bulk:
         if _is_sqlite(driver):
             found: list[Row] = []
             for row in rows:
-                found.extend(tuple(item) for item in driver.execute(self.row_sql, _for_sqlite(row)))
+                found.extend(
+                    tuple(item) for item in driver.execute(self.row_sql, self._sqlite_row(row))
+                )
             return found
         with driver.cursor() as cursor:
             cursor.execute(self.pg_sql, self._columns(rows))
             return [tuple(item) for item in cursor.fetchall()]
 
+    def _sqlite_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        values = dict(row)
+        for name, convert in self._to_sqlite:
+            value = values[name]
+            if value is not None:
+                values[name] = convert(value)
+        return values
+
     def _columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        return {name: [_array_value(row[name]) for row in rows] for name in self.names}
+        return {
+            name: [row[name] for row in rows]
+            if convert is None
+            else [None if row[name] is None else convert(row[name]) for row in rows]
+            for name, convert in self._to_postgres
+        }
 
 
 @contextmanager
@@ -193,8 +215,7 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):
-        # The text SQLAlchemy stores: "%Y-%m-%d %H:%M:%S.%f" (isoformat is the faster way).
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return _sqlite_timestamp(value)
     if isinstance(value, dict):
         return json.dumps(value)
     if isinstance(value, list | tuple):
@@ -213,13 +234,23 @@ def _for_postgres(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _array_value(value: Any) -> Any:
-    """A value as an element of a PostgreSQL array parameter (JSON as its text)."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return value
+def _sqlite_timestamp(value: datetime) -> str:
+    # The text SQLAlchemy stores: "%Y-%m-%d %H:%M:%S.%f" (isoformat is the faster way).
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+# Conversions of :class:`Bulk` values by column type; a type not listed passes as it is (an
+# enum is a ``str`` to SQLite, whereas psycopg would dump its name).
+_TO_SQLITE: dict[str, Callable[[Any], Any]] = {
+    "uuid": lambda value: value.hex,
+    "timestamptz": _sqlite_timestamp,
+    "json": json.dumps,
+}
+_TO_POSTGRES: dict[str, Callable[[Any], Any]] = {"text": _enum_value, "json": json.dumps}
 
 
 def as_datetime(value: Any) -> datetime:
