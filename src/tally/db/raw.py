@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -234,8 +235,11 @@ def _for_postgres(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=256)
 def _sqlite_timestamp(value: datetime) -> str:
-    # The text SQLAlchemy stores: "%Y-%m-%d %H:%M:%S.%f" (isoformat is the faster way).
+    """The text SQLAlchemy stores, "%Y-%m-%d %H:%M:%S.%f" in UTC (isoformat is the faster way).
+
+    Cached: a batch writes the same few instants (its ``now``, the expiry) into many rows."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 

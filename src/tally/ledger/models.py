@@ -52,6 +52,14 @@ class JournalEntry(Base):
     __table_args__ = (
         # A partner's business reference identifies one earn/redeem/hold/transfer.
         UniqueConstraint("source_key"),
+        # An entry is reversed once; the index holds only reversals (most entries are not).
+        Index(
+            "uq_journal_entries_reverses_id",
+            "reverses_id",
+            unique=True,
+            sqlite_where=text("reverses_id IS NOT NULL"),
+            postgresql_where=text("reverses_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -61,7 +69,7 @@ class JournalEntry(Base):
     staff_id: Mapped[int | None] = mapped_column(BigInteger)
     reference: Mapped[str | None] = mapped_column(String(191))
     source_key: Mapped[str | None] = mapped_column(String(255))
-    reverses_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
+    reverses_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     memo: Mapped[str | None] = mapped_column(String(500))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

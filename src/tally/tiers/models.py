@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tally.db.base import Base, BigId, UTCDateTime, str_enum
@@ -39,18 +39,32 @@ class GrowthEntry(Base):
     __table_args__ = (
         Index("ix_growth_entries_member_id_counted_at", "member_id", "counted_at"),
         Index("ix_growth_entries_member_id_id", "member_id", "id"),
+        # Indexes that hold only the rows they serve: reversals, and entries a merge moved.
+        Index(
+            "uq_growth_entries_reverses_id",
+            "reverses_id",
+            unique=True,
+            sqlite_where=text("reverses_id IS NOT NULL"),
+            postgresql_where=text("reverses_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_growth_entries_moved",
+            "origin_member_id",
+            sqlite_where=text("origin_member_id <> member_id"),
+            postgresql_where=text("origin_member_id <> member_id"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"))
-    origin_member_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    origin_member_id: Mapped[int] = mapped_column(BigInteger)
     points: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[GrowthKind] = mapped_column(str_enum(GrowthKind))
     counted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     journal_entry_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("journal_entries.id"), unique=True
     )
-    reverses_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    reverses_id: Mapped[int | None] = mapped_column(BigInteger)
     partner_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(500))

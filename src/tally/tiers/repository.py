@@ -461,7 +461,11 @@ def move_growth(session: Session, from_member: int, to_member: int) -> int:
 
 def move_growth_back(session: Session, holder: int, origin: int) -> int:
     """Give back to ``origin`` the entries credited to it that ``holder`` owns; their sum."""
-    condition = and_(GrowthEntry.member_id == holder, GrowthEntry.origin_member_id == origin)
+    condition = and_(
+        GrowthEntry.member_id == holder,
+        GrowthEntry.origin_member_id == origin,
+        GrowthEntry.origin_member_id != GrowthEntry.member_id,  # what ix_growth_entries_moved holds
+    )
     total = session.scalar(select(func.coalesce(func.sum(GrowthEntry.points), 0)).where(condition))
     session.execute(
         update(GrowthEntry)
