@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from tally.config import Settings
 from tally.db.session import Database
 from tally.kit.clock import utcnow
+from tally.kit.periodic import Periodic
 from tally.ledger import jobs
 from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
@@ -30,20 +30,13 @@ class Scheduler:
         self._db = db
         self._settings = settings
         self._programme = programme
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tally-jobs", daemon=True)
+        self._thread = Periodic("tally-jobs", interval, self.run_once)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.run_once()
+        self._thread.stop()
 
     def run_once(self) -> None:
         """Run every job once for now; a job that fails is logged and retried next round."""

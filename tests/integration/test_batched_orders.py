@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from support.tier_programme import tier_programme
 from tally.db.raw import INTEGRITY_ERRORS, error_text
 from tally.db.session import Database
 from tally.errors import TallyError
@@ -31,29 +32,14 @@ from tally.ledger.posting import Posted
 from tally.ledger.verify import verify
 from tally.members.service import Identity, freeze
 from tally.partners import service as partners
-from tally.programme.domain import Programme
 from tally.tiers.models import GrowthEntry, MemberTier, TierChange
 
 POLICY = Policy(validity_days=60, reversal_grace_days=5, zone_name="Asia/Shanghai", max_points=5000)
-RULES = Programme.model_validate(
-    {
-        "currency": {
-            "code": "AIB",
-            "names": {"zh-CN": "豆", "en": "Beans"},
-            "point_value": {"amount": "0.01", "currency": "CNY"},
-            "default_validity_days": 60,
-            "timezone": "Asia/Shanghai",
-        },
-        "tiers": [
-            {"code": code, "names": {"zh-CN": code, "en": code}, "threshold": threshold,
-             "earn_multiplier": multiplier}
-            for code, threshold, multiplier in (
-                ("BRONZE", 0, "1"), ("SILVER", 300, "1.5"), ("GOLD", 1500, "2")
-            )
-        ],
-        "tier_model": {"kind": "rolling_window", "window_days": 30, "grace_days": 7},
-    }
-)  # fmt: skip
+RULES = tier_programme(
+    [("BRONZE", 0, "1"), ("SILVER", 300, "1.5"), ("GOLD", 1500, "2")],
+    {"kind": "rolling_window", "window_days": 30, "grace_days": 7},
+    validity_days=60,
+)
 MEMBERS = 4  # per world: members 0-2 active, 3 frozen; index 4 names no member
 _serial = itertools.count()
 

@@ -13,6 +13,7 @@ from tally.db.raw import Bulk, Raw, savepoint
 from tally.db.session import Database
 from tally.kit.clock import utcnow
 from tally.ledger.models import EntryKind, JournalEntry
+from tally.ledger.repository import ENTRY_COLUMNS
 from tally.partners.models import Partner
 
 INSERT_PARTNER = Raw(
@@ -20,24 +21,8 @@ INSERT_PARTNER = Raw(
 )
 PARTNER_CODES = Raw("SELECT code FROM partners WHERE id = ANY(:ids) ORDER BY code")
 PARTNERS_NAMED = Raw("SELECT id FROM partners WHERE code = ANY(:codes) ORDER BY id")
-ENTRIES = Bulk.insert(
-    "journal_entries",
-    {
-        "id": "uuid",
-        "kind": "text",
-        "member_id": "bigint",
-        "partner_id": "bigint",
-        "staff_id": "bigint",
-        "reference": "text",
-        "source_key": "text",
-        "reverses_id": "uuid",
-        "memo": "text",
-        "details": "json",
-        "created_at": "timestamptz",
-        "hash": "text",
-    },
-)
-ENTRY_IDS = Bulk.insert(
+ENTRIES = Bulk.insert("journal_entries", ENTRY_COLUMNS)
+NEW_PARTNERS = Bulk.insert(
     "partners",
     {"code": "text", "name": "text", "is_active": "boolean", "created_at": "timestamptz"},
     "RETURNING code",
@@ -118,7 +103,7 @@ def test_bulk_returning_gives_each_row(database: Database) -> None:
         {"code": code, "name": code, "is_active": True, "created_at": utcnow()} for code in "XYZ"
     ]
     with database.write() as session:
-        returned = ENTRY_IDS.returning(session, rows)
+        returned = NEW_PARTNERS.returning(session, rows)
     assert sorted(returned) == [("X",), ("Y",), ("Z",)]
 
 

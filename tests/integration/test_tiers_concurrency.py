@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from support.race import race
+from support.tier_programme import tier_programme
 from tally.db.session import Database
 from tally.flows import earning, enrolment
 from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
 from tally.members.service import Identity
 from tally.partners import service as partners
-from tally.programme.domain import Programme
 from tally.tiers import jobs
 from tally.tiers import service as tiers
 from tally.tiers.models import GrowthEntry, TierChange
@@ -27,23 +27,10 @@ _serial = itertools.count()
 POLICY = Policy(
     validity_days=3650, reversal_grace_days=30, zone_name="Asia/Shanghai", max_points=10**9
 )
-RULES = Programme.model_validate(
-    {
-        "currency": {
-            "code": "AIB",
-            "names": {"zh-CN": "豆", "en": "Beans"},
-            "point_value": {"amount": "0.01", "currency": "CNY"},
-            "default_validity_days": 3650,
-            "timezone": "Asia/Shanghai",
-        },
-        "tiers": [
-            {"code": code, "names": {"zh-CN": code, "en": code}, "threshold": threshold,
-             "earn_multiplier": "1"}
-            for code, threshold in (("BRONZE", 0), ("SILVER", 1000), ("GOLD", 5000))
-        ],
-        "tier_model": {"kind": "rolling_window", "window_days": 30, "grace_days": 7},
-    }
-)  # fmt: skip
+RULES = tier_programme(
+    [("BRONZE", 0, "1"), ("SILVER", 1000, "1"), ("GOLD", 5000, "1")],
+    {"kind": "rolling_window", "window_days": 30, "grace_days": 7},
+)
 
 
 def _partner(db: Database) -> Origin:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from support.tier_programme import tier_programme
 from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import earning, enrolment
@@ -39,27 +40,7 @@ def programme(kind: str = "rolling_window", **model: Any) -> Programme:
     if kind == "rolling_window":
         tier_model.setdefault("window_days", 365)
     codes = [("BRONZE", 0), ("SILVER", 1000), ("GOLD", 5000), ("PLATINUM", 15000)]
-    return Programme.model_validate(
-        {
-            "currency": {
-                "code": "AIB",
-                "names": {"zh-CN": "豆", "en": "Beans"},
-                "point_value": {"amount": "0.01", "currency": "CNY"},
-                "default_validity_days": 3650,
-                "timezone": "Asia/Shanghai",
-            },
-            "tiers": [
-                {
-                    "code": code,
-                    "names": {"zh-CN": code, "en": code},
-                    "threshold": threshold,
-                    "earn_multiplier": "1.5",
-                }
-                for code, threshold in codes
-            ],
-            "tier_model": tier_model,
-        }
-    )
+    return tier_programme([(code, threshold, "1.5") for code, threshold in codes], tier_model)
 
 
 POLICY = Policy(

@@ -40,7 +40,7 @@ from tally.flows.earning import Earning
 from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
-from tally.ledger.orders import Order
+from tally.ledger.orders import Order, posted
 from tally.ledger.posting import Posted, policy_for
 from tally.partners.service import KeyHolder, Scope, authenticate
 from tally.programme.domain import Programme
@@ -189,9 +189,7 @@ class Mutation:
                 policy(self.request),
                 programme(self.request, session),
             )[0]
-            if isinstance(outcome, TallyError):
-                raise outcome
-            return posted_answer(self.request, session, outcome, now)
+            return posted_answer(self.request, session, posted(outcome), now)
 
         return work
 

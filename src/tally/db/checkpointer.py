@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
+
+from tally.kit.periodic import Periodic
 
 log = logging.getLogger("tally.db")
 
@@ -20,28 +21,21 @@ BACKSTOP_PAGES = 10_000
 
 
 class Checkpointer:
-    """A daemon thread that checkpoints one SQLite database every ``interval`` seconds."""
+    """Checkpoints one SQLite database every ``interval`` seconds on a thread of its own."""
 
     def __init__(self, path: str, interval: float = 0.2) -> None:
-        self._path = path
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tally-checkpoint", daemon=True)
+        self._connection = sqlite3.connect(path, timeout=0, check_same_thread=False)
+        self._thread = Periodic("tally-checkpoint", interval, self._checkpoint)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.stop()
+        self._connection.close()
 
-    def _run(self) -> None:
-        connection = sqlite3.connect(self._path, timeout=0, check_same_thread=False)
+    def _checkpoint(self) -> None:
         try:
-            while not self._stop.wait(self._interval):
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.OperationalError as error:  # another checkpoint is running
-                    log.debug("checkpoint skipped: %s", error)
-        finally:
-            connection.close()
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError as error:  # another checkpoint is running
+            log.debug("checkpoint skipped: %s", error)

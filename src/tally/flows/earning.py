@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from tally.errors import TallyError, ValidationFailed
 from tally.ledger import repository as ledger_repository
 from tally.ledger import reversals
-from tally.ledger.domain import Origin, Policy, rounds
+from tally.ledger.domain import Origin, Policy, in_rounds
 from tally.ledger.models import EntryKind
-from tally.ledger.orders import Order, Outcome, post_orders
+from tally.ledger.orders import Order, Outcome, post_orders, posted
 from tally.ledger.posting import Posted
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
@@ -57,12 +57,9 @@ def earn(
     when the member was upgraded.
     """
     order = Order(EntryKind.EARN, origin, member_id, points, reference, expires_at)
-    outcome = post(
-        session, [Earning(order, growth, apply_tier_multiplier)], now, policy, programme
-    )[0]
-    if isinstance(outcome, TallyError):
-        raise outcome
-    return outcome
+    return posted(
+        post(session, [Earning(order, growth, apply_tier_multiplier)], now, policy, programme)[0]
+    )
 
 
 def post(
@@ -75,14 +72,11 @@ def post(
     """Post earns (with their growth value, as :func:`earn`) and redeems together, as if one
     after another: each member's in turn, in the order given (see
     :func:`tally.ledger.orders.post_orders`)."""
-    outcomes: dict[int, Outcome] = {}
-    members = [
-        item.order.member_id if isinstance(item, Earning) else item.member_id for item in orders
-    ]
-    for positions in rounds(members):
-        done = _post_round(session, [orders[i] for i in positions], now, policy, programme)
-        outcomes.update(zip(positions, done, strict=True))
-    return [outcomes[i] for i in range(len(orders))]
+    return in_rounds(
+        orders,
+        lambda item: item.order.member_id if isinstance(item, Earning) else item.member_id,
+        lambda distinct: _post_round(session, distinct, now, policy, programme),
+    )
 
 
 def _post_round(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from tally.errors import InsufficientPoints
 from tally.kit.clock import local_date
 from tally.kit.crypto import sha256_hex
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SYSTEM_EXPIRED = "system:expired"
 SYSTEM_ADJUSTMENTS = "system:adjustments"
@@ -267,15 +270,23 @@ def balance_of(
     )
 
 
-def rounds(member_ids: Sequence[int]) -> list[list[int]]:
-    """Positions of ``member_ids`` split into rounds that name each member at most once: the
-    k-th round holds each member's k-th position, so a member's positions keep their order."""
-    seen: dict[int, int] = defaultdict(int)
-    result: list[list[int]] = []
-    for position, member_id in enumerate(member_ids):
-        turn = seen[member_id]
-        seen[member_id] = turn + 1
-        if turn == len(result):
-            result.append([])
-        result[turn].append(position)
-    return result
+def in_rounds(
+    items: Sequence[T], member_of: Callable[[T], int], post: Callable[[list[T]], list[R]]
+) -> list[R]:
+    """``post`` over ``items`` in rounds that name each member at most once — the k-th round
+    holds each member's k-th item, so a member's items keep their order — and its results in
+    the order of ``items``."""
+    turns: dict[int, int] = defaultdict(int)
+    rounds: list[list[int]] = []
+    for position, item in enumerate(items):
+        member_id = member_of(item)
+        turn = turns[member_id]
+        turns[member_id] = turn + 1
+        if turn == len(rounds):
+            rounds.append([])
+        rounds[turn].append(position)
+    results: dict[int, R] = {}
+    for positions in rounds:
+        done = post([items[i] for i in positions])
+        results.update(zip(positions, done, strict=True))
+    return [results[i] for i in range(len(items))]

@@ -24,11 +24,11 @@ from tally.ledger.domain import (
     Origin,
     Policy,
     balance_of,
+    in_rounds,
     member_available,
     partner_issued,
     partner_redeemed,
     plan_consumption,
-    rounds,
 )
 from tally.ledger.models import EntryKind
 from tally.ledger.posting import (
@@ -71,11 +71,18 @@ def post_orders(
     in turn. Raises (and the caller rolls back) only when the database refuses a write, such
     as a reference used before.
     """
-    outcomes: dict[int, Outcome] = {}
-    for positions in rounds([order.member_id for order in orders]):
-        done = _post_round(session, [orders[i] for i in positions], now, policy)
-        outcomes.update(zip(positions, done, strict=True))
-    return [outcomes[i] for i in range(len(orders))]
+    return in_rounds(
+        orders,
+        lambda order: order.member_id,
+        lambda distinct: _post_round(session, distinct, now, policy),
+    )
+
+
+def posted(outcome: Outcome) -> Posted:
+    """The posted entry of a single order, or its refusal raised."""
+    if isinstance(outcome, TallyError):
+        raise outcome
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,23 +28,21 @@ from tally.ledger.models import (
 
 # The hot path runs hand-written SQL straight on the driver, each statement over every row of a
 # batch at once (see tally.db.raw).
-_INSERT_ENTRIES = Bulk.insert(
-    "journal_entries",
-    {
-        "id": "uuid",
-        "kind": "text",
-        "member_id": "bigint",
-        "partner_id": "bigint",
-        "staff_id": "bigint",
-        "reference": "text",
-        "source_key": "text",
-        "reverses_id": "uuid",
-        "memo": "text",
-        "details": "json",
-        "created_at": "timestamptz",
-        "hash": "text",
-    },
-)
+ENTRY_COLUMNS = {  # name → PostgreSQL type
+    "id": "uuid",
+    "kind": "text",
+    "member_id": "bigint",
+    "partner_id": "bigint",
+    "staff_id": "bigint",
+    "reference": "text",
+    "source_key": "text",
+    "reverses_id": "uuid",
+    "memo": "text",
+    "details": "json",
+    "created_at": "timestamptz",
+    "hash": "text",
+}
+_INSERT_ENTRIES = Bulk.insert("journal_entries", ENTRY_COLUMNS)
 _INSERT_POSTINGS = Bulk.insert(
     "postings", {"entry_id": "uuid", "account": "text", "amount": "bigint"}
 )

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from tally.errors import (
     NotFound,
-    TallyError,
     ValidationFailed,
 )
 from tally.ledger import repository
@@ -26,7 +25,7 @@ from tally.ledger.domain import (
     member_held,
 )
 from tally.ledger.models import EntryKind, JournalEntry
-from tally.ledger.orders import Order, Outcome, post_orders
+from tally.ledger.orders import Order, post_orders, posted
 from tally.ledger.posting import (
     Posted,
     check_points,
@@ -50,7 +49,7 @@ def earn(
     expires_at: datetime | None = None,
 ) -> Posted:
     """Credit points issued by a partner as a new lot."""
-    return _posted(
+    return posted(
         post_orders(
             session,
             [Order(EntryKind.EARN, origin, member_id, points, reference, expires_at)],
@@ -70,17 +69,11 @@ def redeem(
     policy: Policy,
 ) -> Posted:
     """Spend points with a partner, oldest-expiring lots first."""
-    return _posted(
+    return posted(
         post_orders(
             session, [Order(EntryKind.REDEEM, origin, member_id, points, reference)], now, policy
         )[0]
     )
-
-
-def _posted(outcome: Outcome) -> Posted:
-    if isinstance(outcome, TallyError):
-        raise outcome
-    return outcome
 
 
 def transfer(
