@@ -61,14 +61,16 @@ _DRIVER = "tally.raw.driver"
 class Raw:
     """One SQL statement, prepared for both drivers.
 
-    ``lock`` adds ``FOR UPDATE`` on PostgreSQL (SQLite's write lock already covers the rows).
+    ``lock`` adds ``FOR UPDATE`` on PostgreSQL (SQLite's write lock already covers the rows);
+    as a table alias, ``FOR UPDATE OF`` that table only.
     """
 
-    def __init__(self, sql: str, *, lock: bool = False) -> None:
+    def __init__(self, sql: str, *, lock: bool | str = False) -> None:
         self.sqlite_sql = _ANY.sub(r"IN (SELECT value FROM json_each(:\1))", sql)
         # Lists go in binary: psycopg dumps an array several times faster that way.
         self.pg_sql = _NAMED.sub(r"%(\1)s", _ANY.sub(r"= ANY(%(\1)b)", sql))
-        self.pg_sql += " FOR UPDATE" if lock else ""
+        if lock:
+            self.pg_sql += " FOR UPDATE" if lock is True else f" FOR UPDATE OF {lock}"
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
         """Run with ``params``; returns the driver's cursor (``fetchone``, ``rowcount`` …)."""

@@ -40,8 +40,8 @@ from tally.ledger.posting import (
     require_partner,
     source_key,
 )
-from tally.members import repository as member_repository
 from tally.members import service as members
+from tally.members.models import MemberStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,8 @@ def _post_round(
 ) -> list[Outcome]:
     """Post orders of distinct members."""
     outcomes: list[Outcome | None] = [None] * len(orders)
-    statuses = member_repository.statuses(session, [order.member_id for order in orders])
+    # Locked up front, refused orders' members too: one statement instead of two.
+    wallets, statuses = repository.lock_wallets(session, [order.member_id for order in orders])
     accepted: list[_Accepted] = []
     for position, order in enumerate(orders):
         try:
@@ -107,7 +108,7 @@ def _post_round(
             outcomes[position] = error
     if accepted:
         for item, outcome in zip(
-            accepted, _post_accepted(session, accepted, now, policy), strict=True
+            accepted, _post_accepted(session, Journal(wallets), accepted, now, policy), strict=True
         ):
             outcomes[item.position] = outcome
     assert all(outcome is not None for outcome in outcomes)
@@ -117,7 +118,7 @@ def _post_round(
 def _accept(
     position: int,
     order: Order,
-    statuses: dict[int, Any],
+    statuses: dict[int, MemberStatus],
     now: datetime,
     policy: Policy,
 ) -> _Accepted:
@@ -134,9 +135,12 @@ def _accept(
 
 
 def _post_accepted(
-    session: Session, accepted: Sequence[_Accepted], now: datetime, policy: Policy
+    session: Session,
+    journal: Journal,
+    accepted: Sequence[_Accepted],
+    now: datetime,
+    policy: Policy,
 ) -> list[Outcome]:
-    journal = Journal(session, [item.order.member_id for item in accepted])
     spenders = [item.order.member_id for item in accepted if item.expires is None]
     earners = [item.order.member_id for item in accepted if item.expires is not None]
     lots = repository.live_lots(session, spenders, now)

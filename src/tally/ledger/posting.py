@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from tally.ledger.domain import (
     Link,
     Origin,
     Policy,
+    WalletState,
     check_balanced,
     entry_hash,
     extend_chains,
@@ -124,8 +124,8 @@ class Journal:
     leaves the others standing.
     """
 
-    def __init__(self, session: Session, member_ids: Iterable[int]) -> None:
-        self.wallets = repository.lock_wallets(session, list(member_ids))
+    def __init__(self, wallets: dict[int, WalletState]) -> None:
+        self.wallets = wallets
         self._before = {member_id: wallet.seq for member_id, wallet in self.wallets.items()}
         self._entries: list[dict[str, Any]] = []
         self._legs: list[list[Leg]] = []
@@ -193,7 +193,8 @@ def post(
         details=details,
         record_only=record_only,
     )
-    journal = Journal(session, member_deltas(legs))
+    wallets, _statuses = repository.lock_wallets(session, list(member_deltas(legs)))
+    journal = Journal(wallets)
     journal.add(draft)
     journal.write(session)
     return draft.entry_id

@@ -25,6 +25,7 @@ from tally.ledger.models import (
     Posting,
     Wallet,
 )
+from tally.members.models import MemberStatus
 
 # The hot path runs hand-written SQL straight on the driver, each statement over every row of a
 # batch at once (see tally.db.raw).
@@ -47,9 +48,10 @@ _INSERT_POSTINGS = Bulk.insert(
     "postings", {"entry_id": "uuid", "account": "text", "amount": "bigint"}
 )
 _LOCK_WALLETS = Raw(
-    "SELECT member_id, available, held, seq, head_hash FROM wallets"
-    " WHERE member_id = ANY(:ms) ORDER BY member_id",
-    lock=True,
+    "SELECT w.member_id, w.available, w.held, w.seq, w.head_hash, m.status"
+    " FROM wallets w JOIN members m ON m.id = w.member_id"
+    " WHERE w.member_id = ANY(:ms) ORDER BY w.member_id",
+    lock="w",
 )
 # Compare-and-set on the chain position read under the lock: a wallet moved meanwhile (only
 # possible if the lock was not taken) changes no row, and the caller refuses the whole write.
@@ -121,13 +123,19 @@ def insert_entries(
     )
 
 
-def lock_wallets(session: Session, member_ids: Sequence[int]) -> dict[int, WalletState]:
-    """The members' wallets, locked until commit in member order (so writers never deadlock);
-    members without a wallet are missing from the answer."""
-    rows = _LOCK_WALLETS.all(session, {"ms": sorted(set(member_ids))})
-    return {
-        int(row[0]): WalletState(int(row[1]), int(row[2]), int(row[3]), str(row[4])) for row in rows
-    }
+def lock_wallets(
+    session: Session, member_ids: Sequence[int]
+) -> tuple[dict[int, WalletState], dict[int, MemberStatus]]:
+    """The members' wallets, locked until commit in member order (so writers never deadlock),
+    and the members' statuses; members that do not exist are missing from both."""
+    wallets: dict[int, WalletState] = {}
+    statuses: dict[int, MemberStatus] = {}
+    for member_id, available, held, seq, head, status in _LOCK_WALLETS.all(
+        session, {"ms": sorted(set(member_ids))}
+    ):
+        wallets[int(member_id)] = WalletState(int(available), int(held), int(seq), str(head))
+        statuses[int(member_id)] = MemberStatus(status)
+    return wallets, statuses
 
 
 def save_wallets(session: Session, before: dict[int, int], wallets: dict[int, WalletState]) -> bool:
