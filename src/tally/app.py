@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.programme = programme
     app.state.db = database
     app.state.executor = executor
-    app.state.batcher = WriteBatcher(database)
+    app.state.batcher = WriteBatcher(database, executor)
 
     app.add_exception_handler(TallyError, handle_tally_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

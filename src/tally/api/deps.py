@@ -9,6 +9,7 @@ PostgreSQL; none for SQLite), where it authenticates and reads in one transactio
 import asyncio
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -40,7 +41,7 @@ from tally.flows.earning import Earning
 from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
-from tally.ledger.orders import Order, posted
+from tally.ledger.orders import Busy, Order, posted
 from tally.ledger.posting import Posted, policy_for
 from tally.partners.service import KeyHolder, Scope, authenticate
 from tally.programme.domain import Programme
@@ -146,6 +147,7 @@ class Mutation:
     key: str | None
     body: bytes
     holder: KeyHolder = field(init=False)
+    passes: int = field(default=0, init=False)  # batches that passed over it (its wallet held)
 
     @property
     def origin(self) -> Origin:
@@ -279,6 +281,7 @@ Pending = tuple[Mutation, Job, "asyncio.Future[Response]"]
 class _Queue:
     items: list[Pending] = field(default_factory=list)
     drain: "asyncio.Task[None] | None" = None  # the task writing batches, while there is one
+    elsewhere: set["asyncio.Task[None]"] = field(default_factory=set)  # writes done alone
 
 
 class WriteBatcher:
@@ -287,18 +290,26 @@ class WriteBatcher:
     A batch is written on the event loop itself: handing it to a thread cost a third more CPU
     per write on PostgreSQL (the two threads contend for the GIL at every round trip), and
     SQLite writes one transaction at a time anyway. Meanwhile the next batch gathers in the
-    sockets. In a batch every request is authenticated and its
-    Idempotency-Key looked up at once; earns and redeems are posted set-based
-    (:func:`tally.flows.earning.post`) and other writes run one by one, each in a savepoint.
-    Whatever cannot be answered in the batch — a failed savepoint, a key used twice in the
-    batch, a write the database refused — is done again alone, in a transaction of its own,
-    which gives it its usual answer.
+    sockets. In a batch every request is authenticated and its Idempotency-Key looked up at
+    once, and earns and redeems are posted set-based (:func:`tally.flows.earning.post`).
+
+    Whatever the batch does not answer is done alone, in a transaction of its own, which gives
+    it its usual answer: a key used twice in the batch, a write the database refused, and
+    (SQLite) a write that failed in its savepoint — on SQLite the other writes run in the
+    batch one by one, each in a savepoint. On PostgreSQL the loop must never wait for a row
+    lock (a job may hold a wallet for a while): the batch passes over orders whose wallet is
+    held elsewhere and puts them in the next batch, twice at most; those and all other writes
+    are then done alone on the database executor, without holding up the batches that follow.
     """
 
     MAX_GATHER_ROUNDS = 8
+    # Batches an order whose wallet is held elsewhere tries again (another worker's batch holds
+    # it for milliseconds) before it is done alone (a job may hold it for longer).
+    MAX_PASSES = 2
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, executor: Executor | None) -> None:
         self._db = db
+        self._executor = executor
         # One queue per event loop (a server has one; tests may drive an app from several).
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
             weakref.WeakKeyDictionary()
@@ -314,18 +325,31 @@ class WriteBatcher:
         return await future
 
     async def _drain(self, queue: _Queue) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while queue.items:
                 await self._gather(queue)
                 batch, queue.items = queue.items, []
-                answers = self._answer(batch)
-                for (_mutation, _job, future), answer in zip(batch, answers, strict=True):
-                    if future.cancelled():
+                done, busy = self._batched(batch)
+                _settle([(batch[index], answer) for index, answer in done.items()])
+                rest: list[Pending] = []
+                for index, pending in enumerate(batch):
+                    if index in done:
                         continue
-                    if isinstance(answer, BaseException):
-                        future.set_exception(answer)
+                    mutation = pending[0]
+                    if index in busy and mutation.passes < self.MAX_PASSES:
+                        mutation.passes += 1
+                        queue.items.append(pending)  # most likely free in the next batch
                     else:
-                        future.set_result(answer)
+                        rest.append(pending)
+                if not rest:
+                    continue
+                if self._executor is None:
+                    _settle(list(zip(rest, self._alone(rest), strict=True)))
+                else:
+                    task = loop.create_task(self._alone_elsewhere(rest))
+                    queue.elsewhere.add(task)
+                    task.add_done_callback(queue.elsewhere.discard)
         finally:
             # Cleared in the same step that found the queue empty: a write queued after it
             # starts a new drain.
@@ -340,31 +364,50 @@ class WriteBatcher:
             size = len(queue.items)
             await asyncio.sleep(0)
 
-    def _answer(self, batch: list[Pending]) -> list[Answer]:
-        done: dict[int, Answer] = {}
+    def _batched(self, batch: list[Pending]) -> tuple[dict[int, Answer], set[int]]:
+        """The answers the batch's transaction gives, by position (none if it failed), and the
+        positions of orders passed over because their wallet was held elsewhere."""
         try:
             with self._db.write() as session:
-                done = _Batch(session, batch).answers()
+                work = _Batch(session, batch, in_savepoints=self._executor is None)
+                return work.answers(), work.busy
         except Exception:
-            done = {}
+            return {}, set()
+
+    def _alone(self, pending: list[Pending]) -> list[Answer]:
         answers: list[Answer] = []
-        for index, (mutation, job, _future) in enumerate(batch):
-            if index in done:
-                answers.append(done[index])
-                continue
+        for mutation, job, _future in pending:
             try:
                 answers.append(mutation.alone(job))
             except Exception as error:
                 answers.append(error)
         return answers
 
+    async def _alone_elsewhere(self, pending: list[Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        answers = await loop.run_in_executor(self._executor, self._alone, pending)
+        _settle(list(zip(pending, answers, strict=True)))
+
+
+def _settle(answered: list[tuple[Pending, Answer]]) -> None:
+    """Hand each waiting request its answer."""
+    for (_mutation, _job, future), answer in answered:
+        if future.cancelled():
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+
 
 class _Batch:
     """One batch's writes in one transaction: the answers it could give (by position)."""
 
-    def __init__(self, session: Session, batch: list[Pending]) -> None:
+    def __init__(self, session: Session, batch: list[Pending], *, in_savepoints: bool) -> None:
         self.session = session
         self.batch = batch
+        self.in_savepoints = in_savepoints  # else other writes are left to be done alone
+        self.busy: set[int] = set()  # orders passed over: their wallet was held elsewhere
         self.now = utcnow()
         self.remembered: list[idempotency.Answer] = []
         self.done: dict[int, Answer] = {}
@@ -376,6 +419,8 @@ class _Batch:
             job = self.batch[index][1]
             if isinstance(job, Earning | Order):
                 orders.append((index, principal, fingerprint))
+                continue
+            if not self.in_savepoints:
                 continue
             answer = self._in_savepoint(job)
             if answer is not None:  # else answered alone
@@ -444,9 +489,17 @@ class _Batch:
             assert isinstance(job, Earning | Order)
             jobs.append(mutation.owned(job))
         outcomes = earning.post(
-            self.session, jobs, self.now, policy(request), programme(request, self.session)
+            self.session,
+            jobs,
+            self.now,
+            policy(request),
+            programme(request, self.session),
+            wait=self.in_savepoints,  # on PostgreSQL, pass over wallets held elsewhere
         )
         for (index, principal, fingerprint), outcome in zip(orders, outcomes, strict=True):
+            if isinstance(outcome, Busy):
+                self.busy.add(index)
+                continue
             if isinstance(outcome, UNSTORED_ERRORS):
                 self.done[index] = outcome
             elif isinstance(outcome, TallyError):

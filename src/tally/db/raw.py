@@ -62,15 +62,17 @@ class Raw:
     """One SQL statement, prepared for both drivers.
 
     ``lock`` adds ``FOR UPDATE`` on PostgreSQL (SQLite's write lock already covers the rows);
-    as a table alias, ``FOR UPDATE OF`` that table only.
+    as a table alias, ``FOR UPDATE OF`` that table only; ``skip_locked`` then passes over rows
+    another transaction holds instead of waiting for them.
     """
 
-    def __init__(self, sql: str, *, lock: bool | str = False) -> None:
+    def __init__(self, sql: str, *, lock: bool | str = False, skip_locked: bool = False) -> None:
         self.sqlite_sql = _ANY.sub(r"IN (SELECT value FROM json_each(:\1))", sql)
         # Lists go in binary: psycopg dumps an array several times faster that way.
         self.pg_sql = _NAMED.sub(r"%(\1)s", _ANY.sub(r"= ANY(%(\1)b)", sql))
         if lock:
             self.pg_sql += " FOR UPDATE" if lock is True else f" FOR UPDATE OF {lock}"
+            self.pg_sql += " SKIP LOCKED" if skip_locked else ""
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
         """Run with ``params``; returns the driver's cursor (``fetchone``, ``rowcount`` …)."""

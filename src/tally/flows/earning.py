@@ -68,14 +68,17 @@ def post(
     now: datetime,
     policy: Policy,
     programme: Programme,
+    *,
+    wait: bool = True,
 ) -> list[Outcome]:
     """Post earns (with their growth value, as :func:`earn`) and redeems together, as if one
-    after another: each member's in turn, in the order given (see
+    after another: each member's in turn, in the order given; without ``wait``, orders whose
+    member's wallet another transaction holds are left :data:`~tally.ledger.orders.BUSY` (see
     :func:`tally.ledger.orders.post_orders`)."""
     return in_rounds(
         orders,
         lambda item: item.order.member_id if isinstance(item, Earning) else item.member_id,
-        lambda distinct: _post_round(session, distinct, now, policy, programme),
+        lambda distinct: _post_round(session, distinct, now, policy, programme, wait),
     )
 
 
@@ -85,6 +88,7 @@ def _post_round(
     now: datetime,
     policy: Policy,
     programme: Programme,
+    wait: bool,
 ) -> list[Outcome]:
     """Orders of distinct members."""
     earnings = [item if isinstance(item, Earning) else Earning(item) for item in items]
@@ -112,10 +116,10 @@ def _post_round(
         for item in earnings
     ]
     wanted = [position for position in range(len(earnings)) if position not in refused]
-    posted = dict(
+    results = dict(
         zip(
             wanted,
-            post_orders(session, [ledger_orders[i] for i in wanted], now, policy),
+            post_orders(session, [ledger_orders[i] for i in wanted], now, policy, wait=wait),
             strict=True,
         )
     )
@@ -128,7 +132,7 @@ def _post_round(
         )
         for position, item in enumerate(earnings)
         if item.order.kind is EntryKind.EARN
-        and isinstance(result := posted.get(position), Posted)
+        and isinstance(result := results.get(position), Posted)
         and result.entry_id is not None
         and _growth(item)
     ]
@@ -141,7 +145,7 @@ def _post_round(
     )
     outcomes: list[Outcome] = []
     for position, item in enumerate(earnings):
-        outcome = refused.get(position) or posted[position]
+        outcome = refused.get(position) or results[position]
         if isinstance(outcome, Posted) and item.order.kind is EntryKind.EARN:
             outcome = _with_growth(outcome, item, multipliers, moves)
         outcomes.append(outcome)
@@ -153,14 +157,14 @@ def _growth(item: Earning) -> int:
 
 
 def _with_growth(
-    posted: Posted,
+    result: Posted,
     item: Earning,
     multipliers: dict[int, int],
     moves: dict[int, tuple[str, str | None]],
 ) -> Posted:
     """The earn's details with the growth it carried and the upgrade it caused."""
     member_id = item.order.member_id
-    details: dict[str, Any] = dict(posted.details)
+    details: dict[str, Any] = dict(result.details)
     multiplier_bp = multipliers.get(member_id)
     if multiplier_bp is not None:
         details.update({"base_points": item.order.points, "multiplier_bp": multiplier_bp})
@@ -169,7 +173,7 @@ def _with_growth(
     tier_code, upgraded_from = moves.get(member_id, (None, None))
     if upgraded_from is not None:
         details.update({"tier": tier_code, "upgraded_from": upgraded_from})
-    return replace(posted, details=details)
+    return replace(result, details=details)
 
 
 def reverse(
@@ -179,15 +183,15 @@ def reverse(
     every window it counted in loses exactly it (see the member's growth history). Tiers move
     down only at evaluation."""
     original = ledger_repository.entry(session, entry_id)
-    posted = reversals.reverse(session, origin, entry_id, now, policy)
+    result = reversals.reverse(session, origin, entry_id, now, policy)
     if original is None or original.kind is not EntryKind.EARN:
-        return posted
+        return result
     tiers.reverse(
         session,
         entry_id,
-        posted.entry_id,
+        result.entry_id,
         now,
         partner_id=origin.partner_id,
         staff_id=origin.staff_id,
     )
-    return posted
+    return result

@@ -57,15 +57,27 @@ class Order:
     expires_at: datetime | None = None  # earn only: the programme's default when absent
 
 
-Outcome = Posted | TallyError
+class Busy:
+    """The outcome of an order not posted because another transaction held its member's
+    wallet (only when not waiting); it wrote nothing."""
+
+
+BUSY = Busy()
+Outcome = Posted | TallyError | Busy
 
 
 def post_orders(
-    session: Session, orders: Sequence[Order], now: datetime, policy: Policy
+    session: Session,
+    orders: Sequence[Order],
+    now: datetime,
+    policy: Policy,
+    *,
+    wait: bool = True,
 ) -> list[Outcome]:
     """Post ``orders`` as if one after another, in the caller's transaction; each outcome is
     the posted entry (with the member's balance after it) or the error that refused the order
-    and wrote nothing for it.
+    and wrote nothing for it. Without ``wait``, an order whose member's wallet another
+    transaction holds is not posted (:data:`BUSY`) rather than waited for.
 
     The orders go in rounds that name each member once, so a member's orders see each other
     in turn. Raises (and the caller rolls back) only when the database refuses a write, such
@@ -74,7 +86,7 @@ def post_orders(
     return in_rounds(
         orders,
         lambda order: order.member_id,
-        lambda distinct: _post_round(session, distinct, now, policy),
+        lambda distinct: _post_round(session, distinct, now, policy, wait),
     )
 
 
@@ -82,6 +94,7 @@ def posted(outcome: Outcome) -> Posted:
     """The posted entry of a single order, or its refusal raised."""
     if isinstance(outcome, TallyError):
         raise outcome
+    assert isinstance(outcome, Posted), "an order waited for is never busy"
     return outcome
 
 
@@ -94,14 +107,18 @@ class _Accepted:
 
 
 def _post_round(
-    session: Session, orders: Sequence[Order], now: datetime, policy: Policy
+    session: Session, orders: Sequence[Order], now: datetime, policy: Policy, wait: bool
 ) -> list[Outcome]:
     """Post orders of distinct members."""
     outcomes: list[Outcome | None] = [None] * len(orders)
     # Locked up front, refused orders' members too: one statement instead of two.
-    wallets, statuses = repository.lock_wallets(session, [order.member_id for order in orders])
+    members = [order.member_id for order in orders]
+    wallets, statuses = repository.lock_wallets(session, members, wait=wait)
     accepted: list[_Accepted] = []
     for position, order in enumerate(orders):
+        if not wait and order.member_id not in wallets:
+            outcomes[position] = BUSY  # held elsewhere, or no such member: asked again alone
+            continue
         try:
             accepted.append(_accept(position, order, statuses, now, policy))
         except TallyError as error:

@@ -47,12 +47,13 @@ _INSERT_ENTRIES = Bulk.insert("journal_entries", ENTRY_COLUMNS)
 _INSERT_POSTINGS = Bulk.insert(
     "postings", {"entry_id": "uuid", "account": "text", "amount": "bigint"}
 )
-_LOCK_WALLETS = Raw(
+_WALLETS_AND_STATUSES = (
     "SELECT w.member_id, w.available, w.held, w.seq, w.head_hash, m.status"
     " FROM wallets w JOIN members m ON m.id = w.member_id"
-    " WHERE w.member_id = ANY(:ms) ORDER BY w.member_id",
-    lock="w",
+    " WHERE w.member_id = ANY(:ms) ORDER BY w.member_id"
 )
+_LOCK_WALLETS = Raw(_WALLETS_AND_STATUSES, lock="w")
+_LOCK_FREE_WALLETS = Raw(_WALLETS_AND_STATUSES, lock="w", skip_locked=True)
 # Compare-and-set on the chain position read under the lock: a wallet moved meanwhile (only
 # possible if the lock was not taken) changes no row, and the caller refuses the whole write.
 _SAVE_WALLETS = Bulk(
@@ -124,13 +125,15 @@ def insert_entries(
 
 
 def lock_wallets(
-    session: Session, member_ids: Sequence[int]
+    session: Session, member_ids: Sequence[int], *, wait: bool = True
 ) -> tuple[dict[int, WalletState], dict[int, MemberStatus]]:
     """The members' wallets, locked until commit in member order (so writers never deadlock),
-    and the members' statuses; members that do not exist are missing from both."""
+    and the members' statuses; members that do not exist are missing from both. Without
+    ``wait`` (PostgreSQL) so are members whose wallet another transaction holds."""
     wallets: dict[int, WalletState] = {}
     statuses: dict[int, MemberStatus] = {}
-    for member_id, available, held, seq, head, status in _LOCK_WALLETS.all(
+    statement = _LOCK_WALLETS if wait else _LOCK_FREE_WALLETS
+    for member_id, available, held, seq, head, status in statement.all(
         session, {"ms": sorted(set(member_ids))}
     ):
         wallets[int(member_id)] = WalletState(int(available), int(held), int(seq), str(head))

@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 from apikit import PROBLEM_JSON, entry_count
+from sqlalchemy import text
 
 from conftest import PartnerKey
 from tally.api.deps import WriteBatcher
@@ -62,13 +63,13 @@ class Client:
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch the batcher writes."""
     sizes: list[int] = []
-    answer = WriteBatcher._answer
+    answer = WriteBatcher._batched
 
     def spy(self: WriteBatcher, batch: list[Any]) -> Any:
         sizes.append(len(batch))
         return answer(self, batch)
 
-    monkeypatch.setattr(WriteBatcher, "_answer", spy)
+    monkeypatch.setattr(WriteBatcher, "_batched", spy)
     return sizes
 
 
@@ -204,3 +205,35 @@ def test_writes_sent_one_after_another_are_all_answered(
 
     assert run(scenario) == 30
     assert len(batches) == 31
+
+
+def test_a_wallet_held_elsewhere_does_not_hold_up_the_batch(
+    run: Any, batches: list[int], database: Database, dialect: str
+) -> None:
+    """PostgreSQL: an order whose wallet another transaction holds (a job, say) is done alone
+    off the event loop, once the wallet is free; the rest of its batch is answered at once."""
+    if dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there are no row locks to pass over")
+
+    async def scenario(client: Client) -> Any:
+        held, free = await client.enrol("13900000051"), await client.enrol("13900000052")
+        holder = database.engine.connect()
+        holder.execute(
+            text("SELECT member_id FROM wallets WHERE member_id = :m FOR UPDATE"), {"m": held}
+        )
+        waiting = asyncio.create_task(client.earn(held, 7))
+        answered = asyncio.create_task(client.earn(free, 3))
+        finished, _pending = await asyncio.wait(
+            {waiting, answered}, timeout=10, return_when=asyncio.FIRST_COMPLETED
+        )
+        first = set(finished)
+        holder.rollback()
+        holder.close()
+        return first == {answered}, await waiting, await answered
+
+    answered_first, waited, answered = run(scenario)
+
+    assert answered_first
+    assert (waited.status_code, answered.status_code) == (201, 201)
+    assert waited.json()["balance"]["available"] == 7
+    _sound(database)
