@@ -12,7 +12,6 @@ stacks, GIL samples) of each worker. Not judged against the targets: that is
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,24 +20,7 @@ from pathlib import Path
 
 from ledger_api import EARN_POINTS, REDEEM_POINTS, ApiClient, create_members, run_wrk
 from rawdb import PostgresCluster, free_port
-from server import VENV_BIN, TallyServer, process_tree
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU seconds used so far by every living PostgreSQL process on the machine."""
-    ticks = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        if stat[stat.find("(") + 1 : stat.rfind(")")].startswith("postgres"):
-            fields = stat[stat.rfind(")") + 2 :].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+from server import VENV_BIN, TallyServer, command_cpu_seconds, process_tree
 
 
 def measure(args: argparse.Namespace, database_url: str, work: Path) -> None:
@@ -62,10 +44,10 @@ def measure(args: argparse.Namespace, database_url: str, work: Path) -> None:
         }
         run_wrk(args.kind, tag="warm", duration=3, **load)
         spies = [_spy(pid, work, args.duration) for pid in _workers(server)] if args.spy else []
-        tally_before, pg_before = server.cpu_seconds(), postgres_cpu_seconds()
+        tally_before, pg_before = server.cpu_seconds(), command_cpu_seconds("postgres")
         result = run_wrk(args.kind, tag="run", duration=args.duration, **load)
         tally = server.cpu_seconds() - tally_before
-        postgres = postgres_cpu_seconds() - pg_before
+        postgres = command_cpu_seconds("postgres") - pg_before
         for spy in spies:
             spy.wait()
     finally:

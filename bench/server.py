@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,33 +41,44 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def _parent_map() -> dict[int, int]:
-    """pid -> ppid for every process (the kernel here has no /proc/<pid>/task/*/children)."""
-    parents: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
-                stat = fh.read()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        # The command name is in parentheses and may contain spaces: split after the last ')'.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def _cpu_ticks(pid: int) -> int:
-    """utime + stime of ``pid``, plus that of its children already reaped, in clock ticks."""
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """The command name of ``pid`` and the fields of /proc/<pid>/stat after it (None if gone)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             stat = fh.read()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0
-    fields = stat[stat.rfind(")") + 2 :].split()
-    # After the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    return sum(int(fields[i]) for i in (11, 12, 13, 14))
+        return None
+    # The command name is in parentheses and may contain spaces: split after the last ')'.
+    # After it: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    return stat[stat.find("(") + 1 : stat.rfind(")")], stat[stat.rfind(")") + 2 :].split()
+
+
+def _all_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, stat fields) of every living process."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (stat := _stat(entry.name)) is not None:
+            yield int(entry.name), *stat
+
+
+def _parent_map() -> dict[int, int]:
+    """pid -> ppid for every process (the kernel here has no /proc/<pid>/task/*/children)."""
+    return {pid: int(fields[1]) for pid, _, fields in _all_stats()}
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid``, plus that of its children already reaped, in clock ticks."""
+    stat = _stat(pid)
+    return 0 if stat is None else sum(int(stat[1][i]) for i in (11, 12, 13, 14))
+
+
+def command_cpu_seconds(prefix: str) -> float:
+    """CPU seconds (user + system) used so far by every living process whose name starts so."""
+    ticks = sum(
+        int(fields[11]) + int(fields[12])
+        for _, command, fields in _all_stats()
+        if command.startswith(prefix)
+    )
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(root: int) -> float:
