@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData, Table
+from sqlalchemy import BigInteger, DateTime, Enum, Index, Integer, MetaData, Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -63,3 +63,10 @@ def str_enum(cls: type[enum.StrEnum]) -> Enum:
 def table_of(model: type[Base]) -> Table:
     """A model's Core table, for pre-built statements on hot paths."""
     return cast(Table, model.__table__)
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index over only the rows that satisfy ``where`` (SQL), on SQLite and PostgreSQL."""
+    return Index(
+        name, *columns, unique=unique, sqlite_where=text(where), postgresql_where=text(where)
+    )

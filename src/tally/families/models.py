@@ -14,10 +14,9 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tally.db.base import Base, BigId, UTCDateTime, str_enum
+from tally.db.base import Base, BigId, UTCDateTime, partial_index, str_enum
 from tally.families.domain import FamilyMode, FamilyRole, FamilyStatus, InvitationStatus
 
 
@@ -60,13 +59,12 @@ class FamilyInvitation(Base):
 
     __tablename__ = "family_invitations"
     __table_args__ = (
-        Index(
+        partial_index(
             "ix_family_invitations_pending",
             "family_id",
             "member_id",
+            where="status = 'pending'",
             unique=True,
-            sqlite_where=sql_text("status = 'pending'"),
-            postgresql_where=sql_text("status = 'pending'"),
         ),
     )
 

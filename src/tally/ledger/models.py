@@ -16,11 +16,10 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tally.db.base import Base, BigId, UTCDateTime, str_enum
+from tally.db.base import Base, BigId, UTCDateTime, partial_index, str_enum
 
 
 class EntryKind(enum.StrEnum):
@@ -53,12 +52,11 @@ class JournalEntry(Base):
         # A partner's business reference identifies one earn/redeem/hold/transfer.
         UniqueConstraint("source_key"),
         # An entry is reversed once; the index holds only reversals (most entries are not).
-        Index(
+        partial_index(
             "uq_journal_entries_reverses_id",
             "reverses_id",
+            where="reverses_id IS NOT NULL",
             unique=True,
-            sqlite_where=text("reverses_id IS NOT NULL"),
-            postgresql_where=text("reverses_id IS NOT NULL"),
         ),
     )
 
@@ -126,19 +124,8 @@ class Lot(Base):
     __table_args__ = (
         CheckConstraint("remaining >= 0", name="remaining_not_negative"),
         CheckConstraint("remaining <= points", name="remaining_within_points"),
-        Index(
-            "ix_lots_live",
-            "member_id",
-            "expires_at",
-            sqlite_where=text("remaining > 0"),
-            postgresql_where=text("remaining > 0"),
-        ),
-        Index(
-            "ix_lots_due",
-            "expires_at",
-            sqlite_where=text("remaining > 0"),
-            postgresql_where=text("remaining > 0"),
-        ),
+        partial_index("ix_lots_live", "member_id", "expires_at", where="remaining > 0"),
+        partial_index("ix_lots_due", "expires_at", where="remaining > 0"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -166,12 +153,7 @@ class Hold(Base):
 
     __tablename__ = "holds"
     __table_args__ = (
-        Index(
-            "ix_holds_active_expiry",
-            "expires_at",
-            sqlite_where=text("status = 'active'"),
-            postgresql_where=text("status = 'active'"),
-        ),
+        partial_index("ix_holds_active_expiry", "expires_at", where="status = 'active'"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

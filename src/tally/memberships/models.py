@@ -11,15 +11,13 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
-    Index,
     String,
     UniqueConstraint,
     Uuid,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tally.db.base import Base, BigId, UTCDateTime, str_enum
+from tally.db.base import Base, BigId, UTCDateTime, partial_index, str_enum
 from tally.memberships.domain import EventKind, MembershipStatus
 
 
@@ -33,26 +31,15 @@ class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (
         CheckConstraint("price_minor_units >= 0", name="price_not_negative"),
-        Index(
+        partial_index(
             "ix_memberships_open",
             "member_id",
             "plan_code",
+            where="status IN ('pending', 'active')",
             unique=True,
-            sqlite_where=text("status IN ('pending', 'active')"),
-            postgresql_where=text("status IN ('pending', 'active')"),
         ),
-        Index(
-            "ix_memberships_due",
-            "current_period_end",
-            sqlite_where=text("status = 'active'"),
-            postgresql_where=text("status = 'active'"),
-        ),
-        Index(
-            "ix_memberships_pending",
-            "created_at",
-            sqlite_where=text("status = 'pending'"),
-            postgresql_where=text("status = 'pending'"),
-        ),
+        partial_index("ix_memberships_due", "current_period_end", where="status = 'active'"),
+        partial_index("ix_memberships_pending", "created_at", where="status = 'pending'"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

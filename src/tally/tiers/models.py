@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tally.db.base import Base, BigId, UTCDateTime, str_enum
+from tally.db.base import Base, BigId, UTCDateTime, partial_index, str_enum
 
 
 class GrowthKind(enum.StrEnum):
@@ -40,18 +40,14 @@ class GrowthEntry(Base):
         Index("ix_growth_entries_member_id_counted_at", "member_id", "counted_at"),
         Index("ix_growth_entries_member_id_id", "member_id", "id"),
         # Indexes that hold only the rows they serve: reversals, and entries a merge moved.
-        Index(
+        partial_index(
             "uq_growth_entries_reverses_id",
             "reverses_id",
+            where="reverses_id IS NOT NULL",
             unique=True,
-            sqlite_where=text("reverses_id IS NOT NULL"),
-            postgresql_where=text("reverses_id IS NOT NULL"),
         ),
-        Index(
-            "ix_growth_entries_moved",
-            "origin_member_id",
-            sqlite_where=text("origin_member_id <> member_id"),
-            postgresql_where=text("origin_member_id <> member_id"),
+        partial_index(
+            "ix_growth_entries_moved", "origin_member_id", where="origin_member_id <> member_id"
         ),
     )
 
