@@ -275,6 +275,11 @@ class Plan(Strict):
     term: str = Field(description="P1M, P3M, P1Y, P30D …", pattern=TERM_PATTERN.pattern)
     eligibility: Eligibility = Field(default_factory=Eligibility)
     benefits: list[Benefit] = Field(default_factory=list)
+    sellers: list[Code] = Field(
+        default_factory=list,
+        description="Partners that sell the plan and manage its memberships (subscribe, confirm "
+        "payments, cancel, resume, refund); the operator's channels always may.",
+    )
 
     _benefits = field_validator("benefits")(_unique_benefits)
 
@@ -299,8 +304,90 @@ class FamilyRules(Strict):
 
 
 class PartnerSpec(Strict):
+    """A partner of the programme; ``operator_channel`` marks the operator's own channels."""
+
     code: Code
     name: str = Field(min_length=1, max_length=200)
+    operator_channel: bool = Field(
+        default=False,
+        description="One of the operator's own channels (its app, its service desk): may move "
+        "points between members, mint member-page links, act in families on a member's behalf "
+        "and use every identity namespace.",
+    )
+
+
+NAMESPACE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+NamespaceCode = Annotated[str, Field(pattern=NAMESPACE_PATTERN)]
+
+
+class NamespaceSpec(Strict):
+    """An identity namespace: owned by one partner (its own user ids) or shared by several."""
+
+    code: NamespaceCode
+    owner: Code | None = Field(
+        default=None, description="The partner whose user ids these are (alone may use it)."
+    )
+    shared_with: list[Code] | Literal["all"] | None = Field(
+        default=None,
+        description='Partners that may use a shared namespace (phone, email), or "all".',
+    )
+
+    @model_validator(mode="after")
+    def _owned_or_shared(self) -> NamespaceSpec:
+        if (self.owner is None) == (self.shared_with is None):
+            raise ValueError("a namespace has either an owner or shared_with, not both or neither")
+        return self
+
+    def usable_by(self, partner_code: str) -> bool:
+        """Whether ``partner_code`` may enrol, link and look up members in this namespace."""
+        if self.owner is not None:
+            return self.owner == partner_code
+        return self.shared_with == "all" or partner_code in (self.shared_with or [])
+
+
+#: The namespaces of a programme that declares none: phone and email, shared by every partner.
+DEFAULT_NAMESPACES = (
+    NamespaceSpec(code="phone", shared_with="all"),
+    NamespaceSpec(code="email", shared_with="all"),
+)
+StaffRoleName = Literal["admin", "ops", "finance", "support", "auditor"]
+Points = Annotated[int, Field(ge=0, le=1_000_000_000)]
+
+
+def _default_limits() -> dict[StaffRoleName, int]:
+    return {"admin": 100_000, "ops": 10_000, "finance": 10_000, "support": 10_000}
+
+
+def _default_approvers() -> list[StaffRoleName]:
+    return ["admin"]
+
+
+class StaffRules(Strict):
+    """Guardrails on what operator staff may do alone."""
+
+    adjustment_limits: dict[StaffRoleName, Points] = Field(
+        default_factory=_default_limits,
+        description="Points (either sign) a role may adjust without a second pair of eyes; "
+        "above it an adjustment is a request another staff member must approve. A role not "
+        "listed needs approval for every adjustment.",
+    )
+    approver_roles: list[StaffRoleName] = Field(
+        default_factory=_default_approvers,
+        min_length=1,
+        description="Roles that may approve another staff member's adjustment request.",
+    )
+    max_adjustment: int = Field(
+        default=10_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="The largest adjustment that may be requested at all, approved or not.",
+    )
+
+    def limit_of(self, role: str) -> int:
+        """Points ``role`` may adjust alone (0: every adjustment needs approval)."""
+        return next(
+            (points for name, points in self.adjustment_limits.items() if name == role), 0
+        )
 
 
 class Programme(Strict):
@@ -317,9 +404,27 @@ class Programme(Strict):
     plans: list[Plan] = Field(default_factory=list)
     family: FamilyRules = Field(default_factory=FamilyRules)
     partners: list[PartnerSpec] = Field(default_factory=list)
+    namespaces: list[NamespaceSpec] = Field(
+        default_factory=lambda: list(DEFAULT_NAMESPACES),
+        description="Identity namespaces; phone and email shared by all when omitted.",
+    )
+    staff: StaffRules = Field(default_factory=StaffRules)
 
     def tier(self, code: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.code == code), None)
+
+    def namespace(self, code: str) -> NamespaceSpec | None:
+        """The declared namespace ``code``, if any."""
+        return next((spec for spec in self.namespaces if spec.code == code), None)
+
+    def partner(self, code: str) -> PartnerSpec | None:
+        """The programme's entry for partner ``code``, if any."""
+        return next((spec for spec in self.partners if spec.code == code), None)
+
+    def is_operator_channel(self, partner_code: str) -> bool:
+        """Whether ``partner_code`` is one of the operator's own channels."""
+        spec = self.partner(partner_code)
+        return spec is not None and spec.operator_channel
 
     @property
     def zone(self) -> ZoneInfo:
@@ -382,6 +487,8 @@ def cross_check(programme: Programme) -> list[Problem]:
                     f"must be greater than tiers[{index - 1}].threshold ({before.threshold})",
                 )
             )
+    problems += _duplicates("namespaces", [spec.code for spec in programme.namespaces])
+    problems += _unknown_partners(programme)
     codes = [tier.code for tier in programme.tiers]
     for index, plan in enumerate(programme.plans):
         wanted = plan.eligibility.min_tier
@@ -395,6 +502,29 @@ def cross_check(programme: Programme) -> list[Problem]:
     return problems
 
 
+def _unknown_partners(programme: Programme) -> list[Problem]:
+    """Partner codes named by namespaces and plans must be partners of the programme."""
+    known = [partner.code for partner in programme.partners]
+
+    def check(path: Path, code: str) -> list[Problem]:
+        if code in known:
+            return []
+        listed = ", ".join(known) or "none"
+        return [Problem(path, f"no partner {code} in partners (partners: {listed})")]
+
+    problems: list[Problem] = []
+    for index, spec in enumerate(programme.namespaces):
+        if spec.owner is not None:
+            problems += check(("namespaces", index, "owner"), spec.owner)
+        if isinstance(spec.shared_with, list):
+            for position, code in enumerate(spec.shared_with):
+                problems += check(("namespaces", index, "shared_with", position), code)
+    for index, plan in enumerate(programme.plans):
+        for position, code in enumerate(plan.sellers):
+            problems += check(("plans", index, "sellers", position), code)
+    return problems
+
+
 def changes(old: Programme | None, new: Programme) -> list[str]:
     """What applying ``new`` over ``old`` changes, one human-readable line each."""
     before = old.dump() if old is not None else None
@@ -404,13 +534,20 @@ def changes(old: Programme | None, new: Programme) -> list[str]:
         value = new.currency.point_value
         lines.append(f"currency {new.currency.code} set: 1 point = {value.amount} {value.currency}")
         lines.append(f"tier_model set: {new.tier_model.kind}")
-        before = {"tiers": [], "plans": [], "partners": []}
+        before = {"tiers": [], "plans": [], "partners": [], "namespaces": []}
     else:
         lines += _field_changes("currency", before["currency"], after["currency"])
         lines += _field_changes("tier_model", before["tier_model"], after["tier_model"])
         lines += _field_changes("family", before["family"], after["family"])
-    for section, noun in (("tiers", "tier"), ("plans", "plan"), ("partners", "partner")):
-        lines += _item_changes(noun, before[section], after[section])
+        lines += _field_changes("staff", before.get("staff", {}), after["staff"])
+    sections = (
+        ("tiers", "tier"),
+        ("plans", "plan"),
+        ("partners", "partner"),
+        ("namespaces", "namespace"),
+    )
+    for section, noun in sections:
+        lines += _item_changes(noun, before.get(section, []), after[section])
     if old is not None:
         old_order = [tier.code for tier in old.tiers if new.tier(tier.code)]
         new_order = [tier.code for tier in new.tiers if old.tier(tier.code)]

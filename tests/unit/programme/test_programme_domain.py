@@ -114,16 +114,20 @@ def test_changes_name_what_moved() -> None:
         .replace("grace_days: 30", "grace_days: 60")
         .replace('"88.00"', '"98.00"')
         .replace("  - {code: HOTEL, name: 栖云酒店 Cloudrest Hotels}\n", "")
+        .replace("  - {code: hotel, owner: HOTEL}\n", "")
+        .replace("support: 5000,", "support: 8000,")
         .replace("default_validity_days: 365", "default_validity_days: 730")
     )
     new = loader.load(text)
     assert changes(old, new) == [
         "currency.default_validity_days: 365 → 730",
         "tier_model.grace_days: 30 → 60",
+        "staff.adjustment_limits.support: 5000 → 8000",
         "tier GOLD threshold: 5000 → 6000",
         "tier GOLD earn_multiplier: 1.4 → 1.5",
         "plan VIP88 price.amount: 88.00 → 98.00",
         "partner HOTEL removed from the programme (it stays registered)",
+        "namespace hotel removed",
     ]
 
 

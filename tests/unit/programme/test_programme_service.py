@@ -97,7 +97,11 @@ def test_an_existing_partner_is_kept(database: Database) -> None:
 
 def test_a_failing_apply_leaves_no_version_and_no_partner(database: Database) -> None:
     # Registration refusing the last partner fails the apply after three partners were added.
-    text = demo_text().replace("  - {code: HOTEL, name: 栖云酒店 Cloudrest Hotels}\n", "")
+    text = (
+        demo_text()
+        .replace("  - {code: HOTEL, name: 栖云酒店 Cloudrest Hotels}\n", "")
+        .replace("  - {code: hotel, owner: HOTEL}\n", "")
+    )
     text += "  - {code: " + "X" * 64 + ", name: Too long to register}\n"
     programme = service.validate(text)
     original = partners.create_partner
