@@ -1,6 +1,7 @@
 """privacy and identity namespaces
 
-Reserved for consents, the profile data each partner collected, member codes (helper: partner data boundaries).
+Reserved for consents, the profile data each partner collected,
+member codes.
 
 Revision ID: 0008
 Revises: 0007

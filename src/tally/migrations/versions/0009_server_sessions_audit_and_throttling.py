@@ -1,6 +1,7 @@
 """server sessions audit and throttling
 
-Reserved for server-side console and member sessions, the audit log, sign-in attempts (helper: sessions and audit).
+Reserved for server-side console and member sessions,
+the audit log, sign-in attempts.
 
 Revision ID: 0009
 Revises: 0008

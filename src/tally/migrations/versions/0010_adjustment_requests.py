@@ -1,6 +1,7 @@
 """adjustment requests
 
-Reserved for adjustment requests awaiting a second staff member's approval (helper: operator guardrails).
+Reserved for adjustment requests
+awaiting a second staff member's approval.
 
 Revision ID: 0010
 Revises: 0009
