@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData
 
+from tally.audit import models as audit_models
 from tally.db.base import Base
 from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
@@ -15,6 +16,7 @@ from tally.ledger import models as ledger_models
 from tally.members import models as member_models
 from tally.memberships import models as membership_models
 from tally.partners import models as partner_models
+from tally.privacy import models as privacy_models
 from tally.programme import models as programme_models
 from tally.staff import models as staff_models
 from tally.tiers import models as tier_models
@@ -29,6 +31,8 @@ MODEL_MODULES = (
     family_models,
     tier_models,
     membership_models,
+    privacy_models,
+    audit_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 
