@@ -13,6 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 
+from tally.api import consents as consents_api
 from tally.api import families as families_api
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
@@ -22,6 +23,8 @@ from tally.api import status as status_api
 from tally.api import tiers as tiers_api
 from tally.api.deps import WriteBatcher
 from tally.api.fastlane import FastLane
+from tally.api.intake import Intake
+from tally.api.openapi import install as install_openapi
 from tally.api.problems import (
     handle_data_error,
     handle_http_error,
@@ -108,8 +111,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(tiers_api.router)
     app.include_router(memberships_api.router)
     app.include_router(families_api.router)
+    app.include_router(consents_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
+    # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.
+    app.add_middleware(Intake, max_body_bytes=settings.max_body_bytes)
+    install_openapi(app, settings)
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:

@@ -1,0 +1,497 @@
+"""The published OpenAPI document: FastAPI's, completed in one pass over every route.
+
+FastAPI knows each route's parameters, bodies and success answers. This pass adds what the
+routes share and FastAPI cannot see: the ``bearerAuth`` security scheme on every ``/v1``
+operation; the problem documents (``application/problem+json``) each operation can answer with
+their possible ``code``s; the ``Idempotency-Key`` header's constraints; the limits the server
+enforces from its settings; and an example on every request body and success answer. New routes
+are covered without edits here: their errors are derived from their method, parameters and scope,
+plus any codes their ``responses`` descriptions name and the table :data:`RAISES`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+
+from tally import errors
+from tally.api.schemas import MAX_POINTS
+from tally.config import Settings
+from tally.idempotency.service import MAX_KEY_LENGTH
+from tally.partners.domain import Scope
+
+JSON = dict[str, Any]
+PROBLEM_JSON = "application/problem+json"
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+# What the server answers when a write's body is over the limit (answered before parsing).
+PAYLOAD_TOO_LARGE = "payload_too_large"
+# The Idempotency-Key: 1 to 255 characters that Python calls printable (``str.isprintable``),
+# as a header value carries them (Latin-1): no controls, no NBSP (U+00A0), no soft hyphen.
+KEY_PATTERN = "^[ -~\u00a1-\u00ac\u00ae-\u00ff]+$"
+
+# The business errors an operation can answer, beyond those every operation of its kind can
+# (see :func:`_codes`). Keyed by "METHOD path" as published.
+_MEMBER_STATE = (errors.MemberFrozen, errors.MemberMerged)
+_POSTING = (*_MEMBER_STATE, errors.DuplicateReference)
+RAISES: dict[str, tuple[type[errors.TallyError], ...]] = {
+    "POST /v1/members": (errors.IdentityConflict,),
+    "POST /v1/members/{member_id}/identities": (errors.IdentityConflict, errors.MemberMerged),
+    "POST /v1/members/{member_id}/identities/unlink": (errors.Conflict, errors.MemberMerged),
+    "POST /v1/members/{member_id}/freeze": (errors.MemberMerged,),
+    "POST /v1/members/{member_id}/unfreeze": (errors.MemberMerged,),
+    "POST /v1/members/{member_id}/earn": _POSTING,
+    "POST /v1/members/{member_id}/redeem": (*_POSTING, errors.InsufficientPoints),
+    "POST /v1/members/{member_id}/holds": (*_POSTING, errors.InsufficientPoints),
+    "POST /v1/holds/{hold_id}/capture": (
+        *_MEMBER_STATE,
+        errors.HoldNotActive,
+        errors.InsufficientPoints,
+    ),
+    "POST /v1/holds/{hold_id}/void": (*_MEMBER_STATE, errors.HoldNotActive),
+    "POST /v1/transfers": (*_POSTING, errors.InsufficientPoints, errors.NotFound),
+    "POST /v1/transactions/{transaction_id}/reverse": (
+        *_MEMBER_STATE,
+        errors.AlreadyReversed,
+        errors.NotReversible,
+    ),
+    "POST /v1/members/{member_id}/adjustments": (*_MEMBER_STATE, errors.InsufficientPoints),
+    "POST /v1/members/{member_id}/links": (errors.MemberMerged,),
+    "POST /v1/members/{member_id}/growth/adjustments": (
+        *_MEMBER_STATE,
+        errors.InsufficientGrowth,
+    ),
+}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Serve the completed document as ``app``'s OpenAPI (built once, on first request)."""
+
+    def openapi() -> JSON:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document(app: FastAPI, settings: Settings) -> JSON:
+    """FastAPI's document for ``app``, completed (see the module's docstring)."""
+    spec = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+        servers=app.servers,
+        # One schema per model, whether read or written: a generated client gets one class.
+        separate_input_output_schemas=False,
+    )
+    components = spec.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.update(problem_schemas())
+    components["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "API key",
+            "description": "A partner API key: `Authorization: Bearer <key>`.",
+        }
+    }
+    _state_limits(schemas, settings)
+    routes = {
+        (method.lower(), context.path_format): context
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        for method in context.methods or ()
+    }
+    for path, item in spec.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in WRITE_METHODS | {"get"} or not path.startswith("/v1/"):
+                continue
+            route = routes.get((method, path))
+            complete(operation, method, path, route_scope(route), spec, settings)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if not _referenced(spec, unused):
+            schemas.pop(unused, None)
+    return spec
+
+
+def complete(
+    operation: JSON, method: str, path: str, scope: Scope | None, spec: JSON, settings: Settings
+) -> None:
+    """Add security, the Idempotency-Key's constraints, problem answers and examples."""
+    operation["security"] = [{"bearerAuth": []}]
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "header" and parameter["name"].lower() == "idempotency-key":
+            parameter.update(idempotency_key_parameter())
+    if scope is not None:
+        operation["description"] = (
+            operation.get("description", "").rstrip()
+            + f"\n\nNeeds an API key with the `{scope.value}` scope."
+        ).lstrip()
+    declared = operation.setdefault("responses", {})
+    for status, codes in _codes(method, path, declared).items():
+        declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
+    operation["responses"] = dict(sorted(declared.items()))
+    _add_examples(operation, spec)
+
+
+def route_scope(route: RouteContext | None) -> Scope | None:
+    """The scope a route's API key needs (from its ``reader``/``mutation`` dependency)."""
+    if route is None:
+        return None
+    for dependant in _dependants(route.dependant):
+        call = dependant.call
+        if call is None or not inspect.isfunction(call):
+            continue
+        found = inspect.getclosurevars(call).nonlocals.get("scope")
+        if isinstance(found, Scope):
+            return found
+    return None
+
+
+def _dependants(root: Dependant) -> Iterator[Dependant]:
+    yield root
+    for dependency in root.dependencies:
+        yield from _dependants(dependency)
+
+
+def registry() -> dict[str, type[errors.TallyError]]:
+    """Every Tally error by code (every subclass, listed in ``ALL_ERRORS`` or not)."""
+    found: dict[str, type[errors.TallyError]] = {}
+    pending = list(errors.TallyError.__subclasses__())
+    while pending:
+        error = pending.pop()
+        found.setdefault(error.code, error)
+        pending.extend(error.__subclasses__())
+    return found
+
+
+def _codes(method: str, path: str, declared: JSON) -> dict[int, list[str]]:
+    """Every problem status the operation can answer, with its possible codes."""
+    by_code = registry()
+    codes: dict[int, set[str]] = {
+        401: {"unauthorized"},
+        403: {"forbidden"},
+        422: {"validation_error"},
+    }
+    if "{" in path:
+        codes[404] = {"not_found"}
+    if method in WRITE_METHODS:
+        codes[400] = {"idempotency_key_required"}
+        codes[409] = {"idempotency_conflict", "conflict"}
+        codes[413] = {PAYLOAD_TOO_LARGE}
+    for error in RAISES.get(f"{method.upper()} {path}", ()):
+        codes.setdefault(error.status, set()).add(error.code)
+    # Codes a route names in its own ``responses`` (e.g. "member_frozen, conflict: …").
+    for status, response in declared.items():
+        if not status.isdigit() or int(status) < 400:
+            continue
+        for word in re.findall(r"[a-z][a-z0-9_]+", response.get("description", "")):
+            named = by_code.get(word)
+            if named is not None:
+                codes.setdefault(named.status, set()).add(named.code)
+    return {status: sorted(found) for status, found in sorted(codes.items())}
+
+
+def problem_response(
+    status: int, codes: list[str], declared: JSON | None, settings: Settings
+) -> JSON:
+    """A problem answer listing ``codes`` (a route's own description is kept in front)."""
+    by_code = registry()
+    titles = {
+        code: by_code[code].title if code in by_code else _TITLES.get(code, code) for code in codes
+    }
+    description = (declared or {}).get("description", "")
+    if not description or description in {"Validation Error", "Successful Response"}:
+        description = _STATUS_TEXT.get(status, "Refused")
+    if status == 413:
+        description += f" (the limit: {_body_limit(settings)})"
+    reference = "ValidationProblem" if status == 422 else "Problem"
+    schema = {"$ref": f"#/components/schemas/{reference}"}
+    description += ". Codes: " + ", ".join(f"`{code}`" for code in codes) + "."
+    examples = {
+        code: {
+            "summary": titles[code],
+            "value": _problem_example(status, code, titles[code]),
+        }
+        for code in codes
+    }
+    answer: JSON = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": schema, "examples": examples}},
+    }
+    if status == 401:
+        answer["headers"] = {
+            "WWW-Authenticate": {
+                "description": "`Bearer`: send the API key as a bearer token.",
+                "schema": {"type": "string"},
+                "required": True,
+            }
+        }
+    return answer
+
+
+_STATUS_TEXT = {
+    400: "No Idempotency-Key header (`idempotency_key_required`)",
+    401: "No API key, or one that is unknown or revoked",
+    403: "The API key lacks the scope, or the partner may not act on this member",
+    404: "Not found (or not visible to the calling partner)",
+    409: "Refused in the current state",
+    413: "The request body is too large; refused before it is read",
+    422: "The request is not valid",
+}
+_TITLES = {PAYLOAD_TOO_LARGE: "The request body is too large"}
+
+
+def _body_limit(settings: Settings) -> str:
+    limit = getattr(settings, "max_body_bytes", None)
+    return "`TALLY_MAX_BODY_BYTES`" if limit is None else f"{limit:,} bytes, `TALLY_MAX_BODY_BYTES`"
+
+
+def _problem_example(status: int, code: str, title: str) -> JSON:
+    body: JSON = {
+        "type": f"https://tally.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": title + ".",
+        "code": code,
+    }
+    if code == "validation_error":
+        body["errors"] = [
+            {"field": "points", "message": "Input should be greater than 0", "type": "greater_than"}
+        ]
+    return body
+
+
+def problem_schemas() -> JSON:
+    """The RFC 9457 problem document every error is, and its validation variant."""
+    return {
+        "Problem": {
+            "title": "Problem",
+            "description": "An RFC 9457 problem document; `code` is stable, match on it. "
+            "Some problems carry extra members (e.g. `scope`, `field`).",
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {
+                "type": {"type": "string", "description": "A URI naming the problem."},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "description": "The HTTP status."},
+                "detail": {"type": "string", "description": "What went wrong, for people."},
+                "code": {"type": "string", "description": "The stable error code."},
+            },
+            "additionalProperties": True,
+        },
+        "ValidationProblem": {
+            "title": "ValidationProblem",
+            "description": "A problem document; `validation_error` lists each field refused.",
+            "allOf": [
+                {"$ref": "#/components/schemas/Problem"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "errors": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/FieldError"},
+                        }
+                    },
+                },
+            ],
+        },
+        "FieldError": {
+            "title": "FieldError",
+            "type": "object",
+            "required": ["field", "message", "type"],
+            "properties": {
+                "field": {"type": "string", "description": "The field, dotted (`profile.phone`)."},
+                "message": {"type": "string"},
+                "type": {"type": "string", "description": "The kind of error (`missing`…)."},
+            },
+        },
+    }
+
+
+def idempotency_key_parameter() -> JSON:
+    """The documented constraints of the Idempotency-Key header."""
+    return {
+        "required": True,
+        "description": "Unique per write (a UUID is a good choice); a retry with the same key and "
+        "the same request returns the first answer (with `Idempotent-Replayed: true`), the same "
+        f"key with a different request is refused (`idempotency_conflict`). 1 to {MAX_KEY_LENGTH} "
+        "printable characters.",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_KEY_LENGTH,
+            "pattern": KEY_PATTERN,
+        },
+        "example": "5f0c8f6e-2b1d-4c1e-9d8a-3c0b7e1f2a45",
+    }
+
+
+def _state_limits(schemas: JSON, settings: Settings) -> None:
+    """Limits the server takes from its settings, stated as they are in force."""
+    limit = min(MAX_POINTS, settings.max_points_per_operation)
+    for name, schema in schemas.items():
+        if not name.endswith("Request"):
+            continue
+        for field in schema.get("properties", {}).values():
+            for option in [field, *field.get("anyOf", [])]:
+                if option.get("maximum") == MAX_POINTS and option.get("exclusiveMinimum") == 0:
+                    option["maximum"] = limit
+    hold = schemas.get("HoldRequest", {}).get("properties", {}).get("expires_in_seconds")
+    if hold is not None:
+        hold["maximum"] = settings.hold_max_seconds
+        hold["description"] = (
+            f"Seconds until the hold lapses: 1 to {settings.hold_max_seconds:,} "
+            "(`TALLY_HOLD_MAX_SECONDS`)."
+        )
+
+
+def _referenced(spec: JSON, name: str) -> bool:
+    target = f"#/components/schemas/{name}"
+    return any(value == target for value in _values(spec, "$ref"))
+
+
+def _values(node: Any, key: str) -> Iterator[Any]:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key:
+                yield value
+            else:
+                yield from _values(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _values(value, key)
+
+
+# --- Examples --------------------------------------------------------------------------------
+
+
+def _add_examples(operation: JSON, spec: JSON) -> None:
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None and "example" not in body and "examples" not in body:
+        body["example"] = example(body.get("schema", {}), spec)
+    for status, response in operation.get("responses", {}).items():
+        if not status.startswith("2"):
+            continue
+        media = response.get("content", {}).get("application/json")
+        if media is not None and "example" not in media and "examples" not in media:
+            media["example"] = example(media.get("schema", {}), spec)
+
+
+# Values for fields by name, where a type alone would make a poor example.
+_NAMED: dict[str, Any] = {
+    "namespace": "phone",
+    "reference": "ORDER-20260501-0001",
+    "reason": "Goodwill: a late delivery",
+    "memo": "Goodwill: a late delivery",
+    "name": "Li Wei",
+    "phone": "+86 138 0013 8000",
+    "city": "Shanghai",
+    "currency": "CNY",
+    "plan": "PLUS",
+    "url": "/m/sign-in?token=…",
+    "status": "active",
+    "kind": "earn",
+    "tier": "GOLD",
+    "birthday": "1990-08-15",
+}
+_NAMED_INTS = {"points": 100, "available": 1200, "held": 0, "growth": 100, "amount": 1500}
+_FORMATS = {
+    "date-time": "2026-05-01T10:00:00+08:00",
+    "date": "2026-05-01",
+    "uuid": "0190f3c5-7d2a-7b4e-9a61-2f0c1d9e8b70",
+    "uri": "https://example.com/",
+}
+
+
+def example(schema: JSON, spec: JSON, name: str = "", depth: int = 0) -> Any:
+    """An example value for ``schema`` (its own example when it has one)."""
+    schema = _resolve(schema, spec)
+    if depth > 8:
+        return None
+    for key in ("examples",):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return copy.deepcopy(schema[key][0])
+    if "example" in schema:
+        return copy.deepcopy(schema["example"])
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if schema.get("default") is not None:
+        return copy.deepcopy(schema["default"])
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        usable = [option for option in options if _resolve(option, spec).get("type") != "null"]
+        return example(usable[0], spec, name, depth + 1) if usable else None
+    if "allOf" in schema:
+        merged: JSON = {}
+        for part in schema["allOf"]:
+            value = example(part, spec, name, depth + 1)
+            if isinstance(value, dict):
+                merged.update(value)
+        return merged
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        fields = schema.get("properties", {})
+        identity = "namespace" in fields  # an external identity: its id is the partner's
+        return {
+            field: example(
+                sub, spec, "external_id" if identity and field == "id" else field, depth + 1
+            )
+            for field, sub in fields.items()
+        }
+    if kind == "array":
+        return [example(schema.get("items", {}), spec, name, depth + 1)] * max(
+            1, schema.get("minItems", 1)
+        )
+    if kind == "string":
+        return _string(schema, name)
+    if kind == "integer":
+        return _integer(schema, name)
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return False
+    return None
+
+
+def _string(schema: JSON, name: str) -> str:
+    if name in _NAMED:
+        return str(_NAMED[name])
+    if schema.get("format") in _FORMATS:
+        return str(_FORMATS[schema["format"]])
+    if name == "external_id":
+        return "13800138000"
+    if name.endswith("_id") or name == "id":
+        return _FORMATS["uuid"]
+    code = name.upper() if schema.get("pattern", "").startswith("^[A-Z") else name
+    text = code or "text"
+    return text[: schema.get("maxLength", len(text))].ljust(schema.get("minLength", 0), "x")
+
+
+def _integer(schema: JSON, name: str) -> int:
+    low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+    high = schema.get("maximum", schema.get("exclusiveMaximum", 2**62 + 1) - 1)
+    wanted = _NAMED_INTS.get(name, 1001 if name.endswith("id") else max(low, 1))
+    return int(min(max(wanted, low), high))
+
+
+def _resolve(schema: JSON, spec: JSON) -> JSON:
+    seen = 0
+    while "$ref" in schema and seen < 20:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = spec.get("components", {}).get("schemas", {}).get(name, {})
+        seen += 1
+    return schema
