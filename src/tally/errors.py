@@ -108,6 +108,12 @@ class Forbidden(TallyError):
     title = "Not allowed"
 
 
+class UnknownNamespace(TallyError):
+    code = "unknown_namespace"
+    status = 422
+    title = "The identity namespace is not declared in the programme"
+
+
 # Paid memberships.
 class PaymentMismatch(TallyError):
     code = "payment_mismatch"
@@ -171,6 +177,94 @@ class FamilyDissolved(TallyError):
     title = "The family was dissolved"
 
 
+# Operator guardrails.
+class AdjustmentTooLarge(TallyError):
+    code = "adjustment_too_large"
+    status = 422
+    title = "The adjustment is larger than any adjustment may be"
+
+
+class OwnRequest(TallyError):
+    code = "own_request"
+    status = 403
+    title = "Staff cannot decide on their own request"
+
+
+class NotAnApprover(TallyError):
+    code = "not_an_approver"
+    status = 403
+    title = "The role does not approve adjustment requests"
+
+
+class RequestNotPending(TallyError):
+    code = "request_not_pending"
+    status = 409
+    title = "The request was already decided"
+
+
+class WouldLockOut(TallyError):
+    code = "would_lock_out"
+    status = 409
+    title = "The change would lock the operator out of the console"
+
+
+class UnknownPartner(TallyError):
+    code = "unknown_partner"
+    status = 422
+    title = "No such partner"
+
+
+class UnknownPurpose(TallyError):
+    code = "unknown_purpose"
+    status = 422
+    title = "No such consent purpose"
+
+
+# Request hygiene.
+class PayloadTooLarge(TallyError):
+    code = "payload_too_large"
+    status = 413
+    title = "The request body is too large"
+
+
+# Family roles.
+class NotFamilyOwner(TallyError):
+    code = "not_family_owner"
+    status = 403
+    title = "Only the family's owner may do this"
+
+
+class NotInvitee(TallyError):
+    code = "not_invitee"
+    status = 403
+    title = "Only the invited member may answer the invitation"
+
+
+class NotFamilyMember(TallyError):
+    code = "not_family_member"
+    status = 403
+    title = "The member is not in this family"
+
+
+class NotMemberItself(TallyError):
+    code = "not_member_itself"
+    status = 403
+    title = "Only the member itself may do this"
+
+
+# Sessions and sign-in (pages only: not part of the API's contract, so not in ALL_ERRORS).
+class SignInThrottled(TallyError):
+    code = "sign_in_throttled"
+    status = 429
+    title = "Too many failed sign-ins; retry later"
+
+
+class LinkAlreadyUsed(TallyError):
+    code = "link_already_used"
+    status = 409
+    title = "This sign-in link was already used"
+
+
 ALL_ERRORS: tuple[type[TallyError], ...] = (
     ValidationFailed,
     NotFound,
@@ -187,6 +281,7 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     Conflict,
     Unauthorized,
     Forbidden,
+    UnknownNamespace,
     PaymentMismatch,
     NotEligible,
     MembershipNotActive,
@@ -197,4 +292,14 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     AlreadyInFamily,
     InvitationNotPending,
     FamilyDissolved,
+    AdjustmentTooLarge,
+    OwnRequest,
+    NotAnApprover,
+    RequestNotPending,
+    WouldLockOut,
+    PayloadTooLarge,
+    NotFamilyOwner,
+    NotInvitee,
+    NotFamilyMember,
+    NotMemberItself,
 )

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData
 
+from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
 from tally.db.base import Base
 from tally.families import models as family_models
@@ -18,7 +19,9 @@ from tally.memberships import models as membership_models
 from tally.partners import models as partner_models
 from tally.privacy import models as privacy_models
 from tally.programme import models as programme_models
+from tally.sessions import models as session_models
 from tally.staff import models as staff_models
+from tally.throttling import models as throttling_models
 from tally.tiers import models as tier_models
 
 MODEL_MODULES = (
@@ -33,6 +36,9 @@ MODEL_MODULES = (
     membership_models,
     privacy_models,
     audit_models,
+    session_models,
+    throttling_models,
+    adjustment_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

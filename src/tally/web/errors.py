@@ -70,6 +70,11 @@ MESSAGES: dict[str, str] = {
     "already_in_family": N_("This member is already in a family."),
     "invitation_not_pending": N_("There is no pending invitation."),
     "family_dissolved": N_("This family was dissolved."),
+    "adjustment_too_large": N_("This adjustment is larger than any adjustment may be."),
+    "own_request": N_("Another staff member must decide on your own request."),
+    "not_an_approver": N_("Your role does not approve adjustment requests."),
+    "request_not_pending": N_("This request was already decided."),
+    "would_lock_out": N_("This would lock you or every administrator out of the console."),
     "csrf_failed": N_("This form has expired. Reload the page and try again."),
     "internal_error": N_("Something went wrong on our side. Nothing was changed."),
 }
