@@ -6,31 +6,32 @@ import uuid
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.access import domain as access
+from tally.access import service as access_service
+from tally.access.domain import Caller
 from tally.api import schemas, views
 from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
 from tally.api.fastlane import lane
-from tally.api.members import MemberId
-from tally.errors import Forbidden, NotFound
+from tally.api.paths import HoldId, MemberId, TransactionId
+from tally.errors import NotFound
 from tally.flows import earning
 from tally.flows.earning import Earning
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
 from tally.ledger import holds as ledger_holds
-from tally.ledger import repository as ledger_repository
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.models import EntryKind
 from tally.ledger.orders import Order
-from tally.partners.service import KeyHolder, Scope
+from tally.partners.service import Scope
 from tally.programme.runtime import ProgrammeCache
 
 router = APIRouter(tags=["ledger"])
-Id = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _policy(write: Mutation) -> Policy:
@@ -120,7 +121,7 @@ async def create_hold(
         )
         base = views.posted(session, result, now, _zone(write))
         return 201, schemas.HoldPosted(
-            **base.model_dump(exclude={"id"}), id=str(found.id), hold=views.hold(found)
+            **base.model_dump(exclude={"id"}), id=str(found.id), hold=views.hold(found, now)
         )
 
     return await write.run(work)
@@ -135,14 +136,15 @@ def _hold_id(value: str) -> uuid.UUID:
 
 @router.post("/v1/holds/{hold_id}/capture", response_model=schemas.HoldPosted)
 async def capture_hold(
-    hold_id: Id,
+    hold_id: HoldId,
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
     payload: schemas.CaptureRequest | None = None,
 ) -> Response:
-    """Spend all of a hold, or part of it and release the rest."""
+    """Spend all of a hold, or part of it and release the rest (the partner's own holds)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
+        access_service.hold_of(session, write.holder, hold_id, acting=True)
         found, result = ledger_holds.capture_hold(
             session,
             write.origin,
@@ -152,19 +154,20 @@ async def capture_hold(
             _policy(write),
         )
         base = views.posted(session, result, now, _zone(write))
-        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
+        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found, now))
 
     return await write.run(work)
 
 
 @router.post("/v1/holds/{hold_id}/void", response_model=schemas.HoldPosted)
 async def void_hold(
-    hold_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
+    hold_id: HoldId, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
 ) -> Response:
-    """Release a hold: every held point goes back to the member."""
+    """Release a hold: every held point goes back to the member (the partner's own holds)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
+        access_service.hold_of(session, write.holder, hold_id, acting=True)
         found, result = ledger_holds.release_hold(
             session,
             write.origin,
@@ -173,34 +176,35 @@ async def void_hold(
             _policy(write),
         )
         base = views.posted(session, result, now, _zone(write))
-        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found))
+        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found, now))
 
     return await write.run(work)
 
 
 @router.get("/v1/holds/{hold_id}", response_model=schemas.Hold)
 async def get_hold(
-    hold_id: Id,
+    hold_id: HoldId,
     read: Annotated[Reader, Depends(reader(Scope.READ))],
 ) -> schemas.Hold:
-    """One hold of the calling partner."""
+    """One hold of the calling partner (the operator's channels see every partner's)."""
 
-    def work(session: Session, holder: KeyHolder) -> schemas.Hold:
-        found = ledger_repository.hold(session, _hold_id(hold_id))
-        if found is None or found.partner_id != holder.partner_id:
-            raise NotFound(f"Hold {hold_id} does not exist.")
-        return views.hold(found)
+    def work(session: Session, caller: Caller) -> schemas.Hold:
+        found = access_service.hold_of(session, caller, hold_id, acting=False)
+        return views.hold(found, utcnow())
 
     return await read.run(work)
 
 
 @router.post("/v1/transfers", response_model=schemas.TransferPosted, status_code=201)
 async def transfer(
-    payload: schemas.TransferRequest, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
+    payload: schemas.TransferRequest,
+    write: Annotated[Mutation, Depends(mutation(Scope.TRANSFER))],
 ) -> Response:
-    """Give points from one member to another (a gift); they keep their expiry."""
+    """Give points from one member to another (a gift); they keep their expiry. The member's
+    own act: only through the operator's channels, with the ``transfer`` scope."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, "move points between members")
         now = utcnow()
         result = ledger.transfer(
             session,
@@ -225,19 +229,14 @@ async def transfer(
     "/v1/transactions/{transaction_id}/reverse", response_model=schemas.Posted, status_code=201
 )
 async def reverse(
-    transaction_id: Id, write: Annotated[Mutation, Depends(mutation(Scope.READ))]
+    transaction_id: TransactionId, write: Annotated[Mutation, Depends(mutation(None))]
 ) -> Response:
-    """Reverse an earn (claw back what is left, report the shortfall), a redemption or a capture."""
+    """Reverse one of the partner's own transactions: an earn (claw back what is left, report
+    the shortfall; needs ``earn``), a redemption or a capture (needs ``redeem``)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
-        entry_id = views.parse_uuid(transaction_id)
-        original = ledger_repository.entry(session, entry_id) if entry_id else None
-        if original is None or original.partner_id != write.holder.partner_id:
-            raise NotFound(f"Transaction {transaction_id} does not exist.")
-        needed = Scope.EARN if original.kind is EntryKind.EARN else Scope.REDEEM
-        if needed not in write.holder.scopes:
-            raise Forbidden(f"This API key lacks the '{needed.value}' scope.", scope=needed.value)
+        original = access_service.transaction_to_reverse(session, write.holder, transaction_id)
         result = earning.reverse(session, write.origin, original.id, now, _policy(write))
         return 201, views.posted(session, result, now, _zone(write))
 
@@ -251,10 +250,13 @@ async def list_transactions(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> schemas.TransactionPage:
-    """The member's transactions, newest first; pass ``next_cursor`` back for the next page."""
+    """The member's transactions made by the calling partner (by every partner for the
+    operator's channels), newest first; pass ``next_cursor`` back for the next page."""
     before = decode_cursor(cursor) if cursor else None
     return await read.run(
-        lambda session, _holder: views.transactions(session, member_id, before, limit)
+        lambda session, caller: views.transactions(
+            session, member_id, before, limit, partner_id=access.seen_partner(caller)
+        )
     )
 
 
@@ -264,9 +266,11 @@ async def adjust(
     payload: schemas.AdjustRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))],
 ) -> Response:
-    """An operator back-office correction (positive or negative) with a reason."""
+    """An operator back-office correction (positive or negative) with a reason (the
+    operator's channels only)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, "adjust points")
         now = utcnow()
         result = ledger.adjust(
             session,

@@ -8,26 +8,41 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from tally.api import schemas
+from tally.kit.clock import utcnow
 from tally.kit.pagination import encode_cursor
+from tally.ledger import holds as ledger_holds
 from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Balance
 from tally.ledger.models import Hold, JournalEntry
-from tally.members import service as members
+from tally.privacy import service as privacy
+from tally.privacy.domain import Viewer
+from tally.programme.domain import Programme
+from tally.tiers import service as tiers
 
 
-def member(session: Session, member_id: int) -> schemas.Member:
-    view = members.view(session, member_id)
+def member(
+    session: Session, member_id: int, caller: Viewer, programme: Programme
+) -> schemas.Member:
+    """The member resource as ``caller`` may see it: the profile and the identities in shared
+    namespaces only when it collected the profile or the member consented (docs/security.md);
+    the Tally id, status, tier and available points always."""
+    seen = privacy.seen_member(session, member_id, caller, programme)
+    view = seen.member
     return schemas.Member(
         id=view.id,
         status=view.status.value,
         merged_into_id=view.merged_into_id,
         created_at=view.created_at,
+        tier=tiers.current_tier(session, member_id, programme).code,
+        balance=schemas.MemberBalance(
+            available=ledger.balance(session, member_id, utcnow(), programme.zone).available
+        ),
         identities=[
             schemas.ExternalIdentity(namespace=item.namespace, id=item.external_id)
             for item in view.identities
         ],
-        profile=view.profile,
+        profile=seen.profile,
     )
 
 
@@ -57,13 +72,14 @@ def posted(
     )
 
 
-def hold(found: Hold) -> schemas.Hold:
+def hold(found: Hold, now: datetime) -> schemas.Hold:
+    """A hold as the API shows it: past its timeout it has lapsed, recorded by the job or not."""
     return schemas.Hold(
         id=str(found.id),
         member_id=found.member_id,
         points=found.points,
         captured_points=found.captured_points,
-        status=found.status.value,
+        status=ledger_holds.effective_status(found, now).value,
         reference=found.reference,
         expires_at=found.expires_at,
         created_at=found.created_at,
@@ -71,10 +87,11 @@ def hold(found: Hold) -> schemas.Hold:
 
 
 def transactions(
-    session: Session, member_id: int, before: int | None, limit: int
+    session: Session, member_id: int, before: int | None, limit: int, *, partner_id: int | None
 ) -> schemas.TransactionPage:
-    """A member's history (including members merged into it), newest first."""
-    items, position = ledger.history(session, member_id, before, limit)
+    """A member's history (including members merged into it), newest first: the entries made
+    by ``partner_id`` (every entry when ``None``)."""
+    items, position = ledger.history(session, member_id, before, limit, partner_id=partner_id)
     return schemas.TransactionPage(
         items=[transaction(item.entry, points=item.points, held=item.held) for item in items],
         next_cursor=encode_cursor(position) if position is not None else None,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from tally.db.raw import savepoint
 from tally.errors import (
     HoldNotActive,
     NotFound,
@@ -57,6 +60,7 @@ def create_hold(
             f"expires_in_seconds must be from 1 to {max_seconds}.", field="expires_in_seconds"
         )
     members.require_usable(session, member_id)
+    lapse_due(session, [member_id], now, policy)
     entry_id = post(
         session,
         kind=EntryKind.HOLD,
@@ -156,12 +160,21 @@ def release_hold(
     *,
     lapse: bool = False,
 ) -> tuple[Hold, Posted]:
-    """Void a hold (or, for the lapse job, let it lapse): every held point goes back."""
+    """Void a hold (or, for the lapse job, let it lapse): every held point goes back.
+
+    A hold whose timeout has passed has lapsed already, so it cannot be voided; its lapse gives
+    every point back to the lot it came from, with that lot's expiry (see :func:`lapse_returns`).
+    """
     found = _own_hold(session, origin, hold_id)
     entry_id = uuid7()
     status = HoldStatus.LAPSED if lapse else HoldStatus.VOIDED
     if not repository.close_hold(
-        session, hold_id, status=status, captured=0, closed_entry_id=entry_id, now=None
+        session,
+        hold_id,
+        status=status,
+        captured=0,
+        closed_entry_id=entry_id,
+        now=None if lapse else now,
     ):
         raise HoldNotActive(f"Hold {hold_id} is not active.")
     post(
@@ -179,7 +192,54 @@ def release_hold(
         details={"hold_id": str(hold_id), "released": found.points},
     )
     portions = plan_release(still_consumed(session, [found.entry_id]), found.points)
-    clawed = restore(session, entry_id, found.member_id, portions, now, policy)
+    clawed = restore(session, entry_id, found.member_id, portions, now, policy, keep_expiry=lapse)
     session.refresh(found)
     outcome = with_clawback({"released": found.points}, clawed)
     return found, Posted(entry_id, found.member_id, outcome)
+
+
+def effective_status(found: Hold, now: datetime) -> HoldStatus:
+    """A hold's status as every reader sees it: an active hold past its timeout has lapsed,
+    whether or not the lapse job has recorded it yet."""
+    if found.status is HoldStatus.ACTIVE and found.expires_at <= now:
+        return HoldStatus.LAPSED
+    return found.status
+
+
+@dataclass(frozen=True, slots=True)
+class LapseReturns:
+    """What a member's timed-out holds give back once their lapse is recorded: ``held`` points
+    leave the held balance, ``lots`` are ``(expires_at, points)`` that come back to the lots
+    they were taken from (points of a reversed earn are clawed back instead, so not counted)."""
+
+    held: int
+    lots: list[tuple[datetime, int]]
+
+
+def lapse_returns(session: Session, member_id: int, now: datetime) -> LapseReturns:
+    """The effect of the member's holds timed out by ``now`` that the job has not lapsed yet."""
+    held = 0
+    lots: list[tuple[datetime, int]] = []
+    for points, portions in repository.timed_out_holds(session, member_id, now):
+        held += points
+        lots.extend(
+            (expires_at, taken) for expires_at, taken, is_clawed in portions if not is_clawed
+        )
+    return LapseReturns(held, lots)
+
+
+def lapse_due(session: Session, member_ids: Sequence[int], now: datetime, policy: Policy) -> int:
+    """Record the lapse of the members' holds timed out by ``now`` (what the job would do), so a
+    write about to move their points sees what every reader sees; returns how many lapsed.
+
+    Each lapse is conditional on the hold being active, so the job running meanwhile is harmless.
+    """
+    lapsed = 0
+    for _member_id, hold_id in repository.timed_out_hold_ids(session, member_ids, now):
+        try:
+            with savepoint(session):
+                release_hold(session, Origin(), hold_id, now, policy, lapse=True)
+            lapsed += 1
+        except HoldNotActive:
+            continue
+    return lapsed

@@ -30,6 +30,7 @@ from tally.ledger.domain import (
     partner_redeemed,
     plan_consumption,
 )
+from tally.ledger.holds import lapse_due
 from tally.ledger.models import EntryKind
 from tally.ledger.posting import (
     Draft,
@@ -82,12 +83,28 @@ def post_orders(
     The orders go in rounds that name each member once, so a member's orders see each other
     in turn. Raises (and the caller rolls back) only when the database refuses a write, such
     as a reference used before.
+
+    Holds of these members past their timeout are lapsed first, so the orders see the balance
+    every reader sees; recording a lapse may wait for a lock, so without ``wait`` those
+    members' orders are :data:`BUSY` instead (asked again by a writer that waits).
     """
-    return in_rounds(
-        orders,
-        lambda order: order.member_id,
-        lambda distinct: _post_round(session, distinct, now, policy, wait),
+    lapsing = {
+        member_id
+        for member_id, _hold in repository.timed_out_hold_ids(
+            session, [order.member_id for order in orders], now
+        )
+    }
+    if lapsing and wait:
+        lapse_due(session, sorted(lapsing), now, policy)
+        lapsing = set()
+    outcomes = iter(
+        in_rounds(
+            [order for order in orders if order.member_id not in lapsing],
+            lambda order: order.member_id,
+            lambda distinct: _post_round(session, distinct, now, policy, wait),
+        )
     )
+    return [BUSY if order.member_id in lapsing else next(outcomes) for order in orders]
 
 
 def posted(outcome: Outcome) -> Posted:

@@ -17,6 +17,7 @@ from tally.kit.crypto import GENESIS_HASH
 from tally.ledger.domain import Leg, Link, LotView, WalletState
 from tally.ledger.models import (
     ChainLink,
+    EntryKind,
     Hold,
     HoldStatus,
     JournalEntry,
@@ -353,6 +354,58 @@ def holds_of(session: Session, member_id: int, *, active_only: bool) -> list[Hol
     return list(session.scalars(query.order_by(Hold.created_at.desc()).limit(200)))
 
 
+def timed_out_hold_ids(
+    session: Session, member_ids: Sequence[int], now: datetime
+) -> list[tuple[int, uuid.UUID]]:
+    """``(member_id, hold_id)`` of the members' active holds whose timeout has passed by
+    ``now``, in member order."""
+    if not member_ids:
+        return []
+    return [
+        (row[0], row[1])
+        for row in session.execute(
+            select(Hold.member_id, Hold.id)
+            .where(
+                Hold.member_id.in_(sorted(set(member_ids))),
+                Hold.status == HoldStatus.ACTIVE,
+                Hold.expires_at <= now,
+            )
+            .order_by(Hold.member_id, Hold.expires_at, Hold.id)
+        )
+    ]
+
+
+def timed_out_holds(
+    session: Session, member_id: int, now: datetime
+) -> list[tuple[int, list[tuple[datetime, int, bool]]]]:
+    """``(points, portions)`` of each of the member's active holds timed out by ``now``, with
+    the portions it took from lots: ``(lot expiry, points, the lot's earn was reversed)``."""
+    holds = session.execute(
+        select(Hold.entry_id, Hold.points).where(
+            Hold.member_id == member_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now
+        )
+    ).all()
+    if not holds:
+        return []
+    source = aliased(JournalEntry)
+    reversal = aliased(JournalEntry)
+    is_reversed_earn = (
+        select(source.id)
+        .where(source.id == Lot.entry_id, source.kind == EntryKind.EARN)
+        .where(exists().where(reversal.reverses_id == source.id))
+        .exists()
+    )
+    rows = session.execute(
+        select(LotAllocation.entry_id, Lot.expires_at, LotAllocation.points, is_reversed_earn)
+        .join(Lot, Lot.id == LotAllocation.lot_id)
+        .where(LotAllocation.entry_id.in_([entry_id for entry_id, _points in holds]))
+    ).all()
+    portions: dict[uuid.UUID, list[tuple[datetime, int, bool]]] = defaultdict(list)
+    for entry_id, expires_at, points, clawed in rows:
+        portions[entry_id].append((as_datetime(expires_at), -int(points), bool(clawed)))
+    return [(int(points), portions[entry_id]) for entry_id, points in holds]
+
+
 def lapsed_hold_ids(session: Session, as_of: datetime, limit: int) -> list[uuid.UUID]:
     """Active holds whose timeout has passed."""
     return list(
@@ -394,9 +447,15 @@ def due_lots_of(session: Session, member_id: int, as_of: datetime) -> list[tuple
 
 
 def history(
-    session: Session, member_ids: Sequence[int], *, before: int | None, limit: int
+    session: Session,
+    member_ids: Sequence[int],
+    *,
+    before: int | None,
+    limit: int,
+    partner_id: int | None = None,
 ) -> list[tuple[int, JournalEntry]]:
-    """``(link_id, entry)`` of the members' entries, newest first, each entry once.
+    """``(link_id, entry)`` of the members' entries, newest first, each entry once; only the
+    entries made by ``partner_id`` when given.
 
     An entry between two of the members (a merge, a transfer between them) has a link in each
     chain; only its first link counts.
@@ -418,8 +477,57 @@ def history(
     )
     if before is not None:
         query = query.where(ChainLink.id < before)
+    if partner_id is not None:
+        query = query.where(JournalEntry.partner_id == partner_id)
     return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def count_entries(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(JournalEntry)) or 0)
+
+
+def due_lots_sample(session: Session, as_of: datetime, limit: int) -> list[tuple[int, int, int]]:
+    """``(member_id, lots, points)`` due to expire by ``as_of`` for the first ``limit`` members
+    the job would take (read only, for a dry run)."""
+    rows = session.execute(
+        select(Lot.member_id, func.count(), func.coalesce(func.sum(Lot.remaining), 0))
+        .where(Lot.remaining > 0, Lot.expires_at <= as_of)
+        .group_by(Lot.member_id)
+        .order_by(Lot.member_id)
+        .limit(limit)
+    ).all()
+    return [(int(member), int(lots), int(points)) for member, lots, points in rows]
+
+
+def due_lots_totals(session: Session, as_of: datetime) -> tuple[int, int, int]:
+    """``(members, lots, points)`` due to expire by ``as_of``, in one read."""
+    members, lots, points = session.execute(
+        select(
+            func.count(func.distinct(Lot.member_id)),
+            func.count(),
+            func.coalesce(func.sum(Lot.remaining), 0),
+        ).where(Lot.remaining > 0, Lot.expires_at <= as_of)
+    ).one()
+    return int(members), int(lots), int(points)
+
+
+def lapsed_holds_totals(session: Session, as_of: datetime) -> tuple[int, int]:
+    """``(holds, points)`` of the active holds timed out by ``as_of``, in one read."""
+    holds, points = session.execute(
+        select(func.count(), func.coalesce(func.sum(Hold.points), 0)).where(
+            Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= as_of
+        )
+    ).one()
+    return int(holds), int(points)
+
+
+def lapsed_holds_sample(session: Session, as_of: datetime, limit: int) -> list[Hold]:
+    """The first ``limit`` active holds timed out by ``as_of``, in the order the job takes them."""
+    return list(
+        session.scalars(
+            select(Hold)
+            .where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= as_of)
+            .order_by(Hold.expires_at, Hold.id)
+            .limit(limit)
+        )
+    )

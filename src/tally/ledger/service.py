@@ -13,7 +13,7 @@ from tally.errors import (
     NotFound,
     ValidationFailed,
 )
-from tally.ledger import repository
+from tally.ledger import holds, repository
 from tally.ledger.domain import (
     SYSTEM_ADJUSTMENTS,
     Balance,
@@ -92,6 +92,7 @@ def transfer(
         raise ValidationFailed("A member cannot transfer to itself.", field="to_member_id")
     members.require_usable(session, from_member_id)
     members.require_usable(session, to_member_id)
+    holds.lapse_due(session, [from_member_id], now, policy)
     entry_id = post(
         session,
         kind=EntryKind.TRANSFER,
@@ -138,6 +139,7 @@ def adjust(
     if not reason.strip():
         raise ValidationFailed("An adjustment needs a reason.", field="reason")
     members.require_usable(session, member_id, allow_frozen=True)
+    holds.lapse_due(session, [member_id], now, policy)
     account = member_available(member_id)
     entry_id = post(
         session,
@@ -164,12 +166,18 @@ def adjust(
 
 
 def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> Balance:
-    """Spendable points (unexpired lots), held points, and what expires on which local date."""
+    """Spendable points (unexpired lots), held points, and what expires on which local date.
+
+    A hold past its timeout counts as lapsed at once: its points are available again (those
+    whose lot is still valid), whether or not the lapse job has recorded it yet.
+    """
     held = repository.held_points(session, member_id)
     if held is None:
         raise NotFound(f"Member {member_id} does not exist.")
     live = repository.live_points_by_expiry(session, [member_id], now)[member_id]
-    return balance_of(live, held, zone)
+    lapsed = holds.lapse_returns(session, member_id, now)
+    back = [(expires_at, points) for expires_at, points in lapsed.lots if expires_at > now]
+    return balance_of([*live, *back], held - lapsed.held, zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,15 +191,23 @@ class HistoryItem:
 
 
 def history(
-    session: Session, member_id: int, before: int | None, limit: int
+    session: Session,
+    member_id: int,
+    before: int | None,
+    limit: int,
+    *,
+    partner_id: int | None = None,
 ) -> tuple[list[HistoryItem], int | None]:
-    """A member's entries (with those of members merged into it), newest first.
+    """A member's entries (with those of members merged into it), newest first; only those
+    made by ``partner_id`` when given.
 
     Returns the page and the position to continue before, or ``None`` on the last page.
     """
     members.get(session, member_id)
     member_ids = member_repository.merged_into(session, member_id)
-    rows = repository.history(session, member_ids, before=before, limit=limit + 1)
+    rows = repository.history(
+        session, member_ids, before=before, limit=limit + 1, partner_id=partner_id
+    )
     page = rows[:limit]
     legs = repository.legs_of(session, [entry.id for _link, entry in page])
     available = {member_available(item) for item in member_ids}

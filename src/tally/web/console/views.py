@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from tally.kit.pagination import decode_cursor, encode_cursor
+from tally.ledger import holds as ledger_holds
 from tally.ledger import repository as ledger_repository
 from tally.ledger import service as ledger
 from tally.ledger.models import Lot
@@ -259,7 +260,7 @@ def member_detail(
                 str(hold.id),
                 hold.points,
                 hold.captured_points,
-                hold.status.value,
+                ledger_holds.effective_status(hold, now).value,
                 hold.reference,
                 partners.get(hold.partner_id) if hold.partner_id else None,
                 hold.expires_at,
