@@ -27,16 +27,24 @@ class Permission(enum.StrEnum):
     FREEZE = "freeze"
     MERGE = "merge"
     MANAGE = "manage"
+    OPEN_AS_MEMBER = "open_as_member"  # sign in to the member pages as the member
+    AUDIT = "audit"  # browse the audit log
 
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
     StaffRole.ADMIN: frozenset(Permission),
     StaffRole.SUPPORT: frozenset(
-        {Permission.VIEW, Permission.ADJUST, Permission.FREEZE, Permission.MERGE}
+        {
+            Permission.VIEW,
+            Permission.ADJUST,
+            Permission.FREEZE,
+            Permission.MERGE,
+            Permission.OPEN_AS_MEMBER,
+        }
     ),
-    StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST}),
+    StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST, Permission.OPEN_AS_MEMBER}),
     StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST}),
-    StaffRole.AUDITOR: frozenset({Permission.VIEW}),
+    StaffRole.AUDITOR: frozenset({Permission.VIEW, Permission.AUDIT}),
 }
 
 
@@ -88,6 +96,14 @@ def authenticate(session: Session, username: str, password: str) -> StaffUser:
     if user is None or not user.is_active:
         raise Unauthorized("Wrong username or password.")
     return user
+
+
+def id_of(session: Session, username: str) -> int | None:
+    """The id of the staff member with this username (any status), if there is one."""
+    found = session.scalar(
+        select(StaffUser.id).where(StaffUser.username == username.strip().lower())
+    )
+    return None if found is None else int(found)
 
 
 def get(session: Session, staff_id: int) -> StaffUser | None:
