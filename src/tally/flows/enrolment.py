@@ -17,19 +17,45 @@ from tally.ledger.models import EntryKind, Hold, HoldStatus, Lot
 from tally.ledger.posting import post
 from tally.members import repository as member_repository
 from tally.members import service as members
+from tally.members.domain import normalise_identity
 from tally.members.models import MemberMerge, MemberStatus
+from tally.privacy import service as privacy
+from tally.privacy.domain import CollectionMethod
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
 
 
 def enrol(
-    session: Session, identity: members.Identity, profile: dict[str, Any], now: datetime
+    session: Session,
+    identity: members.Identity,
+    profile: dict[str, Any],
+    now: datetime,
+    *,
+    partner_id: int | None = None,
 ) -> tuple[int, bool]:
-    """The member for ``identity``, created with an empty wallet if new: ``(id, created)``."""
+    """The member for ``identity``, created with an empty wallet if new: ``(id, created)``.
+
+    A new member enrolled by ``partner_id`` is recorded as collected by it (the identity and
+    the profile came from it); finding an existing member collects nothing.
+    """
     member_id, created = members.find_or_create(session, identity, profile, now)
     if created:
         ledger_repository.create_wallet(session, member_id)
+        if partner_id is not None:
+            namespace, _external_id = normalise_identity(identity.namespace, identity.external_id)
+            privacy.collected(
+                session, member_id, partner_id, CollectionMethod.ENROL, namespace, now
+            )
     return member_id, created
+
+
+def link(
+    session: Session, member_id: int, identity: members.Identity, partner_id: int, now: datetime
+) -> None:
+    """Attach ``identity`` to the member, recorded as collected by ``partner_id``."""
+    members.link(session, member_id, identity, now)
+    namespace, _external_id = normalise_identity(identity.namespace, identity.external_id)
+    privacy.collected(session, member_id, partner_id, CollectionMethod.LINK, namespace, now)
 
 
 def merge(

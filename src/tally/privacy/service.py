@@ -1,0 +1,166 @@
+"""Privacy use cases: record who collected a profile, grant and withdraw consents, and decide
+what of a member a partner sees. Never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tally.errors import UnknownPartner, UnknownPurpose
+from tally.members import service as members
+from tally.partners.models import Partner
+from tally.privacy import repository
+from tally.privacy.domain import (
+    Collection,
+    CollectionMethod,
+    ConsentAct,
+    Disclosure,
+    Purpose,
+    Viewer,
+    changes,
+    disclosure,
+    is_channel,
+    next_version,
+    standing,
+)
+from tally.programme.domain import Programme
+
+
+@dataclass(frozen=True, slots=True)
+class SeenMember:
+    """A member as one viewer may see it: identities narrowed, the profile or ``None``."""
+
+    member: members.MemberView
+    profile: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRef:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Consents:
+    """A member's consents as one viewer may see them: standing states, acts, collections."""
+
+    member_id: int
+    standing: list[ConsentAct]
+    history: list[ConsentAct]
+    collections: list[Collection]
+    partners: dict[int, PartnerRef]
+
+
+def collected(
+    session: Session,
+    member_id: int,
+    partner_id: int,
+    method: CollectionMethod,
+    namespace: str,
+    now: datetime,
+) -> None:
+    """Record that ``partner_id`` enrolled the member or linked an identity in ``namespace``."""
+    repository.record_collection(session, member_id, partner_id, method, namespace, now)
+
+
+def disclosure_for(
+    session: Session, member_id: int, viewer: Viewer, programme: Programme
+) -> Disclosure:
+    """What ``viewer`` may see of the member (see :func:`tally.privacy.domain.disclosure`)."""
+    if viewer.is_operator_channel:
+        return disclosure(viewer, programme, [], consented=False)
+    consent = repository.latest_act(session, member_id, viewer.partner_id, Purpose.PROFILE)
+    return disclosure(
+        viewer,
+        programme,
+        repository.collections(session, member_id, viewer.partner_id),
+        consented=consent is not None and consent.is_granted,
+    )
+
+
+def seen_member(
+    session: Session, member_id: int, viewer: Viewer, programme: Programme
+) -> SeenMember:
+    """The member as ``viewer`` may see it, or ``not_found``."""
+    view = members.view(session, member_id)
+    shown = disclosure_for(session, member_id, viewer, programme)
+    narrowed = replace(
+        view, identities=[item for item in view.identities if shown.shows(item.namespace)]
+    )
+    return SeenMember(narrowed, view.profile if shown.profile else None)
+
+
+def purpose_of(text: str) -> Purpose:
+    """The purpose named ``text``, or ``unknown_purpose``."""
+    try:
+        return Purpose(text)
+    except ValueError:
+        known = ", ".join(item.value for item in Purpose)
+        raise UnknownPurpose(
+            f"No consent purpose {text!r}; known: {known}.", purpose=text
+        ) from None
+
+
+def partner_named(session: Session, code: str) -> PartnerRef:
+    """The active partner with ``code``, or ``unknown_partner``."""
+    found = session.scalar(select(Partner).where(Partner.code == code, Partner.is_active))
+    if found is None:
+        raise UnknownPartner(f"No active partner {code!r}.", partner=code)
+    return PartnerRef(found.id, found.code, found.name)
+
+
+def record(
+    session: Session,
+    member_id: int,
+    partner_code: str,
+    purpose_name: str,
+    *,
+    grant: bool,
+    channel: str,
+    now: datetime,
+) -> bool:
+    """Grant or withdraw the member's consent for a partner and purpose; ``True`` when this
+    changed the state (an act is recorded only then: repeating one is a no-op)."""
+    if not is_channel(channel):
+        raise ValueError(f"not a consent channel: {channel!r}")
+    purpose = purpose_of(purpose_name)
+    partner = partner_named(session, partner_code)
+    members.require_usable(session, member_id, allow_frozen=True)
+    current = repository.latest_act(session, member_id, partner.id, purpose)
+    if not changes(current, grant=grant):
+        return False
+    act = ConsentAct(partner.id, purpose, next_version(current), grant, channel, now)
+    repository.insert_act(session, member_id, act)
+    return True
+
+
+def consents(session: Session, member_id: int, viewer: Viewer | None = None) -> Consents:
+    """The member's consents and collections: all of them for the member itself and the
+    operator's channels (``viewer`` ``None`` or an operator channel), a partner's own else."""
+    members.get(session, member_id)
+    only = None if viewer is None or viewer.is_operator_channel else viewer.partner_id
+    history = repository.acts(session, member_id, partner_id=only)
+    found = repository.collections(session, member_id, only)
+    ids = {act.partner_id for act in history} | {item.partner_id for item in found}
+    return Consents(
+        member_id=member_id,
+        standing=sorted(standing(history).values(), key=lambda act: (act.partner_id, act.purpose)),
+        history=history,
+        collections=found,
+        partners=partner_refs(session, ids),
+    )
+
+
+def partner_refs(session: Session, ids: set[int] | None = None) -> dict[int, PartnerRef]:
+    """The partners with these ids (every partner when ``None``), by id."""
+    query = select(Partner).order_by(Partner.id)
+    if ids is not None:
+        if not ids:
+            return {}
+        query = query.where(Partner.id.in_(ids))
+    return {row.id: PartnerRef(row.id, row.code, row.name) for row in session.scalars(query)}
