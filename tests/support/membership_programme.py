@@ -12,6 +12,8 @@ from tally.programme import service as programme_service
 from tally.programme.domain import Programme
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "tally" / "demo" / "programme.yaml"
+# The ``partner`` fixture's partner (tests/conftest.py), the operator's own channel.
+OPERATOR = {"code": "MOBILE", "name": "MOBILE partner", "operator_channel": True}
 PLANS = [
     {
         "code": "VIP88",
@@ -37,9 +39,12 @@ PLANS = [
 
 
 def programme_text() -> str:
-    """The demo programme (Asia/Shanghai, six tiers) with the test plans and no partners."""
-    demo = loader.load(DEMO.read_text(encoding="utf-8"), DEMO.name)
-    return loader.dump(Programme.model_validate({**demo.dump(), "plans": PLANS, "partners": []}))
+    """The demo programme (Asia/Shanghai, six tiers) with the test plans, one partner (MOBILE,
+    the operator's channel, which alone sells the plans) and the default namespaces (the
+    demo's name its partners)."""
+    demo = {**loader.load(DEMO.read_text(encoding="utf-8"), DEMO.name).dump()}
+    demo.pop("namespaces")
+    return loader.dump(Programme.model_validate({**demo, "plans": PLANS, "partners": [OPERATOR]}))
 
 
 def apply_programme(database: Database) -> Programme:

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from tally.cli import families, ledger, members, memberships, partners, programme, staff, tiers
+from tally.cli import (
+    families,
+    jobs,
+    ledger,
+    members,
+    memberships,
+    partners,
+    programme,
+    staff,
+    tiers,
+)
 from tally.cli.common import emit, open_database
 from tally.config import get_settings
 
@@ -22,8 +32,8 @@ app.add_typer(members.app, name="member")
 app.add_typer(memberships.app, name="membership")
 app.add_typer(families.app, name="family")
 app.add_typer(ledger.ledger_app, name="ledger")
-app.add_typer(ledger.jobs_app, name="jobs")
-tiers.register(members.app, ledger.jobs_app)
+app.add_typer(jobs.jobs_app, name="jobs")
+tiers.register(members.app)
 app.add_typer(programme.app, name="programme")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

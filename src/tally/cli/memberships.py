@@ -1,4 +1,5 @@
-"""``tally membership``: look at paid memberships; ``tally jobs memberships``: expire them."""
+"""``tally membership``: look at paid memberships (``tally jobs memberships`` is in
+:mod:`tally.cli.jobs`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ import typer
 from sqlalchemy import select
 
 from tally.cli.common import emit, fail, open_database
-from tally.cli.ledger import jobs_app, parse_as_of
 from tally.config import get_settings
 from tally.errors import Forbidden, NotFound, TallyError
 from tally.kit.clock import utcnow
-from tally.memberships import jobs
 from tally.memberships import service as memberships
 from tally.programme import runtime
 from tally.programme.domain import Money
@@ -171,21 +170,3 @@ def refund(
         emit(_as_dict(view))
     except TallyError as error:
         fail(error)
-
-
-@jobs_app.command("memberships")
-def expire_memberships(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Expire what ended by this ISO-8601 date (through the end of that day in the "
-            "programme's zone) or datetime; default now.",
-        ),
-    ] = None,
-) -> None:
-    """Expire ended memberships, abandon unpaid ones after a day (idempotent; safe to re-run)."""
-    moment = parse_as_of(as_of)
-    with open_database() as db:
-        report = jobs.expire(db.write, moment)
-    emit({"as_of": moment.isoformat(), "expired": report.expired, "abandoned": report.abandoned})

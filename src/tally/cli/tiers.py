@@ -1,4 +1,5 @@
-"""``tally member tier|growth|growth-adjust`` and ``tally jobs tiers``: growth value and tiers."""
+"""``tally member tier|growth|growth-adjust``: growth value and tiers (``tally jobs tiers``
+is in :mod:`tally.cli.jobs`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from tally.cli.common import emit, fail, open_database
-from tally.cli.ledger import parse_as_of
 from tally.cli.members import StaffOption, _staff_id
 from tally.config import get_settings
 from tally.errors import TallyError
 from tally.kit.clock import utcnow
 from tally.programme import runtime
-from tally.tiers import jobs
-from tally.tiers import repository as tier_repository
 from tally.tiers import service as tiers
 
 MemberArgument = Annotated[int, typer.Argument(help="Tally member id.")]
@@ -128,31 +126,8 @@ def growth_adjust(
         fail(error)
 
 
-def evaluate(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Evaluate as of this ISO-8601 date (the end of that day in the programme's "
-            "zone) or datetime; default now.",
-        ),
-    ] = None,
-) -> None:
-    """Evaluate every member's tier: downgrades after grace, catch-up upgrades, tiers the
-    programme no longer has (idempotent; safe to re-run or run concurrently)."""
-    moment = parse_as_of(as_of)
-    settings = get_settings()
-    with open_database(settings) as db:
-        with db.read() as session:
-            programme = runtime.effective(session, settings)
-            version = tier_repository.programme_version(session)
-        report = jobs.evaluate(db.write, moment, programme, programme_version=version)
-    emit({"as_of": moment.isoformat(), **report.as_dict()})
-
-
-def register(member_app: typer.Typer, jobs_app: typer.Typer) -> None:
-    """Add the tier commands to ``tally member`` and ``tally jobs``."""
+def register(member_app: typer.Typer) -> None:
+    """Add the tier commands to ``tally member``."""
     member_app.command("tier")(tier)
     member_app.command("growth")(growth)
     member_app.command("growth-adjust")(growth_adjust)
-    jobs_app.command("tiers")(evaluate)

@@ -1,7 +1,12 @@
-"""Scheduled ledger jobs: expire due lots and lapse timed-out holds. Idempotent, batch-wise."""
+"""Scheduled ledger jobs: expire due lots and lapse timed-out holds. Idempotent, batch-wise.
+
+Each job has a preview (:func:`preview_expiry`, :func:`preview_lapses`) that reads what the job
+would take, in one read transaction, and writes nothing: what ``--dry-run`` prints.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -31,12 +36,20 @@ class ExpiryReport:
 def expire(
     unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 2000
 ) -> ExpiryReport:
-    """Expire every lot due by ``as_of`` and lapse every hold timed out by then.
+    """Expire every lot due by ``as_of``, then lapse every hold timed out by then."""
+    members, lots, points = expire_lots(unit_of_work, as_of, batch)
+    return ExpiryReport(members, lots, points, lapse_holds(unit_of_work, as_of, policy, batch))
+
+
+def expire_lots(
+    unit_of_work: UnitOfWork, as_of: datetime, batch: int = 2000
+) -> tuple[int, int, int]:
+    """Expire every lot due by ``as_of``: ``(members, lots, points)`` expired.
 
     Each batch is one transaction; a lot is only ever expired once (its ``remaining`` is taken
     to zero by a conditional update), so re-running, or running concurrently, is harmless.
     """
-    members = lots = points = lapsed = 0
+    members = lots = points = 0
     while True:
         with unit_of_work() as session:
             due_members = repository.members_with_due_lots(session, as_of, batch)
@@ -48,7 +61,18 @@ def expire(
                     lots += len(member_lots)
                     points += _expire_member(session, member_id, member_lots, as_of)
         if not due_members:
-            break
+            return members, lots, points
+
+
+def lapse_holds(
+    unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 2000
+) -> int:
+    """Lapse every hold timed out by ``as_of`` (its points go back); how many lapsed.
+
+    A hold is closed by a conditional update, so a hold captured, voided or lapsed meanwhile
+    is skipped; re-running, or running concurrently, is harmless.
+    """
+    lapsed = 0
     while True:
         with unit_of_work() as session:
             hold_ids = repository.lapsed_hold_ids(session, as_of, batch)
@@ -60,8 +84,70 @@ def expire(
                 except HoldNotActive:
                     continue
         if not hold_ids:
-            break
-    return ExpiryReport(members=members, lots=lots, points=points, holds_lapsed=lapsed)
+            return lapsed
+
+
+@dataclass(frozen=True, slots=True)
+class DueLots:
+    """One member's lots a dry run found due."""
+
+    member_id: int
+    lots: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueHold:
+    """A timed-out hold a dry run found."""
+
+    hold_id: uuid.UUID
+    member_id: int
+    points: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LapsePreview:
+    """What :func:`lapse_holds` would do at ``as_of``: holds, their points, the first few."""
+
+    holds: int
+    points: int
+    sample: tuple[DueHold, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryPreview:
+    """What :func:`expire` would do at ``as_of``, read without writing."""
+
+    members: int
+    lots: int
+    points: int
+    sample: tuple[DueLots, ...]
+    lapses: LapsePreview
+
+
+def preview_lapses(session: Session, as_of: datetime, sample: int = 5) -> LapsePreview:
+    """The holds :func:`lapse_holds` would lapse at ``as_of`` (reads only)."""
+    holds, points = repository.lapsed_holds_totals(session, as_of)
+    found = repository.lapsed_holds_sample(session, as_of, sample)
+    return LapsePreview(
+        holds,
+        points,
+        tuple(DueHold(hold.id, hold.member_id, hold.points, hold.expires_at) for hold in found),
+    )
+
+
+def preview_expiry(session: Session, as_of: datetime, sample: int = 5) -> ExpiryPreview:
+    """The lots and holds :func:`expire` would expire and lapse at ``as_of`` (reads only)."""
+    members, lots, points = repository.due_lots_totals(session, as_of)
+    first = repository.due_lots_sample(session, as_of, sample)
+    return ExpiryPreview(
+        members,
+        lots,
+        points,
+        tuple(DueLots(*row) for row in first),
+        preview_lapses(session, as_of, sample),
+    )
 
 
 def _expire_member(

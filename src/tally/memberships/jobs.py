@@ -1,7 +1,11 @@
-"""Scheduled membership job: expire ended periods, abandon unpaid subscriptions. Idempotent."""
+"""Scheduled membership job: expire ended periods, abandon unpaid subscriptions. Idempotent.
+
+:func:`preview` reads what the job would take and writes nothing (``--dry-run``).
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -63,4 +67,25 @@ def expire(unit_of_work: UnitOfWork, as_of: datetime, batch: int = 500) -> Membe
                 break
     return MembershipReport(
         expired=counts[MembershipStatus.EXPIRED], abandoned=counts[MembershipStatus.ABANDONED]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipPreview:
+    """What :func:`expire` would do at ``as_of``: counts and the first few of each."""
+
+    expired: int
+    abandoned: int
+    expired_sample: tuple[uuid.UUID, ...]
+    abandoned_sample: tuple[uuid.UUID, ...]
+
+
+def preview(session: Session, as_of: datetime, sample: int = 5) -> MembershipPreview:
+    """The memberships :func:`expire` would expire and abandon at ``as_of`` (reads only)."""
+    expired, abandoned = repository.due_counts(session, as_of)
+    return MembershipPreview(
+        expired,
+        abandoned,
+        tuple(repository.due_to_expire(session, as_of, sample)),
+        tuple(repository.due_to_abandon(session, as_of, sample)),
     )

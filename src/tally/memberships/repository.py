@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tally.memberships.domain import OPEN_STATUSES, PENDING_TTL, MembershipStatus, State
@@ -240,3 +240,34 @@ def events_of(session: Session, membership_id: uuid.UUID) -> list[MembershipEven
             .order_by(MembershipEvent.id)
         )
     )
+
+
+def due_counts(session: Session, as_of: datetime) -> tuple[int, int]:
+    """``(to expire, to abandon)`` by ``as_of``: what :func:`due_to_expire` and
+    :func:`due_to_abandon` would find in all, counted in one read (for a dry run)."""
+    expire, abandon = session.execute(
+        select(
+            func.count().filter(
+                Membership.status == MembershipStatus.ACTIVE,
+                Membership.current_period_end <= as_of,
+            ),
+            func.count().filter(
+                Membership.status == MembershipStatus.PENDING,
+                Membership.created_at <= as_of - PENDING_TTL,
+            ),
+        ).where(Membership.status.in_([MembershipStatus.ACTIVE, MembershipStatus.PENDING]))
+    ).one()
+    return int(expire), int(abandon)
+
+
+def open_by_plan(session: Session, plan_codes: list[str]) -> dict[str, dict[str, int]]:
+    """``{plan: {status: count}}`` of the pending and active memberships of ``plan_codes``."""
+    rows = session.execute(
+        select(Membership.plan_code, Membership.status, func.count())
+        .where(Membership.plan_code.in_(plan_codes), Membership.status.in_(OPEN_STATUSES))
+        .group_by(Membership.plan_code, Membership.status)
+    ).all()
+    found: dict[str, dict[str, int]] = {}
+    for plan, status, count in rows:
+        found.setdefault(str(plan), {})[MembershipStatus(status).value] = int(count)
+    return found

@@ -6,12 +6,14 @@ changes are written in its own transaction. Every change is a conditional update
 ``version``: a concurrent run (or an earn that upgraded the member meanwhile) makes it match no
 row, and only the run whose update succeeded writes history. A member evaluated at or after
 ``as_of`` only ever moves up, so running twice at the same moment changes nothing the second time.
+
+:func:`preview` reads and decides the same way and writes nothing (``--dry-run``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +42,58 @@ class TierReport:
         return {"members": self.members, "changes": dict(self.changes), "skipped": self.skipped}
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """One member the evaluation would change: its row, the decision and the growth it used."""
+
+    row: repository.StateRow
+    decision: domain.Decision
+    value: domain.Qualifying
+
+
+def state_chunks(session: Session, chunk: int = CHUNK) -> Iterator[list[repository.StateRow]]:
+    """Every tier row in member order, ``chunk`` rows at a time (keyset pagination)."""
+    after = 0
+    while rows := repository.state_chunk(session, after, chunk):
+        yield rows
+        after = rows[-1].member_id
+
+
+def qualifying_values(
+    session: Session, rows: list[repository.StateRow], programme: Programme, as_of: datetime
+) -> dict[int, domain.Qualifying]:
+    """The qualifying growth of each row's member at ``as_of`` under ``programme``'s tier model,
+    summed for the whole chunk by one GROUP BY (none for a lifetime model)."""
+    if programme.tier_model.kind == "lifetime":
+        return {row.member_id: domain.qualifying(row.lifetime_growth, None) for row in rows}
+    found = domain.windows(programme.tier_model, as_of, programme.zone)
+    sums = repository.chunk_sums(
+        session, rows[0].member_id, rows[-1].member_id, found.current, found.previous
+    )
+    values = {}
+    for row in rows:
+        current, previous = sums.get(row.member_id, (0, 0))
+        values[row.member_id] = domain.qualifying(
+            current, previous if found.previous is not None else None
+        )
+    return values
+
+
+def decide(
+    session: Session, rows: list[repository.StateRow], programme: Programme, as_of: datetime
+) -> list[Decided]:
+    """The members of ``rows`` whose evaluation at ``as_of`` changes something (reads only)."""
+    values = qualifying_values(session, rows, programme, as_of)
+    decided = []
+    for row in rows:
+        state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
+        value = values[row.member_id]
+        decision = domain.evaluate(programme, state, value, as_of)
+        if decision is not None:
+            decided.append(Decided(row, decision, value))
+    return decided
+
+
 def evaluate(
     unit_of_work: UnitOfWork,
     as_of: datetime,
@@ -48,8 +102,6 @@ def evaluate(
     programme_version: int | None = None,
 ) -> TierReport:
     """Evaluate every member with a tier row at ``as_of`` (idempotent; safe to run concurrently)."""
-    found = domain.windows(programme.tier_model, as_of, programme.zone)
-    lifetime = programme.tier_model.kind == "lifetime"
     after = 0
     members = skipped = 0
     counts: Counter[str] = Counter()
@@ -58,52 +110,75 @@ def evaluate(
             rows = repository.state_chunk(session, after, chunk)
             if not rows:
                 break
-            sums = (
-                {}
-                if lifetime
-                else repository.chunk_sums(
-                    session, rows[0].member_id, rows[-1].member_id, found.current, found.previous
-                )
-            )
-            decided: list[tuple[repository.StateRow, domain.Decision, domain.Qualifying]] = []
-            for row in rows:
-                if lifetime:
-                    value = domain.qualifying(row.lifetime_growth, None)
-                else:
-                    current, previous = sums.get(row.member_id, (0, 0))
-                    value = domain.qualifying(
-                        current, previous if found.previous is not None else None
-                    )
-                state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
-                decision = domain.evaluate(programme, state, value, as_of)
-                if decision is not None:
-                    decided.append((row, decision, value))
+            decided = decide(session, rows, programme, as_of)
             moved = repository.change_states(
                 session,
                 [
                     repository.StateChange(
-                        row.member_id,
-                        row.version,
-                        decision.tier_code,
-                        decision.downgrade_at,
-                        as_of if decision.tier_changed else None,
+                        item.row.member_id,
+                        item.row.version,
+                        item.decision.tier_code,
+                        item.decision.downgrade_at,
+                        as_of if item.decision.tier_changed else None,
                     )
-                    for row, decision, _value in decided
+                    for item in decided
                 ],
                 as_of,
             )
             skipped += len(decided) - len(moved)
             history: list[dict[str, object]] = []
-            for row, decision, value in decided:
-                if row.member_id not in moved:
+            for item in decided:
+                if item.row.member_id not in moved:
                     continue
-                for change in decision.changes:
+                for change in item.decision.changes:
                     counts[change.reason] += 1
-                    growth = value.up if change.reason == domain.UPGRADE else value.keep
+                    growth = item.value.up if change.reason == domain.UPGRADE else item.value.keep
                     history.append(
-                        history_row(row.member_id, change, growth, as_of, programme_version)
+                        history_row(item.row.member_id, change, growth, as_of, programme_version)
                     )
             repository.insert_changes(session, history)
             members += len(rows)
             after = rows[-1].member_id
     return TierReport(members=members, changes=dict(sorted(counts.items())), skipped=skipped)
+
+
+@dataclass(frozen=True, slots=True)
+class SampleChange:
+    """One change a dry run would make."""
+
+    member_id: int
+    from_code: str | None
+    to_code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TierPreview:
+    """What :func:`evaluate` would do at ``as_of``: members read, changes by reason, the first
+    few changes."""
+
+    members: int
+    changes: dict[str, int]
+    sample: tuple[SampleChange, ...]
+
+
+def preview(
+    session: Session, as_of: datetime, programme: Programme, chunk: int = CHUNK, sample: int = 5
+) -> TierPreview:
+    """The evaluation at ``as_of`` decided chunk by chunk as :func:`evaluate` does, without
+    writing anything."""
+    members = 0
+    counts: Counter[str] = Counter()
+    first: list[SampleChange] = []
+    for rows in state_chunks(session, chunk):
+        members += len(rows)
+        for item in decide(session, rows, programme, as_of):
+            for change in item.decision.changes:
+                counts[change.reason] += 1
+                if len(first) < sample:
+                    first.append(
+                        SampleChange(
+                            item.row.member_id, change.from_code, change.to_code, change.reason
+                        )
+                    )
+    return TierPreview(members, dict(sorted(counts.items())), tuple(first))

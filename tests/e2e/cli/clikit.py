@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,8 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
+
+
+def jobs_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    """Make ``tally jobs`` take ``now`` for the present (a job may not run ahead of the clock)."""
+    monkeypatch.setattr("tally.cli.jobs.utcnow", lambda: now)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from e2e.cli.clikit import run
+from e2e.cli.clikit import jobs_clock, run
 from tally.config import get_settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
@@ -78,7 +78,9 @@ def test_member_tier_shows_the_standing_and_history(member: int) -> None:
     ]
 
 
-def test_jobs_tiers_starts_the_grace_then_downgrades_once(member: int, database_url: str) -> None:
+def test_jobs_tiers_starts_the_grace_then_downgrades_once(
+    member: int, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = out("jobs", "tiers")
     again = out("jobs", "tiers", "--as-of", first["as_of"])
 
@@ -89,6 +91,7 @@ def test_jobs_tiers_starts_the_grace_then_downgrades_once(member: int, database_
     assert pending["tier"] == "GOLD"
     due = datetime.fromisoformat(pending["downgrade_at"])
     later = (due + timedelta(seconds=1)).isoformat()
+    jobs_clock(monkeypatch, due + timedelta(days=1))  # the grace has run out
     assert out("jobs", "tiers", "--as-of", later)["changes"] == {"downgrade": 1}
     assert out("jobs", "tiers", "--as-of", later)["changes"] == {}
     assert out("member", "tier", str(member))["tier"] == "SILVER"

@@ -1,0 +1,230 @@
+"""``tally jobs``: run a scheduled job once, for now or a moment in the past, or preview it.
+
+Every job takes ``--as-of`` (the moment it runs for) and ``--dry-run`` (report what it would do,
+with a sample, and write nothing). A moment more than :data:`CLOCK_SKEW_SECONDS` ahead of the
+clock is refused unless it is a dry run: a job run ahead of time acts early for real (it would
+expire points, lapse holds, downgrade members and end memberships before they are due).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from tally.cli.common import emit, open_database, programme_in_force
+from tally.config import get_settings
+from tally.kit.clock import as_utc, end_of_day, utcnow
+from tally.ledger import jobs as ledger_jobs
+from tally.ledger.posting import policy_for
+from tally.memberships import jobs as membership_jobs
+from tally.programme import runtime
+from tally.tiers import jobs as tier_jobs
+from tally.tiers import repository as tier_repository
+
+jobs_app = typer.Typer(
+    help="Run scheduled jobs once, for now or a past moment; --dry-run previews any moment.",
+    no_args_is_help=True,
+)
+CLOCK_SKEW_SECONDS = 60
+SAMPLE = 5
+
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Report what the job would do (counts and a sample); write nothing."
+    ),
+]
+
+
+def as_of_option(what: str) -> Any:
+    """The ``--as-of`` option of a job: ``what`` the job does by that moment."""
+    return typer.Option(
+        "--as-of",
+        help=f"{what} by this ISO-8601 date (through the end of that day in the programme's "
+        "zone) or datetime (UTC if naive); default now. A moment in the future is refused "
+        "unless --dry-run.",
+    )
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """``--as-of``: an ISO date (the end of that day, programme time) or datetime (UTC if naive)."""
+    if value is None:
+        return utcnow()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return end_of_day(day, programme_in_force().zone)
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO-8601 date or datetime: {value!r}") from exc
+
+
+def job_moment(value: str | None, dry_run: bool) -> datetime:
+    """The moment a job runs for; exits 2 when it is in the future and this is no dry run."""
+    moment = parse_as_of(value)
+    now = utcnow()
+    if not dry_run and moment > now + timedelta(seconds=CLOCK_SKEW_SECONDS):
+        typer.echo(
+            f"error: --as-of {value} means {moment.isoformat()}, which is in the future "
+            f"(now {now.isoformat()}); a job run ahead of time would act early for real. "
+            "Add --dry-run to see what it would do then.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    return moment
+
+
+def _head(moment: datetime, dry_run: bool) -> dict[str, Any]:
+    head: dict[str, Any] = {"as_of": moment.isoformat()}
+    if dry_run:
+        head["dry_run"] = True
+    return head
+
+
+def _holds(preview: ledger_jobs.LapsePreview) -> list[dict[str, Any]]:
+    return [
+        {
+            "hold_id": str(hold.hold_id),
+            "member_id": hold.member_id,
+            "points": hold.points,
+            "expires_at": as_utc(hold.expires_at).isoformat(),
+        }
+        for hold in preview.sample
+    ]
+
+
+@jobs_app.command("expire")
+def expire(
+    as_of: Annotated[str | None, as_of_option("Expire what is due")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Expire due points and lapse timed-out holds (idempotent; safe to re-run)."""
+    moment = job_moment(as_of, dry_run)
+    if dry_run:
+        with open_database() as db, db.read() as session:
+            found = ledger_jobs.preview_expiry(session, moment, SAMPLE)
+        emit(
+            {
+                **_head(moment, dry_run),
+                "members": found.members,
+                "lots_expired": found.lots,
+                "points_expired": found.points,
+                "holds_lapsed": found.lapses.holds,
+                "points_released": found.lapses.points,
+                "sample": {
+                    "lots": [
+                        {"member_id": due.member_id, "lots": due.lots, "points": due.points}
+                        for due in found.sample
+                    ],
+                    "holds": _holds(found.lapses),
+                },
+            }
+        )
+        return
+    with open_database() as db:
+        policy = policy_for(programme_in_force(), get_settings())
+        report = ledger_jobs.expire(db.write, moment, policy)
+    emit(
+        {
+            **_head(moment, dry_run),
+            "members": report.members,
+            "lots_expired": report.lots,
+            "points_expired": report.points,
+            "holds_lapsed": report.holds_lapsed,
+        }
+    )
+
+
+@jobs_app.command("lapses")
+def lapses(
+    as_of: Annotated[str | None, as_of_option("Lapse holds timed out")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Lapse timed-out holds only, their points going back (idempotent; safe to re-run)."""
+    moment = job_moment(as_of, dry_run)
+    if dry_run:
+        with open_database() as db, db.read() as session:
+            found = ledger_jobs.preview_lapses(session, moment, SAMPLE)
+        emit(
+            {
+                **_head(moment, dry_run),
+                "holds_lapsed": found.holds,
+                "points_released": found.points,
+                "sample": _holds(found),
+            }
+        )
+        return
+    with open_database() as db:
+        policy = policy_for(programme_in_force(), get_settings())
+        lapsed = ledger_jobs.lapse_holds(db.write, moment, policy)
+    emit({**_head(moment, dry_run), "holds_lapsed": lapsed})
+
+
+@jobs_app.command("tiers")
+def tiers(
+    as_of: Annotated[str | None, as_of_option("Evaluate tiers")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Evaluate every member's tier: downgrades after grace, catch-up upgrades, tiers the
+    programme no longer has (idempotent; safe to re-run or run concurrently)."""
+    moment = job_moment(as_of, dry_run)
+    settings = get_settings()
+    with open_database(settings) as db:
+        with db.read() as session:
+            programme = runtime.effective(session, settings)
+            version = tier_repository.programme_version(session)
+            found = (
+                tier_jobs.preview(session, moment, programme, sample=SAMPLE) if dry_run else None
+            )
+        if found is not None:
+            emit(
+                {
+                    **_head(moment, dry_run),
+                    "members": found.members,
+                    "changes": found.changes,
+                    "sample": [
+                        {
+                            "member_id": item.member_id,
+                            "from": item.from_code,
+                            "to": item.to_code,
+                            "reason": item.reason,
+                        }
+                        for item in found.sample
+                    ],
+                }
+            )
+            return
+        report = tier_jobs.evaluate(db.write, moment, programme, programme_version=version)
+    emit({**_head(moment, dry_run), **report.as_dict()})
+
+
+@jobs_app.command("memberships")
+def memberships(
+    as_of: Annotated[str | None, as_of_option("Expire what ended")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Expire ended memberships, abandon unpaid ones after a day (idempotent; safe to re-run)."""
+    moment = job_moment(as_of, dry_run)
+    if dry_run:
+        with open_database() as db, db.read() as session:
+            found = membership_jobs.preview(session, moment, SAMPLE)
+        emit(
+            {
+                **_head(moment, dry_run),
+                "expired": found.expired,
+                "abandoned": found.abandoned,
+                "sample": {
+                    "expired": [str(item) for item in found.expired_sample],
+                    "abandoned": [str(item) for item in found.abandoned_sample],
+                },
+            }
+        )
+        return
+    with open_database() as db:
+        report = membership_jobs.expire(db.write, moment)
+    emit({**_head(moment, dry_run), "expired": report.expired, "abandoned": report.abandoned})
