@@ -126,18 +126,25 @@ def document(app: FastAPI, settings: Settings) -> JSON:
 
 
 def complete(
-    operation: JSON, method: str, path: str, scope: Scope | None, spec: JSON, settings: Settings
+    operation: JSON,
+    method: str,
+    path: str,
+    scope: Scope | bool | None,
+    spec: JSON,
+    settings: Settings,
 ) -> None:
     """Add security, the Idempotency-Key's constraints, problem answers and examples."""
     operation["security"] = [{"bearerAuth": []}]
     for parameter in operation.get("parameters", []):
         if parameter.get("in") == "header" and parameter["name"].lower() == "idempotency-key":
             parameter.update(idempotency_key_parameter())
+    needs = (
+        f"Needs an API key with the `{scope.value}` scope."
+        if isinstance(scope, Scope)
+        else "The scope it needs depends on what it acts on (see above)."
+    )
     if scope is not None:
-        operation["description"] = (
-            operation.get("description", "").rstrip()
-            + f"\n\nNeeds an API key with the `{scope.value}` scope."
-        ).lstrip()
+        operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{needs}"
     declared = operation.setdefault("responses", {})
     for status, codes in _codes(method, path, declared).items():
         declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
@@ -145,17 +152,19 @@ def complete(
     _add_examples(operation, spec)
 
 
-def route_scope(route: RouteContext | None) -> Scope | None:
-    """The scope a route's API key needs (from its ``reader``/``mutation`` dependency)."""
+def route_scope(route: RouteContext | None) -> Scope | bool | None:
+    """The scope a route's API key needs (from its ``reader``/``mutation`` dependency):
+    ``True`` when the route checks it itself, ``None`` when it has no such dependency."""
     if route is None:
         return None
     for dependant in _dependants(route.dependant):
         call = dependant.call
         if call is None or not inspect.isfunction(call):
             continue
-        found = inspect.getclosurevars(call).nonlocals.get("scope")
-        if isinstance(found, Scope):
-            return found
+        variables = inspect.getclosurevars(call).nonlocals
+        if "scope" in variables:
+            found = variables["scope"]
+            return found if isinstance(found, Scope) else True
     return None
 
 
