@@ -101,6 +101,8 @@ def settings(database: Database) -> Settings:
         database_url=database.engine.url.render_as_string(hide_password=False),
         secret_key=SECRET,
         job_interval_seconds=0,
+        # A programme a test applies (an operator channel, a namespace) is in force at once.
+        programme_refresh_seconds=0,
     )
 
 
@@ -117,21 +119,49 @@ class PartnerKey:
         return headers
 
 
-def make_partner(db: Database, code: str, scopes: str = "members,earn,redeem,read") -> PartnerKey:
-    """Register a partner with one API key."""
+def make_partner(
+    db: Database,
+    code: str,
+    scopes: str = "members,earn,redeem,read",
+    *,
+    operator_channel: bool = False,
+) -> PartnerKey:
+    """Register a partner (or take the one a programme registered) with one API key.
+
+    ``operator_channel=True`` makes it one of the operator's own channels in the programme in
+    force (a new version is applied when it is not one yet); only those may hold ``transfer``.
+    """
+    from sqlalchemy import select
+
+    from support.access import ensure_operator_channel
     from tally.partners import service as partners
+    from tally.partners.models import Partner
 
     with db.write() as session:
-        partner = partners.create_partner(session, code, f"{code} partner", utcnow())
+        partner = session.scalar(select(Partner).where(Partner.code == code))
+        if partner is None:
+            partner = partners.create_partner(session, code, f"{code} partner", utcnow())
+        if operator_channel:
+            ensure_operator_channel(session, code)
         _key, plain = partners.issue_key(
-            session, partner, partners.parse_scopes(scopes), SECRET, utcnow()
+            session,
+            partner,
+            partners.parse_scopes(scopes),
+            SECRET,
+            utcnow(),
+            operator_channel=operator_channel,
         )
         return PartnerKey(partner.id, code, plain)
 
 
+#: The scopes of the ``partner`` fixture: every scope (it is the operator's own channel).
+OPERATOR_SCOPES = "members,earn,redeem,transfer,read,admin"
+
+
 @pytest.fixture
 def partner(database: Database) -> PartnerKey:
-    return make_partner(database, "MOBILE", "members,earn,redeem,read,admin")
+    """MOBILE, the operator's own channel, with every scope."""
+    return make_partner(database, "MOBILE", OPERATOR_SCOPES, operator_channel=True)
 
 
 @pytest.fixture

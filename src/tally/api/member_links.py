@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.access import domain as access
 from tally.api.deps import Mutation, mutation
 from tally.api.members import MemberId
 from tally.kit.clock import utcnow
@@ -62,9 +63,11 @@ def link_for(secret: str, member_id: int, now: datetime) -> MemberLink:
 async def create_member_link(
     member_id: MemberId, write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))]
 ) -> Response:
-    """A signed link that opens the member pages as this member (valid 10 minutes)."""
+    """A signed link that opens the member pages as this member (valid 10 minutes); only
+    the operator's own channels mint them."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, "open the member pages")
         members.require_usable(session, member_id, allow_frozen=True)
         return 201, link_for(write.request.app.state.secret, member_id, utcnow())
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
+from tally.access import domain as access
+from tally.access.domain import Caller
 from tally.api.deps import Reader, programme, reader
 from tally.api.members import MemberId
 from tally.flows.status import MemberStatus, member_status
@@ -100,9 +104,20 @@ def status_response(status: MemberStatus) -> StatusResponse:
 async def get_status(
     member_id: MemberId, read: Annotated[Reader, Depends(reader(Scope.READ))]
 ) -> StatusResponse:
-    """The member's tier, growth and progress, paid memberships in force and stacked benefits."""
-    return await read.run(
-        lambda session, _holder: status_response(
-            member_status(session, member_id, utcnow(), programme(read.request, session))
+    """The member's tier, growth and progress, paid memberships in force and stacked benefits.
+    A partner sees the memberships of the plans it sells; the family only the operator's
+    channels (the benefits stack every plan in force either way)."""
+
+    def work(session: Session, caller: Caller) -> StatusResponse:
+        found = programme(read.request, session)
+        status = member_status(session, member_id, utcnow(), found)
+        seen = replace(
+            status,
+            memberships=[
+                plan for plan in status.memberships if access.sells(caller, found, plan.plan_code)
+            ],
+            family=status.family if access.sees_families(caller) else None,
         )
-    )
+        return status_response(seen)
+
+    return await read.run(work)

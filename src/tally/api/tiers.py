@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictInt, StringConstraints
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.access import domain as access
 from tally.api.deps import Mutation, Reader, mutation, programme, reader
 from tally.api.members import MemberId
 from tally.api.schemas import MAX_POINTS, Strict
@@ -215,9 +216,10 @@ async def adjust_growth(
     write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))],
 ) -> Response:
     """An operator's correction of growth value (positive or negative) with a reason; a
-    positive one may upgrade the member at once."""
+    positive one may upgrade the member at once. The operator's channels only."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, "adjust growth value")
         now = utcnow()
         current = programme(write.request, session)
         result = tiers.adjust(

@@ -11,13 +11,19 @@ from tally.config import get_settings
 from tally.errors import TallyError
 from tally.kit.clock import utcnow
 from tally.partners import service as partners
+from tally.programme import runtime
 
 app = typer.Typer(
     help="Partners (business lines, brands) and their API keys.", no_args_is_help=True
 )
 
 ScopesOption = Annotated[
-    str, typer.Option("--scopes", help="Comma-separated: members,earn,redeem,read,admin.")
+    str,
+    typer.Option(
+        "--scopes",
+        help="Comma-separated: members,earn,redeem,read,admin; transfer only for the "
+        "operator's channels (partners[].operator_channel in the programme).",
+    ),
 ]
 
 
@@ -31,7 +37,12 @@ def _issue_key(code: str, scopes: str, register_as: str | None) -> dict[str, obj
         else:
             partner = partners.create_partner(session, code, register_as, utcnow())
         key, plain = partners.issue_key(
-            session, partner, parsed, settings.resolved_secret(), utcnow()
+            session,
+            partner,
+            parsed,
+            settings.resolved_secret(),
+            utcnow(),
+            operator_channel=runtime.effective(session, settings).is_operator_channel(code),
         )
         return {
             "partner_id": partner.id,

@@ -36,7 +36,7 @@ MEMBER_COUNT = 300
 DEMO_PROGRAMME = Path(__file__).with_name("programme.yaml")
 # The partners come from the programme file; each gets one API key with these scopes.
 PARTNER_SCOPES = (
-    ("MOBILE", "members,earn,redeem,read,admin"),
+    ("MOBILE", "members,earn,redeem,transfer,read,admin"),
     ("SHOP", "members,earn,redeem,read"),
     ("FOOD", "members,earn,redeem,read"),
     ("HOTEL", "members,earn,redeem,read"),
@@ -103,7 +103,12 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
         partner = partners.partner_by_code(session, code)
         partner_ids[code] = partner.id
         _key, plain = partners.issue_key(
-            session, partner, partners.parse_scopes(scopes), settings.resolved_secret(), now
+            session,
+            partner,
+            partners.parse_scopes(scopes),
+            settings.resolved_secret(),
+            now,
+            operator_channel=demo_programme.is_operator_channel(code),
         )
         summary.api_keys[code] = plain
     for username, display, role in STAFF:

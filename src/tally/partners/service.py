@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import enum
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -14,7 +12,23 @@ from sqlalchemy.orm import Session
 from tally.db.raw import Raw
 from tally.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tally.kit.crypto import constant_time_equal, keyed_hash, random_token
+from tally.partners.domain import OPERATOR_SCOPES, KeyHolder, Scope
 from tally.partners.models import ApiKey, Partner
+
+__all__ = [  # KeyHolder and Scope are re-exported: callers import them from here
+    "CODE_PATTERN",
+    "KEY_PREFIX",
+    "KeyHolder",
+    "Scope",
+    "authenticate",
+    "create_partner",
+    "issue_key",
+    "keys_of",
+    "parse_scopes",
+    "partner_by_code",
+    "partners",
+    "revoke_key",
+]
 
 KEY_PREFIX = "tly"
 _KEY_BY_PREFIX = Raw(
@@ -22,26 +36,6 @@ _KEY_BY_PREFIX = Raw(
     " FROM api_keys k JOIN partners p ON p.id = k.partner_id WHERE k.prefix = :prefix"
 )
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-class Scope(enum.StrEnum):
-    """What an API key may do."""
-
-    MEMBERS = "members"
-    EARN = "earn"
-    REDEEM = "redeem"
-    READ = "read"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class KeyHolder:
-    """The partner behind an authenticated API key."""
-
-    partner_id: int
-    partner_code: str
-    key_id: int
-    scopes: frozenset[Scope]
 
 
 def parse_scopes(text: str) -> frozenset[Scope]:
@@ -88,8 +82,22 @@ def issue_key(
     secret: str,
     now: datetime,
     label: str | None = None,
+    *,
+    operator_channel: bool = False,
 ) -> tuple[ApiKey, str]:
-    """Create an API key; the returned plain key is never stored and cannot be shown again."""
+    """Create an API key; the returned plain key is never stored and cannot be shown again.
+
+    ``operator_channel`` says whether the partner is one of the operator's own channels in the
+    programme in force: only those may hold the operator's scopes (``transfer``).
+    """
+    reserved = sorted(scope.value for scope in scopes & OPERATOR_SCOPES)
+    if reserved and not operator_channel:
+        raise ValidationFailed(
+            f"Partner {partner.code} is not one of the operator's channels (partners[]."
+            f"operator_channel in the programme), so its keys cannot have the "
+            f"{', '.join(repr(name) for name in reserved)} scope.",
+            field="scopes",
+        )
     prefix = f"{KEY_PREFIX}_{secrets.token_hex(6)}"
     plain = f"{prefix}.{random_token(24)}"
     key = ApiKey(
