@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from tally.cli.common import emit, fail, open_database
+from tally.config import get_settings
 from tally.errors import TallyError
+from tally.flows import programme_impact
 from tally.kit.clock import utcnow
-from tally.programme import service
+from tally.programme import runtime, service
 from tally.programme.domain import Programme
 from tally.programme.loader import InvalidProgramme
 
@@ -63,11 +65,17 @@ def validate(file: FileArgument) -> None:
 
 @app.command("plan")
 def plan(file: FileArgument) -> None:
-    """Show what applying a programme file would change against the running programme."""
+    """Show what applying a programme file would change against the running programme, and
+    what it would do to members at the next tier evaluation."""
     programme, _text = _read(file)
-    with open_database() as db, db.read() as session:
-        for line in service.plan(session, programme):
-            typer.echo(line)
+    settings = get_settings()
+    with open_database(settings) as db, db.read() as session:
+        changes = service.plan(session, programme)
+        running = runtime.effective(session, settings)
+        found = programme_impact.impact(session, running, programme, utcnow())
+        lines = found.merged(changes, programme)
+    for line in lines:
+        typer.echo(line)
 
 
 @app.command("apply")
