@@ -119,10 +119,25 @@ def document(app: FastAPI, settings: Settings) -> JSON:
                 continue
             route = routes.get((method, path))
             complete(operation, method, path, route_scope(route), spec, settings)
+    _name_operations(spec, routes)
     for unused in ("HTTPValidationError", "ValidationError"):
         if not _referenced(spec, unused):
             schemas.pop(unused, None)
     return spec
+
+
+def _name_operations(spec: JSON, routes: dict[tuple[str, str], RouteContext]) -> None:
+    """Operation ids are the endpoints' names (``get_member``), where no two share one: a
+    generated client's functions are called by them."""
+    names: dict[str, list[JSON]] = {}
+    for path, item in spec.get("paths", {}).items():
+        for method, operation in item.items():
+            route = routes.get((method, path))
+            if route is not None and route.name:
+                names.setdefault(route.name, []).append(operation)
+    for name, named in names.items():
+        if len(named) == 1:
+            named[0]["operationId"] = name
 
 
 def complete(

@@ -4,19 +4,18 @@ and the Authorize button of ``/docs`` works."""
 
 from __future__ import annotations
 
-import threading
-import time
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from conftest import OPERATOR_SCOPES, SECRET, make_partner, require_or_skip
 from support.browser import chromium_path, launch_chromium
+from support.live import serving
 from tally.api.openapi import registry
 from tally.config import Settings
 from tally.db.engine import build_engine
@@ -205,9 +204,6 @@ def test_limits_are_stated_as_the_server_enforces_them(
 @pytest.fixture
 def served(tmp_path: Path, sqlite_template: Path) -> Iterator[tuple[str, str]]:
     """Tally on uvicorn over a fresh SQLite copy: (base URL, an API key with every scope)."""
-    import shutil
-    import socket
-
     from tally.app import create_app
 
     path = tmp_path / "tally.db"
@@ -216,23 +212,8 @@ def served(tmp_path: Path, sqlite_template: Path) -> Iterator[tuple[str, str]]:
     db = Database(build_engine(url))
     key = make_partner(db, "MOBILE", OPERATOR_SCOPES, operator_channel=True)
     settings = Settings(database_url=url, secret_key=SECRET, job_interval_seconds=0)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, db), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", key.api_key
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings, db)) as base:
+        yield base, key.api_key
     db.dispose()
 
 
@@ -258,7 +239,7 @@ def test_the_authorize_button_of_the_docs_sends_the_key(served: tuple[str, str])
             expect(dialog).to_contain_text("Authorized")
             dialog.locator("button.btn-done").click()
 
-            block = page.locator("#operations-members-get_member_v1_members__member_id__get")
+            block = page.locator("#operations-members-get_member")
             block.locator(".opblock-summary").click()
             block.get_by_role("button", name="Try it out").click()
             block.locator("input[placeholder='member_id']").fill("987654")
