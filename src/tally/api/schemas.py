@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -16,6 +17,8 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+
+from tally.kit import text
 
 MAX_POINTS = 1_000_000_000
 MAX_ID = 2**62
@@ -34,19 +37,22 @@ Namespace = Annotated[
     StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,63}$"),
 ]
 MemberRef = Annotated[StrictInt, Field(gt=0, le=MAX_ID)]
+# The text rule of :mod:`tally.kit.text`, for a query parameter or a field of a non-Strict model.
+CleanText = AfterValidator(text.check)
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
 
 
 class Strict(BaseModel):
-    """A request body: unknown fields are refused, and no text may carry control characters."""
+    """A request body: unknown fields are refused, and no text may carry control, format or
+    bidirectional characters (:mod:`tally.kit.text`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
-        if isinstance(value, str) and any(ord(char) < 32 or ord(char) == 127 for char in value):
-            raise ValueError("text may not contain control characters")
+    def _no_unsafe_characters(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text.check(value)
         return value
 
 
@@ -67,13 +73,25 @@ class MemberCreate(Strict):
     profile: Profile = Field(default_factory=Profile)
 
 
+class MemberBalance(BaseModel):
+    available: int = Field(description="Points the member can spend now.")
+
+
 class Member(BaseModel):
     id: int
     status: str
     merged_into_id: int | None
     created_at: datetime
-    identities: list[ExternalIdentity]
-    profile: dict[str, Any]
+    tier: str = Field(description="The code of the member's tier.")
+    balance: MemberBalance
+    identities: list[ExternalIdentity] = Field(
+        description="The identities the caller may see: those in its own namespaces and in "
+        "the namespaces it collected in; in shared ones (phone, email) only with the profile."
+    )
+    profile: dict[str, Any] | None = Field(
+        description="Personal data; null unless the caller enrolled the member or the member "
+        "consented to share its profile with the caller (the operator's channels see it)."
+    )
 
 
 class Expiring(BaseModel):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tally.db.raw import Bulk, Raw
 from tally.errors import IdempotencyConflict, ValidationFailed
+from tally.kit import text
 from tally.kit.clock import utcnow
 
 MAX_KEY_LENGTH = 255
@@ -53,9 +54,14 @@ def request_hash(method: str, path: str, body: bytes) -> str:
 
 
 def check_key(key: str) -> None:
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    """Refuse a key that is empty, longer than :data:`MAX_KEY_LENGTH` or carries a character
+    :mod:`tally.kit.text` refuses (controls, format and bidirectional characters)."""
+    char = text.unsafe_character(key)
+    if not key or len(key) > MAX_KEY_LENGTH or char is not None:
+        found = "" if char is None else f"; found {text.describe(char)}"
         raise ValidationFailed(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters, none of them control, "
+            f"format or bidirectional characters{found}.",
             field="Idempotency-Key",
         )
 

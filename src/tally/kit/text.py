@@ -1,0 +1,58 @@
+"""The one rule for text that names or explains something (references, identities, keys,
+reasons): no invisible or layout characters.
+
+Refused are the control characters (C0, DEL, C1 — NEL U+0085 among them), the format
+characters (Unicode category Cf: bidirectional overrides and isolates such as U+202E and U+2066,
+zero-width characters such as U+200B, the byte-order mark U+FEFF, …) and the line and paragraph
+separators U+2028 and U+2029. Each can make two different strings look the same, reorder what a
+reader sees, or break a log line or a CSV export.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+RULE = (
+    "text may not contain control, format or bidirectional characters "
+    "(such as U+0000-U+001F, U+007F-U+009F, U+200B, U+202E, U+2028, U+FEFF)"
+)
+
+
+def unsafe_character(value: str) -> str | None:
+    """The first character of ``value`` the rule refuses, or ``None`` when it has none."""
+    if value.isascii():  # the common case: only the ASCII controls can be refused
+        for char in value:
+            if char < " " or char == "\x7f":
+                return char
+        return None
+    for char in value:
+        if unicodedata.category(char) in UNSAFE_CATEGORIES:
+            return char
+    return None
+
+
+def describe(char: str) -> str:
+    """``U+202E (RIGHT-TO-LEFT OVERRIDE)``: a refused character, readable in an error."""
+    name = unicodedata.name(char, "")
+    code = f"U+{ord(char):04X}"
+    return f"{code} ({name})" if name else code
+
+
+def check(value: str) -> str:
+    """``value`` unchanged if the rule allows it; otherwise :class:`ValueError` naming the
+    character (pydantic turns it into a validation error of the field)."""
+    char = unsafe_character(value)
+    if char is not None:
+        raise ValueError(f"{RULE}; found {describe(char)}")
+    return value
+
+
+def header_text(value: str) -> str:
+    """The characters an HTTP header value means: servers hand its bytes over as ISO-8859-1,
+    clients mostly send UTF-8; read as UTF-8 when the bytes are (so that an RLO or a BOM sent as
+    UTF-8 is seen as what it is), else as they came."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
