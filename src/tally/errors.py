@@ -252,6 +252,12 @@ class NotMemberItself(TallyError):
     title = "Only the member itself may do this"
 
 
+class RateLimited(TallyError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests; retry later"
+
+
 # Sessions and sign-in (pages only: not part of the API's contract, so not in ALL_ERRORS).
 class SignInThrottled(TallyError):
     code = "sign_in_throttled"
@@ -302,4 +308,5 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     NotInvitee,
     NotFamilyMember,
     NotMemberItself,
+    RateLimited,
 )

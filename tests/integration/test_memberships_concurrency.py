@@ -156,9 +156,14 @@ def test_the_scheduler_runs_the_membership_job(database: Database) -> None:
     from tally.programme.runtime import ProgrammeCache
     from tally.scheduler import Scheduler
 
-    programme, partner_id, (membership,) = _setup(database, 1)
-    paid_at = utcnow() - timedelta(days=40)
+    programme, partner_id, _ = _setup(database, 0)
+    paid_at = utcnow() - timedelta(days=40)  # subscribed and paid then: long over now
     with database.write() as session:
+        member_id, _ = enrolment.enrol(session, Identity("t", "sched"), {}, paid_at)
+        row, _ = memberships.subscribe(
+            session, memberships.SYSTEM, member_id, "MONTHLY", programme, paid_at
+        )
+        membership = row.id
         memberships.pay(
             session,
             memberships.Actor(partner_id=partner_id),
@@ -167,7 +172,7 @@ def test_the_scheduler_runs_the_membership_job(database: Database) -> None:
             MONTHLY,
             paid_at,
             programme,
-            utcnow(),
+            paid_at,
         )
     settings = Settings()
     Scheduler(database, settings, ProgrammeCache(settings, 0), interval=3600).run_once()

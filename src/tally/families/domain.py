@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tally.errors import Forbidden, ValidationFailed
+from tally.errors import (
+    NotFamilyMember,
+    NotFamilyOwner,
+    NotInvitee,
+    NotMemberItself,
+    ValidationFailed,
+)
 from tally.kit.clock import as_utc
 
 
@@ -89,15 +95,29 @@ class Seat:
 
 
 def require_owner(owner_id: int, acting_member_id: int, action: str) -> None:
-    """Only the owner may invite, withdraw, remove, change settings or dissolve."""
+    """Only the owner may invite, withdraw, remove, change settings or dissolve
+    (``not_family_owner``)."""
     if acting_member_id != owner_id:
-        raise Forbidden(f"Only the family's owner can {action}.", acting_member_id=acting_member_id)
+        raise NotFamilyOwner(
+            f"Only the family's owner can {action}.", acting_member_id=acting_member_id
+        )
+
+
+def require_invitee(member_id: int, acting_member_id: int, action: str) -> None:
+    """Only the member invited may accept or decline the invitation (``not_invitee``)."""
+    if acting_member_id != member_id:
+        raise NotInvitee(
+            f"Only member {member_id}, who was invited, can {action}.",
+            acting_member_id=acting_member_id,
+        )
 
 
 def require_self(member_id: int, acting_member_id: int, action: str) -> None:
-    """Only the member concerned may accept, decline or leave."""
+    """Only the member concerned may leave (``not_member_itself``)."""
     if acting_member_id != member_id:
-        raise Forbidden(f"Only member {member_id} can {action}.", acting_member_id=acting_member_id)
+        raise NotMemberItself(
+            f"Only member {member_id} can {action}.", acting_member_id=acting_member_id
+        )
 
 
 def check_limit(value: int) -> None:
@@ -121,7 +141,7 @@ def spend_source(
     if spender_id == owner_id:
         return mode is FamilyMode.POOL, False
     if not is_member:
-        raise Forbidden(f"Member {spender_id} is not in this family.")
+        raise NotFamilyMember(f"Member {spender_id} is not in this family.", member_id=spender_id)
     if mode is FamilyMode.POOL:
-        raise Forbidden("In pool mode only the owner can spend the family's points.")
+        raise NotFamilyOwner("In pool mode only the owner can spend the family's points.")
     return False, True

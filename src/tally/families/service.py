@@ -19,9 +19,10 @@ from tally.errors import (
     FamilyDissolved,
     FamilyFull,
     FamilyLimitExceeded,
-    Forbidden,
     InvitationNotPending,
     MemberMerged,
+    NotFamilyMember,
+    NotFamilyOwner,
     NotFound,
     ValidationFailed,
 )
@@ -262,7 +263,7 @@ def accept(
     session: Session, family_id: int, acting_member_id: int, member_id: int, now: datetime
 ) -> None:
     """The invitee joins. Its other pending invitations are cancelled (their seats freed)."""
-    domain.require_self(member_id, acting_member_id, "accept this invitation")
+    domain.require_invitee(member_id, acting_member_id, "accept this invitation")
     active(session, family_id)
     _lock_usable(session, member_id)
     invitation = repository.pending_invitation(session, family_id, member_id)
@@ -291,7 +292,7 @@ def cancel_invitations(session: Session, member_id: int, now: datetime) -> int:
 def decline(
     session: Session, family_id: int, acting_member_id: int, member_id: int, now: datetime
 ) -> None:
-    domain.require_self(member_id, acting_member_id, "decline this invitation")
+    domain.require_invitee(member_id, acting_member_id, "decline this invitation")
     _close_invitation(session, family_id, member_id, InvitationStatus.DECLINED, now)
 
 
@@ -320,7 +321,7 @@ def leave(
     session: Session, family_id: int, acting_member_id: int, member_id: int, now: datetime
 ) -> None:
     """A member leaves; its points stay its own (nothing moves)."""
-    domain.require_self(member_id, acting_member_id, "leave for this member")
+    domain.require_self(member_id, acting_member_id, "leave the family")
     found = active(session, family_id)
     if member_id == found.owner_id:
         raise Conflict("The owner cannot leave the family; dissolve it instead.")
@@ -449,9 +450,9 @@ def count_spend(
     found = active(session, family_id)
     row = repository.membership_of(session, member_id)
     if row is None or row.family_id != family_id:
-        raise Forbidden(f"Member {member_id} is not in this family.")
+        raise NotFamilyMember(f"Member {member_id} is not in this family.", member_id=member_id)
     if found.mode is not FamilyMode.SHARE:
-        raise Forbidden("In pool mode only the owner can spend the family's points.")
+        raise NotFamilyOwner("In pool mode only the owner can spend the family's points.")
     limit = domain.effective_limit(row.monthly_limit, rules.default_monthly_limit)
     left = domain.remaining(
         limit, repository.month_spent(session, family_id, month).get(member_id, 0)

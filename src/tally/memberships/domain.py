@@ -23,6 +23,9 @@ TERM = re.compile(r"^P([1-9][0-9]{0,3})([DMY])$")
 PENDING_TTL = timedelta(hours=24)
 # A payment may claim to have been taken at most this far in the future (clock skew).
 PAID_AT_SKEW = timedelta(minutes=5)
+# ... and at most this long ago (a late callback, a reconciliation run), and never before the
+# membership it pays for was subscribed.
+PAID_AT_MAX_AGE = timedelta(days=7)
 
 
 class MembershipStatus(enum.StrEnum):
@@ -135,6 +138,22 @@ def close(state: State, now: datetime) -> tuple[EventKind, State] | None:
         return EventKind.EXPIRED, replace(state, status=status, ended_at=ended)
     if state.status is MembershipStatus.PENDING and status is MembershipStatus.ABANDONED:
         return EventKind.ABANDONED, replace(state, status=status, ended_at=now)
+    return None
+
+
+def paid_at_problem(paid_at: datetime, subscribed_at: datetime, now: datetime) -> str | None:
+    """Why ``paid_at`` cannot be when the money for a membership subscribed at
+    ``subscribed_at`` was taken (in the future, too long ago, before the subscription), or
+    ``None`` when it can."""
+    if paid_at > now + PAID_AT_SKEW:
+        return "paid_at is in the future."
+    if paid_at < now - PAID_AT_MAX_AGE:
+        return (
+            f"paid_at is more than {PAID_AT_MAX_AGE.days} days ago; a payment is confirmed "
+            "within that time of being taken."
+        )
+    if paid_at < subscribed_at - PAID_AT_SKEW:
+        return f"paid_at is before the membership was subscribed ({subscribed_at.isoformat()})."
     return None
 
 

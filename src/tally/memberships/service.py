@@ -26,11 +26,11 @@ from tally.errors import (
     RefundExceedsPayment,
     ValidationFailed,
 )
+from tally.kit.clock import as_utc
 from tally.kit.ids import uuid7
 from tally.members import service as members
 from tally.memberships import domain, repository
 from tally.memberships.domain import (
-    PAID_AT_SKEW,
     EventKind,
     MembershipStatus,
     RefundEffect,
@@ -247,8 +247,6 @@ def pay(
     """
     if actor.partner_id is None:
         raise ValidationFailed("A payment is confirmed by the partner that took it.")
-    if paid_at is not None and paid_at > now + PAID_AT_SKEW:
-        raise ValidationFailed("paid_at is in the future.", field="paid_at")
     found = _replay(session, actor.partner_id, reference, membership_id, amount)
     if found is not None:
         return found
@@ -257,6 +255,10 @@ def pay(
     found = _replay(session, actor.partner_id, reference, membership_id, amount)
     if found is not None:
         return found
+    if paid_at is not None:
+        problem = domain.paid_at_problem(paid_at, as_utc(row.created_at), now)
+        if problem is not None:
+            raise ValidationFailed(problem, field="paid_at")
     price = _price(row)
     if amount != price:
         raise PaymentMismatch(

@@ -208,20 +208,20 @@ def test_joining_one_family_cancels_other_invitations(api: Api) -> None:
 @pytest.mark.parametrize(
     ("case", "status", "code"),
     [
-        ("not_owner_invites", 403, "forbidden"),
-        ("stranger_accepts", 403, "forbidden"),
+        ("not_owner_invites", 403, "not_family_owner"),
+        ("stranger_accepts", 403, "not_invitee"),
         ("owner_creates_again", 409, "already_in_family"),
         ("invite_unknown_member", 404, "not_found"),
         ("invite_self", 422, "validation_error"),
         ("invite_twice", 409, "conflict"),
         ("accept_without_invitation", 409, "invitation_not_pending"),
         ("owner_leaves", 409, "conflict"),
-        ("member_removes_owner", 403, "forbidden"),
+        ("member_removes_owner", 403, "not_family_owner"),
         ("unknown_family", 404, "not_found"),
         ("bad_mode", 422, "validation_error"),
         ("negative_limit", 422, "validation_error"),
         ("limit_for_stranger", 404, "not_found"),
-        ("member_changes_settings", 403, "forbidden"),
+        ("member_changes_settings", 403, "not_family_owner"),
         ("string_member_id", 422, "validation_error"),
         ("unknown_field", 422, "validation_error"),
     ],
@@ -327,7 +327,7 @@ def test_pool_owner_spends_own_points_first_then_members_in_join_order(
 
     # A member cannot spend pooled points; the family cannot be overdrawn.
     before = db_state(database)
-    assert_problem(spend(api, family, first, 10), 403, "forbidden")
+    assert_problem(spend(api, family, first, 10), 403, "not_family_owner")
     assert_problem(spend(api, family, owner, 51), 409, "insufficient_points")
     assert db_state(database) == before
 
@@ -383,9 +383,9 @@ def test_share_members_spend_the_owners_points_within_their_limit(
 
     # Outsiders cannot spend; switching to pool stops members spending.
     (outsider,) = people(api, 1)
-    assert_problem(spend(api, family, outsider, 1), 403, "forbidden")
+    assert_problem(spend(api, family, outsider, 1), 403, "not_family_member")
     ok(api.post(f"/v1/families/{family}/settings", {"acting_member_id": owner, "mode": "pool"}))
-    assert_problem(spend(api, family, second, 1), 403, "forbidden")
+    assert_problem(spend(api, family, second, 1), 403, "not_family_owner")
 
 
 def test_spend_requests_are_validated(api: Api, database: Database) -> None:

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tally.errors import Forbidden, ValidationFailed
+from tally.errors import (
+    NotFamilyMember,
+    NotFamilyOwner,
+    NotInvitee,
+    NotMemberItself,
+    ValidationFailed,
+)
 from tally.families.domain import (
     FamilyMode,
     check_limit,
@@ -18,6 +24,7 @@ from tally.families.domain import (
     month_of,
     plan_pool_draw,
     remaining,
+    require_invitee,
     require_owner,
     require_self,
     spend_source,
@@ -90,9 +97,9 @@ def test_who_a_spend_draws_on() -> None:
     assert spend_source(FamilyMode.POOL, 1, 1, True) == (True, False)
     assert spend_source(FamilyMode.SHARE, 1, 1, True) == (False, False)
     assert spend_source(FamilyMode.SHARE, 1, 2, True) == (False, True)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFamilyOwner):
         spend_source(FamilyMode.POOL, 1, 2, True)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFamilyMember):
         spend_source(FamilyMode.SHARE, 1, 3, False)
 
 
@@ -107,8 +114,11 @@ def test_limits_and_rights() -> None:
         with pytest.raises(ValidationFailed):
             check_limit(bad)
     require_owner(1, 1, "invite")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFamilyOwner):
         require_owner(1, 2, "invite")
+    require_invitee(2, 2, "accept")
+    with pytest.raises(NotInvitee):
+        require_invitee(2, 1, "accept")
     require_self(2, 2, "leave")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotMemberItself):
         require_self(2, 1, "leave")
