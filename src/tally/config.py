@@ -52,6 +52,39 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between scheduled job runs in `tally serve` (0: never).",
     )
+    sign_in_free_failures: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Failed console sign-ins of one account before each further attempt waits "
+        "(1 s, then twice as long each time).",
+    )
+    sign_in_lock_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins of one account that lock it for `sign_in_lock_seconds`.",
+    )
+    sign_in_address_lock_failures: int = Field(
+        default=30,
+        ge=1,
+        le=10_000,
+        description="Failed sign-ins from one address (any accounts) that lock the address; "
+        "a third of them are free.",
+    )
+    sign_in_lock_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long a locked account or address waits.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body accepted; a larger one is refused 413 before it is "
+        "parsed (counted while read when it comes without Content-Length).",
+    )
 
     @field_validator("timezone")
     @classmethod

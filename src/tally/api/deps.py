@@ -20,7 +20,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.access.domain import Caller, caller_of, require_scope
 from tally.api import views
+from tally.api.credentials import authenticated, bearer_token
 from tally.api.problems import problem_body
 from tally.config import Settings
 from tally.db.raw import INTEGRITY_ERRORS, error_text, savepoint
@@ -39,11 +41,12 @@ from tally.errors import (
 from tally.flows import earning
 from tally.flows.earning import Earning
 from tally.idempotency import service as idempotency
+from tally.kit import text
 from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.orders import Busy, Order, posted
 from tally.ledger.posting import Posted, policy_for
-from tally.partners.service import KeyHolder, Scope, authenticate
+from tally.partners.service import Scope, authenticate
 from tally.programme.domain import Programme
 from tally.programme.runtime import ProgrammeCache
 
@@ -84,22 +87,17 @@ async def in_executor(request: Request, function: Callable[[], T]) -> T:
     return await loop.run_in_executor(executor, function)
 
 
-def bearer_token(authorization: str | None) -> str:
-    """The API key of an ``Authorization: Bearer <key>`` header, or ``unauthorized``."""
-    if not authorization:
-        raise Unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
-    return token.strip()
-
-
-def _authorise(session: Session, request: Request, token: str, scope: Scope) -> KeyHolder:
+def _authorise(session: Session, request: Request, token: str, scope: Scope | None) -> Caller:
+    """The caller behind ``token`` under the programme in force, holding ``scope`` (``None``:
+    the route checks the scope it needs itself, e.g. a reversal's)."""
     holder = authenticate(session, token, request.app.state.secret)
-    programme(request, session)  # look for a newly applied programme (at most every few seconds)
-    if scope not in holder.scopes:
-        raise Forbidden(f"This API key lacks the '{scope.value}' scope.", scope=scope.value)
-    return holder
+    authenticated(request)
+    # The programme in force (a newly applied one is seen within a few seconds) says whether
+    # the partner is one of the operator's own channels.
+    caller = caller_of(holder, programme(request, session))
+    if scope is not None:
+        require_scope(caller, scope)
+    return caller
 
 
 @dataclass
@@ -110,7 +108,7 @@ class Reader:
     token: str
     scope: Scope
 
-    async def run(self, work: Callable[[Session, KeyHolder], T]) -> T:
+    async def run(self, work: Callable[[Session, Caller], T]) -> T:
         """Authenticate and do ``work`` in one read transaction."""
 
         def blocking() -> T:
@@ -143,10 +141,10 @@ class Mutation:
 
     request: Request
     token: str
-    scope: Scope
+    scope: Scope | None
     key: str | None
     body: bytes
-    holder: KeyHolder = field(init=False)
+    holder: Caller = field(init=False)
     passes: int = field(default=0, init=False)  # batches that passed over it (its wallet held)
 
     @property
@@ -238,7 +236,7 @@ class Mutation:
         """The principal the Idempotency-Key belongs to, once the key is known to be usable."""
         if self.key is None:
             raise IdempotencyKeyRequired("Send an Idempotency-Key header with every write.")
-        idempotency.check_key(self.key)
+        idempotency.check_key(text.header_text(self.key))
         return f"partner:{self.holder.partner_id}"
 
     def _remember_error(
@@ -442,7 +440,7 @@ class _Batch:
 
     def _authorised(self) -> list[tuple[int, str, str]]:
         """``(index, principal, fingerprint)`` of the new writes; replays answered."""
-        holders: dict[tuple[str, Scope], KeyHolder] = {}
+        holders: dict[tuple[str, Scope | None], Caller] = {}
         request = self.batch[0][0].request
         programme(request, self.session)  # look for a newly applied programme
         candidates: list[tuple[int, str, str]] = []
@@ -453,6 +451,7 @@ class _Batch:
                     holder = _authorise(self.session, request, mutation.token, mutation.scope)
                     holders[(mutation.token, mutation.scope)] = holder
                 mutation.holder = holder
+                authenticated(mutation.request)
                 candidates.append((index, mutation.check_key(), mutation.fingerprint))
             except TallyError:
                 continue  # answered alone
@@ -549,8 +548,9 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-def mutation(scope: Scope) -> Callable[..., Any]:
-    """A dependency giving an endpoint its idempotent :class:`Mutation` for ``scope``."""
+def mutation(scope: Scope | None) -> Callable[..., Any]:
+    """A dependency giving an endpoint its idempotent :class:`Mutation` for ``scope`` (``None``:
+    the endpoint checks the scope it needs)."""
 
     async def dependency(
         request: Request,

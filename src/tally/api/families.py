@@ -1,5 +1,5 @@
-"""Family accounts: partner apps act on a member's behalf (naming the acting member), spend a
-family's points, and read a family."""
+"""Family accounts: the operator's channels act on a member's behalf (naming the acting
+member) and read a family; any partner with ``redeem`` spends a family's points at checkout."""
 
 from __future__ import annotations
 
@@ -7,26 +7,29 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.access import domain as access
+from tally.access.domain import Caller
 from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
-from tally.api.members import MemberId
+from tally.api.paths import FamilyId, MemberId
 from tally.api.schemas import MemberRef, Points, Reference, Strict
 from tally.errors import NotFound
 from tally.families import service as families
 from tally.families.domain import FamilyMode
 from tally.flows import family_spend
 from tally.kit.clock import utcnow
-from tally.partners.service import KeyHolder, Scope
+from tally.partners.service import Scope
 
 router = APIRouter(prefix="/v1", tags=["families"])
-FamilyId = Annotated[int, Path(gt=0, le=2**62, description="The family's id.")]
 # (session, family_id, acting_member_id, member_id, now): a member answers, leaves, is removed.
 MemberAction = Callable[[Session, int, int, int, datetime], None]
 Limit = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
+ON_BEHALF = "act in families on a member's behalf"
+READ_FAMILIES = "read families"
 
 
 class Acting(Strict):
@@ -151,6 +154,7 @@ async def create_family(
     """The acting member creates a family and owns it (a member is in one family at most)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, ON_BEHALF)
         family_id = families.create(session, payload.acting_member_id, payload.mode, utcnow())
         return 201, _view(write, session, family_id)
 
@@ -163,7 +167,8 @@ async def get_family(
 ) -> FamilyOut:
     """Members, roles, status, mode, limits, this month's spend and the pooled total."""
 
-    def work(session: Session, _holder: KeyHolder) -> FamilyOut:
+    def work(session: Session, caller: Caller) -> FamilyOut:
+        access.require_operator_channel(caller, READ_FAMILIES)
         return _out(families.view(session, family_id, utcnow(), programme(read.request, session)))
 
     return await read.run(work)
@@ -175,7 +180,8 @@ async def get_member_family(
 ) -> FamilyOut:
     """The member's family; 404 ``not_found`` when the member is in none."""
 
-    def work(session: Session, _holder: KeyHolder) -> FamilyOut:
+    def work(session: Session, caller: Caller) -> FamilyOut:
+        access.require_operator_channel(caller, READ_FAMILIES)
         found = families.family_of(
             session, member_id, utcnow(), programme=programme(read.request, session)
         )
@@ -188,6 +194,7 @@ async def get_member_family(
 
 async def _settings(family_id: int, payload: FamilySettings, write: Mutation) -> Response:
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, ON_BEHALF)
         families.change_settings(
             session,
             family_id,
@@ -230,6 +237,7 @@ async def invite(
     """The owner invites a member (it takes a seat until answered or withdrawn)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, ON_BEHALF)
         families.invite(
             session,
             family_id,
@@ -254,6 +262,7 @@ def _member_route(path: str, name: str, operation: MemberAction, summary: str) -
         write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
     ) -> Response:
         def work(session: Session) -> tuple[int, BaseModel]:
+            access.require_operator_channel(write.holder, ON_BEHALF)
             operation(session, family_id, payload.acting_member_id, member_id, utcnow())
             return 200, _view(write, session, family_id)
 
@@ -300,6 +309,7 @@ async def dissolve(
     """The owner (the acting member) dissolves the family; everyone keeps their own points."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, ON_BEHALF)
         families.dissolve(session, family_id, payload.acting_member_id, utcnow())
         return 200, _view(write, session, family_id)
 

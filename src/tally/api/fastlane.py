@@ -14,18 +14,19 @@ own exception handlers.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from tally.api.deps import Batched, Mutation, bearer_token
+from tally.api.credentials import bearer_token
+from tally.api.deps import Batched, Mutation
+from tally.api.problems import handled
 from tally.api.schemas import MAX_ID
 from tally.errors import TallyError
 from tally.partners.service import Scope
@@ -85,7 +86,7 @@ class FastLane:
         try:
             response = await mutation.post(order)
         except Exception as error:
-            response = await _handled(request, error)
+            response = await handled(request, error)
         await response(scope, replay, send)
 
 
@@ -137,13 +138,3 @@ def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _handled(request: Request, error: Exception) -> Response:
-    """The response the app's own exception handler gives ``error``."""
-    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]]
-    handlers = request.app.exception_handlers
-    for kind in type(error).__mro__:
-        if kind in handlers:
-            return await handlers[kind](request, error)
-    raise error

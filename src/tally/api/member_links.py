@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from tally.access import domain as access
 from tally.api.deps import Mutation, mutation
-from tally.api.members import MemberId
+from tally.api.paths import MemberId
 from tally.kit.clock import utcnow
 from tally.members import service as members
 from tally.partners.service import Scope

@@ -6,13 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, StringConstraints
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tally.access import domain as access
+from tally.access import service as access_service
+from tally.access.domain import Caller
 from tally.api.deps import Mutation, Reader, mutation, programme, reader
-from tally.api.members import MemberId
+from tally.api.paths import MemberId, MembershipId
 from tally.api.schemas import Reference, Strict
 from tally.errors import NotFound
 from tally.kit.clock import utcnow
@@ -22,7 +25,6 @@ from tally.partners.service import Scope
 from tally.programme.domain import Money
 
 router = APIRouter(tags=["memberships"])
-MembershipId = Annotated[str, Path(min_length=1, max_length=64, description="The membership id.")]
 MAX_MINOR_UNITS = 10**15
 
 
@@ -176,6 +178,15 @@ def _actor(write: Mutation) -> memberships.Actor:
     return memberships.Actor(partner_id=write.holder.partner_id)
 
 
+def _managed(write: Mutation, session: Session, membership_id: str) -> uuid.UUID:
+    """Membership ``membership_id``, which the caller manages: it sells the plan, or it is one
+    of the operator's channels."""
+    target = _id(membership_id)
+    found = programme(write.request, session)
+    access_service.require_membership_seller(session, write.holder, found, target)
+    return target
+
+
 def _view(write: Mutation, session: Session, membership_id: uuid.UUID) -> MembershipOut:
     found = programme(write.request, session)
     return _out(memberships.view(session, membership_id, utcnow(), found))
@@ -205,7 +216,10 @@ MEMBERSHIP_ERRORS: dict[int | str, dict[str, str]] = {
     status_code=201,
     responses={
         200: {"model": MembershipOut, "description": "The member's existing membership."},
-        403: {"description": "not_eligible: growth value or tier below the plan's"},
+        403: {
+            "description": "not_eligible: growth value or tier below the plan's; forbidden: "
+            "the caller does not sell the plan"
+        },
         **MEMBERSHIP_ERRORS,
     },
 )
@@ -220,6 +234,7 @@ async def subscribe(
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         found = programme(write.request, session)
+        access.require_seller_to_subscribe(write.holder, found, payload.plan)
         row, created = memberships.subscribe(
             session, _actor(write), member_id, payload.plan, found, now
         )
@@ -248,7 +263,7 @@ async def confirm_payment(
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
-        target = _id(membership_id)
+        target = _managed(write, session, membership_id)
         row, payment, created = memberships.pay(
             session,
             _actor(write),
@@ -277,7 +292,8 @@ async def cancel(
     """Cancel at period end: the membership stays active until then, then expires."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        row = memberships.cancel(session, _actor(write), _id(membership_id), utcnow())
+        target = _managed(write, session, membership_id)
+        row = memberships.cancel(session, _actor(write), target, utcnow())
         return 200, _view(write, session, row.id)
 
     return await write.run(work)
@@ -294,7 +310,8 @@ async def resume(
     """Withdraw a cancellation before the period ends."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        row = memberships.resume(session, _actor(write), _id(membership_id), utcnow())
+        target = _managed(write, session, membership_id)
+        row = memberships.resume(session, _actor(write), target, utcnow())
         return 200, _view(write, session, row.id)
 
     return await write.run(work)
@@ -318,7 +335,7 @@ async def refund(
         row, payment = memberships.refund(
             session,
             _actor(write),
-            _id(membership_id),
+            _managed(write, session, membership_id),
             payload.payment_reference,
             payload.amount.money if payload.amount else None,
             utcnow(),
@@ -339,9 +356,11 @@ async def get_membership(
 ) -> MembershipOut:
     """One membership with its payments; the status is the one in effect now."""
 
-    def work(session: Session, _holder: object) -> MembershipOut:
+    def work(session: Session, caller: Caller) -> MembershipOut:
         found = programme(read.request, session)
-        return _out(memberships.view(session, _id(membership_id), utcnow(), found))
+        target = _id(membership_id)
+        access_service.require_membership_seller(session, caller, found, target)
+        return _out(memberships.view(session, target, utcnow(), found))
 
     return await read.run(work)
 
@@ -354,12 +373,15 @@ async def get_membership(
 async def list_memberships(
     member_id: MemberId, read: Annotated[Reader, Depends(reader(Scope.READ))]
 ) -> MembershipList:
-    """A member's memberships, newest first."""
+    """A member's memberships of the plans the caller sells (every plan for the operator's
+    channels), newest first."""
 
-    def work(session: Session, _holder: object) -> MembershipList:
+    def work(session: Session, caller: Caller) -> MembershipList:
         found = programme(read.request, session)
         items = memberships.list_for_member(session, member_id, utcnow(), found)
-        return MembershipList(items=[_out(item) for item in items])
+        return MembershipList(
+            items=[_out(item) for item in items if access.sells(caller, found, item.plan_code)]
+        )
 
     return await read.run(work)
 
@@ -374,9 +396,12 @@ async def membership_events(
 ) -> EventList:
     """Every change of a membership, oldest first: what, when, who and the money involved."""
 
-    def work(session: Session, _holder: object) -> EventList:
+    def work(session: Session, caller: Caller) -> EventList:
+        target = _id(membership_id)
+        found = programme(read.request, session)
+        access_service.require_membership_seller(session, caller, found, target)
         items = []
-        for event in memberships.history(session, _id(membership_id)):
+        for event in memberships.history(session, target):
             money = None
             if event.minor_units is not None and event.currency is not None:
                 money = _money(Money(event.minor_units, event.currency))

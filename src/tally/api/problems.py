@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -11,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tally.errors import IdempotencyKeyRequired, TallyError, ValidationFailed
+from tally.api.credentials import refusal_first
+from tally.errors import IdempotencyKeyRequired, NotFound, TallyError, ValidationFailed
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("tally.api")
@@ -50,16 +52,27 @@ def problem_response(
 
 def tally_error_response(error: TallyError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    if error.status == 429 and "retry_after" in error.extra:
+        headers = {"Retry-After": str(error.extra["retry_after"])}
     return problem_response(error.status, problem_body(error), headers)
 
 
-async def handle_tally_error(_request: Request, exc: Exception) -> Response:
+async def handle_tally_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TallyError)
+    if exc.status != 401 and (refused := await refusal_first(request)) is not None:
+        return tally_error_response(refused)
     return tally_error_response(exc)
 
 
-async def handle_validation_error(_request: Request, exc: Exception) -> Response:
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if (refused := await refusal_first(request)) is not None:
+        return tally_error_response(refused)
+    path_errors = [error for error in exc.errors() if tuple(error.get("loc", ()))[:1] == ("path",)]
+    if path_errors:
+        # An id that is not one (``abc``, ``0``, ``01``, ``+1``, beyond range) names nothing.
+        name = path_errors[0]["loc"][-1]
+        return tally_error_response(NotFound(f"No such {name}: {path_errors[0].get('input')!r}."))
     if any(
         error.get("type") == "missing"
         and tuple(error.get("loc", ())) == ("header", "Idempotency-Key")
@@ -87,8 +100,10 @@ async def handle_validation_error(_request: Request, exc: Exception) -> Response
     return problem_response(422, body)
 
 
-async def handle_http_error(_request: Request, exc: Exception) -> Response:
+async def handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if (refused := await refusal_first(request)) is not None:
+        return tally_error_response(refused)
     if exc.status_code == 400:  # the body could not be parsed (not JSON, not UTF-8)
         return tally_error_response(
             ValidationFailed(f"The request body is malformed: {exc.detail}")
@@ -120,3 +135,14 @@ async def handle_data_error(_request: Request, exc: Exception) -> Response:
     """A value the database cannot hold is the caller's mistake, never a 500."""
     log.info("refused a value the database cannot hold: %s", exc)
     return tally_error_response(ValidationFailed("A value is out of range or not allowed."))
+
+
+async def handled(request: Request, error: Exception) -> Response:
+    """The response the app's own exception handlers give ``error`` (for middleware that
+    answers a request itself)."""
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]]
+    handlers = request.app.exception_handlers
+    for kind in type(error).__mro__:
+        if kind in handlers:
+            return await handlers[kind](request, error)
+    raise error

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tally.access import domain as access
 from tally.access.domain import Caller
 from tally.api.deps import Reader, programme, reader
-from tally.api.members import MemberId
+from tally.api.paths import MemberId
 from tally.flows.status import MemberStatus, member_status
 from tally.kit.clock import utcnow
 from tally.partners.service import Scope

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from tally.access import domain as access
 from tally.api.deps import Mutation, Reader, mutation, programme, reader
-from tally.api.members import MemberId
+from tally.api.paths import MemberId
 from tally.api.schemas import MAX_POINTS, Strict
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor, encode_cursor

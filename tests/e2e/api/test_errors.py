@@ -69,7 +69,7 @@ class World:
         return str(self.ok(self.api.post(f"/v1/members/{member or self.member}/holds", body))["id"])
 
     def enrol(self) -> int:
-        return self.api.enrol(unique("ext"), namespace="test")
+        return self.api.enrol(unique("ext"), namespace="email")  # declared in every programme
 
     def frozen(self) -> int:
         member = self.enrol()
@@ -429,21 +429,6 @@ VALIDATION: dict[str, dict[str, Build]] = {
         ),
     },
     "path and query values": {
-        "member id not integer": lambda w: w.get("/v1/members/abc/balance"),
-        "member id fractional": lambda w: w.get("/v1/members/1.5"),
-        "member id zero": lambda w: w.get("/v1/members/0/transactions"),
-        "member id negative": lambda w: w.post(
-            "/v1/members/-1/earn", {"points": 10, "reference": R}
-        ),
-        "member id huge (GET)": lambda w: w.get(f"/v1/members/{HUGE}/balance"),
-        "member id huge (POST)": lambda w: w.post(
-            f"/v1/members/{HUGE}/earn", {"points": 10, "reference": R}
-        ),
-        "member id 2**63": lambda w: w.post(
-            f"/v1/members/{2**63}/redeem", {"points": 10, "reference": R}
-        ),
-        "hold id too long": lambda w: w.post(f"/v1/holds/{'a' * 65}/capture"),
-        "transaction id too long": lambda w: w.post(f"/v1/transactions/{'1' * 65}/reverse"),
         "limit zero": lambda w: w.get(f"/v1/members/{w.member}/transactions", params={"limit": 0}),
         "limit too big": lambda w: w.get(
             f"/v1/members/{w.member}/transactions", params={"limit": 201}
@@ -540,6 +525,20 @@ NOT_FOUND: dict[str, Build] = {
         f"/v1/transactions/{w.earn_id}/reverse", api=w.other()
     ),
     "unknown route": lambda w: w.get("/v1/nothing-here"),
+    # Ids that are not ids name nothing (tests/e2e/api/test_input_hygiene.py has every shape).
+    "member id not integer": lambda w: w.get("/v1/members/abc/balance"),
+    "member id fractional": lambda w: w.get("/v1/members/1.5"),
+    "member id zero": lambda w: w.get("/v1/members/0/transactions"),
+    "member id negative": lambda w: w.post("/v1/members/-1/earn", {"points": 10, "reference": R}),
+    "member id huge (GET)": lambda w: w.get(f"/v1/members/{HUGE}/balance"),
+    "member id huge (POST)": lambda w: w.post(
+        f"/v1/members/{HUGE}/earn", {"points": 10, "reference": R}
+    ),
+    "member id 2**63": lambda w: w.post(
+        f"/v1/members/{2**63}/redeem", {"points": 10, "reference": R}
+    ),
+    "hold id too long": lambda w: w.post(f"/v1/holds/{'a' * 65}/capture"),
+    "transaction id too long": lambda w: w.post(f"/v1/transactions/{'1' * 65}/reverse"),
 }
 
 INSUFFICIENT: dict[str, Build] = {
@@ -1199,6 +1198,93 @@ FAMILY_DISSOLVED: dict[str, Build] = {
     "the owner spends": _family_spend(_dissolved_with_member, 5),
 }
 
+
+def _too_large(w: World) -> Callable[[], Any]:
+    body = b'{"points": 1, "reference": "big", "pad": "' + b"x" * 70_000 + b'"}'
+    return w.raw(
+        "POST", f"/v1/members/{w.member}/earn", {"content-type": "application/json"}, content=body
+    )
+
+
+PAYLOAD_TOO_LARGE: dict[str, Build] = {
+    "an earn over the body limit": _too_large,
+    "an enrolment over the body limit": lambda w: w.raw(
+        "POST", "/v1/members", {"content-type": "application/json"}, content=b" " * 70_000
+    ),
+}
+
+
+def _by(acting: Callable[[World, int], int], path: str, **body: Any) -> Build:
+    """A family request (``path`` with ``{f}`` the family) sent on behalf of ``acting``."""
+
+    def build(w: World) -> Callable[[], Any]:
+        family = w.family()
+        member = w.joined(family)
+        values = {"acting_member_id": acting(w, member), **body}
+        return w.post(path.format(f=family, m=member), values)
+
+    return build
+
+
+def _member(w: World, member: int) -> int:
+    return member
+
+
+def _pool_member(w: World) -> tuple[int, int]:
+    family = w.family(mode="pool")
+    return family, w.joined(family)
+
+
+NOT_FAMILY_OWNER: dict[str, Build] = {
+    "a member invites": _by(_member, "/v1/families/{f}/invitations", member_id=2),  # w.empty
+    "a member removes another": _by(_member, "/v1/families/{f}/members/{m}/remove"),
+    "a member changes the settings": _by(_member, "/v1/families/{f}/settings", mode="pool"),
+    "a member dissolves": _by(_member, "/v1/families/{f}/dissolve"),
+    "a member spends in pool mode": _family_spend(_pool_member, 1),
+}
+
+
+def _for_invitee(action: str) -> Build:
+    """The owner (not the invitee) accepts or declines an invitation."""
+
+    def build(w: World) -> Callable[[], Any]:
+        family, member = _invited(w)
+        path = f"/v1/families/{family}/invitations/{member}/{action}"
+        return w.post(path, {"acting_member_id": w.member})
+
+    return build
+
+
+NOT_INVITEE: dict[str, Build] = {
+    "the owner accepts for the invitee": _for_invitee("accept"),
+    "the owner declines for the invitee": _for_invitee("decline"),
+}
+
+NOT_MEMBER_ITSELF: dict[str, Build] = {
+    "the owner makes a member leave": _by(
+        lambda w, _member: w.member, "/v1/families/{f}/members/{m}/leave"
+    ),
+}
+
+NOT_FAMILY_MEMBER: dict[str, Build] = {
+    "an outsider spends the family's points": _family_spend(lambda w: (w.family(), w.enrol()), 1),
+}
+
+UNKNOWN_NAMESPACE: dict[str, Build] = {
+    "enrol in a typo of phone": lambda w: w.post(
+        "/v1/members", {"external_id": {"namespace": "phnoe", "id": "13800000009"}}
+    ),
+    "link in an undeclared namespace": lambda w: w.post(
+        f"/v1/members/{w.member}/identities", {"namespace": "wexin", "id": "wx-1"}
+    ),
+    "unlink in an undeclared namespace": lambda w: w.post(
+        f"/v1/members/{w.member}/identities/unlink", {"namespace": "wexin", "id": "wx-1"}
+    ),
+    "look up in an undeclared namespace": lambda w: w.get(
+        "/v1/members/lookup", params={"namespace": "wexin", "id": "wx-1"}
+    ),
+}
+
 TABLE: list[Any] = [
     pytest.param(
         status,
@@ -1216,6 +1302,7 @@ TABLE: list[Any] = [
         (409, "member_merged", MEMBER_MERGED),
         (401, "unauthorized", UNAUTHORIZED),
         (403, "forbidden", FORBIDDEN),
+        (422, "unknown_namespace", UNKNOWN_NAMESPACE),
         (409, "duplicate_reference", DUPLICATE_REFERENCE),
         (409, "already_reversed", ALREADY_REVERSED),
         (409, "not_reversible", NOT_REVERSIBLE),
@@ -1231,6 +1318,11 @@ TABLE: list[Any] = [
         (409, "already_in_family", ALREADY_IN_FAMILY),
         (409, "invitation_not_pending", INVITATION_NOT_PENDING),
         (409, "family_dissolved", FAMILY_DISSOLVED),
+        (413, "payload_too_large", PAYLOAD_TOO_LARGE),
+        (403, "not_family_owner", NOT_FAMILY_OWNER),
+        (403, "not_invitee", NOT_INVITEE),
+        (403, "not_member_itself", NOT_MEMBER_ITSELF),
+        (403, "not_family_member", NOT_FAMILY_MEMBER),
     )
     for name, build in cases.items()
 ]

@@ -1,0 +1,39 @@
+"""Ids in API paths, parsed strictly: an id is written one way only.
+
+A member or family id is ASCII digits without a sign, spaces, underscores or leading zeros
+(``/v1/members/+1``, ``01``, ``1_000`` or full-width ``１`` are not member 1); a hold,
+transaction or membership id is a UUID in its canonical lower-case form. Anything else names
+nothing: the API answers ``404 not_found`` (see :func:`tally.api.problems.handle_validation_error`).
+The OpenAPI schema states the same bounds and pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import BeforeValidator
+
+MAX_ID = 2**62
+_DIGITS = re.compile(r"[1-9][0-9]{0,18}")
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def _strict_digits(value: Any) -> Any:
+    """Refuse a path id written any other way than plain ASCII digits."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value) is None:
+        raise ValueError("an id is written in ASCII digits, without sign or leading zeros")
+    return value
+
+
+StrictDigits = BeforeValidator(_strict_digits)
+MemberId = Annotated[int, Path(gt=0, le=MAX_ID, description="The member's Tally id."), StrictDigits]
+FamilyId = Annotated[int, Path(gt=0, le=MAX_ID, description="The family's id."), StrictDigits]
+HoldId = Annotated[str, Path(pattern=UUID_PATTERN, description="The hold's id (a UUID).")]
+TransactionId = Annotated[
+    str, Path(pattern=UUID_PATTERN, description="The transaction's id (a UUID).")
+]
+MembershipId = Annotated[
+    str, Path(pattern=UUID_PATTERN, description="The membership's id (a UUID).")
+]
