@@ -150,7 +150,9 @@ async def change_consent(
             payload.purpose,
             grant=payload.granted,
             channel=api_channel(write.holder.partner_code),
+            actor=f"partner:{write.holder.partner_id}",
             now=utcnow(),
+            address=write.request.client.host if write.request.client else None,
         )
         found = privacy.consents(session, member_id, write.holder)
         return (201 if changed else 200), consents_model(found)

@@ -125,11 +125,17 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             "city": rng.choice(CITIES),
         }
         member_id, _created = enrolment.enrol(
-            session, members.Identity("phone", phone), profile, joined
+            session,
+            members.Identity("phone", phone),
+            profile,
+            joined,
+            partner_id=partner_ids["MOBILE"],
         )
-        members.link(session, member_id, members.Identity("shop", f"shop-{index:05d}"), joined)
+        shop_id = members.Identity("shop", f"shop-{index:05d}")
+        enrolment.link(session, member_id, shop_id, partner_ids["SHOP"], joined)
         if rng.random() < 0.5:
-            members.link(session, member_id, members.Identity("food", f"f{index:06d}"), joined)
+            food_id = members.Identity("food", f"f{index:06d}")
+            enrolment.link(session, member_id, food_id, partner_ids["FOOD"], joined)
         member_ids.append(member_id)
         summary.entries += _replay_history(
             session, rng, member_id, joined, now, partner_ids, policy

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tally.audit import service as audit
 from tally.errors import UnknownPartner, UnknownPurpose
 from tally.members import service as members
 from tally.partners.models import Partner
@@ -122,10 +123,13 @@ def record(
     *,
     grant: bool,
     channel: str,
+    actor: str,
     now: datetime,
+    address: str | None = None,
 ) -> bool:
     """Grant or withdraw the member's consent for a partner and purpose; ``True`` when this
-    changed the state (an act is recorded only then: repeating one is a no-op)."""
+    changed the state (an act is recorded, and audited as done by ``actor``, only then:
+    repeating one is a no-op)."""
     if not is_channel(channel):
         raise ValueError(f"not a consent channel: {channel!r}")
     purpose = purpose_of(purpose_name)
@@ -136,6 +140,15 @@ def record(
         return False
     act = ConsentAct(partner.id, purpose, next_version(current), grant, channel, now)
     repository.insert_act(session, member_id, act)
+    audit.record(
+        session,
+        actor=actor,
+        action="consent.grant" if grant else "consent.withdraw",
+        member_id=member_id,
+        details={"partner": partner.code, "purpose": purpose.value, "channel": channel},
+        address=address,
+        now=now,
+    )
     return True
 
 

@@ -128,6 +128,24 @@ FAMILY_MODE_HINTS: dict[str, str] = {
 
 FAMILY_ROLES: dict[str, str] = {"owner": N_("Owner"), "member": N_("Member")}
 
+#: Where an adjustment request stands.
+REQUEST_STATUSES: dict[str, str] = {
+    "pending": N_("Awaiting a decision"),
+    "approved": N_("Approved and posted"),
+    "rejected": N_("Rejected"),
+    "withdrawn": N_("Withdrawn"),
+}
+
+#: Where a consent was granted or withdrawn (the channel's kind, before any ``:``).
+CONSENT_CHANNELS: dict[str, str] = {
+    "member_pages": N_("On these pages"),
+    "api": N_("In the app, on your behalf"),
+    "console": N_("By customer service"),
+}
+
+#: How a partner collected a member's data.
+COLLECTION_METHODS: dict[str, str] = {"enrol": N_("Enrolled"), "link": N_("Linked an id")}
+
 #: Jinja globals: ``{{ _(labels.member_kinds[item.kind]) }}``.
 ALL: dict[str, Any] = {
     "console_kinds": CONSOLE_KINDS,
@@ -146,4 +164,7 @@ ALL: dict[str, Any] = {
     "family_modes": FAMILY_MODES,
     "family_mode_hints": FAMILY_MODE_HINTS,
     "family_roles": FAMILY_ROLES,
+    "request_statuses": REQUEST_STATUSES,
+    "consent_channels": CONSENT_CHANNELS,
+    "collection_methods": COLLECTION_METHODS,
 }

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from apikit import assert_problem, db_state, tolerant_client
+from sqlalchemy import select
 
 from conftest import SECRET, Api, PartnerKey
+from tally.audit.models import AuditEntry
 from tally.db.session import Database
 from tally.kit.clock import utcnow
 from tally.partners import service as partners_service
@@ -167,6 +169,18 @@ def test_a_consent_shows_the_profile_and_its_withdrawal_hides_it_again(
         ("FOOD", "profile", True, "api:MOBILE"),
     ]
     assert history == sorted(history, key=lambda item: item["created_at"])
+    with database.read() as session:
+        audited = session.execute(
+            select(AuditEntry.actor, AuditEntry.action).where(
+                AuditEntry.member_id == member, AuditEntry.action.startswith("consent.")
+            )
+        ).all()
+    actor = f"partner:{mobile.key.partner_id}"
+    assert [tuple(row) for row in audited] == [
+        (actor, "consent.grant"),
+        (actor, "consent.withdraw"),
+        (actor, "consent.grant"),
+    ]
     # A partner sees only its own consents and collections.
     shops = ok(shop.get(f"/v1/members/{member}/consents"))
     assert shops["consents"] == []
