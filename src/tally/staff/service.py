@@ -108,3 +108,11 @@ def id_of(session: Session, username: str) -> int | None:
 
 def get(session: Session, staff_id: int) -> StaffUser | None:
     return session.get(StaffUser, staff_id)
+
+
+def display_names(session: Session, ids: set[int]) -> dict[int, str]:
+    """``{staff id: display name}`` of the staff members ``ids``."""
+    if not ids:
+        return {}
+    query = select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(ids))
+    return dict(session.execute(query).all())

@@ -9,14 +9,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tally.adjustments.domain import Guardrails
 from tally.demo.loader import DEMO_PROGRAMME
 from tally.families.domain import FamilyMode, FamilyRole, FamilyStatus
 from tally.families.service import FamilyView, InvitationLine, MemberLine
 from tally.flows.status import PlanStatus
+from tally.privacy import service as privacy
+from tally.privacy.domain import Collection, CollectionMethod, ConsentAct, Purpose
 from tally.programme import loader
-from tally.programme.domain import Programme, changes
+from tally.programme.domain import Money, Programme, changes
 from tally.staff.models import StaffRole
 from tally.web import i18n, labels, tier_views
+from tally.web.console.adjustment_views import Confirmation, RequestRow
 from tally.web.console.auth import Staff
 from tally.web.console.programme_page import VersionDetail, VersionRow
 from tally.web.console.views import (
@@ -32,6 +36,7 @@ from tally.web.console.views import (
 )
 from tally.web.http import LanguageLink
 from tally.web.member import views as member_views
+from tally.web.member.privacy import ActRow, PartnerRow, PrivacyPage
 from tally.web.sessions import Flash
 from tally.web.templating import Renderer
 
@@ -192,6 +197,63 @@ def version(number: int, programme: Programme, before: Programme | None) -> Vers
     )
 
 
+LIMITS = Guardrails(role_limit=5_000, ceiling=10_000_000, approver_roles=("admin", "finance"))
+
+
+def request_row(status: str, *, own: bool = False, can_decide: bool = False) -> RequestRow:
+    decided = status != "pending"
+    return RequestRow(
+        id=12,
+        member_id=7,
+        points=-50_000,
+        value=Money(-50_000, "CNY"),
+        reason="goodwill <b>",
+        status=status,
+        requested_by="Sam",
+        requester_role="support",
+        role_limit=5_000,
+        requested_at=NOW,
+        decided_by="Ada" if decided else None,
+        decided_at=NOW if decided else None,
+        note="no receipt" if status == "rejected" else None,
+        is_own=own,
+        can_decide=can_decide,
+    )
+
+
+def privacy_samples() -> list[PrivacyPage]:
+    """The member's privacy page: every reason a partner does or does not see the profile."""
+    rows = [
+        PartnerRow("MOBILE", "Cloudway <b>", True, False, False, False),
+        PartnerRow("SHOP", "Select Mall", False, True, True, False),
+        PartnerRow("FOOD", "Full Food", False, False, False, True),
+        PartnerRow("HOTEL", "Cloudrest", False, False, True, False),
+        PartnerRow("X", "Other", False, False, False, False),
+    ]
+    acts = [
+        ActRow("Full Food", True, "member_pages", NOW),
+        ActRow("Full Food", False, "api", NOW),
+        ActRow("Full <b>", True, "console", NOW),
+    ]
+    return [PrivacyPage(rows, acts), PrivacyPage([], [])]
+
+
+def console_consents() -> privacy.Consents:
+    """A member's consents and collections as the console shows them."""
+    granted = ConsentAct(3, Purpose.PROFILE, 2, True, "member_pages", NOW)
+    withdrawn = ConsentAct(3, Purpose.PROFILE, 1, False, "api:MOBILE", NOW)
+    return privacy.Consents(
+        member_id=7,
+        standing=[granted],
+        history=[withdrawn, granted],
+        collections=[Collection(2, CollectionMethod.ENROL, "shop", NOW)],
+        partners={
+            2: privacy.PartnerRef(2, "SHOP", "Select <b>"),
+            3: privacy.PartnerRef(3, "FOOD", "Full Food"),
+        },
+    )
+
+
 def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
     """(template, context, block) for every page, with the variations that change its shape."""
     support = Staff(1, "support", "Sam", StaffRole.SUPPORT)
@@ -207,6 +269,10 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             "merge_member": "",
             "merge_reason": "",
         },
+        "limits": LIMITS,
+        "pending_requests": [],
+        "confirm": None,
+        "consents": None,
     }
     permissions = {"can_adjust": True, "can_freeze": True, "can_merge": True, "can_unmerge": True}
     read_only = dict.fromkeys(permissions, False)
@@ -245,6 +311,41 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             )
             for tiers in (tier_detail(2), tier_detail(5))
         ],
+        *[
+            (
+                "console/member.html",
+                {**base, "staff": support, "member": detail(), **console_member, **permissions}
+                | {"pending_requests": [request_row("pending")], "confirm": step},
+                None,
+            )
+            for step in (
+                Confirmation(50_000, Money(50_000, "CNY"), True, 5_000),
+                Confirmation(-20_000, Money(-20_000, "CNY"), False, 100_000),
+            )
+        ],
+        (
+            "console/adjustments.html",
+            {
+                **base,
+                "staff": support,
+                "limits": LIMITS,
+                "pending": [
+                    request_row("pending", can_decide=True),
+                    request_row("pending", own=True),
+                    request_row("pending"),
+                ],
+                "decided": [
+                    request_row(status) for status in ("approved", "rejected", "withdrawn")
+                ],
+                "pending_adjustments": 3,
+            },
+            None,
+        ),
+        (
+            "console/adjustments.html",
+            {**base, "staff": auditor, "limits": LIMITS, "pending": [], "decided": []},
+            None,
+        ),
         ("console/programme.html", {**base, "staff": auditor, "versions": rows}, None),
         ("console/programme.html", {**base, "staff": auditor, "versions": []}, None),
         (
@@ -270,6 +371,16 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
                 status(5, plan=True, downgrade=False, mode=FamilyMode.SHARE),
             )
         ],
+        *[
+            ("member/privacy.html", {**base, "privacy": sample, "theme": "default"}, None)
+            for sample in privacy_samples()
+        ],
+        (
+            "console/member.html",
+            {**base, "staff": support, "member": detail(), **console_member, **permissions}
+            | {"consents": console_consents()},
+            None,
+        ),
         (
             "errors/error.html",
             {
@@ -321,9 +432,65 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         ("member/history.html", {**base, "page": member_views.ActivityPage([], None)}, None),
         *[
             ("member/welcome.html", {**base, "csrf": "", "reason": reason}, None)
-            for reason in ("signed_out", "link_invalid", "unavailable")
+            for reason in ("signed_out", "link_invalid", "unavailable", "link_used")
+        ],
+        *sessions_and_audit_samples(base, support, auditor),
+        *[
+            (
+                "member/code.html",
+                {**base, "code": code, "refusal": refusal, "fresh_url": "/m/code/fresh"},
+                block,
+            )
+            for code, refusal, block in member_code_samples()
         ],
     ]
+
+
+def sessions_and_audit_samples(
+    base: dict[str, Any], support: Staff, auditor: Staff
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The sessions page (one session, several) and the audit log (entries, none)."""
+    from tally.web.console.audit_page import Choice, EntryRow
+    from tally.web.console.sessions_page import SessionRow
+
+    def session_row(number: int, current: bool) -> SessionRow:
+        return SessionRow(number, NOW, NOW, NOW, "203.0.113.9", "Chrome · macOS", "UA", current)
+
+    entry = EntryRow(
+        9, NOW, "staff:1", "Sam (#1)", "member.freeze", "Froze", 14, "203.0.113.9", [("k", "v")]
+    )
+    system = EntryRow(8, NOW, "system", "System", "staff.sign_in_failed", "Failed", None, "—", [])
+    filters = {"actor": "staff:1", "action": "", "member": "", "from": "2026-11-01", "to": ""}
+    audit = {
+        **base,
+        "staff": auditor,
+        "filters": filters,
+        "actors": [Choice("staff:1", "Sam (#1)")],
+        "actions": [Choice("member.freeze", "Froze")],
+    }
+    return [
+        ("console/sessions.html", {**base, "staff": support, "rows": [session_row(1, True)]}, None),
+        (
+            "console/sessions.html",
+            {**base, "staff": support, "rows": [session_row(1, True), session_row(2, False)]},
+            None,
+        ),
+        (
+            "console/audit.html",
+            {**audit, "rows": [entry, system], "next_url": "/console/audit?before=8"}
+            | {"first_url": "/console/audit"},
+            None,
+        ),
+        ("console/audit.html", {**audit, "rows": [], "next_url": None, "first_url": None}, None),
+    ]
+
+
+def member_code_samples() -> list[tuple[Any, str | None, str | None]]:
+    """The member code page: a code (whole page, and the block htmx renews), and a refusal."""
+    from tally.web.member.code_page import ShownCode
+
+    shown = ShownCode("1234 5678 9012 3456", "<svg></svg>", "<svg></svg>", "12:01:00", 45)
+    return [(shown, None, None), (shown, None, "code"), (None, "This member is frozen.", None)]
 
 
 @pytest.mark.parametrize("locale", i18n.SUPPORTED)
@@ -361,6 +528,10 @@ def test_text_is_escaped(renderer: Renderer) -> None:
             "member": detail("frozen"),
             "tiers": tier_detail(1),
             "nonce": "n",
+            "limits": LIMITS,
+            "pending_requests": [request_row("pending")],
+            "confirm": None,
+            "consents": console_consents(),
             "form": {
                 "points": '"><script>',
                 "reason": "",
@@ -372,8 +543,10 @@ def test_text_is_escaped(renderer: Renderer) -> None:
     )
     assert "<script>" not in html
     assert "&lt;b&gt;Sam&lt;/b&gt;" in html
+    assert "Select &lt;b&gt;" in html  # a partner's name in the consents
     assert "fraud &lt;check&gt;" in html
     assert "王芳 &lt;b&gt;" in html  # a family member's name
+    assert "goodwill &lt;b&gt;" in html  # a pending request's reason
 
 
 def test_formats_follow_the_locale_and_the_programme_zone(renderer: Renderer) -> None:

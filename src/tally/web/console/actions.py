@@ -11,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tally.api.deps import database, policy
+from tally.audit.domain import Action
 from tally.errors import TallyError
 from tally.kit.clock import utcnow
 from tally.staff.service import Permission
-from tally.web.console import commands, forms
-from tally.web.console.auth import Staff, require
+from tally.web.console import adjustment_views, commands, forms
+from tally.web.console.auth import Staff, require, trail
 from tally.web.console.member_page import MemberId, member_page, member_url
 from tally.web.console.pages import error_flash, flash
 from tally.web.http import redirect
@@ -59,26 +60,57 @@ def adjust(
     points: Text = "",
     reason: Text = "",
     nonce: Text = "",
+    confirm: Text = "",
 ) -> Response:
-    """Credit (positive) or debit (negative) points, with a reason, once per form."""
-
-    def action() -> str:
+    """Credit (positive) or debit (negative) points, with a reason, once per form: within the
+    role's limit at once, above it as a request for approval; a large amount only once the
+    operator has re-typed it, an impossible one never."""
+    form = {"points": points, "reason": reason}
+    try:
         amount = forms.points(points)
-        applied = commands.adjust(
+        cleaned = forms.reason(reason)
+        limits = adjustment_views.limits_for(request, staff)
+        limits.route(amount)
+        if limits.needs_confirmation(amount) and not forms.confirmed(confirm, amount):
+            step = adjustment_views.confirmation(request, staff, amount)
+            context = {"confirm": step, "nonce": forms.nonce(nonce)}
+            return member_page(request, staff, member_id, form=form, context=context)
+        outcome = commands.adjust(
             database(request),
-            staff_id=staff.id,
+            request.app.state.programme,
+            actor=adjustment_views.actor_of(request, staff),
             member_id=member_id,
             points=amount,
-            reason=forms.reason(reason),
+            reason=cleaned,
             nonce=forms.nonce(nonce),
             now=utcnow(),
             policy=policy(request),
         )
-        if not applied:
-            return N_("This adjustment was already made; it was not repeated.")
-        return N_("The balance was adjusted.")
-
-    return _act(request, staff, member_id, action, {"points": points, "reason": reason})
+    except TallyError as error:
+        return member_page(
+            request,
+            staff,
+            member_id,
+            status=error.status,
+            flashes=[adjustment_views.refusal(request, error)],
+            form=form,
+        )
+    if outcome is None:
+        flash(request, "info", N_("This adjustment was already made; it was not repeated."))
+    elif outcome.request is not None:
+        flash(
+            request,
+            "success",
+            N_(
+                "Above your limit of %(limit)s points: sent for approval as request "
+                "#%(number)s. Nothing is posted until another staff member approves it."
+            ),
+            limit=f"{outcome.request.role_limit:,}",
+            number=outcome.request.id,
+        )
+    else:
+        flash(request, "success", N_("The balance was adjusted."))
+    return redirect(request, member_url(member_id))
 
 
 @router.post("/members/{member_id}/freeze")
@@ -86,7 +118,9 @@ def freeze(request: Request, staff: Freezer, member_id: MemberId, reason: Text =
     """Stop the member from earning and spending."""
 
     def action() -> str:
-        commands.freeze(database(request), member_id, forms.reason(reason), utcnow())
+        why = forms.reason(reason)
+        audit = trail(request, staff, Action.FREEZE, member_id, reason=why)
+        commands.freeze(database(request), member_id, why, utcnow(), audit)
         return N_("The member is frozen.")
 
     return _act(request, staff, member_id, action, {"freeze_reason": reason})
@@ -97,7 +131,8 @@ def unfreeze(request: Request, staff: Freezer, member_id: MemberId) -> Response:
     """Let the member earn and spend again."""
 
     def action() -> str:
-        commands.unfreeze(database(request), member_id, utcnow())
+        audit = trail(request, staff, Action.UNFREEZE, member_id)
+        commands.unfreeze(database(request), member_id, utcnow(), audit)
         return N_("The member is active again.")
 
     return _act(request, staff, member_id, action, {})
@@ -110,14 +145,16 @@ def merge(
     """Fold another member (identities, lots, holds, balance) into this one."""
 
     def action() -> str:
+        merged_id, why = forms.member_id(other), forms.reason(reason)
         commands.merge(
             database(request),
             request.app.state.programme,
             survivor_id=member_id,
-            merged_id=forms.member_id(other),
+            merged_id=merged_id,
             staff_id=staff.id,
-            reason=forms.reason(reason),
+            reason=why,
             now=utcnow(),
+            audit=trail(request, staff, Action.MERGE, member_id, merged=merged_id, reason=why),
         )
         return N_("The other member was merged into this one.")
 
@@ -141,6 +178,7 @@ def reverse_merge(
             merge_id=merge_id,
             staff_id=staff.id,
             now=utcnow(),
+            audit=trail(request, staff, Action.UNMERGE, member_id, merge=merge_id),
         )
         return N_("The merge was reversed.")
 

@@ -1,5 +1,8 @@
 """The console's changes, each one transaction: adjust, freeze, unfreeze, merge, unmerge.
 
+An adjustment above the staff member's limit becomes a request (see
+:mod:`tally.flows.staff_adjustments`).
+
 An adjustment form carries a one-time nonce, remembered with the idempotency records (principal
 ``staff:<id>``) in the same transaction as the adjustment: a second submit of the same form (a
 double click, a refresh, a replayed cookie) changes nothing, even when both arrive at once.
@@ -8,20 +11,24 @@ double click, a refresh, a replayed cookie) changes nothing, even when both arri
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tally.db.session import Database
 from tally.errors import IdempotencyConflict, NotFound
-from tally.flows import enrolment
+from tally.flows import enrolment, staff_adjustments
 from tally.idempotency import service as idempotency
-from tally.ledger import service as ledger
-from tally.ledger.domain import Origin, Policy
+from tally.ledger.domain import Policy
 from tally.members import service as members
 from tally.members.models import MemberMerge
 from tally.programme.runtime import ProgrammeCache
 from tally.web import queries
+
+#: Writes the audit entry of a change, in the change's transaction.
+Audit = Callable[[Session], None]
 
 
 def _principal(staff_id: int) -> str:
@@ -30,46 +37,57 @@ def _principal(staff_id: int) -> str:
 
 def adjust(
     db: Database,
+    programme: ProgrammeCache,
     *,
-    staff_id: int,
+    actor: staff_adjustments.Actor,
     member_id: int,
     points: int,
     reason: str,
     nonce: str,
     now: datetime,
     policy: Policy,
-) -> bool:
-    """Credit or debit a member once per form; ``False`` when this form was already applied."""
+) -> staff_adjustments.Adjusted | None:
+    """Adjust a member within the staff member's limit, or file a request above it, once per
+    form; ``None`` when this form was already applied."""
     key = f"console-adjust:{nonce}"
     body = json.dumps({"member": member_id, "points": points, "reason": reason}).encode()
     fingerprint = idempotency.request_hash("POST", f"/console/members/{member_id}/adjust", body)
+    principal = _principal(actor.staff_id)
     try:
         with db.write() as session:
-            if idempotency.replay(session, _principal(staff_id), key, fingerprint) is not None:
-                return False
-            ledger.adjust(
-                session, Origin(staff_id=staff_id), member_id, points, reason, now, policy
+            if idempotency.replay(session, principal, key, fingerprint) is not None:
+                return None
+            outcome = staff_adjustments.adjust(
+                session,
+                actor,
+                member_id,
+                points,
+                reason,
+                programme=programme.get(session),
+                version=programme.version,
+                policy=policy,
+                now=now,
             )
-            idempotency.remember(
-                session, _principal(staff_id), key, fingerprint, 201, body.decode()
-            )
+            idempotency.remember(session, principal, key, fingerprint, 201, body.decode())
     except IdempotencyConflict:
-        return False  # the same form, resubmitted with edited values: still only once
+        return None  # the same form, resubmitted with edited values: still only once
     except IntegrityError:
-        return False  # a concurrent submit of the same form won the race
-    return True
+        return None  # a concurrent submit of the same form won the race
+    return outcome
 
 
-def freeze(db: Database, member_id: int, reason: str, now: datetime) -> None:
+def freeze(db: Database, member_id: int, reason: str, now: datetime, audit: Audit) -> None:
     """Stop a member from earning and spending."""
     with db.write() as session:
         members.freeze(session, member_id, reason, now)
+        audit(session)
 
 
-def unfreeze(db: Database, member_id: int, now: datetime) -> None:
+def unfreeze(db: Database, member_id: int, now: datetime, audit: Audit) -> None:
     """Let a frozen member earn and spend again."""
     with db.write() as session:
         members.unfreeze(session, member_id, now)
+        audit(session)
 
 
 def merge(
@@ -81,12 +99,15 @@ def merge(
     staff_id: int,
     reason: str,
     now: datetime,
+    audit: Audit,
 ) -> MemberMerge:
     """Fold another member into this one."""
     with db.write() as session:
-        return enrolment.merge(
+        merged = enrolment.merge(
             session, survivor_id, merged_id, staff_id, reason, now, programme.get(session)
         )
+        audit(session)
+        return merged
 
 
 def unmerge(
@@ -97,6 +118,7 @@ def unmerge(
     merge_id: int,
     staff_id: int,
     now: datetime,
+    audit: Audit,
 ) -> None:
     """Reverse a merge this member took part in."""
     with db.write() as session:
@@ -104,3 +126,4 @@ def unmerge(
         if merge_id not in involved:
             raise NotFound(f"Member {member_id} took part in no merge {merge_id}.")
         enrolment.unmerge(session, merge_id, staff_id, now, programme.get(session))
+        audit(session)

@@ -17,6 +17,7 @@ FIELD_MESSAGES: dict[str, str] = {
     "reason": N_("Give a reason (up to 500 characters)."),
     "member": N_("Enter the Tally id of the other member."),
     "nonce": N_("This form has expired. Reload the page and try again."),
+    "confirm": N_("The amount typed to confirm does not match. Type it again."),
 }
 
 
@@ -36,6 +37,20 @@ def points(text: str) -> int:
     if not re.fullmatch(r"[+-]?\d{1,12}", cleaned) or int(cleaned) == 0:
         raise ValidationFailed("points must be a non-zero whole number.", field="points")
     return int(cleaned)
+
+
+def confirmed(text: str, amount: int) -> bool:
+    """Whether the amount re-typed to confirm (``text``) is ``amount``; ``False`` when nothing
+    was typed, a ``validation_error`` on ``confirm`` when something else was."""
+    if not text.strip():
+        return False
+    try:
+        typed = points(text)
+    except ValidationFailed:
+        typed = None
+    if typed != amount:
+        raise ValidationFailed("The confirmation does not match the amount.", field="confirm")
+    return True
 
 
 def reason(text: str) -> str:

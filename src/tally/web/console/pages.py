@@ -8,6 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from tally.adjustments import service as adjustment_requests
+from tally.api.deps import database
 from tally.errors import TallyError
 from tally.web.console.auth import Staff, console_session
 from tally.web.console.forms import FIELD_MESSAGES
@@ -31,6 +33,7 @@ def page(
     queued = [] if block is not None else session.pop_flashes()
     full: dict[str, Any] = {
         "staff": staff,
+        "pending_adjustments": pending_count(request) if staff and block is None else 0,
         "csrf": session.csrf_token(),
         "flashes": queued + (flashes or []),
         **context,
@@ -49,3 +52,9 @@ def error_flash(request: Request, error: TallyError) -> Flash:
 def flash(request: Request, kind: str, message: str, **params: Any) -> None:
     """Queue a translated message for the next console page."""
     console_session(request).flash(kind, gettext(request, message, **params))
+
+
+def pending_count(request: Request) -> int:
+    """How many adjustment requests await a decision (shown in the navigation)."""
+    with database(request).read() as session:
+        return adjustment_requests.pending_count(session)

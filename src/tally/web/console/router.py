@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from tally.web.console import actions, home, member_page, programme_page, sign_in
+from tally.web.console import (
+    actions,
+    adjustments_page,
+    audit_page,
+    home,
+    member_page,
+    programme_page,
+    sessions_page,
+    sign_in,
+)
 from tally.web.console.auth import current_staff
 
 #: Routers of staff pages; every module's ``router`` belongs here (a test checks it).
-STAFF_ROUTERS = (home.router, member_page.router, actions.router, programme_page.router)
+STAFF_ROUTERS = (
+    home.router,
+    member_page.router,
+    actions.router,
+    programme_page.router,
+    adjustments_page.router,
+    sessions_page.router,
+    audit_page.router,
+)
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
 staff_only = APIRouter(include_in_schema=False, dependencies=[Depends(current_staff)])
