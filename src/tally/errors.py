@@ -177,7 +177,7 @@ class FamilyDissolved(TallyError):
     title = "The family was dissolved"
 
 
-# Operator guardrails.
+# Operator guardrails (console only: not part of the API's contract, so not in ALL_ERRORS).
 class AdjustmentTooLarge(TallyError):
     code = "adjustment_too_large"
     status = 422
@@ -298,15 +298,12 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     AlreadyInFamily,
     InvitationNotPending,
     FamilyDissolved,
-    AdjustmentTooLarge,
-    OwnRequest,
-    NotAnApprover,
-    RequestNotPending,
-    WouldLockOut,
     PayloadTooLarge,
     NotFamilyOwner,
     NotInvitee,
     NotFamilyMember,
     NotMemberItself,
     RateLimited,
+    UnknownPartner,
+    UnknownPurpose,
 )
