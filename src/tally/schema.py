@@ -14,6 +14,7 @@ from tally.db.base import Base
 from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
 from tally.ledger import models as ledger_models
+from tally.member_codes import models as member_code_models
 from tally.members import models as member_models
 from tally.memberships import models as membership_models
 from tally.partners import models as partner_models
@@ -39,6 +40,7 @@ MODEL_MODULES = (
     session_models,
     throttling_models,
     adjustment_models,
+    member_code_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

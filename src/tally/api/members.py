@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from tally.api import schemas, views
-from tally.api.deps import Mutation, Reader, mutation, reader
+from tally.access import domain as access
+from tally.access.domain import Caller
+from tally.api import member_codes, schemas, views
+from tally.api.deps import Mutation, Reader, mutation, programme, reader
+from tally.api.member_codes import CODE_DESCRIPTION
+from tally.api.paths import MemberId
+from tally.errors import ValidationFailed
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
 from tally.members import service as members
@@ -18,8 +23,12 @@ from tally.partners.service import Scope
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-MemberId = Annotated[int, Path(gt=0, le=2**62, description="The member's Tally id.")]
 MAX_ID = 2**62
+
+
+def _member(write: Mutation, session: Session, member_id: int) -> schemas.Member:
+    """The member resource as the writing partner may see it (docs/security.md)."""
+    return views.member(session, member_id, write.holder, programme(write.request, session))
 
 
 @router.post(
@@ -34,27 +43,56 @@ async def create_member(
     """Enrol a member for an external identity, or return the member that already has it."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        namespace = payload.external_id.namespace
+        access.require_namespace(write.holder, programme(write.request, session), namespace)
         member_id, created = enrolment.enrol(
             session,
             members.Identity(payload.external_id.namespace, payload.external_id.id),
             payload.profile.model_dump(exclude_none=True),
             utcnow(),
+            partner_id=write.holder.partner_id,
         )
-        return (201 if created else 200), views.member(session, member_id)
+        return (201 if created else 200), _member(write, session, member_id)
 
     return await write.run(work)
 
 
-@router.get("/lookup", response_model=schemas.Member)
+@router.get(
+    "/lookup",
+    response_model=schemas.Member,
+    responses={429: {"description": "`rate_limited`: too many unknown member codes."}},
+)
 async def lookup_member(
-    namespace: Annotated[str, Query(min_length=1, max_length=64, pattern=PRINTABLE)],
-    id: Annotated[str, Query(min_length=1, max_length=191, pattern=PRINTABLE)],
     read: Annotated[Reader, Depends(reader(Scope.READ))],
+    namespace: Annotated[
+        Annotated[str, schemas.CleanText] | None,
+        Query(min_length=1, max_length=64, pattern=PRINTABLE),
+    ] = None,
+    id: Annotated[
+        Annotated[str, schemas.CleanText] | None,
+        Query(min_length=1, max_length=191, pattern=PRINTABLE),
+    ] = None,
+    code: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[0-9 -]+$", description=CODE_DESCRIPTION)
+    ] = None,
 ) -> schemas.Member:
-    """Find a member by any of its identities."""
-    return await read.run(
-        lambda session, _holder: views.member(session, members.lookup(session, namespace, id))
-    )
+    """Find a member by any of its identities (in a namespace the caller may use), or by the
+    member code it shows at a checkout."""
+    if code is not None and namespace is None and id is None:
+        return await member_codes.lookup(read, code)
+    if code is not None or namespace is None or id is None:
+        raise ValidationFailed("Give either namespace and id, or code.", field="code")
+
+    def work(session: Session, caller: Caller) -> schemas.Member:
+        access.require_namespace(caller, programme(read.request, session), namespace)
+        return views.member(
+            session,
+            members.lookup(session, namespace, id),
+            caller,
+            programme(read.request, session),
+        )
+
+    return await read.run(work)
 
 
 @router.get("/{member_id}", response_model=schemas.Member)
@@ -63,7 +101,11 @@ async def get_member(
     read: Annotated[Reader, Depends(reader(Scope.READ))],
 ) -> schemas.Member:
     """One member with its identities."""
-    return await read.run(lambda session, _holder: views.member(session, member_id))
+    return await read.run(
+        lambda session, caller: views.member(
+            session, member_id, caller, programme(read.request, session)
+        )
+    )
 
 
 @router.post("/{member_id}/identities", response_model=schemas.Member)
@@ -75,8 +117,10 @@ async def link_identity(
     """Attach another identity to a member."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        members.link(session, member_id, members.Identity(payload.namespace, payload.id), utcnow())
-        return 200, views.member(session, member_id)
+        access.require_namespace(write.holder, programme(write.request, session), payload.namespace)
+        identity = members.Identity(payload.namespace, payload.id)
+        enrolment.link(session, member_id, identity, write.holder.partner_id, utcnow())
+        return 200, _member(write, session, member_id)
 
     return await write.run(work)
 
@@ -87,11 +131,13 @@ async def unlink_identity(
     payload: schemas.IdentityLink,
     write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
 ) -> Response:
-    """Detach an identity (a member keeps at least one)."""
+    """Detach an identity (a member keeps at least one): a partner detaches identities in the
+    namespaces it owns; shared ones only the operator's channels."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_unlink(write.holder, programme(write.request, session), payload.namespace)
         members.unlink(session, member_id, members.Identity(payload.namespace, payload.id))
-        return 200, views.member(session, member_id)
+        return 200, _member(write, session, member_id)
 
     return await write.run(work)
 
@@ -105,8 +151,9 @@ async def freeze_member(
     """Stop a member from earning and spending (fraud, dispute)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, "freeze members")
         members.freeze(session, member_id, payload.reason, utcnow())
-        return 200, views.member(session, member_id)
+        return 200, _member(write, session, member_id)
 
     return await write.run(work)
 
@@ -118,7 +165,8 @@ async def unfreeze_member(
     """Let a frozen member earn and spend again."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        access.require_operator_channel(write.holder, "unfreeze members")
         members.unfreeze(session, member_id, utcnow())
-        return 200, views.member(session, member_id)
+        return 200, _member(write, session, member_id)
 
     return await write.run(work)

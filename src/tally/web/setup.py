@@ -15,6 +15,8 @@ from tally.web import i18n, labels
 from tally.web.console import router as console
 from tally.web.errors import install_error_pages
 from tally.web.http import Web, redirect
+from tally.web.member import code_page as member_code
+from tally.web.member import privacy as member_privacy
 from tally.web.member import routes as member
 from tally.web.templating import STATIC_DIR, STATIC_PREFIX, Renderer
 
@@ -38,6 +40,8 @@ def install_web(app: FastAPI) -> None:
     app.include_router(console.public)
     app.include_router(console.staff_only)
     app.include_router(member.router)
+    app.include_router(member_code.router)
+    app.include_router(member_privacy.router)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request) -> Response:

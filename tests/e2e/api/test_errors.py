@@ -1285,6 +1285,26 @@ UNKNOWN_NAMESPACE: dict[str, Build] = {
     ),
 }
 
+
+def _after_unknown_codes(w: World) -> Callable[[], Any]:
+    """The partner named too many unknown member codes this minute (and the next: the send
+    may cross into it)."""
+    from tally.member_codes.domain import MISSES_PER_WINDOW, window_of
+    from tally.member_codes.models import MemberCodeMisses
+
+    window = window_of(utcnow())
+    with w.database.write() as session:
+        for start in (window, window + timedelta(minutes=1)):
+            session.add(
+                MemberCodeMisses(
+                    partner_id=w.partner.partner_id, window=start, misses=MISSES_PER_WINDOW
+                )
+            )
+    return w.get("/v1/members/lookup", params={"code": "1" * 16})
+
+
+RATE_LIMITED: dict[str, Build] = {"too many unknown member codes": _after_unknown_codes}
+
 TABLE: list[Any] = [
     pytest.param(
         status,
@@ -1323,6 +1343,7 @@ TABLE: list[Any] = [
         (403, "not_invitee", NOT_INVITEE),
         (403, "not_member_itself", NOT_MEMBER_ITSELF),
         (403, "not_family_member", NOT_FAMILY_MEMBER),
+        (429, "rate_limited", RATE_LIMITED),
     )
     for name, build in cases.items()
 ]
