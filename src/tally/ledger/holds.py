@@ -184,7 +184,8 @@ def release_hold(
             Leg(member_held(found.member_id), -found.points),
             Leg(member_available(found.member_id), found.points),
         ],
-        origin=origin,
+        # A lapse is the hold's partner's transaction (in its history), made by the job.
+        origin=Origin(partner_id=found.partner_id) if lapse else origin,
         member_id=found.member_id,
         now=now,
         entry_id=entry_id,

@@ -26,8 +26,11 @@ from typer.testing import CliRunner
 
 from conftest import SECRET, Api, PartnerKey
 from e2e.cli.clikit import jobs_clock
+from support.access import with_partner
 from tally.cli.main import app as cli
 from tally.config import Settings, get_settings
+from tally.programme import loader
+from tally.programme.runtime import default_programme
 
 
 def _command_paths() -> list[list[str]]:
@@ -155,10 +158,20 @@ class Seed:
     template: Path
 
 
+def operator_channel(tally: Tally) -> dict[str, Any]:
+    """MOBILE, made the operator's own channel by a programme (it sees every transaction of
+    a member and may transfer points between members), with a key that may do both."""
+    partner = tally.json("partner", "create", "MOBILE", "--name", "Cloudway", "--scopes", "read")
+    operator = with_partner(default_programme(Settings()), "MOBILE")
+    Path("operator.yaml").write_text(loader.dump(operator))
+    tally.run("programme", "apply", "operator.yaml")
+    scopes = "members,earn,redeem,transfer,read"
+    issued = tally.json("partner", "key-create", "MOBILE", "--scopes", scopes)
+    return {**partner, "api_key": issued["api_key"]}
+
+
 def seed_ledger(tally: Tally) -> tuple[dict[str, Any], dict[str, str], str]:
-    partner = tally.json(
-        "partner", "create", "MOBILE", "--name", "Cloudway", "--scopes", "members,earn,redeem,read"
-    )
+    partner = operator_channel(tally)
     with tally.api(partner) as api:
         one, two = api.enrol("13800000001"), api.enrol("13800000002")
         assert (one, two) == (1, 2)
@@ -333,7 +346,17 @@ def test_partner_create_prints_a_key_that_works_on_the_api(tally: Tally) -> None
         (
             ["partner", "create", "SHOP", "--name", "Mall", "--scopes", "earn,bogus"],
             "error [validation_error]: Unknown scope in 'earn,bogus'; "
-            "known: members, earn, redeem, read, admin.",
+            "known: members, earn, redeem, transfer, read, admin.",
+        ),
+        (
+            ["partner", "create", "SHOP", "--name", "Mall", "--scopes", "earn,transfer"],
+            "error [validation_error]: Partner SHOP is not one of the operator's channels "
+            "(partners[].operator_channel in the programme), so its keys cannot have the "
+            "'transfer' scope.",
+        ),
+        (
+            ["partner", "key-create", "MOBILE", "--scopes", "transfer"],
+            "error [validation_error]: Partner MOBILE is not one of the operator's channels",
         ),
         (
             ["partner", "create", "SHOP", "--name", "Mall", "--scopes", " , "],
@@ -358,6 +381,8 @@ def test_partner_create_prints_a_key_that_works_on_the_api(tally: Tally) -> None
     ],
     ids=[
         "unknown scope",
+        "transfer scope for a partner not an operator channel",
+        "transfer scope on another key of such a partner",
         "no scope",
         "bad code",
         "unknown partner",
@@ -557,7 +582,7 @@ def expiry_seed(tmp_path_factory: pytest.TempPathFactory) -> ExpirySeed:
     url = f"sqlite:///{path}"
     with environment(url, directory):
         tally = Tally(url, path)
-        partner = tally.json("partner", "create", "MOBILE", "--name", "Cloudway")
+        partner = operator_channel(tally)
         with tally.api(partner) as api:
             one, two = api.enrol("13800000001"), api.enrol("13800000002")
             for points, expires_at in [
