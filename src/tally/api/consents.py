@@ -130,7 +130,15 @@ async def get_consents(
     "/{member_id}/consents",
     response_model=MemberConsents,
     status_code=201,
-    responses={200: {"model": MemberConsents, "description": "Already so: nothing recorded."}},
+    response_description="The act was recorded.",
+    responses={
+        200: {"model": MemberConsents, "description": "Already so: nothing recorded."},
+        409: {"description": "member_merged: the member was merged into another"},
+        422: {
+            "description": "unknown_partner, unknown_purpose: no such partner or purpose; "
+            "validation_error: a malformed body"
+        },
+    },
 )
 async def change_consent(
     member_id: MemberId,
