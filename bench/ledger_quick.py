@@ -7,23 +7,37 @@ stacks, GIL samples) of each worker. Not judged against the targets: that is
 ``bench/ledger_api.py``.
 
     .venv/bin/python bench/ledger_quick.py --db postgres --duration 10 [--spy]
+
+``--smoke`` (4 members, a 1 s run at 2 clients, one worker, no warm-up; without wrk the Python
+client of ``ledger_api.py`` drives the load) is what the test suite runs, so that a refactor
+cannot leave this tool broken; it exits 1 when a request failed. ``--postgres-url URL`` runs on
+an existing server.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-from ledger_api import EARN_POINTS, REDEEM_POINTS, ApiClient, create_members, run_wrk
-from rawdb import PostgresCluster, free_port
+from ledger_api import (
+    EARN_POINTS,
+    REDEEM_POINTS,
+    SMOKE_MEMBERS,
+    ApiClient,
+    create_members,
+    load_runner,
+)
+from rawdb import free_port, postgres
 from server import VENV_BIN, TallyServer, command_cpu_seconds, process_tree
 
 
-def measure(args: argparse.Namespace, database_url: str, work: Path) -> None:
+def measure(args: argparse.Namespace, database_url: str, work: Path) -> bool:
+    """One warm-up and one measured run; whether every request succeeded."""
     server = TallyServer(
         database_url, port=free_port(), workers=args.workers, log_path=work / "server.log"
     )
@@ -42,10 +56,12 @@ def measure(args: argparse.Namespace, database_url: str, work: Path) -> None:
             "threads": 2,
             "clients": args.clients,
         }
-        run_wrk(args.kind, tag="warm", duration=3, **load)
+        runner = load_runner(args.smoke)
+        if args.warmup > 0:
+            runner(args.kind, tag="warm", duration=args.warmup, **load)
         spies = [_spy(pid, work, args.duration) for pid in _workers(server)] if args.spy else []
         tally_before, pg_before = server.cpu_seconds(), command_cpu_seconds("postgres")
-        result = run_wrk(args.kind, tag="run", duration=args.duration, **load)
+        result = runner(args.kind, tag="run", duration=args.duration, **load)
         tally = server.cpu_seconds() - tally_before
         postgres = command_cpu_seconds("postgres") - pg_before
         for spy in spies:
@@ -60,6 +76,9 @@ def measure(args: argparse.Namespace, database_url: str, work: Path) -> None:
     )
     if spies:
         print(f"profiles: {work}/spy-*.txt")
+    if result.first_error:
+        print(f"first error: {result.first_error}")
+    return result.non2xx == 0 and result.socket_error_count == 0
 
 
 def _workers(server: TallyServer) -> list[int]:
@@ -83,17 +102,25 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds")
     parser.add_argument(
         "--spy", action="store_true", help="py-spy each worker (pip install py-spy)"
     )
+    parser.add_argument("--postgres-url", help="an existing server (superuser URL) to run on")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, no warm-up")
     args = parser.parse_args()
+    if args.smoke:
+        args.members, args.duration, args.warmup = SMOKE_MEMBERS, 1, 0
+        args.clients, args.workers = 2, 1
     work = Path(tempfile.mkdtemp(prefix="tally-quick-"))
     if args.db == "sqlite":
-        measure(args, f"sqlite:///{work}/tally-{uuid.uuid4().hex[:6]}.db", work)
-        return 0
-    with PostgresCluster() as cluster:
-        measure(args, cluster.sqlalchemy_url, work)
-    return 0
+        ok = measure(args, f"sqlite:///{work}/tally-{uuid.uuid4().hex[:6]}.db", work)
+    else:
+        with postgres(args.postgres_url) as cluster:
+            ok = measure(args, cluster.sqlalchemy_url, work)
+    if args.smoke:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

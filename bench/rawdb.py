@@ -5,7 +5,9 @@
 * SQLite: a plain ``sqlite3`` loop with the settings Tally uses (WAL, ``synchronous=NORMAL``);
   each iteration is one transaction that inserts one row and updates one row.
 
-Run alone to check the pieces: ``python bench/rawdb.py --duration 10``.
+Run alone to check the pieces: ``python bench/rawdb.py --duration 10``. ``--postgres-url URL``
+(here and in every benchmark) runs on an existing server instead of a throw-away cluster: a
+superuser's URL; fresh databases are created on it for the run and dropped after.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import unquote, urlsplit
 
 PG_BIN = Path(os.environ.get("TALLY_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_OS_USER = "postgres"
@@ -95,6 +98,8 @@ class PostgresCluster:
         self.log_file = self.root / "postgres.log"
         self.port = free_port()
         self.started = False
+        self.app_db = PG_APP_DB
+        self.bench_db = PG_BENCH_DB
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -217,7 +222,7 @@ class PostgresCluster:
         pgbench = str(PG_BIN / "pgbench")
         init_started = time.monotonic()
         _run(
-            [pgbench, *self._conn_args(), "-i", "-q", "-s", str(scale), PG_BENCH_DB],
+            [pgbench, *self._conn_args(), "-i", "-q", "-s", str(scale), self.bench_db],
             timeout=600,
         )
         init_seconds = time.monotonic() - init_started
@@ -228,7 +233,7 @@ class PostgresCluster:
                 pgbench,
                 *self._conn_args(),
                 *("-c", str(clients), "-j", str(threads), "-T", str(duration)),
-                *("-M", "prepared", "-r", PG_BENCH_DB),
+                *("-M", "prepared", "-r", self.bench_db),
             ],
             timeout=duration + 120,
         )
@@ -250,8 +255,47 @@ class PostgresCluster:
 
     def drop_bench_db(self) -> None:
         """Drop pgbench's tables and checkpoint, so they don't weigh on the Tally run."""
-        self.psql(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
+        self.psql(f"DROP DATABASE IF EXISTS {self.bench_db}")
         self.psql("CHECKPOINT")
+
+
+class ExistingServer(PostgresCluster):
+    """A running PostgreSQL server (a superuser's SQLAlchemy URL) standing in for a throw-away
+    cluster: the run's databases are created fresh on it and dropped afterwards."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url.replace("+psycopg", ""))
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 5432
+        self.user = unquote(parts.username or PG_SUPERUSER)
+        self.started = False
+        tag = os.urandom(4).hex()
+        self.app_db = f"tally_bench_{tag}"
+        self.bench_db = f"pgbench_{tag}"
+
+    def start(self) -> None:
+        self.started = True
+        self.psql(f"CREATE DATABASE {self.app_db}")
+        self.psql(f"CREATE DATABASE {self.bench_db}")
+
+    def stop(self) -> None:
+        if self.started:
+            for db in (self.app_db, self.bench_db):
+                self.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            self.started = False
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{self.app_db}"
+
+    def _conn_args(self) -> list[str]:
+        return ["-h", self.host, "-p", str(self.port), "-U", self.user]
+
+
+def postgres(url: str | None) -> PostgresCluster:
+    """The server a benchmark runs on: ``url``'s (:class:`ExistingServer`), or a throw-away
+    cluster when it is ``None``."""
+    return PostgresCluster() if url is None else ExistingServer(url)
 
 
 @dataclass(frozen=True)
@@ -333,15 +377,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres-url", help="an existing server (superuser URL) to run on")
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 s runs, pgbench at scale 1 with 2 clients"
+    )
     args = parser.parse_args()
+    duration, clients, scale = (1, 2, 1) if args.smoke else (args.duration, 32, 10)
     if args.db in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="tally-bench-sqlite-") as tmp:
-            res = sqlite_commit_loop(Path(tmp) / "raw.db", args.duration)
+            res = sqlite_commit_loop(Path(tmp) / "raw.db", duration)
         print(f"sqlite3 commit loop: {res.commits_per_s:,.0f} commits/s ({res.settings})")
     if args.db in ("postgres", "both"):
-        with PostgresCluster() as cluster:
+        with postgres(args.postgres_url) as cluster:
             print(f"PostgreSQL {cluster.version()}: {cluster.settings_summary()}")
-            pg = cluster.pgbench(duration=args.duration, clients=32, threads=2, scale=10)
+            pg = cluster.pgbench(duration=duration, clients=clients, threads=2, scale=scale)
         print(f"{pg.command}: {pg.tps:,.0f} tps, avg latency {pg.latency_avg_ms} ms")
 
 
