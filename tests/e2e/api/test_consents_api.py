@@ -266,3 +266,23 @@ def test_a_consent_replays_its_first_answer(apis: dict[str, Api], database: Data
     )
     assert missing.status_code == 400
     assert len(ok(apis["MOBILE"].get(f"/v1/members/{member}/consents"))["history"]) == 1
+
+
+def test_finding_an_existing_member_collects_nothing(
+    apis: dict[str, Api], database: Database
+) -> None:
+    member = enrol_at_shop(apis["SHOP"])
+    before = db_state(database)
+    found = ok(
+        apis["FOOD"].post(
+            "/v1/members",
+            {
+                "external_id": {"namespace": "phone", "id": PHONE},
+                "profile": {"name": "Someone Else", "phone": "13900000000"},
+            },
+        )
+    )
+    assert found["id"] == member
+    assert found["profile"] is None
+    assert db_state(database) == before  # no profile change, no collection for FOOD
+    assert ok(apis["SHOP"].get(f"/v1/members/{member}"))["profile"] == PROFILE
