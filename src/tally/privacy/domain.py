@@ -87,11 +87,6 @@ def api_channel(partner_code: str) -> str:
     return f"api:{partner_code}"
 
 
-def console_channel(staff_id: int) -> str:
-    """The channel of an act recorded in the console by staff member ``staff_id``."""
-    return f"console:{staff_id}"
-
-
 def is_channel(text: str) -> bool:
     """Whether ``text`` names a channel (``member_pages``, ``api:<code>``, ``console:<id>``)."""
     return _CHANNEL.fullmatch(text) is not None

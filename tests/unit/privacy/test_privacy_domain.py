@@ -17,7 +17,6 @@ from tally.privacy.domain import (
     Purpose,
     api_channel,
     changes,
-    console_channel,
     disclosure,
     is_channel,
     next_version,
@@ -133,7 +132,6 @@ def test_the_standing_state_is_the_latest_act_whatever_the_order_read(
 
 def test_channels() -> None:
     assert api_channel("MOBILE") == "api:MOBILE"
-    assert console_channel(7) == "console:7"
     for good in ("member_pages", "api:MOBILE", "api:food-1", "console:7"):
         assert is_channel(good), good
     for bad in ("", "api:", "console:x", "member pages", "api:MOBILE\n", "sms"):
