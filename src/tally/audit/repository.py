@@ -59,3 +59,8 @@ def entries(
 def actions_in_use(session: Session) -> list[str]:
     """Every distinct action name recorded so far."""
     return sorted(session.scalars(select(AuditEntry.action).distinct()))
+
+
+def actors_in_use(session: Session) -> list[str]:
+    """Every distinct actor recorded so far."""
+    return sorted(session.scalars(select(AuditEntry.actor).distinct()))

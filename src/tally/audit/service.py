@@ -72,3 +72,8 @@ def browse(
 def actions_in_use(session: Session) -> list[str]:
     """Every action name recorded so far (for the filter)."""
     return repository.actions_in_use(session)
+
+
+def actors_in_use(session: Session) -> list[str]:
+    """Every actor recorded so far (for the filter)."""
+    return repository.actors_in_use(session)

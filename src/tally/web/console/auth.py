@@ -1,22 +1,31 @@
 """Who is using the console: the signed-in staff member, their permissions, and CSRF checks.
 
+A sign-in is a server-side session (:mod:`tally.sessions`): the cookie names it by a random token,
+and every request finds the live row again, so signing out (or ending the session from another
+one) stops every copy of the cookie at once.
+
 Every console route except the sign-in form depends on :func:`current_staff` (the router adds it),
 so a new route is closed to the public unless it is deliberately put on the public router.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tally.api.deps import database
+from tally.audit import service as audit
+from tally.audit.domain import Action, staff_actor
 from tally.errors import Forbidden
+from tally.sessions import service as web_sessions
+from tally.sessions.domain import needs_touch
+from tally.sessions.models import SessionKind
 from tally.staff import service as staff_service
 from tally.staff.models import StaffRole, StaffUser
 from tally.staff.service import Permission
@@ -24,8 +33,6 @@ from tally.web import sessions
 from tally.web.errors import SignInRequired, csrf_rejected
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: A sign-in lasts this long however active the staff member is (seconds).
-SIGN_IN_LIFETIME = 12 * 3600
 #: Roles that see members' phone numbers in full; everyone else sees them masked.
 FULL_PHONE_ROLES = frozenset({StaffRole.ADMIN, StaffRole.SUPPORT})
 CSRF_FIELD = "csrf"
@@ -33,12 +40,13 @@ CSRF_FIELD = "csrf"
 
 @dataclass(frozen=True, slots=True)
 class Staff:
-    """The signed-in staff member."""
+    """The signed-in staff member (and the id of the session they use)."""
 
     id: int
     username: str
     display_name: str
     role: StaffRole
+    session_id: int | None = None
 
     def can(self, permission: Permission) -> bool:
         """Whether this staff member's role carries ``permission``."""
@@ -49,32 +57,117 @@ class Staff:
         """Whether phone numbers are shown unmasked."""
         return self.role in FULL_PHONE_ROLES
 
+    @property
+    def actor(self) -> str:
+        """This staff member as the audit log names them."""
+        return staff_actor(self.id)
 
-def console_session(request: Request) -> sessions.SignedSession:
-    """The console's signed-cookie session."""
+
+def console_session(request: Request) -> sessions.BrowserSession:
+    """The console's session cookie (its token, CSRF token and flashes)."""
     return sessions.load(request, sessions.CONSOLE)
 
 
-def sign_in(request: Request, user: StaffUser) -> None:
-    """Start a fresh session for ``user`` (with a new CSRF token)."""
-    session = console_session(request)
-    session.clear()
-    session.set("staff", user.id)
-    session.set("since", int(time.time()))
-    session.rotate_csrf()
+def record(
+    request: Request,
+    session: Session,
+    staff: Staff,
+    action: str,
+    *,
+    member_id: int | None = None,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Write an audit entry for ``staff`` from this request's address, in ``session``."""
+    audit.record(
+        session,
+        actor=staff.actor,
+        action=action,
+        member_id=member_id,
+        details=details,
+        address=sessions.client_of(request).address,
+        now=sessions.now(request),
+    )
 
 
-def sign_out(request: Request) -> None:
-    """End the session."""
+def trail(
+    request: Request, staff: Staff, action: str, member_id: int | None = None, **details: object
+) -> Callable[[Session], None]:
+    """The audit entry of a change, to be written inside the change's own transaction."""
+
+    def write(session: Session) -> None:
+        record(request, session, staff, action, member_id=member_id, details=details or None)
+
+    return write
+
+
+def record_view(
+    request: Request,
+    staff: Staff,
+    action: str,
+    *,
+    member_id: int | None = None,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Audit a look at personal data (a read, so the entry gets a transaction of its own)."""
+    with database(request).write() as session:
+        record(request, session, staff, action, member_id=member_id, details=details)
+
+
+def sign_in(request: Request, session: Session, user: StaffUser) -> None:
+    """Start a new server session for ``user`` (a new token, so a new CSRF token), audited."""
+    browser = console_session(request)
+    token = browser.renew()
+    row = web_sessions.start(
+        session,
+        SessionKind.CONSOLE,
+        token,
+        sessions.now(request),
+        sessions.client_of(request),
+        staff_id=user.id,
+    )
+    staff = Staff(user.id, user.username, user.display_name, user.role, row.id)
+    record(request, session, staff, Action.SIGN_IN, details={"session": row.id})
+
+
+def sign_out(request: Request, staff: Staff) -> None:
+    """End this session for every copy of its cookie, audited; the cookie is forgotten."""
+    if staff.session_id is not None:
+        with database(request).write() as session:
+            if web_sessions.sign_out(session, staff.session_id, sessions.now(request)):
+                details: dict[str, object] = {"session": staff.session_id}
+                record(request, session, staff, Action.SIGN_OUT, details=details)
     console_session(request).clear()
 
 
-def _load(request: Request, staff_id: int) -> Staff | None:
+def _load(request: Request) -> Staff | None:
+    browser = console_session(request)
+    now = sessions.now(request)
     with database(request).read() as session:
-        user = staff_service.get(session, staff_id)
-        if user is None or not user.is_active:
-            return None
-        return Staff(user.id, user.username, user.display_name, user.role)
+        row = web_sessions.live(session, SessionKind.CONSOLE, browser.token, now)
+        staff_id = None if row is None else row.staff_id
+        user = None if staff_id is None else staff_service.get(session, staff_id)
+    if row is None or user is None or not user.is_active:
+        return None
+    if needs_touch(row.last_seen_at, now):
+        with database(request).write() as session:
+            web_sessions.touch_if_stale(session, row, now)
+    return Staff(user.id, user.username, user.display_name, user.role, row.id)
+
+
+def signed_in(request: Request) -> Staff | None:
+    """The staff member of this request's live session, if any (looked up once a request)."""
+    browser = console_session(request)
+    if not browser.is_resolved:
+        browser.resolved = None if browser.token is None else _load(request)
+        browser.is_resolved = True
+    found: Staff | None = browser.resolved
+    return found
+
+
+def signed_in_id(request: Request) -> int | None:
+    """The staff id of a live sign-in, if any."""
+    staff = signed_in(request)
+    return None if staff is None else staff.id
 
 
 def _here(request: Request) -> str:
@@ -82,18 +175,6 @@ def _here(request: Request) -> str:
         query = f"?{request.url.query}" if request.url.query else ""
         return request.url.path + query
     return "/console"
-
-
-def signed_in_id(request: Request) -> int | None:
-    """The staff id of a current (unexpired) sign-in, if any."""
-    session = console_session(request)
-    staff_id = session.get("staff")
-    since = session.get("since")
-    if not isinstance(staff_id, int) or not isinstance(since, int):
-        return None
-    if time.time() - since > SIGN_IN_LIFETIME:
-        return None
-    return staff_id
 
 
 async def verify_csrf(request: Request) -> None:
@@ -108,11 +189,8 @@ async def verify_csrf(request: Request) -> None:
 
 async def current_staff(request: Request) -> Staff:
     """The signed-in, active staff member; otherwise off to the sign-in form."""
-    staff_id = signed_in_id(request)
-    staff = None if staff_id is None else await run_in_threadpool(_load, request, staff_id)
+    staff = await run_in_threadpool(signed_in, request)
     if staff is None:
-        if console_session(request).get("staff") is not None:
-            sign_out(request)
         raise SignInRequired(_here(request))
     await verify_csrf(request)
     return staff

@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tally.api.deps import database
+from tally.audit.domain import Action
 from tally.kit.clock import utcnow
 from tally.web.console import views
-from tally.web.console.auth import CurrentStaff
+from tally.web.console.auth import CurrentStaff, record_view
 from tally.web.console.forms import has_control_characters
 from tally.web.console.pages import page
 from tally.web.http import is_htmx, programme_in_force
@@ -37,6 +38,9 @@ def home(
                 now=utcnow(),
                 zone=programme_in_force(request, session).zone,
             )
+    if results:  # a look at members' personal data
+        shown: dict[str, object] = {"query": q.strip(), "members": [item.id for item in results]}
+        record_view(request, staff, Action.MEMBER_SEARCH, details=shown)
     context = {"q": q.strip(), "results": results, "page_url": "/console"}
     block = "results" if is_htmx(request) else None
     return page(request, "console/home.html", staff, context, block=block)

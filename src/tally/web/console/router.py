@@ -10,9 +10,11 @@ from tally.web.console import (
     audit_page,
     home,
     member_page,
+    partners_page,
     programme_page,
     sessions_page,
     sign_in,
+    staff_page,
 )
 from tally.web.console.auth import current_staff
 
@@ -25,6 +27,8 @@ STAFF_ROUTERS = (
     adjustments_page.router,
     sessions_page.router,
     audit_page.router,
+    partners_page.router,
+    staff_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from tally.api.deps import database
 from tally.api.member_links import read_token
+from tally.errors import LinkAlreadyUsed
 from tally.kit.clock import utcnow
 from tally.web import tier_views
 from tally.web.errors import csrf_rejected
@@ -30,7 +31,8 @@ def _page(
     block: str | None = None,
 ) -> Response:
     session = auth.member_session(request)
-    full = {"csrf": session.csrf_token() if session.get("member") else "", **context}
+    signed_in = auth.signed_in_member(request) is not None
+    full = {"csrf": session.csrf_token() if signed_in else "", **context}
     return render(request, name, full, status=status, block=block)
 
 
@@ -43,13 +45,19 @@ def _welcome(request: Request, reason: str, status: int = 200) -> Response:
 
 @router.get("/sign-in")
 def sign_in(request: Request, token: Annotated[str, Query(max_length=MAX_TOKEN)] = "") -> Response:
-    """Exchange a member link's token for a session, then show the member's points."""
+    """Exchange a member link's token for a session (once: a link signs in one browser, one
+    time), then show the member's points. Reopening the link in the browser it signed in is fine.
+    """
     member_id = read_token(request.app.state.secret, token) if token else None
     if member_id is None:
         return _welcome(request, "link_invalid", status=400)
-    if not auth.can_sign_in(request, member_id):
-        return _welcome(request, "unavailable", status=403)
-    auth.sign_in(request, member_id)
+    if auth.opened_by(request, token) != member_id:
+        if not auth.can_sign_in(request, member_id):
+            return _welcome(request, "unavailable", status=403)
+        try:
+            auth.sign_in(request, member_id, token)
+        except LinkAlreadyUsed:
+            return _welcome(request, "link_used", status=409)
     response = redirect(request, "/m")
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
