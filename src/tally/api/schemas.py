@@ -73,6 +73,15 @@ class MemberCreate(Strict):
     profile: Profile = Field(default_factory=Profile)
 
 
+class MemberProfile(BaseModel):
+    """A member's personal data (kept apart from the ledger)."""
+
+    name: str | None
+    phone: str | None
+    birthday: date | None
+    city: str | None
+
+
 class MemberBalance(BaseModel):
     available: int = Field(description="Points the member can spend now.")
 
@@ -88,7 +97,7 @@ class Member(BaseModel):
         description="The identities the caller may see: those in its own namespaces and in "
         "the namespaces it collected in; in shared ones (phone, email) only with the profile."
     )
-    profile: dict[str, Any] | None = Field(
+    profile: MemberProfile | None = Field(
         description="Personal data; null unless the caller enrolled the member or the member "
         "consented to share its profile with the caller (the operator's channels see it)."
     )
@@ -145,6 +154,17 @@ class TransferRequest(Strict):
     reference: Reference
 
 
+class FamilySpend(BaseModel):
+    """A spend of a family's points, as it reads in the history of each member it drew on."""
+
+    family_id: int
+    mode: str = Field(description="`pool` (the members' points) or `share` (the owner's).")
+    owner_id: int = Field(description="The family's owner, who holds the pool.")
+    spent_by: int = Field(description="The member who spent (the owner, in pool mode).")
+    partner_id: int | None = Field(description="The partner it was spent with.")
+    points: int = Field(description="The whole spend; this member's part is `points` above.")
+
+
 class Transaction(BaseModel):
     id: str
     kind: str
@@ -156,6 +176,11 @@ class Transaction(BaseModel):
     memo: str | None
     reverses_id: str | None
     details: dict[str, Any] | None
+    family_spend: FamilySpend | None = Field(
+        default=None,
+        description="Set when this is a family spend (a `redeem` drawn on the family's points): "
+        "who spent, the family and its owner, not the member's own purchase.",
+    )
     created_at: datetime
 
 

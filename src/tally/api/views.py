@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from tally.api import schemas
+from tally.flows import family_spend as family_spends
 from tally.kit.clock import utcnow
 from tally.kit.pagination import encode_cursor
 from tally.ledger import holds as ledger_holds
@@ -42,7 +44,14 @@ def member(
             schemas.ExternalIdentity(namespace=item.namespace, id=item.external_id)
             for item in view.identities
         ],
-        profile=seen.profile,
+        profile=None if seen.profile is None else profile(seen.profile),
+    )
+
+
+def profile(values: dict[str, Any]) -> schemas.MemberProfile:
+    """A member's personal data as the API shows it (every field, ``null`` when unknown)."""
+    return schemas.MemberProfile.model_validate(
+        {name: values.get(name) for name in schemas.MemberProfile.model_fields}
     )
 
 
@@ -110,7 +119,23 @@ def transaction(entry: JournalEntry, *, points: int, held: int) -> schemas.Trans
         memo=entry.memo,
         reverses_id=str(entry.reverses_id) if entry.reverses_id else None,
         details=entry.details,
+        family_spend=family_spend(entry),
         created_at=entry.created_at,
+    )
+
+
+def family_spend(entry: JournalEntry) -> schemas.FamilySpend | None:
+    """The family spend an entry is, if it is one."""
+    note = family_spends.spend_note(entry)
+    if note is None:
+        return None
+    return schemas.FamilySpend(
+        family_id=note.family_id,
+        mode=note.mode,
+        owner_id=note.owner_id,
+        spent_by=note.spent_by,
+        partner_id=note.partner_id,
+        points=note.points,
     )
 
 

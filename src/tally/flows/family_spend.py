@@ -15,7 +15,7 @@ from tally.families import repository as family_repository
 from tally.families import service as families
 from tally.families.domain import FamilyRole
 from tally.ledger.domain import Leg, Origin, Policy, member_available, partner_redeemed
-from tally.ledger.models import EntryKind
+from tally.ledger.models import EntryKind, JournalEntry
 from tally.ledger.posting import check_points, consume, post, require_partner, source_key
 from tally.members import service as members
 from tally.members.models import MemberStatus
@@ -87,6 +87,7 @@ def spend(
         source_key=source_key(EntryKind.REDEEM, origin, reference),
         details={
             "family_id": family_id,
+            "owner_id": found.owner_id,
             "spent_by": spender_id,
             "mode": found.mode.value,
             "month": month,
@@ -106,6 +107,39 @@ def spend(
         now=now,
     )
     return Spent(entry_id, family_id, spender_id, points, plan, month, remaining)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendNote:
+    """What a history says of a family spend, in the history of every member it drew on: the
+    family's points (``mode`` pool or share, held by ``owner_id``) spent by ``spent_by`` with
+    ``partner_id``; ``points`` is the whole spend (each member's part is its own change)."""
+
+    family_id: int
+    mode: str
+    owner_id: int
+    spent_by: int
+    partner_id: int | None
+    points: int
+
+
+def spend_note(entry: JournalEntry) -> SpendNote | None:
+    """The family spend ``entry`` is, or ``None`` for any other entry.
+
+    Entries written before ``owner_id`` was recorded name the owner as the entry's member.
+    """
+    details = entry.details or {}
+    if entry.kind is not EntryKind.REDEEM or "family_id" not in details:
+        return None
+    drawn = details.get("drawn") or []
+    return SpendNote(
+        family_id=int(details["family_id"]),
+        mode=str(details.get("mode", "")),
+        owner_id=int(details.get("owner_id", entry.member_id or 0)),
+        spent_by=int(details["spent_by"]),
+        partner_id=entry.partner_id,
+        points=sum(int(item["points"]) for item in drawn),
+    )
 
 
 def _pool_plan(

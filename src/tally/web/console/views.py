@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from tally.flows import family_spend as family_spends
 from tally.kit.pagination import decode_cursor, encode_cursor
 from tally.ledger import holds as ledger_holds
 from tally.ledger import repository as ledger_repository
@@ -73,6 +74,7 @@ class HistoryRow:
     reference: str | None
     memo: str | None
     created_at: datetime
+    family: family_spends.SpendNote | None = None  # set on a family spend
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,7 @@ def history(session: Session, member_id: int, cursor: str | None) -> HistoryPage
             reference=item.entry.reference,
             memo=item.entry.memo,
             created_at=item.entry.created_at,
+            family=family_spends.spend_note(item.entry),
         )
         for item in items
     ]

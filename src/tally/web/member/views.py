@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from tally.flows import family_spend as family_spends
 from tally.kit.clock import local_date
 from tally.kit.pagination import decode_cursor, encode_cursor
 from tally.ledger import service as ledger
@@ -29,12 +30,24 @@ class ExpiringRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FamilyLine:
+    """A family spend in a member's history: the family's points (``mode`` pool or share),
+    spent by the member itself, by the owner, or by another member (``name`` if it has one)."""
+
+    mode: str
+    spent_by_me: bool
+    spent_by_owner: bool
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ActivityRow:
     kind: str
     points: int
     held: int
     source: str | None
     created_at: datetime
+    family: FamilyLine | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,8 @@ def activity(session: Session, member_id: int, cursor: str | None, limit: int) -
     before = decode_cursor(cursor) if cursor else None
     items, position = ledger.history(session, member_id, before, limit)
     partners = queries.partner_names(session, (item.entry.partner_id for item in items))
+    notes = {item.entry.id: family_spends.spend_note(item.entry) for item in items}
+    names = queries.member_names(session, (note.spent_by for note in notes.values() if note))
     rows = [
         ActivityRow(
             kind=item.entry.kind.value,
@@ -72,10 +87,24 @@ def activity(session: Session, member_id: int, cursor: str | None, limit: int) -
             held=item.held,
             source=partners.get(item.entry.partner_id) if item.entry.partner_id else None,
             created_at=item.entry.created_at,
+            family=_family_line(notes[item.entry.id], member_id, names),
         )
         for item in items
     ]
     return ActivityPage(rows, encode_cursor(position) if position is not None else None)
+
+
+def _family_line(
+    note: family_spends.SpendNote | None, member_id: int, names: dict[int, str]
+) -> FamilyLine | None:
+    if note is None:
+        return None
+    return FamilyLine(
+        mode=note.mode,
+        spent_by_me=note.spent_by == member_id,
+        spent_by_owner=note.spent_by == note.owner_id,
+        name=names.get(note.spent_by),
+    )
 
 
 def my_points(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> MyPoints:
