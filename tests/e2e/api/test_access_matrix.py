@@ -1,0 +1,771 @@
+"""Who may call what, route by route (docs/security.md): every route of the app has a row, and
+each row is walked with every kind of caller — no key, a key lacking the route's scope, an
+unrelated partner, the related partner (owner of the namespace, transaction or hold; seller of
+the plan) and the operator's own channel — for the exact status and ``code``; refusals write
+nothing. A new route without a row fails :func:`test_every_route_has_a_row`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from apikit import assert_problem, db_state, tolerant_client
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from conftest import SECRET, Api, PartnerKey, make_partner
+from support.access import apply
+from tally.config import Settings
+from tally.db.session import Database
+from tally.kit.clock import utcnow
+from tally.partners.domain import Scope
+from tally.programme.domain import Programme
+from tally.programme.runtime import default_programme
+
+OPERATOR, RELATED, UNRELATED = "MOBILE", "SHOP", "FOOD"
+EVERY_SCOPE = ",".join(scope.value for scope in Scope)
+PARTNER_SCOPES = "members,earn,redeem,read,admin"  # every scope a non-operator key may have
+PRICE = {"minor_units": 1000, "currency": "CNY"}
+Send = Callable[[], Any]
+Expect = tuple[int, str | None]
+OK, CREATED = (200, None), (201, None)
+FORBIDDEN, NOT_FOUND = (403, "forbidden"), (404, "not_found")
+
+
+def programme() -> Programme:
+    """MOBILE the operator's channel; SHOP owns ``shop`` and sells VIP; FOOD owns ``food``."""
+    content = default_programme(Settings()).dump()
+    return Programme.model_validate(
+        {
+            **content,
+            "partners": [
+                {"code": OPERATOR, "name": "Cloudway", "operator_channel": True},
+                {"code": RELATED, "name": "Select Mall"},
+                {"code": UNRELATED, "name": "Full Food"},
+            ],
+            "namespaces": [
+                {"code": "phone", "shared_with": "all"},
+                {"code": "email", "shared_with": [RELATED]},
+                {"code": "shop", "owner": RELATED},
+                {"code": "food", "owner": UNRELATED},
+            ],
+            "plans": [
+                {
+                    "code": "VIP",
+                    "names": {"zh-CN": "会员", "en": "VIP"},
+                    "price": {"amount": "10.00", "currency": "CNY"},
+                    "term": "P1M",
+                    "sellers": [RELATED],
+                }
+            ],
+        }
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{os.urandom(5).hex()}"
+
+
+class Anonymous(Api):
+    """A caller without an API key (its writes carry an Idempotency-Key all the same)."""
+
+    def post(
+        self, path: str, json: Any = None, idempotency_key: str | None = None, **kw: Any
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key or unique("anon")}
+        return self.client.post(path, json=json, headers=headers, **kw)
+
+    def patch(self, path: str, json: Any = None) -> Any:
+        return self.client.patch(path, json=json, headers={"Idempotency-Key": unique("anon")})
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, **kw)
+
+
+def patch(api: Api, path: str, json: Any) -> Any:
+    """PATCH with the caller's key and a fresh Idempotency-Key."""
+    if isinstance(api, Anonymous):
+        return api.patch(path, json)
+    return api.client.patch(path, json=json, headers=api.key.headers(unique("patch")))
+
+
+@dataclass
+class World:
+    """The three partners, keys lacking one scope each, and a member holding points."""
+
+    client: Any
+    database: Database
+    keys: dict[str, PartnerKey]
+    member: int = 0
+    shop_id: str = ""
+    apis: dict[str, Api] = field(default_factory=dict)
+
+    def api(self, who: str) -> Api:
+        if who not in self.apis:
+            self.apis[who] = Api(self.client, self.keys[who])
+        return self.apis[who]
+
+    @property
+    def operator(self) -> Api:
+        return self.api(OPERATOR)
+
+    @property
+    def shop(self) -> Api:
+        return self.api(RELATED)
+
+    def lacking(self, scope: Scope | None) -> Api:
+        """An operator-channel key with every scope but ``scope`` (``None``: but every scope
+        a reversal could need)."""
+        missing = {scope} if scope else {Scope.EARN, Scope.REDEEM, Scope.TRANSFER}
+        scopes = ",".join(item.value for item in Scope if item not in missing)
+        return Api(self.client, issue(self.database, OPERATOR, scopes))
+
+    def ok(self, response: Any, status: int = 201) -> Any:
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def enrol(self) -> int:
+        """A new member (phone), enrolled by the operator's channel."""
+        return int(self.operator.enrol(unique("138")))
+
+    def shop_earn(self) -> str:
+        return str(self.ok(self.shop.earn(self.member, 5))["id"])
+
+    def shop_hold(self) -> str:
+        body = {"points": 1, "expires_in_seconds": 600, "reference": unique("hold")}
+        return str(self.ok(self.shop.post(f"/v1/members/{self.member}/holds", body))["id"])
+
+    def membership(self, *, paid: str | None = None, cancelled: bool = False) -> str:
+        """A VIP membership SHOP subscribed a new member to (paid with reference ``paid``)."""
+        member = self.enrol()
+        found = self.ok(self.shop.post(f"/v1/members/{member}/memberships", {"plan": "VIP"}))
+        membership = str(found["id"])
+        if paid is not None:
+            body = {"reference": paid, "amount": PRICE}
+            self.ok(self.shop.post(f"/v1/memberships/{membership}/payments", body))
+        if cancelled:
+            self.ok(self.shop.post(f"/v1/memberships/{membership}/cancel"), 200)
+        return membership
+
+    def family(self, *, invited: bool = False, joined: bool = False) -> tuple[int, int, int]:
+        """``(family, owner, other)``: a family (share mode) the operator's channel made for a
+        new owner holding points; ``other`` a new member, invited or a member when asked."""
+        owner, other = self.enrol(), self.enrol()
+        self.ok(self.shop.earn(owner, 50))
+        body = {"acting_member_id": owner, "mode": "share"}
+        family = int(self.ok(self.operator.post("/v1/families", body))["id"])
+        if invited or joined:
+            invite = {"acting_member_id": owner, "member_id": other}
+            self.ok(self.operator.post(f"/v1/families/{family}/invitations", invite))
+        if joined:
+            accept = {"acting_member_id": other}
+            path = f"/v1/families/{family}/invitations/{other}/accept"
+            self.ok(self.operator.post(path, accept), 200)
+        return family, owner, other
+
+
+def issue(database: Database, code: str, scopes: str) -> PartnerKey:
+    """Another key of partner ``code``."""
+    from sqlalchemy import select
+
+    from tally.partners import service as partners
+    from tally.partners.models import Partner
+
+    with database.write() as session:
+        found = session.scalar(select(Partner).where(Partner.code == code))
+        assert found is not None
+        _key, plain = partners.issue_key(
+            session,
+            found,
+            partners.parse_scopes(scopes),
+            SECRET,
+            utcnow(),
+            operator_channel=code == OPERATOR,
+        )
+        return PartnerKey(found.id, code, plain)
+
+
+@pytest.fixture
+def world(app: Any, database: Database) -> Iterator[World]:
+    with database.write() as session:
+        apply(session, programme())
+    keys = {
+        OPERATOR: make_partner(database, OPERATOR, EVERY_SCOPE, operator_channel=True),
+        RELATED: make_partner(database, RELATED, PARTNER_SCOPES),
+        UNRELATED: make_partner(database, UNRELATED, PARTNER_SCOPES),
+    }
+    with tolerant_client(app) as client:
+        found = World(client, database, keys)
+        found.shop_id = unique("shop")
+        found.member = int(found.shop.enrol(found.shop_id, namespace="shop"))
+        found.ok(found.shop.earn(found.member, 10_000))
+        yield found
+
+
+# --- The rows ---------------------------------------------------------------------------------
+# Each row: the route, the scope a key needs, how to send the request as a caller (setting up
+# what it acts on first), and what the unrelated partner, the related one and the operator's
+# channel get.
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    scope: Scope | None  # None: the scope of what is reversed (checked by the route)
+    send: Callable[[World, Api], Send]
+    unrelated: Expect = OK
+    related: Expect = OK
+    operator: Expect = OK
+
+
+def get(path: Callable[[World], str], **params: Any) -> Callable[[World, Api], Send]:
+    def build(w: World, api: Api) -> Send:
+        target = path(w)
+        return lambda: api.get(target, params=params or None)
+
+    return build
+
+
+def post(
+    path: Callable[[World], str], body: Callable[[World], Any] | None = None
+) -> Callable[[World, Api], Send]:
+    def build(w: World, api: Api) -> Send:
+        target = path(w)
+        payload = body(w) if body else None
+        return lambda: api.post(target, payload)
+
+    return build
+
+
+def setup_then(prepare: Callable[[World], Any], request: Callable[[Api, Any], Any]) -> Any:
+    """Prepare what the request acts on (as the world's partners), then send it as the caller."""
+
+    def build(w: World, api: Api) -> Send:
+        prepared = prepare(w)
+        return lambda: request(api, prepared)
+
+    return build
+
+
+def member_path(suffix: str = "") -> Callable[[World], str]:
+    return lambda w: f"/v1/members/{w.member}{suffix}"
+
+
+def fresh_member(suffix: str) -> Callable[[World], str]:
+    return lambda w: f"/v1/members/{w.enrol()}{suffix}"
+
+
+OPERATOR_ONLY: dict[str, Expect] = {"unrelated": FORBIDDEN, "related": FORBIDDEN}
+OWN_ONLY: dict[str, Expect] = {"unrelated": NOT_FOUND, "operator": FORBIDDEN}
+SELLER: dict[str, Expect] = {"unrelated": FORBIDDEN}
+
+
+def _link(path: str) -> Callable[[World, Api], Send]:
+    return post(member_path(path), lambda _w: {"namespace": "shop", "id": unique("shop")})
+
+
+def _linked(w: World) -> tuple[int, str]:
+    """The world's member with a new identity in ``shop`` (linked by the operator)."""
+    identity = unique("shop")
+    body = {"namespace": "shop", "id": identity}
+    w.ok(w.operator.post(f"/v1/members/{w.member}/identities", body), 200)
+    return w.member, identity
+
+
+def _paid(w: World) -> tuple[str, str]:
+    """A membership SHOP subscribed a member to and took a payment for, and its reference."""
+    reference = unique("pay")
+    return w.membership(paid=reference), reference
+
+
+def _frozen(w: World) -> int:
+    member = w.enrol()
+    w.ok(w.operator.post(f"/v1/members/{member}/freeze", {"reason": "check"}), 200)
+    return member
+
+
+def _family_member_route(action: str, who: str, **kind: bool) -> Callable[[World, Api], Send]:
+    """``POST /v1/families/{id}/<invitations|members>/{member_id}/<action>``."""
+    section = "members" if action in {"leave", "remove"} else "invitations"
+
+    def request(api: Api, made: tuple[int, int, int]) -> Any:
+        family, owner, other = made
+        acting = owner if who == "owner" else other
+        path = f"/v1/families/{family}/{section}/{other}/{action}"
+        return api.post(path, {"acting_member_id": acting})
+
+    return setup_then(lambda w: w.family(**kind), request)
+
+
+ROWS: list[Row] = [
+    # Members and identities.
+    Row(
+        "POST",
+        "/v1/members",
+        Scope.MEMBERS,
+        post(
+            lambda _w: "/v1/members",
+            lambda _w: {"external_id": {"namespace": "shop", "id": unique("shop")}},
+        ),
+        FORBIDDEN,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "GET",
+        "/v1/members/lookup",
+        Scope.READ,
+        setup_then(
+            lambda w: w.shop_id,
+            lambda api, ident: api.get(
+                "/v1/members/lookup", params={"namespace": "shop", "id": ident}
+            ),
+        ),
+        FORBIDDEN,
+    ),
+    Row("GET", "/v1/members/{member_id}", Scope.READ, get(member_path())),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/identities",
+        Scope.MEMBERS,
+        _link("/identities"),
+        FORBIDDEN,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/identities/unlink",
+        Scope.MEMBERS,
+        setup_then(
+            _linked,
+            lambda api, made: api.post(
+                f"/v1/members/{made[0]}/identities/unlink", {"namespace": "shop", "id": made[1]}
+            ),
+        ),
+        FORBIDDEN,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/freeze",
+        Scope.ADMIN,
+        post(fresh_member("/freeze"), lambda _w: {"reason": "fraud check"}),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/unfreeze",
+        Scope.ADMIN,
+        setup_then(_frozen, lambda api, member: api.post(f"/v1/members/{member}/unfreeze")),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/links",
+        Scope.MEMBERS,
+        post(member_path("/links")),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
+    ),
+    Row("GET", "/v1/members/{member_id}/consents", Scope.READ, get(member_path("/consents"))),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/consents",
+        Scope.MEMBERS,
+        post(
+            fresh_member("/consents"),
+            lambda _w: {"partner": RELATED, "purpose": "profile", "granted": True},
+        ),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
+    ),
+    # The ledger.
+    Row("GET", "/v1/members/{member_id}/balance", Scope.READ, get(member_path("/balance"))),
+    Row(
+        "GET",
+        "/v1/members/{member_id}/transactions",
+        Scope.READ,
+        get(member_path("/transactions")),
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/earn",
+        Scope.EARN,
+        post(member_path("/earn"), lambda _w: {"points": 5, "reference": unique("earn")}),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/redeem",
+        Scope.REDEEM,
+        post(member_path("/redeem"), lambda _w: {"points": 1, "reference": unique("redeem")}),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/holds",
+        Scope.REDEEM,
+        post(
+            member_path("/holds"),
+            lambda _w: {"points": 1, "expires_in_seconds": 600, "reference": unique("hold")},
+        ),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "GET",
+        "/v1/holds/{hold_id}",
+        Scope.READ,
+        setup_then(World.shop_hold, lambda api, hold: api.get(f"/v1/holds/{hold}")),
+        NOT_FOUND,
+    ),
+    Row(
+        "POST",
+        "/v1/holds/{hold_id}/capture",
+        Scope.REDEEM,
+        setup_then(World.shop_hold, lambda api, hold: api.post(f"/v1/holds/{hold}/capture")),
+        **OWN_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/holds/{hold_id}/void",
+        Scope.REDEEM,
+        setup_then(World.shop_hold, lambda api, hold: api.post(f"/v1/holds/{hold}/void")),
+        **OWN_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/transfers",
+        Scope.TRANSFER,
+        post(
+            lambda _w: "/v1/transfers",
+            lambda w: {
+                "from_member_id": w.member,
+                "to_member_id": w.enrol(),
+                "points": 1,
+                "reference": unique("gift"),
+            },
+        ),
+        FORBIDDEN,  # no partner but an operator channel can hold the transfer scope
+        FORBIDDEN,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/transactions/{transaction_id}/reverse",
+        None,
+        setup_then(
+            World.shop_earn, lambda api, entry: api.post(f"/v1/transactions/{entry}/reverse")
+        ),
+        NOT_FOUND,
+        CREATED,
+        FORBIDDEN,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/adjustments",
+        Scope.ADMIN,
+        post(member_path("/adjustments"), lambda _w: {"points": 5, "reason": "goodwill"}),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
+    ),
+    # Growth value and tiers.
+    Row("GET", "/v1/members/{member_id}/status", Scope.READ, get(member_path("/status"))),
+    Row("GET", "/v1/members/{member_id}/tier", Scope.READ, get(member_path("/tier"))),
+    Row("GET", "/v1/members/{member_id}/growth", Scope.READ, get(member_path("/growth"))),
+    Row(
+        "GET",
+        "/v1/members/{member_id}/tier-history",
+        Scope.READ,
+        get(member_path("/tier-history")),
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/growth/adjustments",
+        Scope.ADMIN,
+        post(member_path("/growth/adjustments"), lambda _w: {"points": 5, "reason": "goodwill"}),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
+    ),
+    # Paid memberships: the plan's sellers and the operator's channels.
+    Row(
+        "POST",
+        "/v1/members/{member_id}/memberships",
+        Scope.MEMBERS,
+        post(fresh_member("/memberships"), lambda _w: {"plan": "VIP"}),
+        FORBIDDEN,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "GET",
+        "/v1/members/{member_id}/memberships",
+        Scope.READ,
+        get(member_path("/memberships")),
+    ),
+    Row(
+        "GET",
+        "/v1/memberships/{membership_id}",
+        Scope.READ,
+        setup_then(lambda w: w.membership(), lambda api, m: api.get(f"/v1/memberships/{m}")),
+        **SELLER,
+    ),
+    Row(
+        "GET",
+        "/v1/memberships/{membership_id}/events",
+        Scope.READ,
+        setup_then(lambda w: w.membership(), lambda api, m: api.get(f"/v1/memberships/{m}/events")),
+        **SELLER,
+    ),
+    Row(
+        "POST",
+        "/v1/memberships/{membership_id}/payments",
+        Scope.MEMBERS,
+        setup_then(
+            lambda w: w.membership(),
+            lambda api, m: api.post(
+                f"/v1/memberships/{m}/payments", {"reference": unique("pay"), "amount": PRICE}
+            ),
+        ),
+        FORBIDDEN,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/memberships/{membership_id}/cancel",
+        Scope.MEMBERS,
+        setup_then(
+            lambda w: w.membership(paid=unique("pay")),
+            lambda api, m: api.post(f"/v1/memberships/{m}/cancel"),
+        ),
+        **SELLER,
+    ),
+    Row(
+        "POST",
+        "/v1/memberships/{membership_id}/resume",
+        Scope.MEMBERS,
+        setup_then(
+            lambda w: w.membership(paid=unique("pay"), cancelled=True),
+            lambda api, m: api.post(f"/v1/memberships/{m}/resume"),
+        ),
+        **SELLER,
+    ),
+    Row(
+        "POST",
+        "/v1/memberships/{membership_id}/refunds",
+        Scope.MEMBERS,
+        setup_then(
+            _paid,
+            lambda api, made: api.post(
+                f"/v1/memberships/{made[0]}/refunds", {"payment_reference": made[1]}
+            ),
+        ),
+        FORBIDDEN,
+        CREATED,
+        NOT_FOUND,  # a payment is refunded by the partner that took it
+    ),
+    # Families: the operator's channels on the member's behalf; a pool spend is a checkout.
+    Row(
+        "POST",
+        "/v1/families",
+        Scope.MEMBERS,
+        post(lambda _w: "/v1/families", lambda w: {"acting_member_id": w.enrol()}),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
+    ),
+    Row(
+        "GET",
+        "/v1/families/{family_id}",
+        Scope.READ,
+        setup_then(World.family, lambda api, made: api.get(f"/v1/families/{made[0]}")),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "GET",
+        "/v1/members/{member_id}/family",
+        Scope.READ,
+        setup_then(World.family, lambda api, made: api.get(f"/v1/members/{made[1]}/family")),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "PATCH",
+        "/v1/families/{family_id}",
+        Scope.MEMBERS,
+        setup_then(
+            World.family,
+            lambda api, made: patch(
+                api, f"/v1/families/{made[0]}", {"acting_member_id": made[1], "mode": "pool"}
+            ),
+        ),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/settings",
+        Scope.MEMBERS,
+        setup_then(
+            World.family,
+            lambda api, made: api.post(
+                f"/v1/families/{made[0]}/settings", {"acting_member_id": made[1], "mode": "pool"}
+            ),
+        ),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/invitations",
+        Scope.MEMBERS,
+        setup_then(
+            World.family,
+            lambda api, made: api.post(
+                f"/v1/families/{made[0]}/invitations",
+                {"acting_member_id": made[1], "member_id": made[2]},
+            ),
+        ),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/invitations/{member_id}/accept",
+        Scope.MEMBERS,
+        _family_member_route("accept", "other", invited=True),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/invitations/{member_id}/decline",
+        Scope.MEMBERS,
+        _family_member_route("decline", "other", invited=True),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/invitations/{member_id}/withdraw",
+        Scope.MEMBERS,
+        _family_member_route("withdraw", "owner", invited=True),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/members/{member_id}/leave",
+        Scope.MEMBERS,
+        _family_member_route("leave", "other", joined=True),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/members/{member_id}/remove",
+        Scope.MEMBERS,
+        _family_member_route("remove", "owner", joined=True),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/dissolve",
+        Scope.MEMBERS,
+        setup_then(
+            World.family,
+            lambda api, made: api.post(
+                f"/v1/families/{made[0]}/dissolve", {"acting_member_id": made[1]}
+            ),
+        ),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/families/{family_id}/redemptions",
+        Scope.REDEEM,
+        setup_then(
+            World.family,
+            lambda api, made: api.post(
+                f"/v1/families/{made[0]}/redemptions",
+                {"member_id": made[1], "points": 1, "reference": unique("spend")},
+            ),
+        ),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+]
+
+CALLERS = ("no key", "lacking scope", "unrelated", "related", "operator")
+
+
+def caller_api(w: World, row: Row, caller: str) -> Api:
+    if caller == "no key":
+        return Anonymous(w.client, w.keys[OPERATOR])
+    if caller == "lacking scope":
+        return w.lacking(row.scope)
+    return w.api({"unrelated": UNRELATED, "related": RELATED, "operator": OPERATOR}[caller])
+
+
+def expected(row: Row, caller: str) -> Expect:
+    if caller == "no key":
+        return (401, "unauthorized")
+    if caller == "lacking scope":
+        return FORBIDDEN
+    return {"unrelated": row.unrelated, "related": row.related, "operator": row.operator}[caller]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{row.method} {row.path}" for row in ROWS])
+def test_who_may_call_the_route(world: World, row: Row) -> None:
+    """Every kind of caller gets exactly its answer; a refusal writes nothing."""
+    for caller in CALLERS:
+        api = caller_api(world, row, caller)
+        send = row.send(world, api)
+        status, code = expected(row, caller)
+        before = db_state(world.database)
+        response = send()
+        context = f"{caller}: {response.status_code} {response.text[:300]}"
+        if code is None:
+            assert response.status_code == status, context
+            continue
+        body = assert_problem(response, status, code)
+        assert db_state(world.database) == before, context
+        if caller == "lacking scope":
+            assert body["reason"] == "missing_scope", context
+            assert body["scope"] == (row.scope or Scope.EARN).value, context
+        elif code == "forbidden" and caller != "no key":
+            assert body["reason"] in REASONS, context
+
+
+REASONS = {
+    "operator_channel_only",
+    "namespace_not_usable",
+    "namespace_not_owned",
+    "not_plan_seller",
+    "not_owner",
+    "missing_scope",
+}
+
+
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    """``(method, path)`` of every API route the app serves."""
+    return {
+        (method, context.path_format)
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and (context.path_format or "").startswith("/v1/")
+        for method in context.methods or ()
+    }
+
+
+def test_every_route_has_a_row(app: Any) -> None:
+    rows = {(row.method, row.path) for row in ROWS}
+    assert len(rows) == len(ROWS), "a route has two rows"
+    assert app_routes(app) - rows == set(), "routes without a row in the access matrix"
+    assert rows - app_routes(app) == set(), "rows for routes the app does not serve"
