@@ -28,6 +28,7 @@ __all__ = [  # KeyHolder and Scope are re-exported: callers import them from her
     "partner_by_code",
     "partners",
     "revoke_key",
+    "set_active",
 ]
 
 KEY_PREFIX = "tly"
@@ -73,6 +74,14 @@ def partner_by_code(session: Session, code: str) -> Partner:
 
 def partners(session: Session) -> list[Partner]:
     return list(session.scalars(select(Partner).order_by(Partner.id)))
+
+
+def set_active(session: Session, code: str, active: bool) -> Partner:
+    """Deactivate (or reactivate) a partner: while inactive, every one of its keys is refused."""
+    partner = partner_by_code(session, code)
+    partner.is_active = active
+    session.flush()
+    return partner
 
 
 def issue_key(

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tally.errors import Conflict, Unauthorized, ValidationFailed
+from tally.errors import Conflict, NotFound, Unauthorized, ValidationFailed, WouldLockOut
 from tally.staff.models import StaffRole, StaffUser
 
 _hasher = PasswordHasher()
@@ -116,3 +116,57 @@ def display_names(session: Session, ids: set[int]) -> dict[int, str]:
         return {}
     query = select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(ids))
     return dict(session.execute(query).all())
+
+
+def users(session: Session) -> list[StaffUser]:
+    """Every staff account, active first, then by username."""
+    query = select(StaffUser).order_by(StaffUser.is_active.desc(), StaffUser.username)
+    return list(session.scalars(query))
+
+
+def _require(session: Session, staff_id: int) -> StaffUser:
+    user = session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound(f"Staff member {staff_id} does not exist.")
+    return user
+
+
+def _keep_an_administrator(session: Session, target: StaffUser, by: int) -> None:
+    """Refuse to change ``target`` when it is the acting staff member themselves, or when it is
+    the last active administrator. The active administrators are locked (in id order) first, so
+    two administrators demoting each other at once cannot both succeed."""
+    if target.id == by:
+        raise WouldLockOut("Staff cannot change their own role or deactivate themselves.")
+    admins = session.scalars(
+        select(StaffUser.id)
+        .where(StaffUser.role == StaffRole.ADMIN, StaffUser.is_active.is_(True))
+        .order_by(StaffUser.id)
+        .with_for_update()
+    ).all()
+    if target.id in admins and len(admins) == 1:
+        raise WouldLockOut("The console needs at least one active administrator.")
+
+
+def change_role(session: Session, staff_id: int, role: StaffRole, *, by: int) -> StaffUser:
+    """Give another staff member ``role`` (never oneself; never the last administrator away)."""
+    user = _require(session, staff_id)
+    if user.role is role:
+        return user
+    if user.role is StaffRole.ADMIN or user.id == by:
+        _keep_an_administrator(session, user, by)
+    user.role = role
+    session.flush()
+    return user
+
+
+def set_active(session: Session, staff_id: int, active: bool, *, by: int) -> StaffUser:
+    """Deactivate (or reactivate) another staff member; a deactivated one is signed out at once
+    (every request checks the account) and cannot sign in."""
+    user = _require(session, staff_id)
+    if user.is_active is active:
+        return user
+    if not active:
+        _keep_an_administrator(session, user, by)
+    user.is_active = active
+    session.flush()
+    return user

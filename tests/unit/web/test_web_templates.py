@@ -14,12 +14,14 @@ from tally.demo.loader import DEMO_PROGRAMME
 from tally.families.domain import FamilyMode, FamilyRole, FamilyStatus
 from tally.families.service import FamilyView, InvitationLine, MemberLine
 from tally.flows.status import PlanStatus
+from tally.partners.models import Partner
 from tally.privacy import service as privacy
 from tally.privacy.domain import Collection, CollectionMethod, ConsentAct, Purpose
 from tally.programme import loader
 from tally.programme.domain import Money, Programme, changes
-from tally.staff.models import StaffRole
+from tally.staff.models import StaffRole, StaffUser
 from tally.web import i18n, labels, tier_views
+from tally.web.console import partners_page
 from tally.web.console.adjustment_views import Confirmation, RequestRow
 from tally.web.console.auth import Staff
 from tally.web.console.programme_page import VersionDetail, VersionRow
@@ -258,6 +260,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
     """(template, context, block) for every page, with the variations that change its shape."""
     support = Staff(1, "support", "Sam", StaffRole.SUPPORT)
     auditor = Staff(2, "auditor", "Avery", StaffRole.AUDITOR)
+    admin = Staff(1, "admin", "Ada", StaffRole.ADMIN)
     base = chrome(locale)
     console_member = {
         "tiers": None,
@@ -344,6 +347,75 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         (
             "console/adjustments.html",
             {**base, "staff": auditor, "limits": LIMITS, "pending": [], "decided": []},
+            None,
+        ),
+        *[
+            (
+                "console/partners.html",
+                {**base, "staff": admin, "partners": rows, "form": {"code": "", "name": ""}},
+                None,
+            )
+            for rows in (
+                [
+                    partners_page.PartnerRow("MOBILE", "Cloudway <Mobile>", True, True, 2, NOW),
+                    partners_page.PartnerRow("SHOP", "Shop", False, False, 0, NOW),
+                ],
+                [],
+            )
+        ],
+        *[
+            (
+                "console/partner.html",
+                {
+                    **base,
+                    "staff": admin,
+                    "partner": Partner(code=code, name="Shop", is_active=active, created_at=NOW),
+                    "is_operator_channel": operator,
+                    "keys": keys,
+                    "scopes": ("members", "earn", "redeem", "transfer", "read", "admin"),
+                    "operator_scopes": ["transfer"],
+                    "chosen": ("members", "read"),
+                    "new_key": new_key,
+                },
+                None,
+            )
+            for code, active, operator, keys, new_key in (
+                ("SHOP", True, False, [], None),
+                (
+                    "MOBILE",
+                    False,
+                    True,
+                    [
+                        partners_page.KeyRow("tly_0123456789ab", "tills", ["earn"], NOW, None),
+                        partners_page.KeyRow("tly_ba9876543210", None, ["admin"], NOW, NOW),
+                    ],
+                    "tly_0123456789ab.secret",
+                ),
+            )
+        ],
+        (
+            "console/staff.html",
+            {
+                **base,
+                "staff": admin,
+                "accounts": [
+                    StaffUser(
+                        id=number,
+                        username=name,
+                        display_name=f"<{name}>",
+                        role=role,
+                        is_active=number != 3,
+                        created_at=NOW,
+                    )
+                    for number, name, role in (
+                        (1, "admin", StaffRole.ADMIN),
+                        (2, "support", StaffRole.SUPPORT),
+                        (3, "gone", StaffRole.AUDITOR),
+                    )
+                ],
+                "roles": tuple(role.value for role in StaffRole),
+                "form": {"username": "", "display_name": "", "role": "support"},
+            },
             None,
         ),
         ("console/programme.html", {**base, "staff": auditor, "versions": rows}, None),

@@ -18,6 +18,10 @@ FIELD_MESSAGES: dict[str, str] = {
     "member": N_("Enter the Tally id of the other member."),
     "nonce": N_("This form has expired. Reload the page and try again."),
     "confirm": N_("The amount typed to confirm does not match. Type it again."),
+    "username": N_("A username is 2 to 64 lower-case letters, digits, '.', '-' or '_'."),
+    "password": N_("A password has at least 10 characters."),
+    "role": N_("Choose a role."),
+    "code": N_("A partner code is up to 64 letters, digits, '-' or '_'."),
 }
 
 
