@@ -12,8 +12,11 @@ plus any codes their ``responses`` descriptions name and the table :data:`RAISES
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import re
+import sys
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +29,7 @@ from tally import errors
 from tally.api.schemas import MAX_POINTS
 from tally.config import Settings
 from tally.idempotency.service import MAX_KEY_LENGTH
+from tally.kit import text
 from tally.partners.domain import Scope
 
 JSON = dict[str, Any]
@@ -33,9 +37,9 @@ PROBLEM_JSON = "application/problem+json"
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # What the server answers when a write's body is over the limit (answered before parsing).
 PAYLOAD_TOO_LARGE = "payload_too_large"
-# The Idempotency-Key: 1 to 255 characters that Python calls printable (``str.isprintable``),
-# as a header value carries them (Latin-1): no controls, no NBSP (U+00A0), no soft hyphen.
-KEY_PATTERN = "^[ -~\u00a1-\u00ac\u00ae-\u00ff]+$"
+# The Idempotency-Key as a header value carries it (Latin-1), under the text rule: no control
+# characters (C0, DEL, C1) and no soft hyphen (U+00AD, a format character).
+KEY_PATTERN = "^[ -~\u00a0-\u00ac\u00ae-\u00ff]+$"
 
 # The business errors an operation can answer, beyond those every operation of its kind can
 # (see :func:`_codes`). Keyed by "METHOD path" as published.
@@ -106,7 +110,9 @@ def document(app: FastAPI, settings: Settings) -> JSON:
             "description": "A partner API key: `Authorization: Bearer <key>`.",
         }
     }
+    _integral_bounds(spec)
     _state_limits(schemas, settings)
+    _state_text_rule(schemas)
     routes = {
         (method.lower(), context.path_format): context
         for context in iter_route_contexts(app.routes)
@@ -161,7 +167,7 @@ def complete(
     if scope is not None:
         operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{needs}"
     declared = operation.setdefault("responses", {})
-    for status, codes in _codes(method, path, declared).items():
+    for status, codes in _codes(operation, spec, method, path, declared).items():
         declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
     operation["responses"] = dict(sorted(declared.items()))
     _add_examples(operation, spec)
@@ -200,7 +206,9 @@ def registry() -> dict[str, type[errors.TallyError]]:
     return found
 
 
-def _codes(method: str, path: str, declared: JSON) -> dict[int, list[str]]:
+def _codes(
+    operation: JSON, spec: JSON, method: str, path: str, declared: JSON
+) -> dict[int, list[str]]:
     """Every problem status the operation can answer, with its possible codes."""
     by_code = registry()
     codes: dict[int, set[str]] = {
@@ -208,7 +216,7 @@ def _codes(method: str, path: str, declared: JSON) -> dict[int, list[str]]:
         403: {"forbidden"},
         422: {"validation_error"},
     }
-    if "{" in path:
+    if "{" in path or _names_ids(operation, spec):
         codes[404] = {"not_found"}
     if method in WRITE_METHODS:
         codes[400] = {"idempotency_key_required"}
@@ -225,6 +233,17 @@ def _codes(method: str, path: str, declared: JSON) -> dict[int, list[str]]:
             if named is not None:
                 codes.setdefault(named.status, set()).add(named.code)
     return {status: sorted(found) for status, found in sorted(codes.items())}
+
+
+def _names_ids(operation: JSON, spec: JSON) -> bool:
+    """Whether the operation's body names something by its id (``member_id``), which may not
+    exist."""
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    fields = _resolve(body.get("schema", {}), spec).get("properties", {})
+    return any(
+        name.endswith("_id") and _resolve(field, spec).get("type") == "integer"
+        for name, field in fields.items()
+    )
 
 
 def problem_response(
@@ -379,6 +398,60 @@ def _state_limits(schemas: JSON, settings: Settings) -> None:
             f"Seconds until the hold lapses: 1 to {settings.hold_max_seconds:,} "
             "(`TALLY_HOLD_MAX_SECONDS`)."
         )
+
+
+def _integral_bounds(node: Any) -> None:
+    """Integer bounds as integers: pydantic writes some as floats (``4.611686018427388e+18``
+    for 2⁶²), which tools then compare in floating point, off by up to hundreds."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if isinstance(node.get(key), float) and node[key].is_integer():
+                    node[key] = int(node[key])
+        for value in node.values():
+            _integral_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _integral_bounds(value)
+
+
+def _state_text_rule(schemas: JSON) -> None:
+    """Every text field of a request body (a model refusing unknown fields) says which
+    characters :mod:`tally.kit.text` refuses; a required one needs a character besides spaces
+    (the server strips them)."""
+    for schema in schemas.values():
+        if schema.get("additionalProperties") is not False:
+            continue
+        for field in schema.get("properties", {}).values():
+            for option in [field, *field.get("anyOf", [])]:
+                if option.get("type") != "string" or "pattern" in option or "format" in option:
+                    continue
+                allowed = f"[^{unsafe_characters()}]"
+                if option.get("minLength", 0) >= 1:
+                    option["pattern"] = f"^{allowed}*[^{unsafe_characters()}\\s]{allowed}*$"
+                else:
+                    option["pattern"] = f"^{allowed}*$"
+
+
+@functools.cache
+def unsafe_characters() -> str:
+    """The characters :mod:`tally.kit.text` refuses, as the inside of a regular expression's
+    character class (ranges of ``\\uXXXX`` and ``\\UXXXXXXXX`` escapes)."""
+    ranges: list[list[int]] = []
+    for point in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(point)) not in text.UNSAFE_CATEGORIES:
+            continue
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1][1] = point
+        else:
+            ranges.append([point, point])
+
+    def escaped(point: int) -> str:
+        return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
+
+    return "".join(
+        escaped(low) if low == high else f"{escaped(low)}-{escaped(high)}" for low, high in ranges
+    )
 
 
 def _referenced(spec: JSON, name: str) -> bool:

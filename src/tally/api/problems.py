@@ -9,8 +9,10 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from tally.api.credentials import refusal_first
 from tally.errors import IdempotencyKeyRequired, NotFound, TallyError, ValidationFailed
@@ -116,7 +118,19 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
         "detail": str(exc.detail),
         "code": code,
     }
-    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of the path, not only those of its first route
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(exc.status_code, body, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        match, _params = context.route.matches(request.scope)
+        if match is not Match.NONE:
+            allowed |= set(context.methods or ())
+    return sorted(allowed)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -251,3 +251,12 @@ def test_the_authorize_button_of_the_docs_sends_the_key(served: tuple[str, str])
             block.screenshot(path=str(ARTIFACTS / "openapi-docs-authorized.png"))
         finally:
             browser.close()
+
+
+def test_a_method_not_allowed_names_every_method_of_the_path(client: Any, partner: Any) -> None:
+    """``/v1/families/{id}`` has two routes (GET and PATCH): ``Allow`` names both."""
+    response = client.request("OPTIONS", "/v1/families/1", headers=partner.headers("k-1"))
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "GET, PATCH"
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["code"] == "method_not_allowed"
