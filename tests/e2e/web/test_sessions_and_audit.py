@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -110,14 +111,15 @@ def flashes(html: str) -> list[str]:
     return re.findall(r'class="flash flash-\w+"[^>]*>([^<]*)<', html)
 
 
+def form(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """The sign-in form, filled in."""
+    page = client.get("/console/sign-in")
+    return {"username": username, "password": password, "csrf": hidden(page.text, "csrf")}
+
+
 def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> int:
     """Sign in through the form; the status of the answer."""
-    form = client.get("/console/sign-in")
-    response = client.post(
-        "/console/sign-in",
-        data={"username": username, "password": password, "csrf": hidden(form.text, "csrf")},
-    )
-    return response.status_code
+    return client.post("/console/sign-in", data=form(client, username, password)).status_code
 
 
 def csrf_of(client: TestClient) -> str:
@@ -426,3 +428,54 @@ def test_only_auditors_and_admins_see_the_log(site: Site) -> None:
     assert 'id="nav-audit"' not in support.get("/console").text
     assert admin.get("/console/audit").status_code == 200
     assert 'id="nav-audit"' in admin.get("/console").text
+
+
+def throttle_count(db: Database, key: str) -> int:
+    from tally.throttling.models import SignInThrottle
+
+    with db.read() as session:
+        found = session.scalar(select(SignInThrottle.failures).where(SignInThrottle.key == key))
+    return int(found or 0)
+
+
+def test_sign_in_slows_down_then_locks_with_429_and_retry_after(site: Site) -> None:
+    client = site.browser("203.0.113.77")
+    assert [sign_in(client, "support", "wrong") for _ in range(3)] == [401, 401, 401]
+    slowed = client.post("/console/sign-in", data=form(client, "support"))
+    assert slowed.status_code == 429  # even the right password waits its turn
+    assert slowed.headers["Retry-After"] == "1"
+    assert "登录失败次数过多，请等待 1 秒后再试。" in flashes(slowed.text)
+    assert throttle_count(site.db, "account:support") == 3  # the refused attempt counted nothing
+
+    for wait in (1, 2, 4, 8, 16, 32, 64):  # failures 4 to 10, each once its wait is over
+        assert sign_in(client, "support", "wrong") == 429
+        site.clock.advance(seconds=wait)
+        assert sign_in(client, "support", "wrong") == 401
+    assert throttle_count(site.db, "account:support") == 10
+
+    locked = client.post("/console/sign-in", data=form(client, "support"))
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"] == "900"
+    until = site.clock.now + timedelta(minutes=15)
+    local = until.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert f"登录失败次数过多，已锁定至 {local}，请届时再试。" in flashes(locked.text)
+    site.clock.advance(minutes=14, seconds=59)
+    assert sign_in(client, "support") == 429
+    site.clock.advance(seconds=1)
+    assert sign_in(client, "support") == 303  # the lock ran out: the right password signs in
+    assert throttle_count(site.db, "account:support") == 0  # and the account starts afresh
+    actions = [entry.action for entry in entries(site.db, actor=f"staff:{site.staff['support']}")]
+    assert actions.count("staff.sign_in_failed") == 10
+    assert actions.count("staff.sign_in_throttled") == 10
+    assert actions[0] == "staff.sign_in"
+
+
+def test_one_address_trying_many_accounts_is_throttled(site: Site) -> None:
+    sprayer = site.browser("203.0.113.200")
+    results = [sign_in(sprayer, f"guess{number}", "wrong") for number in range(11)]
+    assert results == [401] * 10 + [429]
+    elsewhere = site.browser("198.51.100.200")
+    assert sign_in(elsewhere, "support") == 303  # other addresses and accounts are not slowed
+    (throttled,) = entries(site.db, action="staff.sign_in_throttled")
+    assert (throttled.actor, throttled.address) == ("system", "203.0.113.200")
+    assert throttled.details == {"username": "guess10", "retry_after": 1, "locked": False}
