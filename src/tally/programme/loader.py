@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from tally.errors import ValidationFailed
+from tally.programme import consistency
 from tally.programme.domain import Path, Problem, Programme, cross_check, format_path
 
 DEFAULT_SOURCE = "programme.yaml"
@@ -164,7 +165,7 @@ def load(text: str, source: str = DEFAULT_SOURCE) -> Programme:
                 key=lambda error: error.line,
             )
         ) from None
-    problems: list[Problem] = cross_check(programme)
+    problems: list[Problem] = cross_check(programme) + consistency.check(programme)
     if problems:
         raise InvalidProgramme([at(problem.path, problem.message) for problem in problems])
     return programme
