@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from tally.config import Settings
 from tally.db.session import Database
+from tally.flows import sign_ins
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
 from tally.ledger import jobs
@@ -57,6 +58,7 @@ class Scheduler:
                 ),
             ),
             ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
+            ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
         ]
         for name, job in scheduled:
             try:

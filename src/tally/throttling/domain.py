@@ -12,6 +12,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+#: Failures are forgotten this long after the last one.
+FORGET_AFTER = timedelta(hours=1)
+
 
 @dataclass(frozen=True, slots=True)
 class ThrottleRule:
@@ -21,7 +24,7 @@ class ThrottleRule:
     lock_after: int
     lock_for: timedelta
     base_delay: timedelta = timedelta(seconds=1)
-    forget_after: timedelta = timedelta(hours=1)
+    forget_after: timedelta = FORGET_AFTER
 
     def __post_init__(self) -> None:
         if not 0 <= self.free < self.lock_after:
