@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from tally.api.deps import database, policy
 from tally.audit.domain import Action
-from tally.errors import TallyError
+from tally.errors import TallyError, ValidationFailed
 from tally.kit.clock import utcnow
 from tally.staff.service import Permission
 from tally.web.console import adjustment_views, commands, forms
@@ -52,6 +52,33 @@ def _act(
     return redirect(request, member_url(member_id))
 
 
+def _confirm(
+    request: Request,
+    staff: Staff,
+    member_id: int,
+    amount: int,
+    form: Mapping[str, str],
+    nonce: str,
+    mismatch: ValidationFailed | None,
+) -> Response:
+    """Ask for the amount again (the same form, its nonce kept); after a mismatch, say so."""
+    context = {
+        "confirm": adjustment_views.confirmation(request, staff, amount),
+        "nonce": forms.nonce(nonce),
+    }
+    if mismatch is None:
+        return member_page(request, staff, member_id, form=form, context=context)
+    return member_page(
+        request,
+        staff,
+        member_id,
+        status=mismatch.status,
+        flashes=[error_flash(request, mismatch)],
+        form=form,
+        context=context,
+    )
+
+
 @router.post("/members/{member_id}/adjust")
 def adjust(
     request: Request,
@@ -71,10 +98,13 @@ def adjust(
         cleaned = forms.reason(reason)
         limits = adjustment_views.limits_for(request, staff)
         limits.route(amount)
-        if limits.needs_confirmation(amount) and not forms.confirmed(confirm, amount):
-            step = adjustment_views.confirmation(request, staff, amount)
-            context = {"confirm": step, "nonce": forms.nonce(nonce)}
-            return member_page(request, staff, member_id, form=form, context=context)
+        if limits.needs_confirmation(amount):
+            try:
+                confirmed = forms.confirmed(confirm, amount)
+            except ValidationFailed as mismatch:
+                return _confirm(request, staff, member_id, amount, form, nonce, mismatch)
+            if not confirmed:
+                return _confirm(request, staff, member_id, amount, form, nonce, None)
         outcome = commands.adjust(
             database(request),
             request.app.state.programme,
