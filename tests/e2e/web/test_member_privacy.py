@@ -100,9 +100,12 @@ def test_a_member_allows_and_withdraws_a_partners_view_of_the_profile(
 def test_a_forged_consent_form_is_refused_and_records_nothing(
     phone: Page, demo_site: DemoSite
 ) -> None:
+    before = acts(demo_site)
+    phone.goto(demo_site.url("/m/privacy"))  # signed out: the welcome page says where to go
+    expect(phone).to_have_url(demo_site.url("/m"))
+    expect(phone.locator("h1")).to_have_text("请从 App 打开此页面")
     token = mint_token(demo_site.settings.secret_key, MEMBER)
     phone.goto(demo_site.url(f"/m/sign-in?token={token}"))
-    before = acts(demo_site)
     for form in (
         {"partner": "FOOD", "grant": "1"},
         {"csrf": "forged", "partner": "FOOD", "grant": "1"},
