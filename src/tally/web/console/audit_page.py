@@ -52,6 +52,15 @@ ACTION_LABELS: dict[str, str] = {
     "adjustment.approve": N_("Approved an adjustment"),
     "adjustment.reject": N_("Rejected an adjustment"),
     "adjustment.withdraw": N_("Withdrew an adjustment request"),
+    "partner.register": N_("Registered a partner"),
+    "partner.deactivate": N_("Deactivated a partner"),
+    "partner.activate": N_("Reactivated a partner"),
+    "api_key.create": N_("Created an API key"),
+    "api_key.revoke": N_("Revoked an API key"),
+    "staff.create": N_("Added a staff account"),
+    "staff.role_change": N_("Changed a staff member's role"),
+    "staff.deactivate": N_("Deactivated a staff account"),
+    "staff.activate": N_("Reactivated a staff account"),
 }
 BAD_FILTER = N_("Check the filter: a member is a Tally id, dates look like 2026-12-01.")
 
