@@ -16,7 +16,7 @@ from apikit import assert_problem, db_state, tolerant_client
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from conftest import SECRET, Api, PartnerKey, make_partner
-from support.access import apply
+from support.access import apply, with_partner
 from tally.config import Settings
 from tally.db.session import Database
 from tally.kit.clock import utcnow
@@ -769,3 +769,104 @@ def test_every_route_has_a_row(app: Any) -> None:
     assert len(rows) == len(ROWS), "a route has two rows"
     assert app_routes(app) - rows == set(), "routes without a row in the access matrix"
     assert rows - app_routes(app) == set(), "rows for routes the app does not serve"
+
+
+# --- What each caller sees, and checks the table cannot show -------------------------------
+
+
+def kinds_and_partners(api: Api, member: int) -> list[tuple[str, int | None]]:
+    body = api.get(f"/v1/members/{member}/transactions").json()
+    return [(item["kind"], item["partner_id"]) for item in body["items"]]
+
+
+def test_a_partner_lists_only_its_own_transactions_the_operator_all(world: World) -> None:
+    food = world.api(UNRELATED)
+    world.ok(food.earn(world.member, 7))
+    world.ok(world.operator.earn(world.member, 3))
+    shop_id, food_id = world.keys[RELATED].partner_id, world.keys[UNRELATED].partner_id
+    operator_id = world.keys[OPERATOR].partner_id
+
+    assert kinds_and_partners(world.shop, world.member) == [("earn", shop_id)]
+    assert kinds_and_partners(food, world.member) == [("earn", food_id)]
+    assert kinds_and_partners(world.operator, world.member) == [
+        ("earn", operator_id),
+        ("earn", food_id),
+        ("earn", shop_id),
+    ]
+
+
+def test_a_reversal_needs_the_scope_of_what_it_reverses(world: World) -> None:
+    earn_id = world.shop_earn()
+    redeemed = world.ok(world.shop.redeem(world.member, 2))["id"]
+    redeem_only = Api(world.client, issue(world.database, RELATED, "redeem"))
+    earn_only = Api(world.client, issue(world.database, RELATED, "earn"))
+    state = db_state(world.database)
+
+    body = assert_problem(redeem_only.post(f"/v1/transactions/{earn_id}/reverse"), 403, "forbidden")
+    assert (body["reason"], body["scope"]) == ("missing_scope", "earn")
+    body = assert_problem(earn_only.post(f"/v1/transactions/{redeemed}/reverse"), 403, "forbidden")
+    assert (body["reason"], body["scope"]) == ("missing_scope", "redeem")
+    assert db_state(world.database) == state
+
+    world.ok(earn_only.post(f"/v1/transactions/{earn_id}/reverse"))
+    world.ok(redeem_only.post(f"/v1/transactions/{redeemed}/reverse"))
+
+
+def test_transfers_stop_when_the_partner_stops_being_an_operator_channel(world: World) -> None:
+    body = {"from_member_id": world.member, "to_member_id": world.enrol(), "points": 1}
+    with world.database.write() as session:
+        apply(session, with_partner(programme(), OPERATOR, operator_channel=False))
+    state = db_state(world.database)
+
+    refused = world.operator.post("/v1/transfers", {**body, "reference": unique("gift")})
+
+    assert assert_problem(refused, 403, "forbidden")["reason"] == "operator_channel_only"
+    assert db_state(world.database) == state
+
+
+def test_shared_identities_are_unlinked_only_by_the_operator(world: World) -> None:
+    member = world.enrol()
+    phone = world.ok(world.operator.get(f"/v1/members/{member}"), 200)["identities"][0]
+    world.ok(
+        world.shop.post(f"/v1/members/{member}/identities", {"namespace": "email", "id": "a@b.cn"}),
+        200,
+    )
+    state = db_state(world.database)
+    for identity in (phone, {"namespace": "email", "id": "a@b.cn"}):
+        refused = world.shop.post(f"/v1/members/{member}/identities/unlink", identity)
+        assert assert_problem(refused, 403, "forbidden")["reason"] == "namespace_not_owned"
+    assert db_state(world.database) == state
+
+    world.ok(world.operator.post(f"/v1/members/{member}/identities/unlink", phone), 200)
+
+
+def test_a_namespace_not_shared_with_the_partner_is_forbidden(world: World) -> None:
+    state = db_state(world.database)
+    body = {"external_id": {"namespace": "email", "id": "li@food.cn"}}
+    refused = world.api(UNRELATED).post("/v1/members", body)
+    assert assert_problem(refused, 403, "forbidden")["reason"] == "namespace_not_usable"
+    typo = world.shop.post("/v1/members", {"external_id": {"namespace": "phnoe", "id": "1"}})
+    problem = assert_problem(typo, 422, "unknown_namespace")
+    assert problem["declared"] == ["phone", "email", "shop", "food"]
+    assert db_state(world.database) == state
+
+
+def test_memberships_and_families_are_shown_to_those_they_concern(world: World) -> None:
+    membership = world.membership(paid=unique("pay"))
+    member = world.ok(world.shop.get(f"/v1/memberships/{membership}"), 200)["member_id"]
+    food = world.api(UNRELATED)
+    listed = {
+        who: [item["id"] for item in api.get(f"/v1/members/{member}/memberships").json()["items"]]
+        for who, api in (("shop", world.shop), ("food", food), ("operator", world.operator))
+    }
+    assert listed == {"shop": [membership], "food": [], "operator": [membership]}
+
+    family, owner, _other = world.family(joined=True)
+    for api, sees in ((world.shop, False), (food, False), (world.operator, True)):
+        status = world.ok(api.get(f"/v1/members/{owner}/status"), 200)
+        assert (status["family"] is not None) is sees
+        assert (status["family"] or {}).get("id", family) == family
+    shop_status = world.ok(world.shop.get(f"/v1/members/{member}/status"), 200)
+    food_status = world.ok(food.get(f"/v1/members/{member}/status"), 200)
+    assert [item["id"] for item in shop_status["memberships"]] == [membership]
+    assert food_status["memberships"] == []
