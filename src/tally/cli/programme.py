@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.orm import Session
 
 from tally.cli.common import emit, fail, open_database
-from tally.config import get_settings
+from tally.config import Settings, get_settings
 from tally.errors import TallyError
 from tally.flows import programme_impact
 from tally.kit.clock import utcnow
@@ -70,12 +71,17 @@ def plan(file: FileArgument) -> None:
     programme, _text = _read(file)
     settings = get_settings()
     with open_database(settings) as db, db.read() as session:
-        changes = service.plan(session, programme)
-        running = runtime.effective(session, settings)
-        found = programme_impact.impact(session, running, programme, utcnow())
-        lines = found.merged(changes, programme)
+        lines = _planned(session, programme, settings)
     for line in lines:
         typer.echo(line)
+
+
+def _planned(session: Session, programme: Programme, settings: Settings) -> list[str]:
+    """The plan's change lines with the impact on members (read in ``session``)."""
+    changes = service.plan(session, programme)
+    running = runtime.effective(session, settings)
+    found = programme_impact.impact(session, running, programme, utcnow())
+    return found.merged(changes, programme)
 
 
 @app.command("apply")
@@ -85,12 +91,19 @@ def apply(
         str | None, typer.Option("--by", help="Who applies it (default: the OS user).")
     ] = None,
 ) -> None:
-    """Apply a programme file as the next version, atomically; an identical file is refused."""
+    """Apply a programme file as the next version, atomically; an identical file is refused.
+    Prints what it changed and its impact on members (read just before)."""
     programme, text = _read(file)
+    settings = get_settings()
     try:
-        with open_database() as db, db.write() as session:
-            lines = service.plan(session, programme)
-            version = service.apply(session, programme, text, by or _default_user(), utcnow())
+        with open_database(settings) as db:
+            with db.read() as session:  # members are read outside the write: it may take a while
+                impact = programme_impact.impact(
+                    session, runtime.effective(session, settings), programme, utcnow()
+                )
+            with db.write() as session:
+                lines = impact.merged(service.plan(session, programme), programme)
+                version = service.apply(session, programme, text, by or _default_user(), utcnow())
             typer.echo(f"applied version {version.version}")
             for line in lines:
                 typer.echo(f"  {line}")

@@ -62,3 +62,5 @@ def test_plan_says_who_holds_a_removed_tier_and_where_they_go(
         "plan VIP88 removed: no open membership",
     ]
     assert run("programme", "plan", str(DEMO)).stdout == "no changes\n"
+    applied = run("programme", "apply", str(smaller), "--by", "test").stdout.splitlines()
+    assert applied == ["applied version 2", *(f"  {line}" for line in plan)]
