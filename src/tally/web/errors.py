@@ -76,6 +76,7 @@ MESSAGES: dict[str, str] = {
     "request_not_pending": N_("This request was already decided."),
     "would_lock_out": N_("This would lock you or every administrator out of the console."),
     "rate_limited": N_("Too many attempts in a short time. Wait a minute and try again."),
+    "unknown_namespace": N_("The programme does not declare this kind of identity."),
     "unknown_partner": N_("There is no such partner."),
     "unknown_purpose": N_("There is no such consent purpose."),
     "payload_too_large": N_("What was sent is too large."),
