@@ -18,6 +18,7 @@ from tally.audit.domain import Action
 from tally.errors import InsufficientPoints
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
+from tally.ledger.posting import checked_expiry
 from tally.members import service as members
 from tally.programme.domain import Programme
 
@@ -91,6 +92,8 @@ def adjust(
         )
         return Adjusted(entry_id=posted.entry_id)
     members.require_usable(session, member_id, allow_frozen=True)
+    if expires_at is not None:
+        checked_expiry(expires_at, now, policy)  # what the approval would refuse, refused now
     if points < 0:
         available = ledger.balance(session, member_id, now, programme.zone).available
         if available < -points:

@@ -5,6 +5,7 @@ reject, withdraw; never one's own request). Refusals write nothing."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import web_fixtures
 from fastapi.testclient import TestClient
@@ -13,7 +14,8 @@ from test_web_http import HTML, available, entry_count, flashes, hidden, sign_in
 from web_fixtures import DemoData
 
 from tally.adjustments.models import AdjustmentRequest
-from tally.kit.clock import utcnow
+from tally.kit.clock import end_of_day, utcnow
+from tally.ledger.models import Lot
 from tally.staff import service as staff
 from tally.staff.models import StaffRole
 
@@ -214,3 +216,39 @@ def test_auditors_see_requests_but_cannot_decide(client: TestClient, demo_data: 
         stored = session.get(AdjustmentRequest, number)
         assert stored is not None
         assert stored.status.value == "pending"
+
+
+def test_credited_points_may_be_given_a_last_valid_day_also_through_a_request(
+    client: TestClient, demo_data: DemoData
+) -> None:
+    zone = demo_data.settings.zone
+    day = (utcnow().astimezone(zone) + timedelta(days=45)).date()
+    as_staff(client, "support")
+    entries = entry_count(demo_data)
+    for points, expires in (("300", "2020-01-01"), ("-300", day.isoformat()), ("300", "soon")):
+        refused = client.post(
+            "/console/members/18/adjust", data=adjust_form(client, 18, points, expires=expires)
+        )
+        assert refused.status_code == 422, (points, expires)
+        assert flashes(refused.text) == [
+            "有效期须为今天之后的日期（如 2027-06-30），且仅用于增加的积分。"
+        ]
+    assert entry_count(demo_data) == entries
+
+    form = adjust_form(client, 18, "6000", expires=day.isoformat())
+    assert client.post("/console/members/18/adjust", data=form).status_code == 303
+    with demo_data.db.read() as session:
+        number = session.scalar(select(func.max(AdjustmentRequest.id)))
+        stored = session.get(AdjustmentRequest, number)
+        assert stored is not None
+        assert stored.expires_at == end_of_day(day, zone)
+    csrf = as_staff(client, "admin")
+    assert (
+        client.post(f"/console/adjustments/{number}/approve", data={"csrf": csrf}).status_code
+        == 303
+    )
+    with demo_data.db.read() as session:
+        stored = session.get(AdjustmentRequest, number)
+        assert stored is not None
+        lot = session.scalars(select(Lot).where(Lot.entry_id == stored.entry_id)).one()
+        assert (lot.points, lot.expires_at) == (6_000, end_of_day(day, zone))

@@ -210,6 +210,7 @@ def request_row(status: str, *, own: bool = False, can_decide: bool = False) -> 
         points=-50_000,
         value=Money(-50_000, "CNY"),
         reason="goodwill <b>",
+        expires_at=NOW if status == "pending" else None,
         status=status,
         requested_by="Sam",
         requester_role="support",
@@ -271,6 +272,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             "freeze_reason": "",
             "merge_member": "",
             "merge_reason": "",
+            "expires": "",
         },
         "limits": LIMITS,
         "pending_requests": [],
@@ -610,6 +612,7 @@ def test_text_is_escaped(renderer: Renderer) -> None:
                 "freeze_reason": "",
                 "merge_member": "",
                 "merge_reason": "",
+                "expires": "",
             },
         },
     )

@@ -88,14 +88,16 @@ def adjust(
     reason: Text = "",
     nonce: Text = "",
     confirm: Text = "",
+    expires: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Credit (positive) or debit (negative) points, with a reason, once per form: within the
     role's limit at once, above it as a request for approval; a large amount only once the
     operator has re-typed it, an impossible one never."""
-    form = {"points": points, "reason": reason}
+    form = {"points": points, "reason": reason, "expires": expires}
     try:
         amount = forms.points(points)
         cleaned = forms.reason(reason)
+        last_day = forms.expiry(expires, amount)
         limits = adjustment_views.limits_for(request, staff)
         limits.route(amount)
         if limits.needs_confirmation(amount):
@@ -112,6 +114,7 @@ def adjust(
             member_id=member_id,
             points=amount,
             reason=cleaned,
+            expires_at=adjustment_views.valid_through(request, last_day),
             nonce=forms.nonce(nonce),
             now=utcnow(),
             policy=policy(request),

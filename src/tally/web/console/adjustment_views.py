@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from tally.adjustments.models import AdjustmentRequest
 from tally.api.deps import policy
 from tally.errors import AdjustmentTooLarge, TallyError
 from tally.flows import staff_adjustments
+from tally.kit.clock import end_of_day
 from tally.programme.domain import Money
 from tally.programme.runtime import ProgrammeCache
 from tally.staff import service as staff_service
@@ -37,6 +38,14 @@ def actor_of(request: Request, staff: Staff) -> staff_adjustments.Actor:
     """The staff member as the adjustment flow (and the audit log) names them."""
     address = request.client.host if request.client is not None else None
     return staff_adjustments.Actor(staff.id, staff.role.value, address)
+
+
+def valid_through(request: Request, day: date | None) -> datetime | None:
+    """The end of ``day`` in the programme's zone: credited points are usable all that day."""
+    if day is None:
+        return None
+    cache: ProgrammeCache = request.app.state.programme
+    return end_of_day(day, cache.zone)
 
 
 def value_of(request: Request, points: int) -> Money:
@@ -84,6 +93,7 @@ class RequestRow:
     points: int
     value: Money
     reason: str
+    expires_at: datetime | None
     status: str
     requested_by: str
     requester_role: str
@@ -114,6 +124,7 @@ def rows(
             points=row.points,
             value=value_of(request, row.points),
             reason=row.reason,
+            expires_at=row.expires_at,
             status=row.status.value,
             requested_by=names.get(row.requested_by, f"#{row.requested_by}"),
             requester_role=row.requester_role,

@@ -46,11 +46,15 @@ def adjust(
     nonce: str,
     now: datetime,
     policy: Policy,
+    expires_at: datetime | None = None,
 ) -> staff_adjustments.Adjusted | None:
     """Adjust a member within the staff member's limit, or file a request above it, once per
     form; ``None`` when this form was already applied."""
     key = f"console-adjust:{nonce}"
-    body = json.dumps({"member": member_id, "points": points, "reason": reason}).encode()
+    expires = expires_at.isoformat() if expires_at else None
+    body = json.dumps(
+        {"member": member_id, "points": points, "reason": reason, "expires": expires}
+    ).encode()
     fingerprint = idempotency.request_hash("POST", f"/console/members/{member_id}/adjust", body)
     principal = _principal(actor.staff_id)
     try:
@@ -67,6 +71,7 @@ def adjust(
                 version=programme.version,
                 policy=policy,
                 now=now,
+                expires_at=expires_at,
             )
             idempotency.remember(session, principal, key, fingerprint, 201, body.decode())
     except IdempotencyConflict:

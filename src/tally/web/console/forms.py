@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import date
 
 from tally.errors import ValidationFailed
 from tally.web.i18n import N_
@@ -22,6 +23,8 @@ FIELD_MESSAGES: dict[str, str] = {
     "password": N_("A password has at least 10 characters."),
     "role": N_("Choose a role."),
     "code": N_("A partner code is up to 64 letters, digits, '-' or '_'."),
+    "expires": N_("A validity date is a day after today, like 2027-06-30, for credited points."),
+    "expires_at": N_("A validity date is a day after today, like 2027-06-30, for credited points."),
 }
 
 
@@ -55,6 +58,21 @@ def confirmed(text: str, amount: int) -> bool:
     if typed != amount:
         raise ValidationFailed("The confirmation does not match the amount.", field="confirm")
     return True
+
+
+def expiry(text: str, amount: int) -> date | None:
+    """The last day credited points stay valid (``2027-06-30``), or ``None`` for the
+    programme's validity; a debit takes no date."""
+    cleaned = text.strip()
+    if not cleaned:
+        return None
+    try:
+        day = date.fromisoformat(cleaned)
+    except ValueError:
+        day = None
+    if day is None or len(cleaned) != 10 or amount < 0:
+        raise ValidationFailed("A validity date is YYYY-MM-DD, for a credit.", field="expires")
+    return day
 
 
 def reason(text: str) -> str:

@@ -34,6 +34,7 @@ EMPTY_FORM = {
     "merge_member": "",
     "merge_reason": "",
     "confirm": "",
+    "expires": "",
 }
 
 
