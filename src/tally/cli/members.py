@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from tally.access.domain import declared_namespace
 from tally.cli.common import emit, fail, open_database
 from tally.config import get_settings
 from tally.errors import NotFound, TallyError
@@ -16,8 +17,12 @@ from tally.members import service as members
 from tally.programme import runtime
 from tally.staff.models import StaffUser
 
-app = typer.Typer(help="Look up, freeze and merge members.", no_args_is_help=True)
+app = typer.Typer(help="Enrol, look up, freeze and merge members.", no_args_is_help=True)
 StaffOption = Annotated[str, typer.Option("--staff", help="Username of the staff member acting.")]
+NamespaceArgument = Annotated[
+    str, typer.Argument(help="A namespace the programme declares, e.g. phone.")
+]
+ExternalIdArgument = Annotated[str, typer.Argument(help="The id in that namespace.")]
 
 
 def _staff_id(session: object, username: str) -> int:
@@ -25,6 +30,44 @@ def _staff_id(session: object, username: str) -> int:
     if user is None:
         raise NotFound(f"No staff member {username}.")
     return int(user.id)
+
+
+@app.command("enrol")
+def enrol(namespace: NamespaceArgument, external_id: ExternalIdArgument) -> None:
+    """Enrol a member for an identity, or print the member that already has it.
+
+    The namespace must be one the programme declares (the operator may use every one).
+    """
+    try:
+        with open_database() as db, db.write() as session:
+            declared_namespace(runtime.effective(session, get_settings()), namespace)
+            identity = members.Identity(namespace, external_id)
+            member_id, created = enrolment.enrol(session, identity, {}, utcnow())
+        emit({"member_id": member_id, "created": created})
+    except TallyError as error:
+        fail(error)
+
+
+@app.command("link")
+def link(
+    member_id: Annotated[int, typer.Argument(help="Tally member id.")],
+    namespace: NamespaceArgument,
+    external_id: ExternalIdArgument,
+) -> None:
+    """Attach another identity to a member, in a namespace the programme declares."""
+    try:
+        with open_database() as db, db.write() as session:
+            declared_namespace(runtime.effective(session, get_settings()), namespace)
+            members.link(session, member_id, members.Identity(namespace, external_id), utcnow())
+            view = members.view(session, member_id)
+        emit(
+            {
+                "id": view.id,
+                "identities": [f"{item.namespace}:{item.external_id}" for item in view.identities],
+            }
+        )
+    except TallyError as error:
+        fail(error)
 
 
 @app.command("show")

@@ -256,6 +256,8 @@ def test_the_command_tree_is_complete() -> None:
         "family of", "family show",
         # hold lapses alone
         "jobs lapses",
+        # identities in the programme's namespaces
+        "member enrol", "member link",
     }  # fmt: skip
     leaves = {
         " ".join(p)
