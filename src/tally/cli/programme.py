@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from tally.cli.common import emit, fail, open_database
-from tally.config import Settings, get_settings
+from tally.config import get_settings
 from tally.errors import TallyError
 from tally.flows import programme_impact
 from tally.kit.clock import utcnow
@@ -71,17 +70,10 @@ def plan(file: FileArgument) -> None:
     programme, _text = _read(file)
     settings = get_settings()
     with open_database(settings) as db, db.read() as session:
-        lines = _planned(session, programme, settings)
+        running = runtime.effective(session, settings)
+        lines = programme_impact.plan(session, running, programme, utcnow())
     for line in lines:
         typer.echo(line)
-
-
-def _planned(session: Session, programme: Programme, settings: Settings) -> list[str]:
-    """The plan's change lines with the impact on members (read in ``session``)."""
-    changes = service.plan(session, programme)
-    running = runtime.effective(session, settings)
-    found = programme_impact.impact(session, running, programme, utcnow())
-    return found.merged(changes, programme)
 
 
 @app.command("apply")

@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from tally.memberships import repository as memberships
+from tally.programme import service as programmes
 from tally.programme.domain import Programme
 from tally.tiers import domain
 from tally.tiers import jobs as tier_jobs
@@ -38,7 +39,8 @@ class Outcome:
 class Impact:
     """The members a new programme moves at the next evaluation.
 
-    ``removed``: for each removed tier, how many of its members go to which tier.
+    ``removed``: for each removed tier, how many of its members go to which tier (a tier an
+    earlier version removed, still held until the next evaluation, is counted as removed too).
     ``moved``: ``(tier now, under the running file, under the new file) → members`` for members
     the two files leave on different tiers. ``grace``: members whose grace period starts under
     each file (running, new). ``plans``: open memberships of removed plans, by status.
@@ -59,8 +61,9 @@ class Impact:
                 lines.append(f"tier {code} removed: no member holds it")
                 continue
             where = ", ".join(f"{n} to {target}" for target, n in _by_count(targets))
+            verb = "hold" if held != 1 else "holds"
             lines.append(
-                f"tier {code} removed: {_members(held)} hold it; at the next evaluation {where}"
+                f"tier {code} removed: {_members(held)} {verb} it; at the next evaluation {where}"
             )
         if self.moved:
             up = sum(n for key, n in self.moved.items() if _step(new, *key) > 0)
@@ -169,3 +172,10 @@ def impact(
         grace=(grace[0], grace[1]),
         plans={code: found.get(code, {}) for code in gone},
     )
+
+
+def plan(session: Session, running: Programme, new: Programme, now: datetime) -> list[str]:
+    """``tally programme plan``'s lines: what applying ``new`` over the programme in force
+    (``running``) changes, with its impact on members at ``now`` (reads only)."""
+    changes = programmes.plan(session, new)
+    return impact(session, running, new, now).merged(changes, new)
