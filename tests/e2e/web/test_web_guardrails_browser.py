@@ -74,8 +74,21 @@ def test_a_request_above_the_limit_is_approved_by_another_staff_member(
     before = available(demo_site, REQUESTED_MEMBER)
     sign_in(page, demo_site, "support")
     page.goto(demo_site.url(f"/console/members/{REQUESTED_MEMBER}"))
+    preview = page.locator("#adjust-preview")
+    expect(preview).to_be_hidden()
+    page.fill("#adjust input[name=points]", "5000")
+    expect(preview).to_have_text("在您的权限内：立即入账。")
+    page.fill("#adjust input[name=points]", "6000")
+    expect(preview).to_have_text("超出您的权限：将成为申请，由其他员工审批。")
+    page.fill("#adjust input[name=points]", "60,000")
+    expect(preview).to_have_text(
+        "超出您的权限：将成为申请，由其他员工审批。 数额较大：需要再次输入以确认。"
+    )
+    page.fill("#adjust input[name=points]", "99999999")
+    expect(preview).to_have_text("超过单次调整上限（10,000,000 积分）：将被拒绝。")
     page.fill("#adjust input[name=points]", "6000")
     page.fill("#adjust textarea[name=reason]", "补偿：会员日活动漏发")
+    page.locator("#adjust").screenshot(path=str(artifacts / "console-adjust-preview.png"))
     page.click("#adjust button[type=submit]")
 
     expect(page.locator(".flash-success")).to_contain_text("超出您 5,000 积分的权限：已作为申请 #")
