@@ -11,6 +11,10 @@ from collections.abc import Sequence
 
 from tally.programme.domain import Path, Problem, Programme, format_path
 
+#: Staff roles that never adjust points (``tally.staff.service.ROLE_PERMISSIONS``; a test keeps
+#: the two in step): a limit for them means nothing, and as approvers they could approve nothing.
+READ_ONLY_ROLES = frozenset({"auditor"})
+
 
 def check(programme: Programme) -> list[Problem]:
     """Every inconsistency of ``programme``, in the order of the file's sections."""
@@ -84,13 +88,26 @@ def _repeated_entries(programme: Programme) -> list[Problem]:
 
 def _staff_limits(programme: Programme) -> list[Problem]:
     """A role's limit above ``max_adjustment`` could never be reached: nobody may adjust that
-    much, alone or approved."""
-    ceiling = programme.staff.max_adjustment
-    return [
+    much, alone or approved. Roles that never adjust get no limit and approve nothing: requests
+    waiting for them alone would wait for ever."""
+    staff = programme.staff
+    problems = [
         Problem(
             ("staff", "adjustment_limits", role),
-            f"{limit} is above staff.max_adjustment ({ceiling}), the largest adjustment allowed",
+            f"{limit} is above staff.max_adjustment ({staff.max_adjustment}), the largest "
+            "adjustment allowed"
+            if role not in READ_ONLY_ROLES
+            else f"the {role} role never adjusts points: it has no limit",
         )
-        for role, limit in programme.staff.adjustment_limits.items()
-        if limit > ceiling
+        for role, limit in staff.adjustment_limits.items()
+        if limit > staff.max_adjustment or role in READ_ONLY_ROLES
     ]
+    problems += [
+        Problem(
+            ("staff", "approver_roles", position),
+            f"the {role} role never adjusts points, so it cannot approve an adjustment",
+        )
+        for position, role in enumerate(staff.approver_roles)
+        if role in READ_ONLY_ROLES
+    ]
+    return problems

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tally.programme import loader
+from tally.programme import consistency, loader
 from tally.programme.domain import THEMES
 from tally.programme.loader import InvalidProgramme
+from tally.staff.service import ROLE_PERMISSIONS, Permission
 from unit.programme.test_programme_loader import GOOD
 
 CSS = Path(__file__).resolve().parents[3] / "src" / "tally" / "web" / "static" / "css" / "tally.css"
@@ -83,6 +84,10 @@ REFUSED = [
     # Staff guardrails.
     ("a limit above the ceiling", "ops: 10000}", "ops: 2000000}", 43,
      "staff.adjustment_limits.ops", "above staff.max_adjustment (1000000)"),
+    ("a limit for a role that never adjusts", "ops: 10000}", "auditor: 10000}", 43,
+     "staff.adjustment_limits.auditor", "the auditor role never adjusts points"),
+    ("an approver that cannot adjust", "approver_roles: [admin]", "approver_roles: [auditor]", 44,
+     "staff.approver_roles[0]", "so it cannot approve an adjustment"),
     ("an approver role listed twice", "approver_roles: [admin]", "approver_roles: [admin, admin]",
      44, "staff.approver_roles[1]", "admin is listed twice"),
 ]  # fmt: skip
@@ -111,6 +116,13 @@ def test_a_value_later_code_would_trip_on_is_refused(
     [(found_line, found_path, message)] = errors
     assert (found_line, found_path) == (line, path), errors
     assert fragment in message, message
+
+
+def test_the_read_only_roles_are_the_ones_without_the_adjust_permission() -> None:
+    never = {
+        role.value for role, allowed in ROLE_PERMISSIONS.items() if Permission.ADJUST not in allowed
+    }
+    assert never == consistency.READ_ONLY_ROLES
 
 
 def test_the_themes_are_the_ones_the_member_pages_style() -> None:
