@@ -61,6 +61,8 @@ ACTION_LABELS: dict[str, str] = {
     "staff.role_change": N_("Changed a staff member's role"),
     "staff.deactivate": N_("Deactivated a staff account"),
     "staff.activate": N_("Reactivated a staff account"),
+    "consent.grant": N_("Recorded a consent"),
+    "consent.withdraw": N_("Recorded a consent withdrawal"),
 }
 BAD_FILTER = N_("Check the filter: a member is a Tally id, dates look like 2026-12-01.")
 
