@@ -41,38 +41,55 @@ PAYLOAD_TOO_LARGE = "payload_too_large"
 # characters (C0, DEL, C1) and no soft hyphen (U+00AD, a format character).
 KEY_PATTERN = "^[ -~\u00a0-\u00ac\u00ae-\u00ff]+$"
 
-# The business errors an operation can answer, beyond those every operation of its kind can
-# (see :func:`_codes`). Keyed by "METHOD path" as published.
-_MEMBER_STATE = (errors.MemberFrozen, errors.MemberMerged)
-_POSTING = (*_MEMBER_STATE, errors.DuplicateReference)
-RAISES: dict[str, tuple[type[errors.TallyError], ...]] = {
-    "POST /v1/members": (errors.IdentityConflict,),
-    "POST /v1/members/{member_id}/identities": (errors.IdentityConflict, errors.MemberMerged),
-    "POST /v1/members/{member_id}/identities/unlink": (errors.Conflict, errors.MemberMerged),
-    "POST /v1/members/{member_id}/freeze": (errors.MemberMerged,),
-    "POST /v1/members/{member_id}/unfreeze": (errors.MemberMerged,),
+# The business errors an operation can answer (by code), beyond those every operation of its
+# kind can (see :func:`_codes`). Keyed by "METHOD path" as published; a key ending in "*" covers
+# every path it begins. Codes no error class has (yet) are left out.
+_MEMBER_STATE = ("member_frozen", "member_merged")
+_POSTING = (*_MEMBER_STATE, "duplicate_reference")
+_IDENTITY = ("unknown_namespace", "member_merged")
+_FAMILY_ROLES = ("not_family_owner", "not_family_member", "not_invitee", "not_member_itself")
+_FAMILY_STATE = ("already_in_family", "family_dissolved", "family_full", "invitation_not_pending")
+RAISES: dict[str, tuple[str, ...]] = {
+    "POST /v1/members": ("identity_conflict", "unknown_namespace"),
+    "GET /v1/members/lookup": ("not_found", "unknown_namespace", "rate_limited"),
+    "POST /v1/members/{member_id}/identities": (*_IDENTITY, "identity_conflict"),
+    "POST /v1/members/{member_id}/identities/unlink": (*_IDENTITY, "conflict"),
+    "POST /v1/members/{member_id}/freeze": ("member_merged",),
+    "POST /v1/members/{member_id}/unfreeze": ("member_merged",),
     "POST /v1/members/{member_id}/earn": _POSTING,
-    "POST /v1/members/{member_id}/redeem": (*_POSTING, errors.InsufficientPoints),
-    "POST /v1/members/{member_id}/holds": (*_POSTING, errors.InsufficientPoints),
-    "POST /v1/holds/{hold_id}/capture": (
-        *_MEMBER_STATE,
-        errors.HoldNotActive,
-        errors.InsufficientPoints,
-    ),
-    "POST /v1/holds/{hold_id}/void": (*_MEMBER_STATE, errors.HoldNotActive),
-    "POST /v1/transfers": (*_POSTING, errors.InsufficientPoints, errors.NotFound),
+    "POST /v1/members/{member_id}/redeem": (*_POSTING, "insufficient_points"),
+    "POST /v1/members/{member_id}/holds": (*_POSTING, "insufficient_points"),
+    "POST /v1/holds/{hold_id}/capture": (*_MEMBER_STATE, "hold_not_active", "insufficient_points"),
+    "POST /v1/holds/{hold_id}/void": (*_MEMBER_STATE, "hold_not_active"),
+    "POST /v1/transfers": (*_POSTING, "insufficient_points"),
     "POST /v1/transactions/{transaction_id}/reverse": (
         *_MEMBER_STATE,
-        errors.AlreadyReversed,
-        errors.NotReversible,
+        "already_reversed",
+        "not_reversible",
     ),
-    "POST /v1/members/{member_id}/adjustments": (*_MEMBER_STATE, errors.InsufficientPoints),
-    "POST /v1/members/{member_id}/links": (errors.MemberMerged,),
-    "POST /v1/members/{member_id}/growth/adjustments": (
-        *_MEMBER_STATE,
-        errors.InsufficientGrowth,
+    "POST /v1/members/{member_id}/adjustments": (*_MEMBER_STATE, "insufficient_points"),
+    "POST /v1/members/{member_id}/links": ("member_merged",),
+    "POST /v1/members/{member_id}/growth/adjustments": (*_MEMBER_STATE, "insufficient_growth"),
+    "POST /v1/members/{member_id}/consents": ("unknown_partner", "unknown_purpose"),
+    "POST /v1/families*": (*_FAMILY_ROLES, *_FAMILY_STATE, *_MEMBER_STATE),
+    "PATCH /v1/families*": (*_FAMILY_ROLES, *_FAMILY_STATE),
+    "POST /v1/families/{family_id}/redemptions": (
+        *_POSTING,
+        "insufficient_points",
+        "family_limit_exceeded",
     ),
 }
+
+
+def raised_by(method: str, path: str) -> set[str]:
+    """The codes :data:`RAISES` lists for an operation."""
+    name = f"{method.upper()} {path}"
+    return {
+        code
+        for key, codes in RAISES.items()
+        if key == name or (key.endswith("*") and name.startswith(key[:-1]))
+        for code in codes
+    }
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -116,7 +133,7 @@ def document(app: FastAPI, settings: Settings) -> JSON:
     routes = {
         (method.lower(), context.path_format): context
         for context in iter_route_contexts(app.routes)
-        if isinstance(context.original_route, APIRoute)
+        if isinstance(context.original_route, APIRoute) and context.path_format
         for method in context.methods or ()
     }
     for path, item in spec.get("paths", {}).items():
@@ -170,7 +187,20 @@ def complete(
     for status, codes in _codes(operation, spec, method, path, declared).items():
         declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
     operation["responses"] = dict(sorted(declared.items()))
+    _optional_body(operation)
     _add_examples(operation, spec)
+
+
+def _optional_body(operation: JSON) -> None:
+    """A body the operation may go without may also be JSON ``null`` (the server reads both as
+    no body)."""
+    body = operation.get("requestBody")
+    if body is None or body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        if "anyOf" not in schema:
+            media["schema"] = {"anyOf": [schema, {"type": "null"}]}
 
 
 def route_scope(route: RouteContext | None) -> Scope | bool | None:
@@ -222,8 +252,9 @@ def _codes(
         codes[400] = {"idempotency_key_required"}
         codes[409] = {"idempotency_conflict", "conflict"}
         codes[413] = {PAYLOAD_TOO_LARGE}
-    for error in RAISES.get(f"{method.upper()} {path}", ()):
-        codes.setdefault(error.status, set()).add(error.code)
+    for code in raised_by(method, path):
+        if code in by_code:
+            codes.setdefault(by_code[code].status, set()).add(code)
     # Codes a route names in its own ``responses`` (e.g. "member_frozen, conflict: …").
     for status, response in declared.items():
         if not status.isdigit() or int(status) < 400:
