@@ -252,3 +252,10 @@ def test_credited_points_may_be_given_a_last_valid_day_also_through_a_request(
         assert stored is not None
         lot = session.scalars(select(Lot).where(Lot.entry_id == stored.entry_id)).one()
         assert (lot.points, lot.expires_at) == (6_000, end_of_day(day, zone))
+
+
+def test_a_large_debit_is_confirmed_with_its_value(client: TestClient, demo_data: DemoData) -> None:
+    as_staff(client, "admin")
+    asked = client.post("/console/members/17/adjust", data=adjust_form(client, 17, "-20000"))
+    assert asked.status_code == 200
+    assert "从会员 #17 扣除 20,000 积分（价值 ¥200.00）？" in asked.text

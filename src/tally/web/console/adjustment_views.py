@@ -59,7 +59,7 @@ class Confirmation:
     """The step that asks the operator to re-type a large amount."""
 
     points: int
-    value: Money
+    value: Money  # of the amount, whichever the sign
     becomes_request: bool
     role_limit: int
 
@@ -69,7 +69,7 @@ def confirmation(request: Request, staff: Staff, points: int) -> Confirmation:
     limits = limits_for(request, staff)
     return Confirmation(
         points=points,
-        value=value_of(request, points),
+        value=value_of(request, abs(points)),
         becomes_request=abs(points) > limits.role_limit,
         role_limit=limits.role_limit,
     )
