@@ -130,3 +130,37 @@ def test_a_request_above_the_limit_is_approved_by_another_staff_member(
     finally:
         context.close()
     assert available(demo_site, REQUESTED_MEMBER) == before + 6_000
+
+
+def test_an_administrator_creates_a_key_seen_once_and_revokes_it(
+    page: Page, demo_site: DemoSite, artifacts: Path
+) -> None:
+    sign_in(page, demo_site, "admin")
+    page.click("#nav-partners")
+    page.fill("#register input[name=code]", "E2E-BROWSER")
+    page.fill("#register input[name=name]", "浏览器测试商户")
+    page.click("#register button[type=submit]")
+    expect(page.locator(".flash-success")).to_have_text("合作方 E2E-BROWSER 已注册。")
+    expect(page.locator("#create-key input[value=transfer]")).to_be_disabled()
+
+    page.fill("#create-key input[name=label]", "收银台")
+    page.click("#create-key button[type=submit]")
+    shown = page.get_by_test_id("new-key")
+    expect(shown).to_have_text(re.compile(r"^tly_[0-9a-f]{12}\.\S+$"))
+    key = shown.inner_text()
+    page.screenshot(path=str(artifacts / "console-partner-new-key.png"), full_page=True)
+    headers = {"Authorization": f"Bearer {key}"}
+    assert page.request.get(demo_site.url("/v1/members/999999"), headers=headers).status == 404
+
+    page.goto(demo_site.url("/console/partners/E2E-BROWSER"))
+    expect(page.get_by_test_id("new-key")).to_have_count(0)
+    row = page.locator(f'#keys tr[data-key="{key.split(".")[0]}"]')
+    expect(row).to_contain_text("收银台")
+    row.locator("button", has_text="吊销").click()
+    expect(page.locator(".flash-success")).to_contain_text("已吊销")
+    assert page.request.get(demo_site.url("/v1/members/999999"), headers=headers).status == 401
+
+    page.click("#nav-staff")
+    expect(page.locator('tr[data-staff="admin"]')).to_contain_text("您")
+    expect(page.locator('tr[data-staff="admin"] button', has_text="停用")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "console-staff.png"), full_page=True)
