@@ -22,7 +22,8 @@ from tally.members import service as members
 from tally.partners.service import Scope
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+# The text rule (schemas.CleanText) as the OpenAPI document states it.
+TEXT = {"pattern": schemas.TEXT_PATTERN}
 MAX_ID = 2**62
 
 
@@ -66,11 +67,11 @@ async def lookup_member(
     read: Annotated[Reader, Depends(reader(Scope.READ))],
     namespace: Annotated[
         Annotated[str, schemas.CleanText] | None,
-        Query(min_length=1, max_length=64, pattern=PRINTABLE),
+        Query(min_length=1, max_length=64, json_schema_extra=TEXT),
     ] = None,
     id: Annotated[
         Annotated[str, schemas.CleanText] | None,
-        Query(min_length=1, max_length=191, pattern=PRINTABLE),
+        Query(min_length=1, max_length=191, json_schema_extra=TEXT),
     ] = None,
     code: Annotated[
         str | None, Query(max_length=64, pattern=r"^[0-9 -]+$", description=CODE_DESCRIPTION)

@@ -15,6 +15,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -31,22 +32,43 @@ Reference = Annotated[
         description="The partner's own id for this operation (order number…); unique per partner."
     ),
 ]
+# What a namespace may be sent as: its code in any case, surrounded by spaces or not.
+_SPACES = "[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]*"
 Namespace = Annotated[
     str,
     BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
     StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,63}$"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_SPACES}[A-Za-z][A-Za-z0-9_.-]{{0,63}}{_SPACES}$",
+            "description": "A namespace of the programme (`phone`, `email`, a partner's own); "
+            "read in lower case, without surrounding spaces.",
+        }
+    ),
 ]
 MemberRef = Annotated[StrictInt, Field(gt=0, le=MAX_ID)]
 # The text rule of :mod:`tally.kit.text`, for a query parameter or a field of a non-Strict model.
 CleanText = AfterValidator(text.check)
+TEXT_PATTERN = text.PATTERN
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
+
+
+def _state_the_text_rule(schema: dict[str, Any]) -> None:
+    """Give every free-text property of a request body's JSON schema the pattern of the text
+    rule, so that the OpenAPI document says what the server refuses."""
+    for field in schema.get("properties", {}).values():
+        for option in (field, *field.get("anyOf", ()), field.get("items", {})):
+            fixed = {"pattern", "format", "enum", "const"} & option.keys()
+            if option.get("type") == "string" and not fixed:
+                option["pattern"] = text.PATTERN
 
 
 class Strict(BaseModel):
     """A request body: unknown fields are refused, and no text may carry control, format or
     bidirectional characters (:mod:`tally.kit.text`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_state_the_text_rule)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -56,3 +56,49 @@ def header_text(value: str) -> str:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
         return value
+
+
+# The characters the rule refuses, as code point ranges (Unicode 14, Python 3.11's
+# unicodedata; a unit test keeps them in step): for the OpenAPI document's patterns.
+UNSAFE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x001F),
+    (0x007F, 0x009F),
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x13438),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)
+
+
+def _class_member(code: int) -> str:
+    # Escapes inside the Basic Multilingual Plane read the same in ECMA-262 and Python; beyond
+    # it the character itself (ECMA has no escape for it without the ``u`` flag).
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+
+#: A JSON Schema ``pattern`` (ECMA-262 and Python alike) for text the rule allows.
+PATTERN = (
+    "^[^"
+    + "".join(
+        _class_member(low) if low == high else f"{_class_member(low)}-{_class_member(high)}"
+        for low, high in UNSAFE_RANGES
+    )
+    + "]*$"
+)
