@@ -86,8 +86,8 @@ def test_a_file_that_does_not_validate_lists_each_error_with_its_line(
     assert response.status_code == 422
     [error] = re.findall(r'<li class="mono">([^<]*)</li>', response.text)
     assert re.fullmatch(
-        r"programme\.yaml:\d+: tiers\[4\]\.flags\.theme: Input should be 'default' or "
-        r"'black-gold'",
+        r"programme\.yaml:\d+: tiers\[4\]\.flags\.theme: no theme 'gold'; the member pages "
+        r"have default, black-gold",
         html.unescape(error),
     ), error
     assert html.unescape(source) in html.unescape(response.text)  # the text is kept to fix it
