@@ -45,14 +45,14 @@ class Intake:
         headers = _headers(scope)
         if is_api(scope["path"]):
             try:
-                bearer_token(_text(headers.get(b"authorization")))
+                bearer_token(_text(headers[0]))
             except Unauthorized as error:
                 await tally_error_response(error)(scope, receive, send)
                 return
         if scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        declared = _declared_length(headers.get(b"content-length"))
+        declared = _declared_length(headers[1])
         if declared is not None and declared > self.max_body_bytes:
             await self._refuse(scope, receive, send, self._too_large())
             return
@@ -63,7 +63,7 @@ class Intake:
         if body is None:
             await self._refuse(scope, receive, send, self._too_large())
             return
-        content_type = headers.get(b"content-type")
+        content_type = headers[2]
         if body and content_type is not None and _JSON.match(content_type):
             twice = duplicate_key(body)
             if twice is not None:
@@ -89,14 +89,15 @@ def duplicate_key(body: bytes) -> str | None:
     ``external_id.id``, ``limits.0.member_id``); ``None`` when there is none or ``body`` is not
     JSON (the parser that follows says what is wrong with it)."""
     try:
-        json.loads(body, object_pairs_hook=_refuse_duplicates)
+        document = body.decode("utf-8")
+        _CHECKING.decode(document)
     except _Duplicated:
         pass
     except (ValueError, RecursionError):  # not JSON, not UTF-8: not ours to answer
         return None
     else:
         return None
-    return _first_duplicate(json.loads(body, object_pairs_hook=_Pairs), ())
+    return _first_duplicate(_KEEPING.decode(document), ())
 
 
 class _Duplicated(Exception):
@@ -116,6 +117,10 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(found) != len(pairs):
         raise _Duplicated
     return found
+
+
+_CHECKING = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+_KEEPING = json.JSONDecoder(object_pairs_hook=_Pairs)
 
 
 def _first_duplicate(value: Any, path: tuple[str, ...]) -> str | None:
@@ -145,12 +150,18 @@ def _duplicated(path: str) -> ValidationFailed:
     )
 
 
-def _headers(scope: AsgiScope) -> dict[bytes, bytes]:
-    """The request's headers by lower-case name (the first of repeated ones)."""
-    found: dict[bytes, bytes] = {}
+def _headers(scope: AsgiScope) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The request's ``Authorization``, ``Content-Length`` and ``Content-Type`` (the first of
+    each; ASGI servers give the names in lower case)."""
+    authorization = length = content_type = None
     for name, value in scope["headers"]:
-        found.setdefault(name.lower(), value)
-    return found
+        if name == b"authorization":
+            authorization = authorization or value
+        elif name == b"content-length":
+            length = length or value
+        elif name == b"content-type":
+            content_type = content_type or value
+    return authorization, length, content_type
 
 
 def _text(value: bytes | None) -> str | None:
