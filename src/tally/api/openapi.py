@@ -11,11 +11,8 @@ plus any codes their ``responses`` descriptions name and the table :data:`RAISES
 
 from __future__ import annotations
 
-import functools
 import inspect
 import re
-import sys
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +26,6 @@ from tally.api.openapi_examples import add_examples, resolve
 from tally.api.schemas import MAX_POINTS
 from tally.config import Settings
 from tally.idempotency.service import MAX_KEY_LENGTH
-from tally.kit import text
 from tally.partners.domain import Scope
 
 JSON = dict[str, Any]
@@ -129,7 +125,6 @@ def document(app: FastAPI, settings: Settings) -> JSON:
     }
     _integral_bounds(spec)
     _state_limits(schemas, settings)
-    _state_text_rule(schemas)
     routes = {
         (method.lower(), context.path_format): context
         for context in iter_route_contexts(app.routes)
@@ -444,45 +439,6 @@ def _integral_bounds(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _integral_bounds(value)
-
-
-def _state_text_rule(schemas: JSON) -> None:
-    """Every text field of a request body (a model refusing unknown fields) says which
-    characters :mod:`tally.kit.text` refuses; a required one needs a character besides spaces
-    (the server strips them)."""
-    for schema in schemas.values():
-        if schema.get("additionalProperties") is not False:
-            continue
-        for field in schema.get("properties", {}).values():
-            for option in [field, *field.get("anyOf", [])]:
-                if option.get("type") != "string" or "pattern" in option or "format" in option:
-                    continue
-                allowed = f"[^{unsafe_characters()}]"
-                if option.get("minLength", 0) >= 1:
-                    option["pattern"] = f"^{allowed}*[^{unsafe_characters()}\\s]{allowed}*$"
-                else:
-                    option["pattern"] = f"^{allowed}*$"
-
-
-@functools.cache
-def unsafe_characters() -> str:
-    """The characters :mod:`tally.kit.text` refuses, as the inside of a regular expression's
-    character class (ranges of ``\\uXXXX`` and ``\\UXXXXXXXX`` escapes)."""
-    ranges: list[list[int]] = []
-    for point in range(sys.maxunicode + 1):
-        if unicodedata.category(chr(point)) not in text.UNSAFE_CATEGORIES:
-            continue
-        if ranges and ranges[-1][1] == point - 1:
-            ranges[-1][1] = point
-        else:
-            ranges.append([point, point])
-
-    def escaped(point: int) -> str:
-        return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
-
-    return "".join(
-        escaped(low) if low == high else f"{escaped(low)}-{escaped(high)}" for low, high in ranges
-    )
 
 
 def _referenced(spec: JSON, name: str) -> bool:

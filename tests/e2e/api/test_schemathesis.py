@@ -1,0 +1,169 @@
+"""Schemathesis against the live app: what the server answers is what the document says.
+
+One bounded, deterministic run of Schemathesis' engine (what its CLI runs) on SQLite with a
+partner key holding every scope: every check, in every phase — the document's examples, the
+coverage cases (boundaries, missing and malformed parameters), a few generated cases per
+operation, and stateful sequences following the document's links (enrol, then earn, redeem,
+hold, capture, reverse… on the member just made). It must find nothing: every status, content
+type, header and problem body is one the document declares.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import Status, events, from_schema
+from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
+from schemathesis.openapi.checks import RejectedPositiveData
+
+from conftest import OPERATOR_SCOPES, SECRET, make_partner
+from tally.config import Settings
+from tally.db.engine import build_engine
+from tally.db.session import Database
+
+SEED = 20261203
+EXAMPLES_PER_OPERATION = 4
+STATEFUL_STEPS = 8
+CONFIG = f"""
+seed = {SEED}
+
+[generation]
+deterministic = true
+max-examples = {EXAMPLES_PER_OPERATION}
+database = "none"
+
+[checks]
+enabled = true
+
+[phases.stateful]
+max-steps = {STATEFUL_STEPS}
+"""
+
+
+@pytest.fixture(scope="module")
+def api(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[tuple[Any, str]]:
+    """The app on a fresh SQLite copy, and an API key with every scope (an operator channel)."""
+    from tally.app import create_app
+
+    path = tmp_path_factory.mktemp("schemathesis") / "tally.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    db = Database(build_engine(url))
+    key = make_partner(db, "MOBILE", OPERATOR_SCOPES, operator_channel=True)
+    settings = Settings(
+        database_url=url, secret_key=SECRET, job_interval_seconds=0, programme_refresh_seconds=0
+    )
+    yield create_app(settings, db), key.api_key
+    db.dispose()
+
+
+def _whole(value: Any) -> Any:
+    """``value`` with every whole float as an int (``100.0`` as ``100``)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole(item) for item in value]
+    return value
+
+
+@pytest.fixture(autouse=True)
+def integers_as_integers() -> Iterator[None]:
+    """JSON Schema counts ``100.0`` as an integer; Tally's API, by design, does not (points and
+    ids are JSON integers: ``100``). Schemathesis sends whole floats for integers and no keyword
+    can tell it otherwise, so they are sent as the integers they stand for."""
+
+    def before_call(_context: Any, case: Any, _kwargs: Any) -> None:
+        case.body = _whole(case.body)
+
+    schemathesis.hook(before_call)
+    yield
+    GLOBAL_HOOK_DISPATCHER.unregister(before_call)
+
+
+# Rules the server checks that JSON Schema cannot state, said in words in the document instead:
+# a schema-valid request may be refused 422 naming one of these fields (the operation, "*": any).
+RULES_IN_WORDS = {
+    ("*", "expires_at"): "a time in the future, within 100 years",
+    ("*", "paid_at"): "a payment time neither in the future nor long past",
+    ("*", "cursor"): "a cursor only as the server issued it",
+    ("GET /v1/members/lookup", "code"): "either namespace and id, or a member code",
+    ("POST /v1/transfers", "to_member_id"): "another member than the one it is from",
+    ("POST /v1/holds/{hold_id}/capture", "points"): "at most the points held",
+    ("POST /v1/members/{member_id}/memberships", "plan"): "a plan of the programme in force",
+}
+
+
+def _refused_by_a_stated_rule(operation: str, response: Any) -> bool:
+    """A 422 that is a documented business refusal (a code of its own, listed for the
+    operation) or names a field whose rule the document states in words."""
+    if response.status_code != 422:
+        return False
+    try:
+        problem = response.json()
+    except ValueError:
+        return False
+    if problem.get("code") != "validation_error":
+        return True  # e.g. unknown_namespace, payment_mismatch: listed for the operation
+    fields = {problem.get("field")} | {e.get("field") for e in problem.get("errors", [])}
+    return any((operation, f) in RULES_IN_WORDS or ("*", f) in RULES_IN_WORDS for f in fields)
+
+
+def run(app: Any, api_key: str) -> tuple[list[str], dict[str, int]]:
+    """Every failure the run found (one line each), and how many scenarios each phase ran."""
+    config = SchemathesisConfig.from_str(
+        CONFIG + f'\n[headers]\nAuthorization = "Bearer {api_key}"\n'
+    )
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+
+    @schema.hook
+    def filter_failure(_context: Any, failure: Any, case: Any, response: Any) -> bool:
+        if not isinstance(failure, RejectedPositiveData):
+            return True
+        return not _refused_by_a_stated_rule(f"{case.method} {case.path}", response)
+
+    failures: list[str] = []
+    scenarios: dict[str, int] = {}
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            scenarios[event.phase.value] = scenarios.get(event.phase.value, 0) + 1
+            if event.status in (Status.FAILURE, Status.ERROR):
+                failures.extend(_described(event))
+        elif isinstance(event, events.NonFatalError):
+            failures.append(f"{event.label}: error {event.info.format()}")
+        elif isinstance(event, events.FatalError):
+            failures.append(f"fatal: {event.exception!r}")
+    return sorted(set(failures)), scenarios
+
+
+def _described(event: events.ScenarioFinished) -> list[str]:
+    found = []
+    for case_id, checks in event.recorder.checks.items():
+        for check in checks:
+            if check.status is Status.FAILURE and check.failure_info is not None:
+                failure = check.failure_info.failure
+                interaction = event.recorder.interactions.get(case_id)
+                answer = interaction.response if interaction is not None else None
+                said = "" if answer is None else f"{answer.status_code} {answer.content[:300]!r}"
+                found.append(
+                    f"[{event.phase.value}] {failure.operation}: {check.name}: "
+                    f"{failure.title}: {failure.message}\n    {check.failure_info.code_sample}"
+                    f"\n    -> {said}"
+                )
+    return found or [f"[{event.phase.value}] {event.label}: {event.status.value}"]
+
+
+def test_the_server_answers_as_the_document_says(api: tuple[Any, str]) -> None:
+    app, api_key = api
+    failures, scenarios = run(app, api_key)
+    assert failures == [], "\n".join(failures)
+    assert {"examples", "coverage", "fuzzing", "stateful"} <= set(scenarios), scenarios
