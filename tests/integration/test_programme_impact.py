@@ -110,7 +110,7 @@ def test_an_unchanged_file_moves_nobody(world: World) -> None:
     found = world.impact(world.programme)
 
     assert found.members == 14
-    assert (found.removed, found.moved, found.plans) == ({}, {}, {})
+    assert (found.removed, found.moved, found.plans, found.namespaces) == ({}, {}, {}, {})
     assert found.grace == (1, 1)
     assert found.lines(world.programme) == []
 
@@ -158,6 +158,22 @@ def test_changed_thresholds_and_grace_say_who_moves_up_and_down(world: World) ->
     assert world.tiers() == before  # read only
     with world.db.read() as session:
         assert session.scalar(select(func.count()).select_from(TierChange)) == history
+
+
+def test_a_removed_namespace_counts_the_identities_left_in_it(world: World) -> None:
+    kept = [spec for spec in world.programme.dump()["namespaces"] if spec["code"] != "phone"]
+    kept = [spec for spec in kept if spec["code"] != "hotel"]
+    new = edited(world.programme, namespaces=kept)
+
+    with world.db.read() as session:
+        lines = programme_impact.plan(session, world.programme, new, world.now)
+
+    assert world.impact(new).namespaces == {"phone": 14, "hotel": 0}
+    assert lines == [
+        "namespace phone removed: 14 identities in it stay readable but cannot be enrolled, "
+        "linked or looked up until it is declared again",
+        "namespace hotel removed: no identity in it",
+    ]
 
 
 def test_a_new_tier_model_is_counted_in_its_own_window(world: World) -> None:

@@ -5,7 +5,8 @@ per tier model (the running one and the new one, when they count differently), a
 domain's pure evaluation decides, for every member, where the next evaluation leaves it under
 each programme. Members whose tier the file removes are counted with the tier they go to; the
 others are counted when the two programmes leave them on different tiers (a threshold or the
-tier model changed). Open memberships of removed plans are counted by one GROUP BY.
+tier model changed). Open memberships of removed plans and identities in removed namespaces
+are counted by one GROUP BY each.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
+from tally.members import repository as identities_repository
 from tally.memberships import repository as memberships
 from tally.programme import service as programmes
 from tally.programme.domain import Programme
@@ -44,6 +46,7 @@ class Impact:
     ``moved``: ``(tier now, under the running file, under the new file) → members`` for members
     the two files leave on different tiers. ``grace``: members whose grace period starts under
     each file (running, new). ``plans``: open memberships of removed plans, by status.
+    ``namespaces``: identities in each removed namespace.
     """
 
     members: int
@@ -51,6 +54,7 @@ class Impact:
     moved: dict[tuple[str, str, str], int]
     grace: tuple[int, int]
     plans: dict[str, dict[str, int]]
+    namespaces: dict[str, int]
 
     def lines(self, new: Programme) -> list[str]:
         """The impact as plan lines (none when the file moves nobody)."""
@@ -92,6 +96,15 @@ class Impact:
             lines.append(
                 f"plan {code} removed: {total} open membership{'s' if total != 1 else ''} "
                 f"({detail}) stay until they end or are cancelled, without the plan's benefits"
+            )
+        for code, held in self.namespaces.items():
+            if not held:
+                lines.append(f"namespace {code} removed: no identity in it")
+                continue
+            lines.append(
+                f"namespace {code} removed: {held} identit{'ies' if held != 1 else 'y'} in it "
+                "stay readable but cannot be enrolled, linked or looked up until it is declared "
+                "again"
             )
         return lines
 
@@ -165,12 +178,15 @@ def impact(
                 moved[(row.tier_code, previous.tier_code, outcome.tier_code)] += 1
     gone = [plan.code for plan in running.plans if new.plan(plan.code) is None]
     found = memberships.open_by_plan(session, gone) if gone else {}
+    dropped = [spec.code for spec in running.namespaces if new.namespace(spec.code) is None]
+    identities = identities_repository.identity_counts(session, dropped) if dropped else {}
     return Impact(
         members=members,
         removed={code: dict(targets) for code, targets in removed.items()},
         moved=dict(moved),
         grace=(grace[0], grace[1]),
         plans={code: found.get(code, {}) for code in gone},
+        namespaces={code: identities.get(code, 0) for code in dropped},
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tally.db.raw import Raw
@@ -191,3 +191,13 @@ def merges_of(session: Session, member_id: int) -> list[MemberMerge]:
             .order_by(MemberMerge.id.desc())
         )
     )
+
+
+def identity_counts(session: Session, namespaces: Sequence[str]) -> dict[str, int]:
+    """How many identities each of ``namespaces`` holds (namespaces with none are missing)."""
+    rows = session.execute(
+        select(MemberIdentity.namespace, func.count())
+        .where(MemberIdentity.namespace.in_(list(namespaces)))
+        .group_by(MemberIdentity.namespace)
+    ).all()
+    return {str(namespace): int(count) for namespace, count in rows}
