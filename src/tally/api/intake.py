@@ -3,8 +3,9 @@
 In this order:
 
 1. an API request (``/v1/…``) without a bearer token is ``401 unauthorized`` at once;
-2. a body larger than ``TALLY_MAX_BODY_BYTES`` is ``413 payload_too_large``, told by its
-   ``Content-Length`` before it is read, or counted while it is read (chunked bodies);
+2. a body larger than ``TALLY_MAX_BODY_BYTES`` (an API request) or :data:`PAGE_MAX_BODY_BYTES`
+   (a page's form) is ``413 payload_too_large``, told by its ``Content-Length`` before it is
+   read, or counted while it is read (chunked bodies);
 3. a JSON body in which an object names a key twice (``{"points": 1, "points": 999999}``)
    is ``422 validation_error`` naming the key: JSON parsers keep one of the two silently.
 
@@ -29,6 +30,9 @@ from tally.errors import PayloadTooLarge, TallyError, Unauthorized, ValidationFa
 
 _JSON = re.compile(rb"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The console's largest form: a pasted programme file of up to 200,000 characters, which
+# URL-encoding can make nine bytes each (Chinese text).
+PAGE_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class Intake:
@@ -43,7 +47,8 @@ class Intake:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        if is_api(scope["path"]):
+        api = is_api(scope["path"])
+        if api:
             try:
                 bearer_token(_text(headers[0]))
             except Unauthorized as error:
@@ -52,16 +57,17 @@ class Intake:
         if scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
+        limit = self.max_body_bytes if api else max(self.max_body_bytes, PAGE_MAX_BODY_BYTES)
         declared = _declared_length(headers[1])
-        if declared is not None and declared > self.max_body_bytes:
-            await self._refuse(scope, receive, send, self._too_large())
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, _too_large(limit))
             return
         try:
-            body = await _read(receive, self.max_body_bytes)
+            body = await _read(receive, limit)
         except _Disconnected:
             return
         if body is None:
-            await self._refuse(scope, receive, send, self._too_large())
+            await self._refuse(scope, receive, send, _too_large(limit))
             return
         content_type = headers[2]
         if body and content_type is not None and _JSON.match(content_type):
@@ -71,17 +77,15 @@ class Intake:
                 return
         await self.app(scope, _replaying(body, receive), send)
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"The request body is larger than {self.max_body_bytes} bytes.",
-            max_bytes=self.max_body_bytes,
-        )
-
     async def _refuse(
         self, scope: AsgiScope, receive: Receive, send: Send, error: TallyError
     ) -> None:
         response = await handled(Request(scope, receive), error)
         await response(scope, receive, send)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes.", max_bytes=limit)
 
 
 def duplicate_key(body: bytes) -> str | None:
