@@ -25,7 +25,7 @@ from tally.web.console.auth import Staff
 from tally.web.console.pages import error_flash
 from tally.web.http import gettext
 from tally.web.i18n import N_
-from tally.web.sessions import Flash
+from tally.web.sessions import Flash, client_of
 
 
 def limits_for(request: Request, staff: Staff) -> Guardrails:
@@ -36,8 +36,7 @@ def limits_for(request: Request, staff: Staff) -> Guardrails:
 
 def actor_of(request: Request, staff: Staff) -> staff_adjustments.Actor:
     """The staff member as the adjustment flow (and the audit log) names them."""
-    address = request.client.host if request.client is not None else None
-    return staff_adjustments.Actor(staff.id, staff.role.value, address)
+    return staff_adjustments.Actor(staff.id, staff.role.value, client_of(request).address)
 
 
 def valid_through(request: Request, day: date | None) -> datetime | None:
