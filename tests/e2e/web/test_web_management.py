@@ -116,6 +116,14 @@ def test_a_registered_partner_gets_a_key_shown_once_that_works_at_once(
         for action, details in logged
     )
     assert not any(key in str(details) for _action, details in logged)  # never the secret
+    with demo_data.db.read() as session:
+        entry = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "api_key.revoke")
+            .order_by(AuditEntry.id.desc())
+        ).first()
+        assert entry is not None
+        assert (entry.actor.startswith("staff:"), entry.address) == (True, "testclient")
 
 
 def test_the_transfer_scope_only_for_the_operators_channels(client: TestClient) -> None:
