@@ -100,3 +100,13 @@ def test_no_duplicate_in_valid_or_invalid_json(body: bytes) -> None:
 )
 def test_json_from_a_dict_never_has_a_duplicate(value: object) -> None:
     assert duplicate_key(json.dumps(value).encode()) is None
+
+
+@pytest.mark.parametrize("char", ["\x00", "\u202e", "\u200b", "\ufeff", "\u2028", "\x85"])
+def test_console_reasons_follow_the_rule_but_keep_their_line_breaks(char: str) -> None:
+    from tally.errors import ValidationFailed
+    from tally.web.console import forms
+
+    assert forms.reason("line one\r\nline\ttwo") == "line one\r\nline\ttwo"
+    with pytest.raises(ValidationFailed):
+        forms.reason(f"good{char}will")

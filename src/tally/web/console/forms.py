@@ -7,6 +7,7 @@ import secrets
 from datetime import date
 
 from tally.errors import ValidationFailed
+from tally.kit import text as text_rule
 from tally.web.i18n import N_
 
 MAX_REASON = 500
@@ -29,8 +30,12 @@ FIELD_MESSAGES: dict[str, str] = {
 
 
 def has_control_characters(text: str) -> bool:
-    """Whether ``text`` holds NUL or other control characters (tabs and line breaks aside)."""
-    return any(ord(char) < 32 and char not in "\t\r\n" for char in text) or "\x7f" in text
+    """Whether ``text`` holds a character the text rule refuses (:mod:`tally.kit.text`: control,
+    format and bidirectional characters), tabs and line breaks aside."""
+    return text_rule.unsafe_character(text.translate(_LAYOUT)) is not None
+
+
+_LAYOUT = str.maketrans("", "", "\t\r\n")  # a textarea's own characters
 
 
 def new_nonce() -> str:
