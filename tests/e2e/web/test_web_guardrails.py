@@ -179,7 +179,7 @@ def test_reject_needs_a_note_and_posts_nothing(client: TestClient, demo_data: De
     with demo_data.db.write() as session:
         staff.create(session, "finn", web_fixtures.PASSWORD, StaffRole.FINANCE, "Finn", utcnow())
     before = available(demo_data, 15)
-    number = file_request(client, 15, "-6000")
+    number = file_request(client, 15, "6500")
 
     csrf = as_staff(client, "finn")
     bare = client.post(f"/console/adjustments/{number}/reject", data={"csrf": csrf, "note": " "})
