@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from tally import errors
 from tally.api.openapi_examples import add_examples, resolve
+from tally.api.openapi_links import add_links
 from tally.api.schemas import MAX_POINTS
 from tally.config import Settings
 from tally.idempotency.service import MAX_KEY_LENGTH
@@ -138,6 +139,7 @@ def document(app: FastAPI, settings: Settings) -> JSON:
             route = routes.get((method, path))
             complete(operation, method, path, route_scope(route), spec, settings)
     _name_operations(spec, routes)
+    add_links(spec)
     for unused in ("HTTPValidationError", "ValidationError"):
         if not _referenced(spec, unused):
             schemas.pop(unused, None)

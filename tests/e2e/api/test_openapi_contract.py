@@ -165,6 +165,32 @@ def test_path_parameters_are_constrained(spec: dict[str, Any]) -> None:
             assert bounded, (method, path, parameter)
 
 
+def test_what_an_operation_creates_links_to_the_operations_on_it(spec: dict[str, Any]) -> None:
+    def links(path: str, status: str = "201") -> dict[str, Any]:
+        found: dict[str, Any] = spec["paths"][path]["post"]["responses"][status]["links"]
+        return {name: link["parameters"] for name, link in found.items()}
+
+    enrolled = links("/v1/members")
+    assert enrolled["earn"] == {"member_id": "$response.body#/id"}
+    assert enrolled["get_member"] == {"member_id": "$response.body#/id"}
+    assert links("/v1/members", "200")["redeem"] == {"member_id": "$response.body#/id"}
+    held = links("/v1/members/{member_id}/holds")
+    assert held["capture_hold"] == {"hold_id": "$response.body#/hold/id"}
+    assert held["void_hold"] == {"hold_id": "$response.body#/hold/id"}
+    assert "earn" not in held  # the member was named by the request itself
+    assert links("/v1/members/{member_id}/earn") == {
+        "reverse": {"transaction_id": "$response.body#/transaction_id"}
+    }
+    link_targets = {
+        link["operationId"]
+        for _method, _path, operation in operations(spec)
+        for response in operation["responses"].values()
+        for link in response.get("links", {}).values()
+    }
+    operation_ids = {operation["operationId"] for _m, _p, operation in operations(spec)}
+    assert link_targets <= operation_ids
+
+
 def test_one_schema_per_model(spec: dict[str, Any]) -> None:
     """``X-Input``/``X-Output`` twins collide in generated clients (two classes ``X``)."""
     names = spec["components"]["schemas"]
