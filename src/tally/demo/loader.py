@@ -1,4 +1,5 @@
-"""The demo ecosystem: a carrier, three partner brands, staff, members with a year of history."""
+"""The demo ecosystem: a carrier, three partner brands, staff, members with up to 18 months of
+history (replayed by :mod:`tally.demo.history`)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tally.config import Settings
+from tally.db.raw import savepoint
 from tally.demo import families as demo_families
+from tally.demo import history as demo_history
 from tally.demo import memberships as demo_memberships
 from tally.demo import tiers as demo_tiers
 from tally.errors import TallyError
 from tally.flows import enrolment
 from tally.kit.clock import utcnow
-from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs
 from tally.ledger import posting as ledger_posting
-from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.members import service as members
+from tally.members.models import Member
 from tally.partners import service as partners
 from tally.partners.models import Partner
 from tally.programme import service as programme
@@ -33,6 +35,10 @@ from tally.staff.models import StaffRole
 
 SEED = 20261126
 MEMBER_COUNT = 300
+# Members joined over 14 months, the first of them 18 months ago: long enough for the points of
+# those who stopped coming to have expired (they last a year).
+HISTORY_DAYS = 540
+JOINING_DAYS = 420
 DEMO_PROGRAMME = Path(__file__).with_name("programme.yaml")
 # The partners come from the programme file; each gets one API key with these scopes.
 PARTNER_SCOPES = (
@@ -90,7 +96,7 @@ def load_if_empty(session: Session, settings: Settings) -> Summary:
 
 
 def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT) -> Summary:
-    """Create the demo partners, staff and members, replaying a year of activity."""
+    """Create the demo partners, staff and members, replaying their activity."""
     rng = random.Random(SEED)
     now = utcnow()
     summary = Summary(loaded=True)
@@ -114,11 +120,15 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     for username, display, role in STAFF:
         staff.create(session, username, DEMO_PASSWORD, role, display, now - timedelta(days=400))
         summary.staff.append(username)
-    start = now - timedelta(days=420)
+    start = now - timedelta(days=HISTORY_DAYS)
     member_ids = []
+    first = int(session.scalar(select(func.max(Member.id))) or 0) + 1
     for index in range(member_count):
-        joined = start + timedelta(days=rng.randint(0, 300), minutes=rng.randint(0, 1440))
-        phone = f"138{index:08d}"
+        joined = start + timedelta(days=rng.randint(0, JOINING_DAYS), minutes=rng.randint(0, 1440))
+        # Member #17's phone is 13800000017, its shop id shop-00017 (the ids a new database
+        # hands out: the demo loads into an empty one).
+        number = first + index
+        phone = f"138{number:08d}"
         profile = {
             "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(("", *GIVEN)),
             "phone": phone,
@@ -131,13 +141,13 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             joined,
             partner_id=partner_ids["MOBILE"],
         )
-        shop_id = members.Identity("shop", f"shop-{index:05d}")
+        shop_id = members.Identity("shop", f"shop-{member_id:05d}")
         enrolment.link(session, member_id, shop_id, partner_ids["SHOP"], joined)
         if rng.random() < 0.5:
-            food_id = members.Identity("food", f"f{index:06d}")
+            food_id = members.Identity("food", f"f{member_id:06d}")
             enrolment.link(session, member_id, food_id, partner_ids["FOOD"], joined)
         member_ids.append(member_id)
-        summary.entries += _replay_history(
+        summary.entries += demo_history.replay(
             session, rng, member_id, joined, now, partner_ids, policy
         )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
@@ -162,90 +172,6 @@ def _same_session(session: Session) -> Any:
     return unit
 
 
-def _replay_history(
-    session: Session,
-    rng: random.Random,
-    member_id: int,
-    joined: datetime,
-    now: datetime,
-    partner_ids: dict[str, int],
-    policy: Policy,
-) -> int:
-    """Monthly bills, shopping, meals and stays earn; some points are spent, held, reversed."""
-    written = 0
-    moment = joined
-    serial = 0
-    while True:
-        moment += timedelta(days=rng.randint(7, 35), minutes=rng.randint(0, 600))
-        if moment >= now - timedelta(minutes=5):
-            break
-        serial += 1
-        code = rng.choices(("MOBILE", "SHOP", "FOOD", "HOTEL"), weights=(5, 3, 3, 1))[0]
-        origin = Origin(partner_id=partner_ids[code])
-        reference = f"{code.lower()}-{member_id}-{serial}"
-        points = {
-            "MOBILE": rng.randint(50, 300),
-            "SHOP": rng.randint(10, 500),
-            "FOOD": rng.randint(5, 60),
-            "HOTEL": rng.randint(200, 1500),
-        }[code]
-        try:
-            ledger.earn(session, origin, member_id, points, reference, moment, policy)
-            written += 1
-            roll = rng.random()
-            if roll < 0.25:
-                spend = rng.randint(1, points)
-                ledger.redeem(
-                    session,
-                    Origin(partner_id=partner_ids["SHOP"]),
-                    member_id,
-                    spend,
-                    f"order-{member_id}-{serial}",
-                    moment + timedelta(hours=2),
-                    policy,
-                )
-                written += 1
-            elif roll < 0.30:
-                ledger_reversals.reverse(
-                    session,
-                    origin,
-                    _last_entry(session, member_id),
-                    moment + timedelta(days=1),
-                    policy,
-                )
-                written += 1
-        except TallyError:
-            continue
-    if rng.random() < 0.2:
-        try:
-            ledger_holds.create_hold(
-                session,
-                Origin(partner_id=partner_ids["HOTEL"]),
-                member_id,
-                10,
-                f"booking-{member_id}",
-                3600 * 24,
-                now - timedelta(minutes=1),
-                policy,
-                7 * 24 * 3600,
-            )
-            written += 1
-        except TallyError:
-            pass
-    return written
-
-
-def _last_entry(session: Session, member_id: int) -> Any:
-    from tally.ledger.models import EntryKind, JournalEntry
-
-    return session.scalar(
-        select(JournalEntry.id)
-        .where(JournalEntry.member_id == member_id, JournalEntry.kind == EntryKind.EARN)
-        .order_by(JournalEntry.id.desc())
-        .limit(1)
-    )
-
-
 def _gifts(
     session: Session,
     rng: random.Random,
@@ -258,16 +184,17 @@ def _gifts(
     for number in range(len(member_ids) // 10):
         giver, receiver = rng.sample(member_ids, 2)
         try:
-            ledger.transfer(
-                session,
-                origin,
-                giver,
-                receiver,
-                rng.randint(5, 50),
-                f"gift-{number}",
-                now - timedelta(hours=rng.randint(1, 72)),
-                policy,
-            )
+            with savepoint(session):  # a refusal may come after the wallets moved
+                ledger.transfer(
+                    session,
+                    origin,
+                    giver,
+                    receiver,
+                    rng.randint(5, 50),
+                    f"gift-{number}",
+                    now - timedelta(hours=rng.randint(1, 72)),
+                    policy,
+                )
         except TallyError:
             continue
 

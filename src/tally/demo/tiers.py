@@ -1,9 +1,9 @@
-"""The demo's growth value: every replayed earn carries growth, so members spread over the whole
-ladder (bronze to black diamond), with the tier history a year of activity would leave."""
+"""The demo's growth value: every replayed earn carries as much growth value as points (growth
+follows spend, as the programme's earns do by default), so members spread over the ladder by how
+much they spend (bronze to black diamond), with the tier history a year of activity would leave."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +18,6 @@ from tally.tiers import jobs
 from tally.tiers import service as tiers
 from tally.tiers.models import GrowthKind
 
-SEED = 20261127
-# Growth value per point earned, in percent, and how many members get each: a few heavy spenders
-# reach the top of the ladder.
-GROWTH_PERCENT = (20, 100, 250, 600, 1500, 4000)
-WEIGHTS = (30, 25, 20, 12, 8, 5)
-
 
 def seed(
     session: Session, programme: Programme, member_ids: list[int], now: datetime
@@ -31,8 +25,6 @@ def seed(
     """Credit every demo earn's growth value (and take back a reversed earn's) in the order they
     happened, upgrading as it goes, then evaluate the tiers as of ``now``. Returns how many
     members stand at each tier."""
-    rng = random.Random(SEED)
-    percent = {member: rng.choices(GROWTH_PERCENT, weights=WEIGHTS)[0] for member in member_ids}
     earned = dict(
         session.execute(
             select(Lot.entry_id, func.sum(Lot.points))
@@ -65,7 +57,7 @@ def seed(
         if order == 1:
             tiers.reverse(session, entry_id, reversal_id, moment, partner_id=partner_id)
             continue
-        growth = int(earned.get(entry_id, 0)) * percent[member_id] // 100
+        growth = int(earned.get(entry_id, 0))
         if growth:
             tiers.credit(
                 session,

@@ -150,6 +150,14 @@ def preview_expiry(session: Session, as_of: datetime, sample: int = 5) -> Expiry
     )
 
 
+def expire_member(session: Session, member_id: int, as_of: datetime) -> int:
+    """Expire one member's lots due by ``as_of`` in the caller's transaction (the demo replays
+    a member's history in order); returns the points expired."""
+    repository.lock_wallet(session, member_id)
+    member_lots = repository.due_lots_of(session, member_id, as_of)
+    return _expire_member(session, member_id, member_lots, as_of) if member_lots else 0
+
+
 def _expire_member(
     session: Session, member_id: int, member_lots: list[tuple[int, int]], as_of: datetime
 ) -> int:

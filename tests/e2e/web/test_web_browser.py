@@ -61,15 +61,15 @@ def test_wrong_password_is_refused_and_the_right_one_signs_in(
 
 def test_search_by_phone_finds_the_member(page: Page, demo_site: DemoSite) -> None:
     sign_in(page, demo_site, "support")
-    # Typed the way people type phone numbers; the demo's member 4 has 13800000003.
-    page.fill("input[name=q]", "138 0000 0003")
+    # Typed the way people type phone numbers; the demo's member 4 has 13800000004.
+    page.fill("input[name=q]", "138 0000 0004")
     results = page.locator("#results .result")
     expect(results).to_have_count(1)
     expect(results.first).to_contain_text("#4")
     expect(page).to_have_url(re.compile(r"q=138"))  # live results keep a shareable address
     results.first.click()
     expect(page).to_have_url(demo_site.url("/console/members/4"))
-    expect(page.locator("#profile")).to_contain_text("13800000003")  # support sees it in full
+    expect(page.locator("#profile")).to_contain_text("13800000004")  # support sees it in full
 
 
 def test_member_page_shows_balance_lots_holds_and_history(page: Page, demo_site: DemoSite) -> None:

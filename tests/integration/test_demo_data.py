@@ -1,0 +1,103 @@
+"""The demo data looks like a real programme's: growth value follows the points earned, points
+left after redemptions and expiry are in believable proportion, members spread over the tiers,
+each member's phone number and partner ids carry its member number; the ledger verifies."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from tally.config import Settings
+from tally.db.session import Database
+from tally.demo import loader
+from tally.ledger.models import EntryKind, JournalEntry, Lot, Posting, Wallet
+from tally.ledger.verify import verify
+from tally.members.models import MemberIdentity, MemberProfile
+from tally.tiers.models import GrowthEntry, MemberTier
+
+MEMBERS = 40
+
+
+@pytest.fixture
+def demo(database: Database, settings: Settings) -> Database:
+    with database.write() as session:
+        summary = loader.load(session, settings, member_count=MEMBERS)
+    assert summary.members == MEMBERS
+    return database
+
+
+def points_moved(database: Database, kind: EntryKind) -> int:
+    """What entries of ``kind`` took from (negative) or gave to members' available points."""
+    with database.read() as session:
+        return int(
+            session.scalar(
+                select(func.coalesce(func.sum(Posting.amount), 0))
+                .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+                .where(JournalEntry.kind == kind, Posting.account.like("member:%:available"))
+            )
+            or 0
+        )
+
+
+def test_phone_numbers_and_partner_ids_carry_the_member_number(demo: Database) -> None:
+    with demo.read() as session:
+        profiles = dict(session.execute(select(MemberProfile.member_id, MemberProfile.phone)).all())
+        identities = session.execute(
+            select(MemberIdentity.member_id, MemberIdentity.namespace, MemberIdentity.external_id)
+        ).all()
+    assert len(profiles) >= MEMBERS
+    for member_id in range(1, MEMBERS + 1):
+        assert profiles[member_id] == f"138{member_id:08d}"
+    expected = {"phone": "138{:08d}", "shop": "shop-{:05d}", "food": "f{:06d}"}
+    demo_ids = [row for row in identities if row.namespace in expected and row.member_id <= MEMBERS]
+    assert {row.namespace for row in demo_ids} == set(expected)
+    for member_id, namespace, external_id in demo_ids:
+        assert external_id == expected[namespace].format(member_id)
+
+
+def test_growth_follows_the_points_earned(demo: Database) -> None:
+    with demo.read() as session:
+        earned = dict(
+            session.execute(
+                select(JournalEntry.member_id, func.sum(Lot.points))
+                .join(Lot, Lot.entry_id == JournalEntry.id)
+                .where(JournalEntry.kind == EntryKind.EARN)
+                .group_by(JournalEntry.member_id)
+            ).all()
+        )
+        growth = dict(
+            session.execute(
+                select(GrowthEntry.member_id, func.sum(GrowthEntry.points))
+                .where(GrowthEntry.journal_entry_id.is_not(None), GrowthEntry.points > 0)
+                .group_by(GrowthEntry.member_id)
+            ).all()
+        )
+    demo_members = {member: points for member, points in earned.items() if member <= MEMBERS}
+    assert demo_members
+    for member, points in demo_members.items():
+        assert growth.get(member) == points, member
+
+
+def test_points_issued_redeemed_expired_and_left_are_in_believable_proportion(
+    demo: Database,
+) -> None:
+    issued = points_moved(demo, EntryKind.EARN)
+    redeemed = -points_moved(demo, EntryKind.REDEEM)
+    expired = -points_moved(demo, EntryKind.EXPIRE)
+    with demo.read() as session:
+        available, held = session.execute(
+            select(func.sum(Wallet.available), func.sum(Wallet.held))
+        ).one()
+        tiers = Counter(session.scalars(select(MemberTier.tier_code)).all())
+        report = verify(session)
+    assert report.ok, report.problems
+
+    assert issued > MEMBERS * 1_000  # a year of bills and purchases at one point a yuan
+    assert 0.2 <= redeemed / issued <= 0.6
+    assert expired > 0
+    assert expired / issued <= 0.2
+    assert 0.3 <= (available + held) / issued <= 0.75
+    assert len(tiers) >= 3  # spread over the ladder by how much members spend
+    assert tiers.most_common(1)[0][0] in {"BRONZE", "SILVER", "GOLD"}  # a pyramid
