@@ -95,7 +95,7 @@ def test_the_top_tiers_take_the_black_gold_theme(demo_api: Api) -> None:
 
 def test_status_of_an_unknown_member_is_not_found(demo_api: Api) -> None:
     assert_problem(demo_api.get("/v1/members/999999/status"), 404, "not_found")
-    assert_problem(demo_api.get("/v1/members/0/status"), 422, "validation_error")
+    assert_problem(demo_api.get("/v1/members/0/status"), 404, "not_found")  # names no member
 
 
 def test_status_needs_the_read_scope(demo_api: Api, database: Database) -> None:
