@@ -15,6 +15,7 @@ import typer
 
 from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
+from tally.flows import sign_ins
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
 from tally.ledger.posting import policy_for
@@ -228,3 +229,22 @@ def memberships(
     with open_database() as db:
         report = membership_jobs.expire(db.write, moment)
     emit({**_head(moment, dry_run), "expired": report.expired, "abandoned": report.abandoned})
+
+
+@jobs_app.command("sign-ins")
+def sweep_sign_ins(
+    as_of: Annotated[
+        str | None, as_of_option("Delete sessions expired and failure counts stale")
+    ] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Delete expired console and member sessions and sign-in failure counts nothing remembers
+    any more; locks in force are kept (idempotent; safe to re-run)."""
+    moment = job_moment(as_of, dry_run)
+    with open_database() as db:
+        if dry_run:
+            with db.read() as session:
+                swept = sign_ins.preview(session, moment)
+        else:
+            swept = sign_ins.sweep(db.write, moment)
+    emit({**_head(moment, dry_run), "sessions": swept.sessions, "throttles": swept.throttles})

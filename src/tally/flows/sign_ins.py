@@ -32,3 +32,11 @@ def sweep(write: Writer, now: datetime) -> Swept:
             sessions=web_sessions.sweep(session, now),
             throttles=throttling.sweep(session, now, FORGET_AFTER),
         )
+
+
+def preview(session: Session, now: datetime) -> Swept:
+    """What :func:`sweep` would delete at ``now``, counted without deleting (``--dry-run``)."""
+    return Swept(
+        sessions=web_sessions.expired_count(session, now),
+        throttles=throttling.stale_count(session, now, FORGET_AFTER),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tally.sessions.models import EndReason, SessionKind, WebSession
@@ -76,5 +76,15 @@ def open_of_staff(session: Session, staff_id: int, now: datetime) -> Sequence[We
 
 def delete_expired(session: Session, now: datetime) -> int:
     """Delete every session past its expiry (ended or not); how many went."""
-    result = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    result = session.execute(delete(WebSession).where(_expired(now)))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _expired(now: datetime) -> ColumnElement[bool]:
+    return WebSession.expires_at <= now
+
+
+def count_expired(session: Session, now: datetime) -> int:
+    """How many sessions :func:`delete_expired` would delete (for a dry run)."""
+    query = select(func.count()).select_from(WebSession).where(_expired(now))
+    return int(session.scalar(query) or 0)

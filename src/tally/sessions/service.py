@@ -140,3 +140,8 @@ def sweep(session: Session, now: datetime) -> int:
     A member session outlives the link that opened it, so a swept row can no longer be replayed.
     """
     return repository.delete_expired(session, now)
+
+
+def expired_count(session: Session, now: datetime) -> int:
+    """How many sessions :func:`sweep` would delete at ``now`` (reads only)."""
+    return repository.count_expired(session, now)

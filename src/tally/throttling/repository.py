@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -71,13 +71,21 @@ def forgive_one(session: Session, key: str) -> None:
 
 def delete_stale(session: Session, last_failure_before: datetime, now: datetime) -> int:
     """Delete counts whose last failure is older than ``last_failure_before`` and not locked."""
-    result = session.execute(
-        delete(SignInThrottle).where(
-            or_(
-                SignInThrottle.last_failure_at.is_(None),
-                SignInThrottle.last_failure_at < last_failure_before,
-            ),
-            or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until <= now),
-        )
-    )
+    result = session.execute(delete(SignInThrottle).where(_stale(last_failure_before, now)))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _stale(last_failure_before: datetime, now: datetime) -> ColumnElement[bool]:
+    return and_(
+        or_(
+            SignInThrottle.last_failure_at.is_(None),
+            SignInThrottle.last_failure_at < last_failure_before,
+        ),
+        or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until <= now),
+    )
+
+
+def count_stale(session: Session, last_failure_before: datetime, now: datetime) -> int:
+    """How many counts :func:`delete_stale` would delete (for a dry run)."""
+    query = select(func.count()).select_from(SignInThrottle)
+    return int(session.scalar(query.where(_stale(last_failure_before, now))) or 0)

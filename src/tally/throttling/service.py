@@ -91,6 +91,11 @@ def sweep(session: Session, now: datetime, forget_after: timedelta) -> int:
     return repository.delete_stale(session, now - forget_after, now)
 
 
+def stale_count(session: Session, now: datetime, forget_after: timedelta) -> int:
+    """How many counts :func:`sweep` would delete at ``now`` (reads only)."""
+    return repository.count_stale(session, now - forget_after, now)
+
+
 def throttles_for(settings: Settings) -> Throttles:
     """The rules the settings ask for (an address gets a third of its lock as free failures)."""
     lock_for = timedelta(seconds=settings.sign_in_lock_seconds)

@@ -254,8 +254,8 @@ def test_the_command_tree_is_complete() -> None:
         "membership show",
         # family accounts
         "family of", "family show",
-        # hold lapses alone
-        "jobs lapses",
+        # hold lapses alone; the sign-in housekeeping the scheduler runs
+        "jobs lapses", "jobs sign-ins",
         # identities in the programme's namespaces
         "member enrol", "member link",
     }  # fmt: skip

@@ -24,6 +24,11 @@ from tally.memberships import service as memberships
 from tally.partners import service as partners
 from tally.programme.domain import Money, Programme
 from tally.schema import metadata
+from tally.sessions import service as web_sessions
+from tally.sessions.models import SessionKind
+from tally.staff import service as staff
+from tally.staff.models import StaffRole
+from tally.throttling import service as throttling
 
 POLICY = Policy(
     validity_days=365, reversal_grace_days=30, zone_name="Asia/Shanghai", max_points=10**9
@@ -48,7 +53,8 @@ def seed(db: Database) -> tuple[datetime, Programme]:
 
     1 earned 6000 growth 400 days ago (GOLD, nothing in the window: a grace period starts) and
     holds 100 points expiring in 10 days and 50 in 400; 2 earned 30 expiring in 5 days, holds 10
-    for an hour and pays a monthly plan; 3 subscribed and never paid.
+    for an hour and pays a monthly plan; 3 subscribed and never paid. Staff "ops" signed in to
+    the console and failed a sign-in once.
     """
     programme = apply_programme(db)
     now = utcnow()
@@ -78,6 +84,11 @@ def seed(db: Database) -> tuple[datetime, Programme]:
             Money(1500, "CNY"), now, programme, now,
         )  # fmt: skip
         memberships.subscribe(session, memberships.SYSTEM, three, "MONTHLY", programme, now)
+        ops = staff.create(session, "ops", "correct horse 1", StaffRole.OPS, "Ops", now)
+        client = web_sessions.Client("127.0.0.1", "pytest")
+        web_sessions.start(session, SessionKind.CONSOLE, "t" * 32, now, client, staff_id=ops.id)
+        rule = throttling.throttles_for(Settings()).account
+        throttling.admit(session, [(throttling.account_key("ops"), rule)], now)
     return now, programme
 
 
@@ -109,6 +120,7 @@ JOBS = [
         "tiers", {"members": 2, "changes": {"grace_started": 1}, "skipped": 0}, id="tiers"
     ),
     pytest.param("memberships", {"expired": 1, "abandoned": 1}, id="memberships"),
+    pytest.param("sign-ins", {"sessions": 1, "throttles": 1}, id="sign-ins"),
 ]
 
 
@@ -125,9 +137,9 @@ def test_a_dry_run_reports_what_the_job_then_does_and_writes_nothing(
     assert snapshot(cli_database) == before
     assert preview.pop("as_of") == ahead
     assert preview.pop("dry_run") is True
-    sample = preview.pop("sample")
+    sample = preview.pop("sample", None)
     assert preview == {k: v for k, v in done.items() if k != "skipped"} | _extra(job)
-    assert sample  # something to show for every job here
+    assert sample or job == "sign-ins"  # no session or account is shown, only counts
 
     jobs_clock(monkeypatch, now + 41 * DAY)
     report = out("jobs", job, "--as-of", ahead)
@@ -159,7 +171,7 @@ def test_the_dry_run_samples_name_members_lots_and_holds(cli_database: Database)
     assert (len(due["expired"]), len(due["abandoned"])) == (1, 1)
 
 
-@pytest.mark.parametrize("job", ["expire", "lapses", "tiers", "memberships"])
+@pytest.mark.parametrize("job", ["expire", "lapses", "tiers", "memberships", "sign-ins"])
 def test_a_moment_in_the_future_is_refused_unless_dry_run(
     cli_database: Database, monkeypatch: pytest.MonkeyPatch, job: str
 ) -> None:
