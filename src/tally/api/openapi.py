@@ -139,6 +139,7 @@ def document(app: FastAPI, settings: Settings) -> JSON:
             route = routes.get((method, path))
             complete(operation, method, path, route_scope(route), spec, settings)
     _name_operations(spec, routes)
+    _state_rules_in_words(spec)
     add_links(spec)
     for unused in ("HTTPValidationError", "ValidationError"):
         if not _referenced(spec, unused):
@@ -407,6 +408,42 @@ def idempotency_key_parameter() -> JSON:
         },
         "example": "5f0c8f6e-2b1d-4c1e-9d8a-3c0b7e1f2a45",
     }
+
+
+# Rules the server checks that JSON Schema cannot state, said in the fields' descriptions.
+RULES_IN_WORDS = {
+    "expires_at": "A time in the future, within 100 years.",
+    "paid_at": "Not more than 5 minutes ahead of the server's clock, nor more than 7 days ago, "
+    "nor before the subscription.",
+    "cursor": "Pass back a `next_cursor` as it came; anything else is `validation_error`.",
+    "plan": "The code of a plan of the programme in force.",
+    "TransferRequest.to_member_id": "Another member than `from_member_id`.",
+    "CaptureRequest.points": "At most the points held; all of them when absent.",
+}
+
+
+def _state_rules_in_words(spec: JSON) -> None:
+    """Add :data:`RULES_IN_WORDS` to the request fields and query parameters they concern."""
+    targets: list[tuple[JSON, str]] = []
+    for name, schema in spec.get("components", {}).get("schemas", {}).items():
+        if schema.get("additionalProperties") is False or name.endswith("Request"):
+            targets += [
+                (field, rule)
+                for field_name, field in schema.get("properties", {}).items()
+                for rule in (f"{name}.{field_name}", field_name)
+                if rule in RULES_IN_WORDS
+            ]
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            targets += [
+                (parameter, parameter["name"])
+                for parameter in operation.get("parameters", [])
+                if parameter.get("in") == "query" and parameter["name"] in RULES_IN_WORDS
+            ]
+    for target, key in targets:
+        described = target.get("description", "")
+        if RULES_IN_WORDS[key] not in described:
+            target["description"] = f"{described.rstrip()} {RULES_IN_WORDS[key]}".strip()
 
 
 def _state_limits(schemas: JSON, settings: Settings) -> None:

@@ -214,6 +214,11 @@ def test_limits_are_stated_as_the_server_enforces_them(
     limit = spec["paths"]["/v1/members/{member_id}/transactions"]["get"]["parameters"]
     assert next(p for p in limit if p["name"] == "limit")["schema"]["maximum"] == 200
 
+    assert "in the future" in _property(spec, "EarnRequest", "expires_at")["description"]
+    assert "At most the points held" in _property(spec, "CaptureRequest", "points")["description"]
+    cursor = next(p for p in limit if p["name"] == "cursor")
+    assert "next_cursor" in cursor["description"]
+
     narrower = _document(
         f"sqlite:///{tmp_path / 'tally.db'}", hold_max_seconds=3600, max_points_per_operation=5000
     )
