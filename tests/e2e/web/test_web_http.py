@@ -279,7 +279,14 @@ def test_member_link_endpoint_needs_the_members_scope_and_an_idempotency_key(
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
 
-    auth = {"Authorization": f"Bearer {demo_data.api_keys['SHOP']}"}
+    shop = {"Authorization": f"Bearer {demo_data.api_keys['SHOP']}"}
+    not_operator = client.post(
+        "/v1/members/15/links", headers={**shop, "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert not_operator.status_code == 403  # only the operator's own channel (MOBILE)
+    assert not_operator.json()["reason"] == "operator_channel_only"
+
+    auth = {"Authorization": f"Bearer {demo_data.api_keys['MOBILE']}"}
     assert client.post("/v1/members/15/links", headers=auth).status_code == 400
     missing = client.post(
         "/v1/members/999999/links", headers={**auth, "Idempotency-Key": str(uuid.uuid4())}
