@@ -61,7 +61,7 @@ async def create_member(
 @router.get(
     "/lookup",
     response_model=schemas.Member,
-    responses={429: {"description": "`rate_limited`: too many unknown member codes."}},
+    responses={429: {"description": "`rate_limited`: too many unknown member codes"}},
 )
 async def lookup_member(
     read: Annotated[Reader, Depends(reader(Scope.READ))],
