@@ -34,6 +34,11 @@ PROBLEM_JSON = "application/problem+json"
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # What the server answers when a write's body is over the limit (answered before parsing).
 PAYLOAD_TOO_LARGE = "payload_too_large"
+REPLAYED = {
+    "description": "`true` when this is the stored answer to an earlier request with the same "
+    "Idempotency-Key (nothing was done again).",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 # The Idempotency-Key as a header value carries it (Latin-1), under the text rule: no control
 # characters (C0, DEL, C1) and no soft hyphen (U+00AD, a format character).
 KEY_PATTERN = "^[ -~\u00a0-\u00ac\u00ae-\u00ff]+$"
@@ -184,6 +189,10 @@ def complete(
     declared = operation.setdefault("responses", {})
     for status, codes in _codes(operation, spec, method, path, declared).items():
         declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
+    if method in WRITE_METHODS:
+        for status, response in declared.items():
+            if status.startswith("2"):
+                response.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED
     operation["responses"] = dict(sorted(declared.items()))
     _optional_body(operation)
     add_examples(operation, spec)
@@ -307,6 +316,14 @@ def problem_response(
             "WWW-Authenticate": {
                 "description": "`Bearer`: send the API key as a bearer token.",
                 "schema": {"type": "string"},
+                "required": True,
+            }
+        }
+    if status == 429:
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until the limit lifts.",
+                "schema": {"type": "integer", "minimum": 0},
                 "required": True,
             }
         }
