@@ -355,7 +355,7 @@ def test_pages_answer_errors_in_html_and_the_api_in_problem_json(client: TestCli
     assert browser_typo.headers["content-type"] == HTML
 
     api = client.get("/v1/nowhere")
-    assert api.status_code == 404
+    assert api.status_code == 401  # who asks comes first, before whether the route exists
     assert api.headers["content-type"] == "application/problem+json"
 
 
