@@ -79,6 +79,7 @@ def test_header_text_reads_utf8_bytes_as_characters() -> None:
         (b'{"a": [{"b": 1}, {"c": 1, "c": 2}]}', "a.1.c"),
         (b'[{"x": 1, "x": 1}]', "0.x"),
         (b'{"\\u0070oints": 1, "points": 2}', "points"),
+        ('{"points": 1, "points": 2}'.encode("utf-16"), "points"),
     ],
 )
 def test_a_duplicated_key_is_found_with_its_path(body: bytes, path: str) -> None:

@@ -93,7 +93,8 @@ def duplicate_key(body: bytes) -> str | None:
     ``external_id.id``, ``limits.0.member_id``); ``None`` when there is none or ``body`` is not
     JSON (the parser that follows says what is wrong with it)."""
     try:
-        document = body.decode("utf-8")
+        # Decoded as the JSON parser after us does (UTF-8, or UTF-16/32 told by the first bytes).
+        document = body.decode(json.detect_encoding(body), "surrogatepass")
         _CHECKING.decode(document)
     except _Duplicated:
         pass
