@@ -5,7 +5,8 @@ partner key holding every scope: every check, in every phase — the document's 
 coverage cases (boundaries, missing and malformed parameters), a few generated cases per
 operation, and stateful sequences following the document's links (enrol, then earn, redeem,
 hold, capture, reverse… on the member just made). It must find nothing: every status, content
-type, header and problem body is one the document declares.
+type, header and problem body is one the document declares, and every problem's ``code`` one it
+lists for that operation and status (a check of our own).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from schemathesis.checks import CHECKS
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
@@ -27,6 +29,8 @@ from tally.config import Settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
 
+PROBLEM_JSON = "application/problem+json"
+CODES_SEEN: set[tuple[str, int, str]] = set()  # (operation, status, code) of the problems seen
 SEED = 20261203
 EXAMPLES_PER_OPERATION = 4
 STATEFUL_STEPS = 8
@@ -118,6 +122,31 @@ def _refused_by_a_stated_rule(operation: str, response: Any) -> bool:
     return any((operation, f) in RULES_IN_WORDS or ("*", f) in RULES_IN_WORDS for f in fields)
 
 
+def documented_problem_code(_ctx: Any, response: Any, case: Any) -> None:
+    """A problem answer's ``code`` is one the document lists for that operation and status."""
+    if response.status_code < 400 or response.status_code in {405, 406, 415}:
+        return  # 405 and the like are answered before any route: not an operation's own
+    declared = case.operation.definition.raw.get("responses", {}).get(str(response.status_code))
+    if declared is None:
+        return  # status_code_conformance reports it
+    listed = set(declared.get("content", {}).get(PROBLEM_JSON, {}).get("examples", {}))
+    code = response.json().get("code")
+    CODES_SEEN.add((f"{case.method} {case.path}", response.status_code, code))
+    if code not in listed:
+        raise AssertionError(
+            f"{case.method} {case.path} answered {response.status_code} `{code}`, "
+            f"which the document does not list (it lists {sorted(listed)})"
+        )
+
+
+@pytest.fixture(autouse=True)
+def problem_codes_checked() -> Iterator[None]:
+    """Run :func:`documented_problem_code` as a check of its own."""
+    schemathesis.check(documented_problem_code)
+    yield
+    CHECKS.unregister(documented_problem_code.__name__)
+
+
 def run(app: Any, api_key: str) -> tuple[list[str], dict[str, int]]:
     """Every failure the run found (one line each), and how many scenarios each phase ran."""
     config = SchemathesisConfig.from_str(
@@ -166,4 +195,7 @@ def test_the_server_answers_as_the_document_says(api: tuple[Any, str]) -> None:
     app, api_key = api
     failures, scenarios = run(app, api_key)
     assert failures == [], "\n".join(failures)
+    # The problem codes were checked (on every operation, with many codes).
+    assert len({operation for operation, _status, _code in CODES_SEEN}) > 40
+    assert len({code for _operation, _status, code in CODES_SEEN}) > 5
     assert {"examples", "coverage", "fuzzing", "stateful"} <= set(scenarios), scenarios
