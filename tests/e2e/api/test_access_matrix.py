@@ -7,8 +7,10 @@ nothing. A new route without a row fails :func:`test_every_route_has_a_row`."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -870,3 +872,37 @@ def test_memberships_and_families_are_shown_to_those_they_concern(world: World) 
     food_status = world.ok(food.get(f"/v1/members/{member}/status"), 200)
     assert [item["id"] for item in shop_status["memberships"]] == [membership]
     assert food_status["memberships"] == []
+
+
+SECURITY_MD = Path(__file__).resolve().parents[3] / "docs" / "security.md"
+
+
+def documented_routes() -> set[tuple[str, str]]:
+    """``(method, path)`` of the routes in docs/security.md's table, ids written ``{}``.
+
+    A cell lists routes separated by ``·``; a bare ``/x`` is a sibling of the route before it
+    (it replaces the last segment, or follows an id)."""
+    text = SECURITY_MD.read_text(encoding="utf-8")
+    table = text.split("## Who may call each API route", 1)[1].split("\n## ", 1)[0]
+    found: set[tuple[str, str]] = set()
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cell = line.split("|")[1]
+        method, base = "", ""
+        for part in re.findall(r"`([^`]+)`", cell):
+            if " " in part:
+                method, base = part.split(" ", 1)
+                path = base
+            else:
+                head, _, last = base.rpartition("/")
+                path = base + part if last.startswith("{") else head + part
+            found.add((method, re.sub(r"\{[^}]*\}", "{}", path.split("?", 1)[0])))
+    return found
+
+
+def test_the_security_table_lists_every_route(app: Any) -> None:
+    served = {(method, re.sub(r"\{[^}]*\}", "{}", path)) for method, path in app_routes(app)}
+    documented = documented_routes()
+    assert served - documented == set(), "routes missing from docs/security.md's table"
+    assert documented - served == set(), "docs/security.md's table names routes not served"
