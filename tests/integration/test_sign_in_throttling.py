@@ -35,8 +35,8 @@ def attempt(db: Database, username: str, address: str | None, now: datetime) -> 
 
 def counts(db: Database) -> dict[str, int]:
     with db.read() as session:
-        rows = session.execute(select(SignInThrottle.key, SignInThrottle.failures)).all()
-    return {key: failures for key, failures in rows}
+        query = select(SignInThrottle.key, SignInThrottle.failures)
+        return dict(session.execute(query).tuples().all())
 
 
 def test_failures_slow_then_lock_an_account_and_refusals_count_nothing(database: Database) -> None:
