@@ -69,8 +69,10 @@ def create(
 
 @app.command("list")
 def list_partners() -> None:
-    """List partners and their keys (prefixes only)."""
-    with open_database() as db, db.read() as session:
+    """List partners (whether each is an operator channel) and their keys (prefixes only)."""
+    settings = get_settings()
+    with open_database(settings) as db, db.read() as session:
+        in_force = runtime.effective(session, settings)
         emit(
             [
                 {
@@ -78,6 +80,7 @@ def list_partners() -> None:
                     "code": partner.code,
                     "name": partner.name,
                     "is_active": partner.is_active,
+                    "operator_channel": in_force.is_operator_channel(partner.code),
                     "keys": [
                         {
                             "prefix": key.prefix,

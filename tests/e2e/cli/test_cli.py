@@ -327,6 +327,7 @@ def test_partner_create_prints_a_key_that_works_on_the_api(tally: Tally) -> None
             "code": "MOBILE",
             "name": "Cloudway Mobile",
             "is_active": True,
+            "operator_channel": False,  # no programme applied: no operator channel
             "keys": [
                 {"prefix": prefix, "scopes": ["earn", "redeem"], "revoked": False},
                 {"prefix": second["key_prefix"], "scopes": ["members", "read"], "revoked": False},
