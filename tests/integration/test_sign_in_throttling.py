@@ -36,7 +36,7 @@ def attempt(db: Database, username: str, address: str | None, now: datetime) -> 
 def counts(db: Database) -> dict[str, int]:
     with db.read() as session:
         query = select(SignInThrottle.key, SignInThrottle.failures)
-        return dict(session.execute(query).tuples().all())
+        return {str(row.key): int(row.failures) for row in session.execute(query)}
 
 
 def test_failures_slow_then_lock_an_account_and_refusals_count_nothing(database: Database) -> None:
