@@ -23,6 +23,7 @@ from tally.ledger.domain import (
     LotView,
     Origin,
     Policy,
+    WalletState,
     balance_of,
     in_rounds,
     member_available,
@@ -88,23 +89,11 @@ def post_orders(
     every reader sees; recording a lapse may wait for a lock, so without ``wait`` those
     members' orders are :data:`BUSY` instead (asked again by a writer that waits).
     """
-    lapsing = {
-        member_id
-        for member_id, _hold in repository.timed_out_hold_ids(
-            session, [order.member_id for order in orders], now
-        )
-    }
-    if lapsing and wait:
-        lapse_due(session, sorted(lapsing), now, policy)
-        lapsing = set()
-    outcomes = iter(
-        in_rounds(
-            [order for order in orders if order.member_id not in lapsing],
-            lambda order: order.member_id,
-            lambda distinct: _post_round(session, distinct, now, policy, wait),
-        )
+    return in_rounds(
+        orders,
+        lambda order: order.member_id,
+        lambda distinct: _post_round(session, distinct, now, policy, wait),
     )
-    return [BUSY if order.member_id in lapsing else next(outcomes) for order in orders]
 
 
 def posted(outcome: Outcome) -> Posted:
@@ -131,10 +120,15 @@ def _post_round(
     # Locked up front, refused orders' members too: one statement instead of two.
     members = [order.member_id for order in orders]
     wallets, statuses = repository.lock_wallets(session, members, wait=wait)
+    lapsing = _timed_out(session, wallets, now)
+    if lapsing and wait:  # recorded now (the wallets move), then read again
+        lapse_due(session, sorted(lapsing), now, policy)
+        wallets, statuses = repository.lock_wallets(session, members)
+        lapsing = set()
     accepted: list[_Accepted] = []
     for position, order in enumerate(orders):
-        if not wait and order.member_id not in wallets:
-            outcomes[position] = BUSY  # held elsewhere, or no such member: asked again alone
+        if not wait and (order.member_id not in wallets or order.member_id in lapsing):
+            outcomes[position] = BUSY  # held elsewhere, no such member, or a hold to lapse
             continue
         try:
             accepted.append(_accept(position, order, statuses, now, policy))
@@ -147,6 +141,14 @@ def _post_round(
             outcomes[item.position] = outcome
     assert all(outcome is not None for outcome in outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _timed_out(session: Session, wallets: dict[int, WalletState], now: datetime) -> set[int]:
+    """The members with a hold past its timeout (only a wallet holding points can have one)."""
+    holding = [member_id for member_id, wallet in wallets.items() if wallet.held]
+    if not holding:
+        return set()
+    return {member_id for member_id, _hold in repository.timed_out_hold_ids(session, holding, now)}
 
 
 def _accept(

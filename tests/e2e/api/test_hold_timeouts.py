@@ -199,3 +199,41 @@ def test_a_hold_before_its_timeout_is_untouched(api: Api, database: Database, cl
     captured = ok(api.post(f"/v1/holds/{held['id']}/capture"), 200)
     assert captured["hold"]["status"] == "captured"
     assert_verified(database)
+
+
+def test_a_writer_that_may_not_wait_leaves_a_lapse_to_one_that_may(database: Database) -> None:
+    """On the event loop (``wait=False``) an order whose member has a hold to lapse is busy: it
+    is asked again of a writer that may take locks, which records the lapse and posts it."""
+    from conftest import make_partner
+    from tally.flows import enrolment
+    from tally.ledger import holds as ledger_holds
+    from tally.ledger import service as ledger
+    from tally.ledger.domain import Origin
+    from tally.ledger.orders import BUSY, Order, post_orders
+    from tally.ledger.posting import Posted
+    from tally.members.service import Identity
+
+    policy = policy_of(Settings())
+    shop = Origin(partner_id=make_partner(database, "SHOP").partner_id)
+    with database.write() as session:
+        held, _ = enrolment.enrol(session, Identity("phone", "13800000001"), {}, START)
+        free, _ = enrolment.enrol(session, Identity("phone", "13800000002"), {}, START)
+        for member in (held, free):
+            ledger.earn(session, shop, member, 100, f"seed-{member}", START, policy)
+        ledger_holds.create_hold(session, shop, held, 100, "h-1", 60, START, policy, 3600)
+    later = START + timedelta(minutes=2)
+    orders = [Order(EntryKind.REDEEM, shop, member, 100, f"r-{member}") for member in (held, free)]
+
+    with database.write() as session:
+        busy, done = post_orders(session, orders, later, policy, wait=False)
+    assert busy is BUSY
+    assert isinstance(done, Posted)
+    assert entries(database, EntryKind.LAPSE) == 0
+
+    with database.write() as session:
+        (again,) = post_orders(session, orders[:1], later, policy)
+    assert isinstance(again, Posted)
+    assert again.balance is not None
+    assert (again.balance.available, again.balance.held) == (0, 0)
+    assert entries(database, EntryKind.LAPSE) == 1
+    assert_verified(database)
