@@ -113,6 +113,12 @@ def sign_out(session: Session, session_id: int, now: datetime) -> bool:
     return repository.end(session, EndReason.SIGNED_OUT, now, session_id=session_id) == 1
 
 
+def sign_out_token(session: Session, kind: SessionKind, token: str | None, now: datetime) -> bool:
+    """End the live session ``token`` names, if any (a browser signing in afresh over it)."""
+    row = live(session, kind, token, now)
+    return row is not None and sign_out(session, row.id, now)
+
+
 def end_of_staff(session: Session, staff_id: int, session_id: int, now: datetime) -> bool:
     """End one of a staff member's own sessions; ``False`` when it is not theirs or has ended."""
     ended = repository.end(session, EndReason.ENDED, now, session_id=session_id, staff_id=staff_id)

@@ -479,3 +479,20 @@ def test_one_address_trying_many_accounts_is_throttled(site: Site) -> None:
     (throttled,) = entries(site.db, action="staff.sign_in_throttled")
     assert (throttled.actor, throttled.address) == ("system", "203.0.113.200")
     assert throttled.details == {"username": "guess10", "retry_after": 1, "locked": False}
+
+
+def test_signing_in_again_ends_the_browsers_previous_session(site: Site) -> None:
+    client = site.browser()
+    assert sign_in(client, "support") == 303
+    first = client.cookies["tally_console"]
+    again = {"username": "admin", "password": PASSWORD, "csrf": csrf_of(client)}
+    assert client.post("/console/sign-in", data=again).status_code == 303
+    assert client.cookies["tally_console"] != first
+    copy = site.browser("203.0.113.8", cookies={"tally_console": first})
+    assert copy.get("/console").status_code == 303
+    with site.db.read() as session:
+        rows = session.scalars(select(WebSession).order_by(WebSession.id)).all()
+    assert [(row.staff_id, row.end_reason) for row in rows] == [
+        (site.staff["support"], EndReason.SIGNED_OUT),
+        (site.staff["admin"], None),
+    ]

@@ -116,6 +116,7 @@ def record_view(
 def sign_in(request: Request, session: Session, user: StaffUser) -> None:
     """Start a new server session for ``user`` (a new token, so a new CSRF token), audited."""
     browser = console_session(request)
+    web_sessions.sign_out_token(session, SessionKind.CONSOLE, browser.token, sessions.now(request))
     token = browser.renew()
     row = web_sessions.start(
         session,

@@ -37,7 +37,11 @@ def can_sign_in(request: Request, member_id: int) -> bool:
 def sign_in(request: Request, member_id: int, link_token: str) -> None:
     """Start a server session for ``member_id`` with a member link (``link_already_used``)."""
     token = new_token()
+    browser = member_session(request)
     with database(request).write() as session:
+        web_sessions.sign_out_token(
+            session, SessionKind.MEMBER, browser.token, sessions.now(request)
+        )
         web_sessions.start(
             session,
             SessionKind.MEMBER,
@@ -47,7 +51,7 @@ def sign_in(request: Request, member_id: int, link_token: str) -> None:
             member_id=member_id,
             link_token=link_token,
         )
-    member_session(request).renew(token)
+    browser.renew(token)
 
 
 def opened_by(request: Request, link_token: str) -> int | None:
