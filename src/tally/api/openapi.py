@@ -4,9 +4,12 @@ FastAPI knows each route's parameters, bodies and success answers. This pass add
 routes share and FastAPI cannot see: the ``bearerAuth`` security scheme on every ``/v1``
 operation; the problem documents (``application/problem+json``) each operation can answer with
 their possible ``code``s; the ``Idempotency-Key`` header's constraints; the limits the server
-enforces from its settings; and an example on every request body and success answer. New routes
-are covered without edits here: their errors are derived from their method, parameters and scope,
-plus any codes their ``responses`` descriptions name and the table :data:`RAISES`.
+enforces from its settings, and the rules it checks that JSON Schema cannot state, in words; an
+example on every request body and success answer (:mod:`tally.api.openapi_examples`); links from
+what an operation creates to the operations on it (:mod:`tally.api.openapi_links`); operation ids
+named after the endpoints. New routes are covered without edits here: their errors are derived
+from their method, parameters and scope, plus any codes their ``responses`` descriptions name and
+the table :data:`RAISES`.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ from tally.partners.domain import Scope
 JSON = dict[str, Any]
 PROBLEM_JSON = "application/problem+json"
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
-# What the server answers when a write's body is over the limit (answered before parsing).
-PAYLOAD_TOO_LARGE = "payload_too_large"
 REPLAYED = {
     "description": "`true` when this is the stored answer to an earlier request with the same "
     "Idempotency-Key (nothing was done again).",
@@ -258,7 +259,7 @@ def _codes(
     if method in WRITE_METHODS:
         codes[400] = {"idempotency_key_required"}
         codes[409] = {"idempotency_conflict", "conflict"}
-        codes[413] = {PAYLOAD_TOO_LARGE}
+        codes[413] = {"payload_too_large"}
     for code in raised_by(method, path):
         if code in by_code:
             codes.setdefault(by_code[code].status, set()).add(code)
@@ -289,14 +290,12 @@ def problem_response(
 ) -> JSON:
     """A problem answer listing ``codes`` (a route's own description is kept in front)."""
     by_code = registry()
-    titles = {
-        code: by_code[code].title if code in by_code else _TITLES.get(code, code) for code in codes
-    }
+    titles = {code: by_code[code].title if code in by_code else code for code in codes}
     description = (declared or {}).get("description", "")
     if not description or description in {"Validation Error", "Successful Response"}:
         description = _STATUS_TEXT.get(status, "Refused")
     if status == 413:
-        description += f" (the limit: {_body_limit(settings)})"
+        description += f" (over {settings.max_body_bytes:,} bytes, `TALLY_MAX_BODY_BYTES`)"
     reference = "ValidationProblem" if status == 422 else "Problem"
     schema = {"$ref": f"#/components/schemas/{reference}"}
     description += ". Codes: " + ", ".join(f"`{code}`" for code in codes) + "."
@@ -339,12 +338,6 @@ _STATUS_TEXT = {
     413: "The request body is too large; refused before it is read",
     422: "The request is not valid",
 }
-_TITLES = {PAYLOAD_TOO_LARGE: "The request body is too large"}
-
-
-def _body_limit(settings: Settings) -> str:
-    limit = getattr(settings, "max_body_bytes", None)
-    return "`TALLY_MAX_BODY_BYTES`" if limit is None else f"{limit:,} bytes, `TALLY_MAX_BODY_BYTES`"
 
 
 def _problem_example(status: int, code: str, title: str) -> JSON:
