@@ -15,6 +15,7 @@ from tally.families import repository as family_repository
 from tally.families import service as families
 from tally.families.domain import FamilyRole
 from tally.ledger.domain import Leg, Origin, Policy, member_available, partner_redeemed
+from tally.ledger.holds import lapse_due
 from tally.ledger.models import EntryKind, JournalEntry
 from tally.ledger.posting import check_points, consume, post, require_partner, source_key
 from tally.members import service as members
@@ -61,6 +62,13 @@ def spend(
     draws_on_members, counted = family_domain.spend_source(
         found.mode, found.owner_id, spender_id, is_member
     )
+    # The wallets it may draw on see a hold past its timeout as lapsed, as every reader does.
+    drawable = (
+        [row.member_id for row in family_repository.memberships(session, family_id)]
+        if draws_on_members
+        else [found.owner_id]
+    )
+    lapse_due(session, drawable, now, policy)
     month = family_domain.month_of(now, programme.zone)
     remaining: int | None = None
     if counted:

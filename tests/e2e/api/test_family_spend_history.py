@@ -196,3 +196,37 @@ def test_a_family_spend_recorded_before_owner_id_names_the_entrys_member() -> No
     )
     entry.details = None
     assert family_spend.spend_note(entry) is None
+
+
+def test_a_pool_spend_can_use_points_a_timed_out_hold_gave_back(
+    database: Database, settings: Settings, partner: PartnerKey, household: Household
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from tally.ledger import holds as ledger_holds
+    from tally.ledger.models import EntryKind, JournalEntry
+    from tally.ledger.verify import verify
+
+    programme = default_programme(settings)
+    policy = policy_for(programme, settings)
+    origin = Origin(partner_id=partner.partner_id)
+    now = utcnow()
+    with database.write() as session:  # Bob's last 50 points held for a minute
+        ledger_holds.create_hold(session, origin, household.bob, 50, "hold-b", 60, now, policy, 600)
+    later = now + timedelta(minutes=2)
+    with database.write() as session:
+        spent = family_spend.spend(
+            session, origin, household.family, household.owner, 50, "dinner-2", later, policy,
+            programme,
+        )  # fmt: skip
+        lapses = session.scalar(
+            select(func.count())
+            .select_from(JournalEntry)
+            .where(JournalEntry.kind == EntryKind.LAPSE)
+        )
+    assert spent.drawn == [(household.bob, 50)]
+    assert lapses == 1
+    with database.read() as session:
+        assert verify(session).ok
