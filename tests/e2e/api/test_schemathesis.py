@@ -126,6 +126,11 @@ def documented_problem_code(_ctx: Any, response: Any, case: Any) -> None:
     """A problem answer's ``code`` is one the document lists for that operation and status."""
     if response.status_code < 400 or response.status_code in {405, 406, 415}:
         return  # 405 and the like are answered before any route: not an operation's own
+    types = [
+        v for k, values in response.headers.items() if k.lower() == "content-type" for v in values
+    ]
+    if not types or not types[0].startswith(PROBLEM_JSON):
+        return  # content_type_conformance reports it
     declared = case.operation.definition.raw.get("responses", {}).get(str(response.status_code))
     if declared is None:
         return  # status_code_conformance reports it
