@@ -459,13 +459,17 @@ def _state_rules_in_words(spec: JSON) -> None:
 def _state_limits(schemas: JSON, settings: Settings) -> None:
     """Limits the server takes from its settings, stated as they are in force."""
     limit = min(MAX_POINTS, settings.max_points_per_operation)
+    stated = f"Whole points, 1 to {limit:,} (`TALLY_MAX_POINTS_PER_OPERATION`)."
     for name, schema in schemas.items():
-        if not name.endswith("Request"):
+        if not name.endswith("Request") and schema.get("additionalProperties") is not False:
             continue
         for field in schema.get("properties", {}).values():
             for option in [field, *field.get("anyOf", [])]:
                 if option.get("maximum") == MAX_POINTS and option.get("exclusiveMinimum") == 0:
                     option["maximum"] = limit
+                    for described in (field, option):
+                        if described.get("description", "").startswith("Whole points"):
+                            described["description"] = stated
     hold = schemas.get("HoldRequest", {}).get("properties", {}).get("expires_in_seconds")
     if hold is not None:
         hold["maximum"] = settings.hold_max_seconds

@@ -227,6 +227,8 @@ def test_limits_are_stated_as_the_server_enforces_them(
     assert "3,600" in hold["description"]
     assert _property(narrower, "RedeemRequest", "points")["maximum"] == 5000
     assert _property(narrower, "HoldRequest", "points")["maximum"] == 5000
+    assert "1 to 5,000" in _property(narrower, "HoldRequest", "points")["description"]
+    assert _property(narrower, "FamilySpendRequest", "points")["maximum"] == 5000
 
 
 # --- /docs in a browser ------------------------------------------------------------------------
