@@ -175,6 +175,8 @@ def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> 
     if held is None:
         raise NotFound(f"Member {member_id} does not exist.")
     live = repository.live_points_by_expiry(session, [member_id], now)[member_id]
+    if not held:  # no active hold, none past its timeout
+        return balance_of(live, held, zone)
     lapsed = holds.lapse_returns(session, member_id, now)
     back = [(expires_at, points) for expires_at, points in lapsed.lots if expires_at > now]
     return balance_of([*live, *back], held - lapsed.held, zone)
