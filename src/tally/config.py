@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     default_locale: str = Field(default="zh-CN")
     max_points_per_operation: int = Field(default=1_000_000_000, ge=1)
     hold_max_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    checkout_window_seconds: int = Field(
+        default=30 * 60,
+        ge=60,
+        le=24 * 3600,
+        description="How long a partner may spend a member's points after the member showed it "
+        "its member code (a look-up by code).",
+    )
     programme_refresh_seconds: float = Field(
         default=5,
         ge=0,

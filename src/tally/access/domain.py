@@ -11,6 +11,7 @@ are not declared at all (``unknown_namespace``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tally.errors import Forbidden, NotFound, UnknownNamespace
@@ -28,6 +29,7 @@ class Reason(enum.StrEnum):
     NAMESPACE_NOT_OWNED = "namespace_not_owned"
     NOT_PLAN_SELLER = "not_plan_seller"
     NOT_OWNER = "not_owner"
+    NO_RELATIONSHIP = "no_relationship"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,3 +215,47 @@ def require_seller_to_subscribe(caller: Caller, programme: Programme, plan_code:
     (``validation_error`` listing the plans)."""
     if programme.plan(plan_code) is not None:
         require_seller(caller, programme, plan_code)
+
+
+# --- Spending a member's points ---------------------------------------------------------------
+
+
+class Tie(enum.StrEnum):
+    """A fact that relates a partner to a member, enough to spend its points or link to it."""
+
+    COLLECTED = "collected"  # it enrolled the member or linked one of its identities
+    OWNED_NAMESPACE = "owned_namespace"  # the member has an identity in a namespace it owns
+    PRESENTED = "presented"  # the member showed it its member code within the checkout window
+
+
+def owned_namespaces(caller: Caller, programme: Programme) -> frozenset[str]:
+    """The namespaces the programme says the caller owns (its own user ids)."""
+    return frozenset(
+        item.code for item in programme.namespaces if item.owner == caller.partner_code
+    )
+
+
+def may_spend(caller: Caller, ties: Collection[Tie]) -> bool:
+    """Whether the caller may spend a member's points (redeem, hold, a family spend for it) or
+    link an identity to it: an operator channel always; another partner with any tie to it.
+    Earning needs no tie (the partner pays for the points it issues)."""
+    return caller.is_operator_channel or bool(ties)
+
+
+def require_relationship(caller: Caller, member_id: int, ties: Collection[Tie], act: str) -> None:
+    """``forbidden`` (``no_relationship``) unless :func:`may_spend`; ``act`` says what was
+    asked, e.g. ``"redeem points of"``, and the detail how the partner can get a tie."""
+    if not may_spend(caller, ties):
+        raise no_relationship(caller, member_id, act)
+
+
+def no_relationship(caller: Caller, member_id: int, act: str) -> Forbidden:
+    """The refusal of a partner without a tie to member ``member_id``."""
+    return _forbidden(
+        f"Partner {caller.partner_code} may not {act} member {member_id}: it did not enrol the "
+        "member or link one of its identities, and the member has not shown it its member code "
+        "recently. Scan the member's code at the checkout (GET /v1/members/lookup?code=…), or "
+        "have the member link its account with you through the operator's app.",
+        Reason.NO_RELATIONSHIP,
+        member_id=member_id,
+    )

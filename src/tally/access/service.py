@@ -1,15 +1,18 @@
 """Who may do what, where the answer needs a read: the partner behind a transaction, a hold
-or a membership's plan (the rules themselves are in :mod:`tally.access.domain`)."""
+or a membership's plan, the partner's ties to a member whose points it spends (the rules
+themselves are in :mod:`tally.access.domain`)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from tally.access import domain
+from tally.access import domain, repository
 from tally.access.domain import Caller
-from tally.errors import NotFound
+from tally.errors import Forbidden, NotFound
 from tally.ledger import repository as ledger_repository
 from tally.ledger.models import Hold, JournalEntry
 from tally.memberships import repository as membership_repository
@@ -62,3 +65,42 @@ def require_membership_seller(
     if found is None:
         raise NotFound(f"Membership {membership_id} does not exist.")
     domain.require_seller(caller, programme, found.plan_code)
+
+
+def spend_refusals(
+    session: Session,
+    asks: Sequence[tuple[Caller, int]],
+    programme: Programme,
+    now: datetime,
+    act: str = "spend the points of",
+) -> list[Forbidden | None]:
+    """For each ``(caller, member_id)``: the ``no_relationship`` refusal when the caller may
+    not spend that member's points, else ``None`` (an operator channel, a partner tied to the
+    member, or a member that does not exist — the write itself says ``not_found``). The ties
+    of all the asks are read with one statement; operator channels need none."""
+    partners = [(caller, member_id) for caller, member_id in asks if not caller.is_operator_channel]
+    owned = {
+        caller.partner_id: domain.owned_namespaces(caller, programme)
+        for caller, _member in partners
+    }
+    existing, ties = repository.ties(
+        session, [(member_id, caller.partner_id) for caller, member_id in partners], owned, now
+    )
+    return [
+        domain.no_relationship(caller, member_id, act)
+        if member_id in existing
+        and not domain.may_spend(caller, ties.get((member_id, caller.partner_id), set()))
+        else None
+        for caller, member_id in asks
+    ]
+
+
+def require_relationship(
+    session: Session, caller: Caller, member_id: int, programme: Programme, now: datetime, act: str
+) -> None:
+    """``forbidden`` (``no_relationship``) unless the caller may spend the points of (or link
+    an identity to) member ``member_id``; ``act`` says what was asked (see
+    :func:`spend_refusals`)."""
+    refusal = spend_refusals(session, [(caller, member_id)], programme, now, act)[0]
+    if refusal is not None:
+        raise refusal

@@ -38,7 +38,7 @@ from tally.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from tally.flows import earning
+from tally.flows import spending
 from tally.flows.earning import Earning
 from tally.idempotency import service as idempotency
 from tally.kit import text
@@ -182,8 +182,9 @@ class Mutation:
 
         def work(session: Session) -> tuple[int, BaseModel]:
             now = utcnow()
-            outcome = earning.post(
+            outcome = spending.post(
                 session,
+                [self.holder],
                 [self.owned(job)],
                 now,
                 policy(self.request),
@@ -289,7 +290,9 @@ class WriteBatcher:
     per write on PostgreSQL (the two threads contend for the GIL at every round trip), and
     SQLite writes one transaction at a time anyway. Meanwhile the next batch gathers in the
     sockets. In a batch every request is authenticated and its Idempotency-Key looked up at
-    once, and earns and redeems are posted set-based (:func:`tally.flows.earning.post`).
+    once, and earns and redeems are posted set-based (:func:`tally.flows.spending.post`: the
+    ties of every redeem's partner to its member with one statement, then
+    :func:`tally.flows.earning.post`).
 
     Whatever the batch does not answer is done alone, in a transaction of its own, which gives
     it its usual answer: a key used twice in the batch, a write the database refused, and
@@ -482,13 +485,15 @@ class _Batch:
 
     def _post(self, orders: list[tuple[int, str, str]]) -> None:
         request = self.batch[orders[0][0]][0].request
-        jobs = []
+        jobs, callers = [], []
         for index, _principal, _fingerprint in orders:
             mutation, job, _future = self.batch[index]
             assert isinstance(job, Earning | Order)
             jobs.append(mutation.owned(job))
-        outcomes = earning.post(
+            callers.append(mutation.holder)
+        outcomes = spending.post(
             self.session,
+            callers,
             jobs,
             self.now,
             policy(request),

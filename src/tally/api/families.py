@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.access import domain as access
+from tally.access import service as access_service
 from tally.access.domain import Caller
 from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
 from tally.api.paths import FamilyId, MemberId
@@ -324,9 +325,14 @@ async def spend(
 ) -> Response:
     """Spend the family's points with the calling partner on ``member_id``'s behalf: in pool
     mode the owner spends its own then the members' points; in share mode a member spends the
-    owner's, within its monthly limit."""
+    owner's, within its monthly limit. The partner must be tied to the spending member
+    (docs/security.md)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        now, found = utcnow(), programme(write.request, session)
+        access_service.require_relationship(
+            session, write.holder, payload.member_id, found, now, "spend family points for"
+        )
         result = family_spend.spend(
             session,
             write.origin,
@@ -334,9 +340,9 @@ async def spend(
             payload.member_id,
             payload.points,
             payload.reference,
-            utcnow(),
+            now,
             policy(write.request),
-            programme(write.request, session),
+            found,
         )
         return 201, FamilySpent(
             id=str(result.entry_id),

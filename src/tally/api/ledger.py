@@ -87,7 +87,8 @@ async def redeem(
     payload: schemas.RedeemRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
 ) -> Response:
-    """Spend points with the calling partner, oldest-expiring first."""
+    """Spend points with the calling partner, oldest-expiring first; a partner spends only
+    the points of a member it is tied to (docs/security.md)."""
     return await write.post(redeem_order(member_id, payload))
 
 
@@ -104,10 +105,19 @@ async def create_hold(
     payload: schemas.HoldRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))],
 ) -> Response:
-    """Reserve points (checkout, bid) until captured, voided or timed out."""
+    """Reserve points (checkout, bid) until captured, voided or timed out; a partner holds
+    only the points of a member it is tied to (docs/security.md)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
+        access_service.require_relationship(
+            session,
+            write.holder,
+            member_id,
+            programme(write.request, session),
+            now,
+            "hold points of",
+        )
         found, result = ledger_holds.create_hold(
             session,
             write.origin,

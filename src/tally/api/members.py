@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tally.access import domain as access
+from tally.access import service as access_service
 from tally.access.domain import Caller
 from tally.api import member_codes, schemas, views
 from tally.api.deps import Mutation, Reader, mutation, programme, reader
@@ -115,12 +116,17 @@ async def link_identity(
     payload: schemas.IdentityLink,
     write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))],
 ) -> Response:
-    """Attach another identity to a member."""
+    """Attach another identity to a member the calling partner is tied to (docs/security.md)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        access.require_namespace(write.holder, programme(write.request, session), payload.namespace)
+        now = utcnow()
+        found = programme(write.request, session)
+        access.require_namespace(write.holder, found, payload.namespace)
+        access_service.require_relationship(
+            session, write.holder, member_id, found, now, "link an identity to"
+        )
         identity = members.Identity(payload.namespace, payload.id)
-        enrolment.link(session, member_id, identity, write.holder.partner_id, utcnow())
+        enrolment.link(session, member_id, identity, write.holder.partner_id, now)
         return 200, _member(write, session, member_id)
 
     return await write.run(work)

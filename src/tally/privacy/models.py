@@ -1,4 +1,5 @@
-"""Who collected a member's profile, and the member's consents to share it: append-only rows."""
+"""Who collected a member's profile, and the member's consents to share it: append-only rows;
+and the partners a member recently showed its member code to."""
 
 from __future__ import annotations
 
@@ -47,3 +48,18 @@ class Consent(Base):
     is_granted: Mapped[bool] = mapped_column()
     channel: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Presentation(Base):
+    """A member showed its member code to a partner (the partner's look-up resolved it): that
+    partner may spend the member's points until ``valid_until``, the end of the checkout
+    window. One row per member and partner, the latest presentation."""
+
+    __tablename__ = "member_presentations"
+
+    member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("partners.id"), primary_key=True
+    )
+    presented_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,15 +1,15 @@
-"""Every query of profile collections and consents."""
+"""Every query of profile collections, consents and member-code presentations."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tally.privacy.domain import Collection, CollectionMethod, ConsentAct, Purpose
-from tally.privacy.models import Consent, ProfileCollection
+from tally.privacy.models import Consent, Presentation, ProfileCollection
 
 
 def record_collection(
@@ -104,3 +104,17 @@ def insert_act(session: Session, member_id: int, act: ConsentAct) -> None:
         )
     )
     session.flush()
+
+
+def record_presentation(
+    session: Session, member_id: int, partner_id: int, now: datetime, window: timedelta
+) -> None:
+    """Record that the member showed its code to the partner at ``now``: the pair's row now
+    reads ``(now, now + window)`` (a later presentation replaces an earlier one)."""
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    values = {"presented_at": now, "valid_until": now + window}
+    session.execute(
+        dialect.insert(Presentation)
+        .values(member_id=member_id, partner_id=partner_id, **values)
+        .on_conflict_do_update(index_elements=["member_id", "partner_id"], set_=values)
+    )

@@ -4,7 +4,7 @@ what of a member a partner sees. Never commits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -67,6 +67,14 @@ def collected(
 ) -> None:
     """Record that ``partner_id`` enrolled the member or linked an identity in ``namespace``."""
     repository.record_collection(session, member_id, partner_id, method, namespace, now)
+
+
+def presented(
+    session: Session, member_id: int, partner_id: int, now: datetime, window: timedelta
+) -> None:
+    """Record that the member showed its member code to ``partner_id`` at ``now``: the partner
+    may spend its points for ``window`` (the checkout window) from then."""
+    repository.record_presentation(session, member_id, partner_id, now, window)
 
 
 def disclosure_for(

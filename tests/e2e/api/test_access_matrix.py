@@ -1,8 +1,9 @@
 """Who may call what, route by route (docs/security.md): every route of the app has a row, and
 each row is walked with every kind of caller — no key, a key lacking the route's scope, an
 unrelated partner, the related partner (owner of the namespace, transaction or hold; seller of
-the plan) and the operator's own channel — for the exact status and ``code``; refusals write
-nothing. A new route without a row fails :func:`test_every_route_has_a_row`."""
+the plan; tied to the member whose points it spends) and the operator's own channel — for the
+exact status and ``code``; refusals write nothing. A new route without a row fails
+:func:`test_every_route_has_a_row`."""
 
 from __future__ import annotations
 
@@ -221,6 +222,7 @@ class Row:
     unrelated: Expect = OK
     related: Expect = OK
     operator: Expect = OK
+    unrelated_reason: str | None = None  # the unrelated partner's refusal reason, when asserted
 
 
 def get(path: Callable[[World], str], **params: Any) -> Callable[[World, Api], Send]:
@@ -261,12 +263,23 @@ def fresh_member(suffix: str) -> Callable[[World], str]:
 
 
 OPERATOR_ONLY: dict[str, Expect] = {"unrelated": FORBIDDEN, "related": FORBIDDEN}
+# Spending a member's points, or linking to it: the partner tied to the member (SHOP enrolled
+# the world's member in its own namespace) and the operator's channels; FOOD has no tie.
+TIED: dict[str, Any] = {
+    "unrelated": FORBIDDEN,
+    "related": CREATED,
+    "operator": CREATED,
+    "unrelated_reason": "no_relationship",
+}
 OWN_ONLY: dict[str, Expect] = {"unrelated": NOT_FOUND, "operator": FORBIDDEN}
 SELLER: dict[str, Expect] = {"unrelated": FORBIDDEN}
 
 
-def _link(path: str) -> Callable[[World, Api], Send]:
-    return post(member_path(path), lambda _w: {"namespace": "shop", "id": unique("shop")})
+def _link(w: World, api: Api) -> Send:
+    """Link an identity in the caller's own namespace (FOOD: ``food``) to the world's member."""
+    namespace = "food" if api.key.code == UNRELATED else "shop"
+    body = {"namespace": namespace, "id": unique(namespace)}
+    return lambda: api.post(f"/v1/members/{w.member}/identities", body)
 
 
 def _linked(w: World) -> tuple[int, str]:
@@ -287,6 +300,14 @@ def _frozen(w: World) -> int:
     member = w.enrol()
     w.ok(w.operator.post(f"/v1/members/{member}/freeze", {"reason": "check"}), 200)
     return member
+
+
+def _family_tied_to_shop(w: World) -> tuple[int, int, int]:
+    """A family whose owner (the spender) the operator's channel linked to a ``shop`` id."""
+    made = w.family()
+    body = {"namespace": "shop", "id": unique("shop")}
+    w.ok(w.operator.post(f"/v1/members/{made[1]}/identities", body), 200)
+    return made
 
 
 def _family_member_route(action: str, who: str, **kind: bool) -> Callable[[World, Api], Send]:
@@ -333,8 +354,9 @@ ROWS: list[Row] = [
         "POST",
         "/v1/members/{member_id}/identities",
         Scope.MEMBERS,
-        _link("/identities"),
+        _link,
         FORBIDDEN,
+        unrelated_reason="no_relationship",
     ),
     Row(
         "POST",
@@ -406,9 +428,7 @@ ROWS: list[Row] = [
         "/v1/members/{member_id}/redeem",
         Scope.REDEEM,
         post(member_path("/redeem"), lambda _w: {"points": 1, "reference": unique("redeem")}),
-        CREATED,
-        CREATED,
-        CREATED,
+        **TIED,
     ),
     Row(
         "POST",
@@ -418,9 +438,7 @@ ROWS: list[Row] = [
             member_path("/holds"),
             lambda _w: {"points": 1, "expires_in_seconds": 600, "reference": unique("hold")},
         ),
-        CREATED,
-        CREATED,
-        CREATED,
+        **TIED,
     ),
     Row(
         "GET",
@@ -692,15 +710,13 @@ ROWS: list[Row] = [
         "/v1/families/{family_id}/redemptions",
         Scope.REDEEM,
         setup_then(
-            World.family,
+            _family_tied_to_shop,
             lambda api, made: api.post(
                 f"/v1/families/{made[0]}/redemptions",
                 {"member_id": made[1], "points": 1, "reference": unique("spend")},
             ),
         ),
-        CREATED,
-        CREATED,
-        CREATED,
+        **TIED,
     ),
 ]
 
@@ -743,6 +759,8 @@ def test_who_may_call_the_route(world: World, row: Row) -> None:
             assert body["scope"] == (row.scope or Scope.EARN).value, context
         elif code == "forbidden" and caller != "no key":
             assert body["reason"] in REASONS, context
+        if caller == "unrelated" and row.unrelated_reason is not None:
+            assert body["reason"] == row.unrelated_reason, context
 
 
 REASONS = {
@@ -752,6 +770,7 @@ REASONS = {
     "not_plan_seller",
     "not_owner",
     "missing_scope",
+    "no_relationship",
 }
 
 
@@ -827,7 +846,7 @@ def test_transfers_stop_when_the_partner_stops_being_an_operator_channel(world: 
 
 
 def test_shared_identities_are_unlinked_only_by_the_operator(world: World) -> None:
-    member = world.enrol()
+    member = int(world.shop.enrol(unique("138")))  # SHOP collected it: it may link to it
     phone = world.ok(world.operator.get(f"/v1/members/{member}"), 200)["identities"][0]
     world.ok(
         world.shop.post(f"/v1/members/{member}/identities", {"namespace": "email", "id": "a@b.cn"}),
