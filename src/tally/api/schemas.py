@@ -200,8 +200,8 @@ class Transaction(BaseModel):
     details: dict[str, Any] | None
     family_spend: FamilySpend | None = Field(
         default=None,
-        description="Set when this is a family spend (a `redeem` drawn on the family's points): "
-        "who spent, the family and its owner, not the member's own purchase.",
+        description="Set when this is a family spend (a `redeem` drawn on the family's points), "
+        "or its reversal: who spent, the family and its owner, not the member's own purchase.",
     )
     created_at: datetime
 

@@ -101,13 +101,22 @@ def transactions(
     """A member's history (including members merged into it), newest first: the entries made
     by ``partner_id`` (every entry when ``None``)."""
     items, position = ledger.history(session, member_id, before, limit, partner_id=partner_id)
+    notes = family_spends.notes_of(session, [item.entry for item in items])
     return schemas.TransactionPage(
-        items=[transaction(item.entry, points=item.points, held=item.held) for item in items],
+        items=[
+            transaction(
+                item.entry, points=item.points, held=item.held, family=notes.get(item.entry.id)
+            )
+            for item in items
+        ],
         next_cursor=encode_cursor(position) if position is not None else None,
     )
 
 
-def transaction(entry: JournalEntry, *, points: int, held: int) -> schemas.Transaction:
+def transaction(
+    entry: JournalEntry, *, points: int, held: int, family: family_spends.SpendNote | None
+) -> schemas.Transaction:
+    """One history item; ``family``: the family spend it is or reverses."""
     return schemas.Transaction(
         id=str(entry.id),
         kind=entry.kind.value,
@@ -119,14 +128,13 @@ def transaction(entry: JournalEntry, *, points: int, held: int) -> schemas.Trans
         memo=entry.memo,
         reverses_id=str(entry.reverses_id) if entry.reverses_id else None,
         details=entry.details,
-        family_spend=family_spend(entry),
+        family_spend=family_spend(family),
         created_at=entry.created_at,
     )
 
 
-def family_spend(entry: JournalEntry) -> schemas.FamilySpend | None:
-    """The family spend an entry is, if it is one."""
-    note = family_spends.spend_note(entry)
+def family_spend(note: family_spends.SpendNote | None) -> schemas.FamilySpend | None:
+    """A family spend as the API shows it."""
     if note is None:
         return None
     return schemas.FamilySpend(

@@ -4,6 +4,7 @@ the spender's monthly limit in share mode, in the one transaction. Never commits
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from tally.families import domain as family_domain
 from tally.families import repository as family_repository
 from tally.families import service as families
 from tally.families.domain import FamilyRole
+from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, Policy, member_available, partner_redeemed
 from tally.ledger.holds import lapse_due
 from tally.ledger.models import EntryKind, JournalEntry
@@ -148,6 +150,20 @@ def spend_note(entry: JournalEntry) -> SpendNote | None:
         partner_id=entry.partner_id,
         points=sum(int(item["points"]) for item in drawn),
     )
+
+
+def notes_of(session: Session, entries: Sequence[JournalEntry]) -> dict[uuid.UUID, SpendNote]:
+    """The family spend each of ``entries`` is or, for a reversal, reverses (by entry id;
+    entries that are neither are left out)."""
+    found: dict[uuid.UUID, SpendNote] = {}
+    for entry in entries:
+        note = spend_note(entry)
+        if note is None and entry.kind is EntryKind.REVERSAL and entry.reverses_id is not None:
+            original = ledger_repository.entry(session, entry.reverses_id)
+            note = spend_note(original) if original is not None else None
+        if note is not None:
+            found[entry.id] = note
+    return found
 
 
 def _pool_plan(

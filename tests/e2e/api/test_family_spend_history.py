@@ -230,3 +230,26 @@ def test_a_pool_spend_can_use_points_a_timed_out_hold_gave_back(
     assert lapses == 1
     with database.read() as session:
         assert verify(session).ok
+
+
+def test_a_reversed_family_spend_reads_as_cancelled_in_every_history(
+    api: Api, web: TestClient, database: Database, settings: Settings, household: Household
+) -> None:
+    import uuid
+
+    from tally.ledger import reversals
+
+    policy = policy_for(default_programme(settings), settings)
+    origin = Origin(partner_id=api.key.partner_id)
+    with database.write() as session:
+        reversals.reverse(session, origin, uuid.UUID(household.entry_id), utcnow(), policy)
+
+    for member, points in ((household.owner, 100), (household.ann, 100), (household.bob, 50)):
+        items = transactions(api, member)
+        reversal = next(item for item in items if item["kind"] == "reversal")
+        assert reversal["points"] == points
+        assert reversal["reverses_id"] == household.entry_id
+        assert reversal["family_spend"]["spent_by"] == household.owner
+        assert reversal["family_spend"]["family_id"] == household.family
+    ann = rows(member_history(web, household.ann, EN))
+    assert ann[0].startswith("Family pool spend cancelled Spent by Olivia, the family owner"), ann

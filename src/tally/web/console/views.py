@@ -74,7 +74,7 @@ class HistoryRow:
     reference: str | None
     memo: str | None
     created_at: datetime
-    family: family_spends.SpendNote | None = None  # set on a family spend
+    family: family_spends.SpendNote | None = None  # set on a family spend and its reversal
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +192,7 @@ def history(session: Session, member_id: int, cursor: str | None) -> HistoryPage
     items, position = ledger.history(session, member_id, before, HISTORY_PAGE)
     partners = queries.partner_names(session, (item.entry.partner_id for item in items))
     staff = queries.staff_names(session, (item.entry.staff_id for item in items))
+    notes = family_spends.notes_of(session, [item.entry for item in items])
     rows = [
         HistoryRow(
             kind=item.entry.kind.value,
@@ -202,7 +203,7 @@ def history(session: Session, member_id: int, cursor: str | None) -> HistoryPage
             reference=item.entry.reference,
             memo=item.entry.memo,
             created_at=item.entry.created_at,
-            family=family_spends.spend_note(item.entry),
+            family=notes.get(item.entry.id),
         )
         for item in items
     ]

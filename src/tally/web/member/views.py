@@ -78,8 +78,8 @@ def activity(session: Session, member_id: int, cursor: str | None, limit: int) -
     before = decode_cursor(cursor) if cursor else None
     items, position = ledger.history(session, member_id, before, limit)
     partners = queries.partner_names(session, (item.entry.partner_id for item in items))
-    notes = {item.entry.id: family_spends.spend_note(item.entry) for item in items}
-    names = queries.member_names(session, (note.spent_by for note in notes.values() if note))
+    notes = family_spends.notes_of(session, [item.entry for item in items])
+    names = queries.member_names(session, (note.spent_by for note in notes.values()))
     rows = [
         ActivityRow(
             kind=item.entry.kind.value,
@@ -87,7 +87,7 @@ def activity(session: Session, member_id: int, cursor: str | None, limit: int) -
             held=item.held,
             source=partners.get(item.entry.partner_id) if item.entry.partner_id else None,
             created_at=item.entry.created_at,
-            family=_family_line(notes[item.entry.id], member_id, names),
+            family=_family_line(notes.get(item.entry.id), member_id, names),
         )
         for item in items
     ]
