@@ -17,6 +17,7 @@ from conftest import SECRET, Api, PartnerKey
 from tally.audit.models import AuditEntry
 from tally.db.session import Database
 from tally.kit.clock import utcnow
+from tally.member_codes import service as member_codes
 from tally.partners import service as partners_service
 from tally.programme import service as programme_service
 
@@ -72,16 +73,24 @@ def enrol_at_shop(shop: Api) -> int:
     return member
 
 
+def show_code(database: Database, member: int, partner: Api) -> None:
+    """The member shows its member code to ``partner``'s checkout (a tie: it may link to it)."""
+    with database.write() as session:
+        code = member_codes.issue(session, member, utcnow(), SECRET).code
+    ok(partner.get("/v1/members/lookup", params={"code": code}))
+
+
 def consent(mobile: Api, member: int, partner: str, granted: bool, status: int) -> dict[str, Any]:
     body = {"partner": partner, "purpose": "profile", "granted": granted}
     return ok(mobile.post(f"/v1/members/{member}/consents", body), status)
 
 
 def test_the_collecting_partner_sees_the_profile_and_another_sees_no_personal_data(
-    apis: dict[str, Api],
+    apis: dict[str, Api], database: Database
 ) -> None:
     shop, food = apis["SHOP"], apis["FOOD"]
     member = enrol_at_shop(shop)
+    show_code(database, member, food)  # FOOD may link its own user id to the member
 
     mine = ok(shop.get(f"/v1/members/{member}"))
     assert mine["profile"] == PROFILE
@@ -122,8 +131,9 @@ def test_the_collecting_partner_sees_the_profile_and_another_sees_no_personal_da
     ]
 
 
-def test_the_operator_channel_sees_everything(apis: dict[str, Api]) -> None:
+def test_the_operator_channel_sees_everything(apis: dict[str, Api], database: Database) -> None:
     member = enrol_at_shop(apis["SHOP"])
+    show_code(database, member, apis["FOOD"])
     ok(apis["FOOD"].post(f"/v1/members/{member}/identities", {"namespace": "food", "id": "f-1"}))
     apis["SHOP"].earn(member, 300)
 
