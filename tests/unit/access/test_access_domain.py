@@ -209,3 +209,28 @@ def test_plan_sellers() -> None:
         domain.require_seller_to_subscribe(caller("FOOD"), PROGRAMME, "VIP")
     # An unknown plan is left for the memberships service to refuse (it lists the plans).
     domain.require_seller_to_subscribe(caller("FOOD"), PROGRAMME, "GONE")
+
+
+def test_the_namespaces_a_partner_owns() -> None:
+    assert domain.owned_namespaces(caller("SHOP"), PROGRAMME) == {"shop"}
+    assert domain.owned_namespaces(caller("FOOD"), PROGRAMME) == {"food"}
+    # Shared namespaces are nobody's, the operator's channels' included.
+    assert domain.owned_namespaces(caller("MOBILE"), PROGRAMME) == frozenset()
+
+
+@pytest.mark.parametrize("tie", list(domain.Tie))
+def test_any_tie_lets_a_partner_spend(tie: domain.Tie) -> None:
+    assert domain.may_spend(caller("SHOP"), {tie})
+    domain.require_relationship(caller("SHOP"), 17, {tie}, "redeem points of")
+
+
+def test_a_partner_without_a_tie_is_told_how_to_get_one() -> None:
+    assert domain.may_spend(caller("MOBILE"), set())  # the operator's channels need none
+    assert not domain.may_spend(caller("FOOD"), set())
+    with pytest.raises(Forbidden) as error:
+        domain.require_relationship(caller("FOOD"), 17, set(), "redeem points of")
+    assert error.value.extra == {"reason": Reason.NO_RELATIONSHIP.value, "member_id": 17}
+    detail = str(error.value)
+    assert detail.startswith("Partner FOOD may not redeem points of member 17")
+    assert "GET /v1/members/lookup?code=" in detail
+    assert "operator's app" in detail
