@@ -58,8 +58,6 @@ class Presentation(Base):
     __tablename__ = "member_presentations"
 
     member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"), primary_key=True)
-    partner_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("partners.id"), primary_key=True
-    )
+    partner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("partners.id"), primary_key=True)
     presented_at: Mapped[datetime] = mapped_column(UTCDateTime())
     valid_until: Mapped[datetime] = mapped_column(UTCDateTime())

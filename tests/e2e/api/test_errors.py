@@ -1304,6 +1304,18 @@ def _after_unknown_codes(w: World) -> Callable[[], Any]:
 
 
 RATE_LIMITED: dict[str, Build] = {"too many unknown member codes": _after_unknown_codes}
+UNKNOWN_PARTNER: dict[str, Build] = {
+    "a consent for a partner not in the programme": lambda w: w.post(
+        f"/v1/members/{w.member}/consents",
+        {"partner": "NOBODY", "purpose": "profile", "granted": True},
+    ),
+}
+UNKNOWN_PURPOSE: dict[str, Build] = {
+    "a consent for a purpose Tally does not know": lambda w: w.post(
+        f"/v1/members/{w.member}/consents",
+        {"partner": w.partner.code, "purpose": "resale", "granted": True},
+    ),
+}
 
 TABLE: list[Any] = [
     pytest.param(
@@ -1344,6 +1356,8 @@ TABLE: list[Any] = [
         (403, "not_member_itself", NOT_MEMBER_ITSELF),
         (403, "not_family_member", NOT_FAMILY_MEMBER),
         (429, "rate_limited", RATE_LIMITED),
+        (422, "unknown_partner", UNKNOWN_PARTNER),
+        (422, "unknown_purpose", UNKNOWN_PURPOSE),
     )
     for name, build in cases.items()
 ]
