@@ -38,7 +38,7 @@ def db(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:  # type
 
 def test_list_show_and_expire(db: Database) -> None:
     programme = apply_programme(db)
-    now = utcnow()
+    now = datetime(2026, 1, 31, 2, 0, tzinfo=UTC)  # the payment is confirmed as it is taken
     with db.write() as session:
         partner = partners.create_partner(session, "PAY", "pay", now)
         member_id, _ = enrolment.enrol(session, Identity("phone", "13700000001"), {}, now)
