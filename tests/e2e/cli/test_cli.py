@@ -681,42 +681,6 @@ def test_jobs_expire_then_the_ledger_still_verifies(tally: Tally, expiring: Expi
         assert (newest["kind"], newest["points"]) == ("expire", -70)
 
 
-@pytest.mark.usefixtures("in_march_2027")
-def test_a_hold_lapsing_after_its_lot_expired_returns_the_points_for_the_grace_period(
-    tally: Tally,
-) -> None:
-    partner = tally.json("partner", "create", "MOBILE", "--name", "Cloudway")
-    with tally.api(partner) as api:
-        member = api.enrol("13800000001")
-        api.earn(member, 10, expires_at="2027-02-01T12:00:00+08:00")
-        api.earn(member, 5, expires_at="2028-02-01T12:00:00+08:00")
-        body = {"points": 12, "expires_in_seconds": 3600, "reference": "h"}
-        held = api.post(f"/v1/members/{member}/holds", body).json()
-        assert held["balance"]["expiring"] == [{"date": "2028-02-01", "points": 3}]
-
-    report = tally.json("jobs", "expire", "--as-of", "2027-03-01")
-
-    assert report == {
-        "as_of": "2027-03-01T16:00:00+00:00",
-        "members": 0,
-        "lots_expired": 0,
-        "points_expired": 0,
-        "holds_lapsed": 1,
-    }
-    with tally.api(partner) as api:
-        # 10 came from a lot dead by then: back for 30 days (through Mar 31); 2 to their own lot.
-        assert api.balance(member) == {
-            "available": 15,
-            "held": 0,
-            "expiring": [{"date": "2027-03-31", "points": 10}, {"date": "2028-02-01", "points": 5}],
-        }
-        assert api.get(f"/v1/holds/{held['id']}").json()["status"] == "lapsed"
-        voided = api.post(f"/v1/holds/{held['id']}/void")
-        assert (voided.status_code, voided.json()["code"]) == (409, "hold_not_active")
-    assert tally.json("jobs", "expire", "--as-of", "2027-03-01")["holds_lapsed"] == 0
-    assert verify(tally, 0)[1] == set()
-
-
 def test_jobs_expire_now_has_nothing_to_do(tally: Tally, expiring: ExpirySeed) -> None:
     report = tally.json("jobs", "expire")
     assert {k: v for k, v in report.items() if k != "as_of"} == {
