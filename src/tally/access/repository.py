@@ -7,11 +7,21 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, cast, literal, null, select, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    String,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
 
 from tally.access.domain import Tie
+from tally.kit.clock import as_utc
 from tally.members.models import Member, MemberIdentity
 from tally.privacy.models import Presentation, ProfileCollection
 
@@ -19,7 +29,48 @@ _EXISTS = "member"
 
 
 def _tag(text: str) -> Any:
-    return cast(literal(text), String).label("tie")
+    return cast(literal_column(f"'{text}'"), String).label("tie")
+
+
+def _none(kind: Any) -> Any:
+    return cast(null(), kind)
+
+
+# Built once: each call only binds its lists (expanding parameters), so the statement is
+# neither rebuilt nor compiled again. Columns: member, partner, namespace, what the row says.
+_TIES = union_all(
+    select(Member.id, _none(BigInteger), _none(String), _tag(_EXISTS)).where(
+        Member.id.in_(bindparam("members", expanding=True))
+    ),
+    select(
+        ProfileCollection.member_id,
+        ProfileCollection.partner_id,
+        _none(String),
+        _tag(Tie.COLLECTED),
+    ).where(
+        tuple_(ProfileCollection.member_id, ProfileCollection.partner_id).in_(
+            bindparam("pairs", expanding=True)
+        )
+    ),
+    select(
+        Presentation.member_id, Presentation.partner_id, _none(String), _tag(Tie.PRESENTED)
+    ).where(
+        tuple_(Presentation.member_id, Presentation.partner_id).in_(
+            bindparam("pairs", expanding=True)
+        ),
+        Presentation.valid_until > bindparam("now"),
+    ),
+    select(
+        MemberIdentity.member_id,
+        _none(BigInteger),
+        MemberIdentity.namespace,
+        _tag(Tie.OWNED_NAMESPACE),
+    ).where(
+        tuple_(MemberIdentity.member_id, MemberIdentity.namespace).in_(
+            bindparam("owned", expanding=True)
+        )
+    ),
+)
 
 
 def ties(
@@ -30,40 +81,35 @@ def ties(
 ) -> tuple[set[int], dict[tuple[int, int], set[Tie]]]:
     """For ``(member_id, partner_id)`` pairs: the members that exist, and each pair's ties —
     the partner collected the member, the member has an identity in a namespace the partner
-    owns (``owned``: partner id → namespaces), or showed it its code and the window is open at
-    ``now``. One statement, whatever the number of pairs."""
+    owns (``owned``: partner id → namespaces; a namespace has one owner), or showed it its code
+    and the window is open at ``now``. One statement, whatever the number of pairs."""
     if not pairs:
         return set(), {}
     asked = sorted(set(pairs))
-    members = sorted({member_id for member_id, _partner_id in asked})
-    parts: list[Select[Any]] = [
-        select(Member.id, cast(null(), BigInteger), _tag(_EXISTS)).where(Member.id.in_(members)),
-        select(
-            ProfileCollection.member_id, ProfileCollection.partner_id, _tag(Tie.COLLECTED)
-        ).where(tuple_(ProfileCollection.member_id, ProfileCollection.partner_id).in_(asked)),
-        select(Presentation.member_id, Presentation.partner_id, _tag(Tie.PRESENTED)).where(
-            tuple_(Presentation.member_id, Presentation.partner_id).in_(asked),
-            Presentation.valid_until > now,
-        ),
-    ]
-    for partner_id, namespaces in sorted(owned.items()):
-        its_members = [member for member, partner in asked if partner == partner_id]
-        if namespaces and its_members:
-            parts.append(
-                select(
-                    MemberIdentity.member_id,
-                    cast(literal(partner_id), BigInteger),
-                    _tag(Tie.OWNED_NAMESPACE),
-                ).where(
-                    MemberIdentity.member_id.in_(its_members),
-                    MemberIdentity.namespace.in_(sorted(namespaces)),
-                )
-            )
+    owner_of = {
+        namespace: partner_id
+        for partner_id, namespaces in owned.items()
+        for namespace in namespaces
+    }
+    in_owned = sorted(
+        {(member, namespace) for member, partner in asked for namespace in owned.get(partner, ())}
+    )
+    rows = session.execute(
+        _TIES,
+        {
+            "members": sorted({member for member, _partner in asked}),
+            "pairs": asked,
+            "owned": in_owned,
+            "now": as_utc(now),
+        },
+    )
     existing: set[int] = set()
     found: dict[tuple[int, int], set[Tie]] = {}
-    for member_id, partner_id, tie in session.execute(union_all(*parts)):
+    for member_id, partner_id, namespace, tie in rows:
         if tie == _EXISTS:
             existing.add(int(member_id))
-        elif partner_id is not None:
-            found.setdefault((int(member_id), int(partner_id)), set()).add(Tie(tie))
+            continue
+        partner = owner_of.get(namespace) if tie == Tie.OWNED_NAMESPACE else partner_id
+        if partner is not None:
+            found.setdefault((int(member_id), int(partner)), set()).add(Tie(tie))
     return existing, found
