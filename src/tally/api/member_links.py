@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -37,8 +38,9 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
 
 
 def mint_token(secret: str, member_id: int) -> str:
-    """A signed token naming ``member_id``; valid for :data:`LINK_LIFETIME`."""
-    return _serializer(secret).dumps({"m": member_id})
+    """A signed token naming ``member_id``; valid for :data:`LINK_LIFETIME`. Each is unique (a
+    random nonce), so two links minted in the same second are two links, each signing in once."""
+    return _serializer(secret).dumps({"m": member_id, "n": secrets.token_urlsafe(9)})
 
 
 def read_token(secret: str, token: str, lifetime: timedelta = LINK_LIFETIME) -> int | None:

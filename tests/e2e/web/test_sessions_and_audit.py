@@ -282,6 +282,13 @@ def test_a_member_link_signs_in_once(site: Site) -> None:
         assert session.scalar(select(func.count()).select_from(WebSession)) == 1
 
 
+def test_two_links_minted_in_the_same_second_are_two_links(site: Site) -> None:
+    first, second = link_for(SECRET, site.member, T0).url, link_for(SECRET, site.member, T0).url
+    assert first != second
+    assert site.browser().get(first).status_code == 303
+    assert site.browser("203.0.113.8").get(second).status_code == 303  # not "already used"
+
+
 def test_a_copied_member_cookie_stops_at_sign_out(site: Site) -> None:
     phone = site.browser()
     assert phone.get(link_for(SECRET, site.member, T0).url).status_code == 303
