@@ -68,10 +68,14 @@ def merge(
     programme: Programme,
 ) -> MemberMerge:
     """Fold ``merged_id`` into ``survivor_id``: identities, lots, holds, balance and growth value
-    move, and the survivor is upgraded at once if its growth now qualifies.
+    move, and the survivor is upgraded at once if its growth now qualifies. The partners' ties
+    to the merged member — collection records, consents, open checkout windows — are written
+    on the survivor too (:func:`tally.privacy.service.carry_over`), so a partner tied to the
+    merged member is tied to the survivor, read from the survivor's rows alone.
 
-    The move is one journal entry, and the merge record keeps what moved so it can be undone
-    (growth entries keep the member they were credited to, which is how an unmerge finds them).
+    The move is one journal entry, and the merge record keeps what moved and which ties were
+    added (``moved["ties"]``) so it can be undone (growth entries keep the member they were
+    credited to, which is how an unmerge finds them).
     """
     if survivor_id == merged_id:
         raise ValidationFailed("A member cannot be merged into itself.")
@@ -115,11 +119,12 @@ def merge(
     )
     _reassign(session, lot_ids, hold_ids, survivor_id)
     member_repository.move_identities(session, identity_ids, survivor_id)
+    ties = privacy.carry_over(session, merged_id, survivor_id, staff_id, now)
     record = MemberMerge(
         survivor_id=survivor_id,
         merged_id=merged_id,
         entry_id=entry_id,
-        moved={"identities": identity_ids, "lots": lot_ids, "holds": hold_ids},
+        moved={"identities": identity_ids, "lots": lot_ids, "holds": hold_ids, "ties": ties},
         staff_id=staff_id,
         reason=reason.strip(),
         created_at=now,
@@ -137,7 +142,8 @@ def unmerge(
     programme: Programme,
 ) -> MemberMerge:
     """Undo a merge: the merged member gets back its identities, what is left of its value and
-    the growth entries credited to it (the survivor's tier moves down only at evaluation)."""
+    the growth entries credited to it (the survivor's tier moves down only at evaluation), and
+    the ties the merge wrote on the survivor are removed (the merged member kept its own)."""
     record = member_repository.merge_record(session, merge_id)
     if record is None:
         raise NotFound(f"Merge {merge_id} does not exist.")
@@ -189,6 +195,7 @@ def unmerge(
         if item.id in identity_ids
     ]
     member_repository.move_identities(session, still_with_survivor, record.merged_id)
+    privacy.take_back(session, record.survivor_id, record.moved.get("ties", {}))
     record.reversed_at = now
     record.reversal_entry_id = entry_id
     session.flush()

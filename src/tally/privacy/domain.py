@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -29,7 +29,12 @@ class Purpose(enum.StrEnum):
 
 #: The channel of an act a member did on its own pages.
 MEMBER_PAGES = "member_pages"
-_CHANNEL = re.compile(r"member_pages|api:[A-Za-z0-9][A-Za-z0-9_-]{0,63}|console:[0-9]{1,19}")
+#: The channel of an act staff recorded in the console (the staff member is ``recorded_by``).
+CONSOLE = "console"
+#: The channel of an act a merge carried from the merged member to the survivor
+#: (``recorded_by``: the staff member who merged).
+MERGE = "merge"
+_CHANNEL = re.compile(r"member_pages|console|merge|api:[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class Viewer(Protocol):
@@ -65,6 +70,7 @@ class ConsentAct:
     is_granted: bool
     channel: str
     created_at: datetime
+    recorded_by: int | None = None  # the staff member, for the console's and merges' acts
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,8 @@ def api_channel(partner_code: str) -> str:
 
 
 def is_channel(text: str) -> bool:
-    """Whether ``text`` names a channel (``member_pages``, ``api:<code>``, ``console:<id>``)."""
+    """Whether ``text`` names a channel (``member_pages``, ``api:<code>``, ``console``,
+    ``merge``)."""
     return _CHANNEL.fullmatch(text) is not None
 
 
@@ -112,6 +119,67 @@ def changes(current: ConsentAct | None, *, grant: bool) -> bool:
 def next_version(current: ConsentAct | None) -> int:
     """The version the next act of a (member, partner, purpose) takes."""
     return 1 if current is None else current.version + 1
+
+
+def carried_acts(
+    survivor: Mapping[tuple[int, Purpose], ConsentAct],
+    merged: Mapping[tuple[int, Purpose], ConsentAct],
+    *,
+    now: datetime,
+    staff_id: int | None,
+) -> list[ConsentAct]:
+    """The acts a merge appends to the survivor, given both members' standing acts
+    (:func:`standing`): never broader than what the survivor itself said.
+
+    - The survivor has no record for a (partner, purpose): the merged member's latest act
+      carries over (a grant or a withdrawal).
+    - The survivor withdrew (or its latest act is a withdrawal): it stays withdrawn.
+    - The survivor granted, and the merged member withdrew *after* that grant: the withdrawal
+      carries over (the person's latest word, and narrower); a withdrawal before the grant does
+      not undo it.
+
+    Each carried act is new (channel :data:`MERGE`, at ``now``, recorded by ``staff_id``), with
+    the version after the survivor's; old rows are never changed. Ordered by partner, purpose.
+    """
+    carried = []
+    for key in sorted(merged, key=lambda item: (item[0], item[1].value)):
+        theirs, ours = merged[key], survivor.get(key)
+        if ours is None:
+            carry = True
+        elif not ours.is_granted:
+            carry = False
+        else:
+            carry = not theirs.is_granted and theirs.created_at > ours.created_at
+        if carry:
+            carried.append(
+                ConsentAct(
+                    partner_id=theirs.partner_id,
+                    purpose=theirs.purpose,
+                    version=next_version(ours),
+                    is_granted=theirs.is_granted,
+                    channel=MERGE,
+                    created_at=now,
+                    recorded_by=staff_id,
+                )
+            )
+    return carried
+
+
+#: A checkout window: ``(presented_at, valid_until)``.
+Window = tuple[datetime, datetime]
+
+
+def carried_windows(
+    survivor: Mapping[int, Window], merged: Mapping[int, Window], *, now: datetime
+) -> dict[int, Window]:
+    """The checkout windows (partner id → window) a merge gives the survivor: each of the merged
+    member's that is still open at ``now``, where the survivor's own with that partner ends
+    earlier or there is none (an ended window ties nothing, so it is not carried)."""
+    return {
+        partner_id: window
+        for partner_id, window in sorted(merged.items())
+        if window[1] > now and (partner_id not in survivor or survivor[partner_id][1] < window[1])
+    }
 
 
 def disclosure(

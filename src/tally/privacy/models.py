@@ -34,7 +34,8 @@ class Consent(Base):
 
     Rows are never changed; the latest ``version`` of a (member, partner, purpose) is the
     standing state. ``version`` is unique per triple, so two concurrent acts cannot both
-    follow the same state.
+    follow the same state. ``recorded_by`` is the staff member who recorded an act in the
+    console (channel ``console``) or merged the member it came from (channel ``merge``).
     """
 
     __tablename__ = "consents"
@@ -48,6 +49,7 @@ class Consent(Base):
     is_granted: Mapped[bool] = mapped_column()
     channel: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff_users.id"))
 
 
 class Presentation(Base):

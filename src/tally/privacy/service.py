@@ -3,6 +3,7 @@ what of a member a partner sees. Never commits."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,12 +17,17 @@ from tally.members import service as members
 from tally.partners.models import Partner
 from tally.privacy import repository
 from tally.privacy.domain import (
+    CONSOLE,
+    MERGE,
     Collection,
     CollectionMethod,
     ConsentAct,
     Disclosure,
     Purpose,
     Viewer,
+    Window,
+    carried_acts,
+    carried_windows,
     changes,
     disclosure,
     is_channel,
@@ -134,19 +140,23 @@ def record(
     actor: str,
     now: datetime,
     address: str | None = None,
+    recorded_by: int | None = None,
 ) -> bool:
     """Grant or withdraw the member's consent for a partner and purpose; ``True`` when this
     changed the state (an act is recorded, and audited as done by ``actor``, only then:
-    repeating one is a no-op)."""
-    if not is_channel(channel):
+    repeating one is a no-op). An act in the console names the staff member (``recorded_by``);
+    only a merge carries acts over (:func:`carry_over`)."""
+    if not is_channel(channel) or channel == MERGE:
         raise ValueError(f"not a consent channel: {channel!r}")
+    if (channel == CONSOLE) != (recorded_by is not None):
+        raise ValueError("an act in the console, and only one, names the staff member")
     purpose = purpose_of(purpose_name)
     partner = partner_named(session, partner_code)
     members.require_usable(session, member_id, allow_frozen=True)
     current = repository.latest_act(session, member_id, partner.id, purpose)
     if not changes(current, grant=grant):
         return False
-    act = ConsentAct(partner.id, purpose, next_version(current), grant, channel, now)
+    act = ConsentAct(partner.id, purpose, next_version(current), grant, channel, now, recorded_by)
     repository.insert_act(session, member_id, act)
     audit.record(
         session,
@@ -158,6 +168,69 @@ def record(
         now=now,
     )
     return True
+
+
+def carry_over(
+    session: Session, merged_id: int, survivor_id: int, staff_id: int | None, now: datetime
+) -> dict[str, Any]:
+    """At a merge, write the merged member's ties on the survivor, so the partners tied to it
+    (and its consents) are honoured for the survivor with the survivor's rows alone:
+
+    - its collection records become the survivor's too (each keeps its date);
+    - its consents carry over as new acts (channel ``merge``) by
+      :func:`tally.privacy.domain.carried_acts` — never broader than what the survivor said;
+    - its open checkout windows become the survivor's
+      (:func:`tally.privacy.domain.carried_windows`).
+
+    The merged member's own rows stay as they are. Returns what was added, for the merge
+    record, so that :func:`take_back` removes exactly that."""
+    collections = repository.copy_collections(session, merged_id, survivor_id)
+    ours = standing(repository.acts(session, survivor_id))
+    theirs = standing(repository.acts(session, merged_id))
+    consents = [
+        repository.insert_act(session, survivor_id, act)
+        for act in carried_acts(ours, theirs, now=now, staff_id=staff_id)
+    ]
+    mine = repository.presentations(session, survivor_id)
+    windows = carried_windows(mine, repository.presentations(session, merged_id), now=now)
+    presentations = []
+    for partner_id, window in windows.items():
+        repository.put_presentation(session, survivor_id, partner_id, window)
+        presentations.append(
+            {
+                "partner_id": partner_id,
+                "before": _window_text(mine.get(partner_id)),
+                "after": _window_text(window),
+            }
+        )
+    return {"collections": collections, "consents": consents, "presentations": presentations}
+
+
+def take_back(session: Session, survivor_id: int, added: Mapping[str, Any]) -> None:
+    """At an unmerge, remove from the survivor what :func:`carry_over` added: its collection
+    records and consent acts (acts recorded on the survivor since stay), and each checkout
+    window it wrote, unless the survivor has shown its code to that partner again since (that
+    window is the survivor's own)."""
+    ids = [int(item) for item in added.get("collections", [])]
+    repository.delete_collections(session, survivor_id, ids)
+    repository.delete_acts(session, survivor_id, [int(item) for item in added.get("consents", [])])
+    current = repository.presentations(session, survivor_id)
+    for item in added.get("presentations", []):
+        partner_id = int(item["partner_id"])
+        if current.get(partner_id) == _window_of(item["after"]):
+            before = _window_of(item["before"])
+            repository.put_presentation(session, survivor_id, partner_id, before)
+
+
+def _window_text(window: Window | None) -> list[str] | None:
+    return None if window is None else [moment.isoformat() for moment in window]
+
+
+def _window_of(text: list[str] | None) -> Window | None:
+    if text is None:
+        return None
+    presented_at, valid_until = (datetime.fromisoformat(item) for item in text)
+    return presented_at, valid_until
 
 
 def consents(session: Session, member_id: int, viewer: Viewer | None = None) -> Consents:

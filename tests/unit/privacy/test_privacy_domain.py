@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 from tally.config import Settings
 from tally.privacy.domain import (
     EVERYTHING,
+    MERGE,
     Collection,
     CollectionMethod,
     ConsentAct,
     Purpose,
     api_channel,
+    carried_acts,
+    carried_windows,
     changes,
     disclosure,
     is_channel,
@@ -132,7 +135,100 @@ def test_the_standing_state_is_the_latest_act_whatever_the_order_read(
 
 def test_channels() -> None:
     assert api_channel("MOBILE") == "api:MOBILE"
-    for good in ("member_pages", "api:MOBILE", "api:food-1", "console:7"):
+    for good in ("member_pages", "api:MOBILE", "api:food-1", "console", "merge"):
         assert is_channel(good), good
-    for bad in ("", "api:", "console:x", "member pages", "api:MOBILE\n", "sms"):
+    for bad in ("", "api:", "console:7", "console:x", "member pages", "api:MOBILE\n", "sms"):
         assert not is_channel(bad), bad
+
+
+# --- What a merge carries to the survivor ------------------------------------------------------
+
+MERGED_AT = T0 + timedelta(days=30)
+STAFF = 7
+
+
+def stood(*acts: ConsentAct) -> dict[tuple[int, Purpose], ConsentAct]:
+    return standing(acts)
+
+
+def carried(
+    survivor: dict[tuple[int, Purpose], ConsentAct], merged: dict[tuple[int, Purpose], ConsentAct]
+) -> list[tuple[int, Purpose, int, bool]]:
+    found = carried_acts(survivor, merged, now=MERGED_AT, staff_id=STAFF)
+    for item in found:
+        assert (item.channel, item.created_at, item.recorded_by) == (MERGE, MERGED_AT, STAFF)
+    return [(item.partner_id, item.purpose, item.version, item.is_granted) for item in found]
+
+
+def test_where_the_survivor_has_no_record_the_merged_members_latest_act_carries_over() -> None:
+    merged = stood(act(FOOD, 1, True), act(SHOP, 1, True), act(SHOP, 2, False))
+    assert carried({}, merged) == [
+        (SHOP, Purpose.PROFILE, 1, False),
+        (FOOD, Purpose.PROFILE, 1, True),
+    ]
+
+
+def test_a_purpose_the_survivor_withdrew_stays_withdrawn() -> None:
+    survivor = stood(act(FOOD, 1, True), act(FOOD, 2, False))
+    for merged in (stood(act(FOOD, 1, True)), stood(act(FOOD, 3, False), act(FOOD, 4, True))):
+        assert carried(survivor, merged) == []
+
+
+def test_a_withdrawal_after_the_survivors_grant_carries_one_before_it_does_not() -> None:
+    survivor = stood(act(FOOD, 2, True))  # granted at T0 + 2 days
+    assert carried(survivor, stood(act(FOOD, 3, False))) == [(FOOD, Purpose.PROFILE, 3, False)]
+    assert carried(survivor, stood(act(FOOD, 1, False))) == []
+    assert carried(survivor, stood(act(FOOD, 5, True))) == []  # granted on both: nothing to add
+
+
+def test_purposes_are_carried_on_their_own() -> None:
+    survivor = stood(act(FOOD, 1, False))
+    merged = stood(act(FOOD, 1, True), act(FOOD, 1, True, Purpose.MARKETING))
+    assert carried(survivor, merged) == [(FOOD, Purpose.MARKETING, 1, True)]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([SHOP, FOOD]), st.booleans()), max_size=8),
+    st.lists(st.tuples(st.sampled_from([SHOP, FOOD]), st.booleans()), max_size=8),
+    st.booleans(),
+)
+def test_a_merge_never_grants_what_the_survivor_did_not(
+    ours: list[tuple[int, bool]], theirs: list[tuple[int, bool]], survivor_first: bool
+) -> None:
+    def history(items: list[tuple[int, bool]], offset: int) -> list[ConsentAct]:
+        count: dict[int, int] = {}
+        recorded = []
+        for number, (partner, granted) in enumerate(items):
+            count[partner] = count.get(partner, 0) + 1
+            when = T0 + timedelta(hours=2 * number + offset)
+            recorded.append(
+                ConsentAct(partner, Purpose.PROFILE, count[partner], granted, "member_pages", when)
+            )
+        return recorded
+
+    survivor = standing(history(ours, 0 if survivor_first else 1))
+    merged = standing(history(theirs, 1 if survivor_first else 0))
+    after = dict(survivor)
+    for item in carried_acts(survivor, merged, now=MERGED_AT, staff_id=None):
+        key = (item.partner_id, item.purpose)
+        assert item.version == next_version(survivor.get(key))
+        after[key] = item
+    for key, state in after.items():
+        if key in survivor:
+            assert state.is_granted <= survivor[key].is_granted  # never broader
+        else:
+            assert state.is_granted == merged[key].is_granted
+    assert set(after) == set(survivor) | set(merged)
+
+
+def test_open_checkout_windows_carry_over_when_they_end_later() -> None:
+    now = T0 + timedelta(minutes=10)
+
+    def window(start: int, end: int) -> tuple[datetime, datetime]:
+        return T0 + timedelta(minutes=start), T0 + timedelta(minutes=end)
+
+    merged = {SHOP: window(0, 30), FOOD: window(5, 35), MOBILE: window(-40, 10)}
+    assert carried_windows({}, merged, now=now) == {SHOP: window(0, 30), FOOD: window(5, 35)}
+    survivor = {SHOP: window(2, 32), FOOD: window(1, 31)}
+    assert carried_windows(survivor, merged, now=now) == {FOOD: window(5, 35)}
+    assert carried_windows(merged, {}, now=now) == {}
