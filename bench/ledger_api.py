@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -723,27 +723,16 @@ def main(argv: list[str] | None = None) -> int:
             args=args,
             overall=overall,
         )
-        (args.output.with_suffix(".json")).write_text(
-            json.dumps(
-                {
-                    "command": command,
-                    "started": started.isoformat(),
-                    "machine": info,
-                    "runs": [asdict(r) for r in runs],
-                    "rows": [asdict(r) for r in rows],
-                    "overall": overall,
-                },
-                indent=2,
-                default=str,
-            ),
-            encoding="utf-8",
+        verdicts.write_json_report(
+            args.output.with_suffix(".json"),
+            REPO_DIR,
+            command=command,
+            started=started.isoformat(),
+            machine=info,
+            runs=runs,
+            rows=rows,
+            overall=overall,
         )
-        shown = (
-            args.output.relative_to(REPO_DIR)
-            if args.output.is_relative_to(REPO_DIR)
-            else args.output
-        )
-        print(f"\nMarkdown: {shown}")
     return 0 if not failed else 1
 
 

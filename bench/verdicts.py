@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,16 @@ def machine_info(repo_dir: Path) -> dict[str, str]:
     if dirty.stdout.strip():
         info["tally_commit"] += " (with uncommitted changes in src/)"
     return info
+
+
+def write_json_report(path: Path, repo_dir: Path, **report: Any) -> None:
+    """``report`` (lists of dataclasses become lists of dicts) as JSON at ``path``, and say where
+    the Markdown beside it is."""
+    document = {
+        name: [asdict(item) for item in value] if name in ("runs", "rows") else value
+        for name, value in report.items()
+    }
+    path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+    markdown = path.with_suffix(".md")
+    shown = markdown.relative_to(repo_dir) if markdown.is_relative_to(repo_dir) else markdown
+    print(f"\nMarkdown: {shown}")
