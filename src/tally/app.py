@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,7 @@ from tally.db.engine import build_engine
 from tally.db.raw import DATA_ERRORS
 from tally.db.session import Database
 from tally.errors import TallyError
+from tally.kit.clock import utcnow
 from tally.programme.runtime import ProgrammeCache
 from tally.scheduler import Scheduler
 from tally.web.setup import install_web
@@ -48,11 +50,20 @@ Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every 
 """
 
 
+def _app_clock(app: FastAPI) -> datetime:
+    clock = getattr(app.state, "clock", None)
+    return clock() if clock is not None else utcnow()
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     """Build the application for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
     database = db or Database(build_engine(settings.database_url))
-    programme = ProgrammeCache(settings, settings.programme_refresh_seconds)
+    # The cache switches to a scheduled version by the app's clock (``app.state.clock`` when a
+    # test injects one), read late so that an injected clock takes effect at once.
+    programme = ProgrammeCache(
+        settings, settings.programme_refresh_seconds, clock=lambda: _app_clock(app)
+    )
     # SQLite writes one transaction at a time: one database thread per process is enough.
     executor = (
         None

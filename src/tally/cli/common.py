@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -30,11 +31,12 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
         db.dispose()
 
 
-def programme_in_force(settings: Settings | None = None) -> Programme:
-    """The programme the database runs now (the default one before any file is applied)."""
+def programme_in_force(settings: Settings | None = None, at: datetime | None = None) -> Programme:
+    """The programme in force at ``at`` (default now; the default one before any file is
+    applied)."""
     settings = settings or get_settings()
     with open_database(settings) as db, db.read() as session:
-        return runtime.effective(session, settings)
+        return runtime.effective(session, settings, at)
 
 
 def emit(value: Any) -> None:

@@ -22,7 +22,6 @@ from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme import runtime
 from tally.tiers import jobs as tier_jobs
-from tally.tiers import repository as tier_repository
 
 jobs_app = typer.Typer(
     help="Run scheduled jobs once, for now or a past moment; --dry-run previews any moment.",
@@ -128,7 +127,7 @@ def expire(
         )
         return
     with open_database() as db:
-        policy = policy_for(programme_in_force(), get_settings())
+        policy = policy_for(programme_in_force(at=moment), get_settings())
         report = ledger_jobs.expire(db.write, moment, policy)
     emit(
         {
@@ -161,7 +160,7 @@ def lapses(
         )
         return
     with open_database() as db:
-        policy = policy_for(programme_in_force(), get_settings())
+        policy = policy_for(programme_in_force(at=moment), get_settings())
         lapsed = ledger_jobs.lapse_holds(db.write, moment, policy)
     emit({**_head(moment, dry_run), "holds_lapsed": lapsed})
 
@@ -177,8 +176,8 @@ def tiers(
     settings = get_settings()
     with open_database(settings) as db:
         with db.read() as session:
-            programme = runtime.effective(session, settings)
-            version = tier_repository.programme_version(session)
+            programme = runtime.effective(session, settings, moment)  # in force at --as-of
+            version = runtime.version_in_force(session, moment)
             found = (
                 tier_jobs.preview(session, moment, programme, sample=SAMPLE) if dry_run else None
             )

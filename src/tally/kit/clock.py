@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+#: A source of the current time (aware UTC): :func:`utcnow`, or a test's clock that it moves.
+Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     String,
     UniqueConstraint,
     Uuid,
@@ -72,6 +73,8 @@ class JournalEntry(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     hash: Mapped[str] = mapped_column(String(64))
+    # The programme version in force when the entry was written (None: the built-in default).
+    programme_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class Posting(Base):
@@ -118,7 +121,11 @@ class ChainLink(Base):
 
 
 class Lot(Base):
-    """Points earned together, with one expiry; ``remaining`` falls as they are spent."""
+    """Points earned together, with one expiry; ``remaining`` falls as they are spent.
+
+    ``value_points`` points were worth ``value_minor`` minor units of ``value_currency`` when
+    the lot was issued, under ``programme_version`` (None: the built-in default programme).
+    """
 
     __tablename__ = "lots"
     __table_args__ = (
@@ -135,6 +142,10 @@ class Lot(Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    programme_version: Mapped[int | None] = mapped_column(Integer)
+    value_points: Mapped[int | None] = mapped_column(BigInteger)
+    value_minor: Mapped[int | None] = mapped_column(BigInteger)
+    value_currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class LotAllocation(Base):

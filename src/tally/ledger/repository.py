@@ -27,6 +27,7 @@ from tally.ledger.models import (
     Wallet,
 )
 from tally.members.models import MemberStatus
+from tally.programme import runtime
 
 # The hot path runs hand-written SQL straight on the driver, each statement over every row of a
 # batch at once (see tally.db.raw).
@@ -43,6 +44,7 @@ ENTRY_COLUMNS = {  # name → PostgreSQL type
     "details": "json",
     "created_at": "timestamptz",
     "hash": "text",
+    "programme_version": "integer",
 }
 _INSERT_ENTRIES = Bulk.insert("journal_entries", ENTRY_COLUMNS)
 _INSERT_POSTINGS = Bulk.insert(
@@ -77,6 +79,10 @@ _INSERT_LOTS = Bulk.insert(
         "remaining": "bigint",
         "expires_at": "timestamptz",
         "created_at": "timestamptz",
+        "programme_version": "integer",
+        "value_points": "bigint",
+        "value_minor": "bigint",
+        "value_currency": "text",
     },
 )
 _LIVE_LOTS = Raw(
@@ -118,7 +124,13 @@ def create_wallet(session: Session, member_id: int) -> None:
 def insert_entries(
     session: Session, entries: Sequence[dict[str, Any]], legs: Sequence[Sequence[Leg]]
 ) -> None:
-    """Write entries and their postings (``legs[i]`` are ``entries[i]``'s)."""
+    """Write entries and their postings (``legs[i]`` are ``entries[i]``'s), each recording the
+    programme version that priced it (the transaction's: ``tally.programme.runtime.pricing``)."""
+    if not entries:
+        return
+    version = runtime.pricing(session, entries[0]["created_at"]).version
+    for entry in entries:
+        entry["programme_version"] = version
     _INSERT_ENTRIES.execute(session, entries)
     _INSERT_POSTINGS.execute(
         session,
@@ -202,7 +214,11 @@ def insert_lot(
 def insert_lots(
     session: Session, lots: Sequence[tuple[int, uuid.UUID, int, datetime]], now: datetime
 ) -> None:
-    """Add lots ``(member_id, entry_id, points, expires_at)`` of freshly credited points."""
+    """Add lots ``(member_id, entry_id, points, expires_at)`` of freshly credited points, each
+    with the programme version that priced it and what a point was worth under it."""
+    if not lots:
+        return
+    priced = runtime.pricing(session, now)
     _INSERT_LOTS.execute(
         session,
         [
@@ -213,6 +229,10 @@ def insert_lots(
                 "remaining": points,
                 "expires_at": expires_at,
                 "created_at": now,
+                "programme_version": priced.version,
+                "value_points": priced.rate.points,
+                "value_minor": priced.rate.minor_units,
+                "value_currency": priced.rate.currency,
             }
             for member_id, entry_id, points, expires_at in lots
         ],

@@ -83,6 +83,15 @@ class PointRate:
     currency: str
 
 
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """What prices a write: the programme version in force (``None``: the built-in default)
+    and what a point is worth under it."""
+
+    version: int | None
+    rate: PointRate
+
+
 class Amount(Strict):
     """Money as written in the file: ``{amount: "88.00", currency: CNY}``."""
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tally.db.base import table_of
 from tally.db.raw import Bulk, Raw, as_datetime
-from tally.programme.models import ProgrammeVersion
+from tally.programme import runtime
 from tally.tiers.domain import Window, Windows
 from tally.tiers.models import GrowthEntry, GrowthKind, MemberTier, TierChange
 
@@ -234,9 +234,10 @@ def insert_growths(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     _INSERT_GROWTHS.execute(session, rows)
 
 
-def programme_version(session: Session) -> int | None:
-    """The version of the programme file in force (``None``: the built-in default)."""
-    return session.scalar(select(func.max(ProgrammeVersion.version)))
+def programme_version(session: Session, at: datetime) -> int | None:
+    """The version of the programme file this transaction runs under: the one it read, else the
+    one in force at ``at`` (``None``: the built-in default)."""
+    return runtime.pricing(session, at).version
 
 
 def growth_entry(session: Session, entry_id: int) -> GrowthEntry | None:

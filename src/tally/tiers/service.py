@@ -265,7 +265,7 @@ def _move_up(
     ):
         # Only possible where row locks are ignored: the other writer did the upgrade.
         return row.tier_code, None
-    version = repository.programme_version(session)
+    version = repository.programme_version(session, now)
     repository.insert_changes(
         session,
         [

@@ -77,7 +77,7 @@ def test_versions_accumulate_and_export_round_trips(database: Database) -> None:
             (1, "alice"),
             (2, "bob"),
         ]
-        exported = service.export(session)
+        exported = service.export(session, start + timedelta(minutes=5))
     assert exported.startswith("# Tally programme, version 2, applied by bob")
     assert service.validate(exported) == second
 
