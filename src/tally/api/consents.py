@@ -48,8 +48,9 @@ class ConsentEvent(BaseModel):
     purpose: str
     granted: bool
     channel: str = Field(
-        description="Where the act was done: `member_pages`, `api:<partner code>` or "
-        "`console:<staff id>`."
+        description="Where the act was done: `member_pages` (the member), `api:<partner code>` "
+        "(an operator channel on its behalf), `console` (staff, told by the member at the "
+        "service desk or on the phone) or `merge` (carried from a member merged into this one)."
     )
     created_at: datetime
 

@@ -29,6 +29,7 @@ class Permission(enum.StrEnum):
     MANAGE = "manage"
     OPEN_AS_MEMBER = "open_as_member"  # sign in to the member pages as the member
     AUDIT = "audit"  # browse the audit log
+    RECORD_CONSENT = "record_consent"  # record a member's consent told at the desk or by phone
 
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -40,6 +41,7 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             Permission.FREEZE,
             Permission.MERGE,
             Permission.OPEN_AS_MEMBER,
+            Permission.RECORD_CONSENT,
         }
     ),
     StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST, Permission.OPEN_AS_MEMBER}),

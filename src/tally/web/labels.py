@@ -141,6 +141,7 @@ CONSENT_CHANNELS: dict[str, str] = {
     "member_pages": N_("On these pages"),
     "api": N_("In the app, on your behalf"),
     "console": N_("By customer service"),
+    "merge": N_("When your accounts were combined"),
 }
 
 #: How a partner collected a member's data.

@@ -24,6 +24,7 @@ from tally.web import i18n, labels, tier_views
 from tally.web.console import partners_page
 from tally.web.console.adjustment_views import Confirmation, RequestRow
 from tally.web.console.auth import Staff
+from tally.web.console.consent_views import ConsentCard, PartnerChoice
 from tally.web.console.programme_page import VersionDetail, VersionRow
 from tally.web.console.views import (
     ExpiringRow,
@@ -237,24 +238,30 @@ def privacy_samples() -> list[PrivacyPage]:
         ActRow("Full Food", True, "member_pages", NOW),
         ActRow("Full Food", False, "api", NOW),
         ActRow("Full <b>", True, "console", NOW),
+        ActRow("Full Food", True, "merge", NOW),
     ]
     return [PrivacyPage(rows, acts), PrivacyPage([], [])]
 
 
-def console_consents() -> privacy.Consents:
-    """A member's consents and collections as the console shows them."""
-    granted = ConsentAct(3, Purpose.PROFILE, 2, True, "member_pages", NOW)
-    withdrawn = ConsentAct(3, Purpose.PROFILE, 1, False, "api:MOBILE", NOW)
-    return privacy.Consents(
+def console_consents(*, can_record: bool = True) -> ConsentCard:
+    """A member's consents and collections as the console shows them: acts of every channel,
+    one recorded in the console by a staff member, one carried by a merge; the record form."""
+    granted = ConsentAct(3, Purpose.PROFILE, 3, True, "console", NOW, recorded_by=1)
+    withdrawn = ConsentAct(3, Purpose.PROFILE, 2, False, "api:MOBILE", NOW)
+    first = ConsentAct(3, Purpose.PROFILE, 1, True, "member_pages", NOW)
+    carried = ConsentAct(2, Purpose.MARKETING, 1, True, "merge", NOW, recorded_by=9)
+    found = privacy.Consents(
         member_id=7,
-        standing=[granted],
-        history=[withdrawn, granted],
+        standing=[carried, granted],
+        history=[first, withdrawn, granted, carried],
         collections=[Collection(2, CollectionMethod.ENROL, "shop", NOW)],
         partners={
             2: privacy.PartnerRef(2, "SHOP", "Select <b>"),
             3: privacy.PartnerRef(3, "FOOD", "Full Food"),
         },
     )
+    choices = [PartnerChoice("SHOP", "Select <i>"), PartnerChoice("FOOD", "Full Food")]
+    return ConsentCard(found, {1: "Sam <u>"}, choices, can_record, "nonce-0123456789abcdef")
 
 
 def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -456,6 +463,12 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             None,
         ),
         (
+            "console/member.html",
+            {**base, "staff": support, "member": detail(), **console_member, **permissions}
+            | {"consents": console_consents(can_record=False)},
+            None,
+        ),
+        (
             "errors/error.html",
             {
                 **base,
@@ -619,6 +632,8 @@ def test_text_is_escaped(renderer: Renderer) -> None:
     assert "<script>" not in html
     assert "&lt;b&gt;Sam&lt;/b&gt;" in html
     assert "Select &lt;b&gt;" in html  # a partner's name in the consents
+    assert "Select &lt;i&gt;" in html  # ... in the consent form
+    assert "Sam &lt;u&gt;" in html  # the staff member who recorded an act
     assert "fraud &lt;check&gt;" in html
     assert "王芳 &lt;b&gt;" in html  # a family member's name
     assert "goodwill &lt;b&gt;" in html  # a pending request's reason

@@ -14,11 +14,11 @@ from tally.api.member_links import link_for
 from tally.audit.domain import Action
 from tally.kit.clock import utcnow
 from tally.members import service as members
-from tally.privacy import service as privacy
 from tally.staff.service import Permission
 from tally.web import tier_views
 from tally.web.console import adjustment_views, views
 from tally.web.console.auth import CurrentStaff, Staff, record, record_view, require
+from tally.web.console.consent_views import card as consent_card
 from tally.web.console.forms import new_nonce
 from tally.web.console.pages import page
 from tally.web.http import is_htmx, programme_in_force, redirect
@@ -69,7 +69,13 @@ def member_page(
             zone=programme.zone,
         )
         tiers = None if block else tier_views.tier_detail(session, member_id, now, programme)
-        consents = None if block else privacy.consents(session, member_id)
+        consents = (
+            None
+            if block
+            else consent_card(
+                session, member_id, programme, can_record=staff.can(Permission.RECORD_CONSENT)
+            )
+        )
         pending = (
             [] if block else adjustment_views.pending_for_member(request, session, member_id, staff)
         )
