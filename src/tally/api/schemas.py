@@ -198,6 +198,11 @@ class Transaction(BaseModel):
     memo: str | None
     reverses_id: str | None
     details: dict[str, Any] | None
+    programme_version: int | None = Field(
+        description="The programme version in force that priced this transaction (its "
+        "validity, tier multipliers, point value); null under the built-in default programme, "
+        "before any programme file took effect."
+    )
     family_spend: FamilySpend | None = Field(
         default=None,
         description="Set when this is a family spend (a `redeem` drawn on the family's points), "
@@ -214,6 +219,11 @@ class Posted(BaseModel):
     member_id: int
     balance: Balance
     details: dict[str, Any] = Field(default_factory=dict)
+    programme_version: int | None = Field(
+        description="The programme version in force that priced this transaction (its "
+        "validity, tier multipliers, point value); null under the built-in default programme, "
+        "before any programme file took effect."
+    )
 
 
 class Hold(BaseModel):

@@ -17,8 +17,10 @@ from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Balance
 from tally.ledger.models import Hold, JournalEntry
+from tally.partners import service as partners
 from tally.privacy import service as privacy
 from tally.privacy.domain import Viewer
+from tally.programme import runtime
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
 
@@ -78,6 +80,10 @@ def posted(
         if result.balance is not None
         else balance(session, result.member_id, now, zone),
         details=result.details,
+        # The version the write's transaction ran under (its stamp: no query).
+        programme_version=None
+        if result.entry_id is None
+        else runtime.pricing(session, now).version,
     )
 
 
@@ -128,6 +134,7 @@ def transaction(
         memo=entry.memo,
         reverses_id=str(entry.reverses_id) if entry.reverses_id else None,
         details=entry.details,
+        programme_version=entry.programme_version,
         family_spend=family_spend(family),
         created_at=entry.created_at,
     )

@@ -21,6 +21,7 @@ from tally.ledger.models import (
     Posting,
     Wallet,
 )
+from tally.programme.models import ProgrammeVersion
 
 BATCH = 5000
 MAX_REPORTED = 50
@@ -53,6 +54,7 @@ def verify(session: Session) -> Report:
     _check_chains(session, report)
     _check_wallets(session, report)
     _check_lots(session, report)
+    _check_versions(session, report)
     return report
 
 
@@ -245,3 +247,27 @@ def _check_lots(session: Session, report: Report) -> None:
         report.add(
             f"lot {lot_id} holds {remaining}, but {points} less {-delta} used is {points + delta}"
         )
+
+
+def _check_versions(session: Session, report: Report) -> None:
+    """Every entry and lot names a programme version that was in force (one that exists and
+    was not cancelled), and every lot records a point's value (grouped queries: bounded)."""
+    live = select(ProgrammeVersion.version).where(ProgrammeVersion.cancelled_at.is_(None))
+    for table, column in (
+        ("journal entries", JournalEntry.programme_version),
+        ("lots", Lot.programme_version),
+    ):
+        for version, count in session.execute(
+            select(column, func.count())
+            .where(column.is_not(None), column.not_in(live))
+            .group_by(column)
+            .order_by(column)
+        ):
+            report.add(
+                f"{count} {table} name programme version {version}, which never was in force"
+            )
+    unvalued = session.scalar(
+        select(func.count()).select_from(Lot).where(Lot.value_points.is_(None))
+    )
+    if unvalued:
+        report.add(f"{unvalued} lots record no value of a point")

@@ -234,6 +234,15 @@ def export(session: Session, now: datetime | None = None) -> str:
     return header + loader.dump(programme)
 
 
+def status(version: ProgrammeVersion, in_force_number: int | None, now: datetime) -> str:
+    """``in_force``, ``scheduled``, ``cancelled`` or ``superseded`` (was in force, no more)."""
+    if version.cancelled_at is not None:
+        return "cancelled"
+    if version.version == in_force_number:
+        return "in_force"
+    return "scheduled" if as_utc(version.effective_from) > now else "superseded"
+
+
 def versions(session: Session) -> list[ProgrammeVersion]:
     """Every applied version (scheduled and cancelled ones too), oldest first."""
     return list(session.scalars(select(ProgrammeVersion).order_by(ProgrammeVersion.version)))

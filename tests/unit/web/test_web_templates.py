@@ -25,7 +25,7 @@ from tally.web.console import partners_page
 from tally.web.console.adjustment_views import Confirmation, RequestRow
 from tally.web.console.auth import Staff
 from tally.web.console.consent_views import ConsentCard, PartnerChoice
-from tally.web.console.programme_page import VersionDetail, VersionRow
+from tally.web.console.programme_page import PlanResult, VersionDetail, VersionRow
 from tally.web.console.views import (
     ExpiringRow,
     HistoryPage,
@@ -291,6 +291,15 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
     result = MemberSummary(7, "frozen", None, "138****0000", ["shop:s-1"], 5)
     activity = member_views.ActivityPage(member_points(True).recent, "cursor")
     bare = DEMO.model_copy(update={"plans": [], "partners": []})
+    scheduled_rows = [
+        VersionRow(
+            number, "ops <b>", NOW, "ab" * 32, "AIB", ["BRONZE"], [], status == "in_force",
+            effective_from=NOW + timedelta(days=number), status=status,
+            cancelled_by="bob" if status == "cancelled" else None,
+            cancelled_at=NOW if status == "cancelled" else None,
+        )
+        for number, status in ((4, "scheduled"), (3, "cancelled"), (2, "in_force"))
+    ]  # fmt: skip
     rows = [
         VersionRow(2, "ops", NOW, "ab" * 32, "AIB", ["BRONZE", "GOLD"], [], True),
         VersionRow(1, "demo", NOW, "cd" * 32, "AIB", ["BRONZE"], ["VIP88"], False),
@@ -429,6 +438,27 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         ),
         ("console/programme.html", {**base, "staff": auditor, "versions": rows}, None),
         ("console/programme.html", {**base, "staff": auditor, "versions": []}, None),
+        (
+            "console/programme.html",
+            {
+                **base,
+                "staff": admin,
+                "versions": scheduled_rows,
+                "in_force": scheduled_rows[2],
+                "scheduled": scheduled_rows[:1],
+                "can_plan": True,
+                "plan": PlanResult(
+                    DEMO_TEXT,
+                    [],
+                    ["no changes"],
+                    "2027-01-01T00:00",
+                    at=NOW,
+                    basis=3,
+                    refusal="Version 3 is scheduled <b>",
+                ),
+            },
+            None,
+        ),
         (
             "console/programme_version.html",
             {**base, "staff": auditor, "detail": version(2, DEMO, bare)},
