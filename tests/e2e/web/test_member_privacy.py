@@ -1,5 +1,6 @@
 """The member's privacy page in headless Chromium: grant and withdraw a partner's view of the
-profile, seen through that partner's API key, and the console's read-only consents."""
+profile, seen through that partner's API key; the console's consents, read only for an auditor,
+and a consent support records and withdraws there for a member at the desk."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.browser
 
 #: A demo member no other browser test changes: enrolled by MOBILE, linked by SHOP.
 MEMBER = 17
+#: Another, whose consents support records in the console.
+DESK_MEMBER = 19
 
 
 def phone_of(site: DemoSite) -> str:
@@ -35,10 +38,10 @@ def phone_of(site: DemoSite) -> str:
         return str(members.view(session, MEMBER).profile["phone"])
 
 
-def hotel_view(page: Page, site: DemoSite) -> dict[str, Any]:
+def hotel_view(page: Page, site: DemoSite, member: int = MEMBER) -> dict[str, Any]:
     """The member resource as HOTEL's API key gets it."""
     response = page.request.get(
-        site.url(f"/v1/members/{MEMBER}"),
+        site.url(f"/v1/members/{member}"),
         headers={"Authorization": f"Bearer {site.api_keys['HOTEL']}"},
     )
     assert response.status == 200, response.text()
@@ -145,7 +148,7 @@ def test_the_console_shows_consents_and_collections_read_only(
                 actor="system",
                 now=web_fixtures.utcnow(),
             )
-    sign_in(page, demo_site, "support")
+    sign_in(page, demo_site, "auditor")
     page.goto(demo_site.url(f"/console/members/{MEMBER - 1}"))
     consents = page.locator("#consents")
     expect(consents.locator("[data-partner=FOOD]")).to_contain_text("撤回")
@@ -155,3 +158,47 @@ def test_the_console_shows_consents_and_collections_read_only(
     expect(page.locator("#collections")).to_contain_text("绑定账号")
     expect(consents.locator("form")).to_have_count(0)
     consents.screenshot(path=str(artifacts / "console-member-consents.png"))
+
+
+def test_support_records_and_withdraws_a_consent_at_the_desk(
+    page: Page, phone: Page, demo_site: DemoSite, artifacts: Path
+) -> None:
+    assert hotel_view(page, demo_site, DESK_MEMBER)["profile"] is None
+    sign_in(page, demo_site, "support")
+    page.goto(demo_site.url(f"/console/members/{DESK_MEMBER}"))
+    card = page.locator("#consents")
+    form = card.locator("#record-consent")
+    expect(form.locator("select[name=partner] option[value=MOBILE]")).to_have_count(0)
+
+    form.locator("select[name=partner]").select_option("HOTEL")
+    form.locator("select[name=purpose]").select_option("profile")
+    form.get_by_role("button", name="记录授权").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("已记录会员的授权：")
+    expect(page.locator(".flash-success")).to_contain_text("查看会员资料")
+    hotel = card.locator("[data-partner=HOTEL][data-purpose=profile]")
+    expect(hotel).to_contain_text("已授权")
+    expect(hotel).to_contain_text("console")
+    expect(hotel.locator(".recorded-by")).to_have_text("Sam Support")
+    assert hotel_view(page, demo_site, DESK_MEMBER)["profile"] is not None
+
+    form.locator("select[name=partner]").select_option("HOTEL")
+    form.locator("select[name=purpose]").select_option("profile")
+    form.get_by_role("button", name="记录撤回").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("已记录会员的撤回：")
+    expect(hotel).to_contain_text("已撤回")
+    card.locator("#consent-history summary").click()
+    expect(card.locator("#consent-history li")).to_have_count(2)
+    expect(card.locator("#consent-history li").first).to_contain_text("Sam Support")
+    assert hotel_view(page, demo_site, DESK_MEMBER)["profile"] is None
+    card.screenshot(path=str(artifacts / "console-member-consent-recorded.png"))
+
+    # The member sees both acts on its own page, as done by customer service.
+    token = mint_token(demo_site.settings.secret_key, DESK_MEMBER)
+    phone.goto(demo_site.url(f"/m/sign-in?token={token}"))
+    phone.goto(demo_site.url("/m/privacy"))
+    history = phone.locator("#consent-history li")
+    expect(history).to_have_count(2)
+    expect(history.first).to_contain_text("由客服操作")
+    expect(history.nth(1)).to_contain_text("由客服操作")
