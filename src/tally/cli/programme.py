@@ -146,9 +146,9 @@ def validate(file: FileArgument) -> None:
 
 @app.command("plan")
 def plan(file: FileArgument, effective_from: EffectiveFromOption = None) -> None:
-    """Show what is in force and scheduled, then what applying a programme file (from
-    ``--effective-from``) would change against the version in force just before it, and what
-    it would do to members at the next tier evaluation. Applies nothing."""
+    """Show what is in force and scheduled, then what applying a programme file (now, or from
+    --effective-from) would change against the version it follows, and what it would do to
+    members at the next tier evaluation. Applies nothing."""
     programme, _text = _read(file)
     settings = get_settings()
     now = utcnow()
@@ -174,9 +174,8 @@ def apply(
     effective_from: EffectiveFromOption = None,
 ) -> None:
     """Apply a programme file as the next version, atomically, in force now or from
-    ``--effective-from`` (every server switches at that instant, without a restart); an
-    identical file is refused. Prints what it changed and its impact on members (read just
-    before)."""
+    --effective-from (every server switches then, without a restart); an identical file is
+    refused. Prints what it changed and its impact on members (read just before)."""
     programme, text = _read(file)
     settings = get_settings()
     try:
