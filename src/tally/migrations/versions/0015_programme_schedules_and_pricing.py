@@ -111,13 +111,11 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lots", schema=None) as batch_op:
-        batch_op.drop_column("value_currency")
-        batch_op.drop_column("value_minor")
-        batch_op.drop_column("value_points")
-        batch_op.drop_column("programme_version")
-    with op.batch_alter_table("journal_entries", schema=None) as batch_op:
-        batch_op.drop_column("programme_version")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): a batch copy of journal_entries or lots
+    # would drop a table that other tables' foreign keys point at.
+    for column in ("value_currency", "value_minor", "value_points", "programme_version"):
+        op.drop_column("lots", column)
+    op.drop_column("journal_entries", "programme_version")
     with op.batch_alter_table("programme_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_programme_versions_effective_from"))
         batch_op.drop_column("cancelled_by")
