@@ -22,6 +22,7 @@ from tally.api import members as members_api
 from tally.api import memberships as memberships_api
 from tally.api import status as status_api
 from tally.api import tiers as tiers_api
+from tally.api import webhooks as webhooks_api
 from tally.api.deps import WriteBatcher
 from tally.api.fastlane import FastLane
 from tally.api.intake import Intake
@@ -41,8 +42,9 @@ from tally.db.session import Database
 from tally.errors import TallyError
 from tally.kit.clock import utcnow
 from tally.programme.runtime import ProgrammeCache
-from tally.scheduler import Scheduler
+from tally.scheduler import Deliverer, Scheduler
 from tally.web.setup import install_web
+from tally.webhooks.service import system_resolver
 
 API_DESCRIPTION = """
 Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every write takes an
@@ -85,7 +87,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if settings.job_interval_seconds:
             scheduler = Scheduler(database, settings, programme, settings.job_interval_seconds)
             scheduler.start()
+        deliverer = None
+        if settings.job_interval_seconds and settings.webhook_poll_seconds:
+            deliverer = Deliverer(database, settings, programme, settings.webhook_poll_seconds)
+            deliverer.start()
         yield
+        if deliverer is not None:
+            deliverer.stop()
         if scheduler is not None:
             scheduler.stop()
         if checkpointer is not None:
@@ -107,6 +115,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.executor = executor
     app.state.batcher = WriteBatcher(database, executor)
+    app.state.webhook_resolver = system_resolver  # tests resolve names their own way
 
     app.add_exception_handler(TallyError, handle_tally_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
@@ -123,6 +132,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(memberships_api.router)
     app.include_router(families_api.router)
     app.include_router(consents_api.router)
+    app.include_router(webhooks_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.

@@ -92,6 +92,37 @@ class Settings(BaseSettings):
         description="Largest request body accepted; a larger one is refused 413 before it is "
         "parsed (counted while read when it comes without Content-Length).",
     )
+    webhook_poll_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="How often `tally serve` fans out new outbox events and sends due webhook "
+        "deliveries (0: never; it also needs `job_interval_seconds`).",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="How long one webhook attempt waits for the receiver's answer.",
+    )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook URLs that resolve to private, link-local or reserved "
+        "addresses (an on-premises receiver).",
+    )
+    webhook_disable_after_failures: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Consecutive failed attempts after which a webhook subscription is disabled.",
+    )
+    webhook_disable_after_hours: int = Field(
+        default=72,
+        ge=1,
+        le=24 * 365,
+        description="Hours of nothing but failed attempts after which a webhook subscription is "
+        "disabled.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -258,6 +258,19 @@ class RateLimited(TallyError):
     title = "Too many requests; retry later"
 
 
+# Webhooks.
+class WebhookTargetRefused(TallyError):
+    code = "webhook_target_refused"
+    status = 422
+    title = "Tally will not call this webhook URL"
+
+
+class UnknownEventType(TallyError):
+    code = "unknown_event_type"
+    status = 422
+    title = "No such webhook event type"
+
+
 # Sessions and sign-in (pages only: not part of the API's contract, so not in ALL_ERRORS).
 class SignInThrottled(TallyError):
     code = "sign_in_throttled"
@@ -306,4 +319,6 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     RateLimited,
     UnknownPartner,
     UnknownPurpose,
+    WebhookTargetRefused,
+    UnknownEventType,
 )

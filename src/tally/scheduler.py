@@ -15,6 +15,8 @@ from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
+from tally.webhooks.dispatch import dispatch
+from tally.webhooks.sender import Sender, SenderOptions
 
 log = logging.getLogger("tally.scheduler")
 
@@ -65,3 +67,49 @@ class Scheduler:
                 log.info("%s: %s", name, job())
             except Exception:
                 log.exception("scheduled %s failed; retrying next round", name)
+
+
+def sender_options(settings: Settings) -> SenderOptions:
+    """How webhook senders behave, from the settings."""
+    from datetime import timedelta
+
+    return SenderOptions(
+        timeout_seconds=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private_targets,
+        disable_after_failures=settings.webhook_disable_after_failures,
+        disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+    )
+
+
+class Deliverer:
+    """A daemon thread that fans out new outbox events and sends due webhook deliveries every
+    ``interval`` seconds (about a second: the first attempt follows the commit within seconds).
+
+    Safe in every worker at once: fan-out takes turns, sends are leased.
+    """
+
+    def __init__(
+        self, db: Database, settings: Settings, programme: ProgrammeCache, interval: float
+    ) -> None:
+        self._db = db
+        self._programme = programme
+        self._sender = Sender(db, settings.resolved_secret(), sender_options(settings))
+        self._thread = Periodic("tally-webhooks", interval, self.run_once)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._thread.stop()
+
+    def run_once(self) -> None:
+        """Fan out, then send until nothing more is due (a failure is logged, retried next)."""
+        try:
+            with self._db.read() as session:
+                programme = self._programme.get(session)
+            dispatch(self._db.write, utcnow(), programme)
+            for _ in range(10):
+                if not self._sender.run_once().leased:
+                    break
+        except Exception:
+            log.exception("webhook delivery failed; retrying next round")

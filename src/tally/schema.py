@@ -17,6 +17,7 @@ from tally.ledger import models as ledger_models
 from tally.member_codes import models as member_code_models
 from tally.members import models as member_models
 from tally.memberships import models as membership_models
+from tally.outbox import models as outbox_models
 from tally.partners import models as partner_models
 from tally.privacy import models as privacy_models
 from tally.programme import models as programme_models
@@ -24,6 +25,7 @@ from tally.sessions import models as session_models
 from tally.staff import models as staff_models
 from tally.throttling import models as throttling_models
 from tally.tiers import models as tier_models
+from tally.webhooks import models as webhook_models
 
 MODEL_MODULES = (
     member_models,
@@ -41,6 +43,8 @@ MODEL_MODULES = (
     throttling_models,
     adjustment_models,
     member_code_models,
+    outbox_models,
+    webhook_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -22,6 +22,9 @@ from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme import runtime
 from tally.tiers import jobs as tier_jobs
+from tally.webhooks import repository as webhook_repository
+from tally.webhooks.dispatch import dispatch
+from tally.webhooks.sender import Sender
 
 jobs_app = typer.Typer(
     help="Run scheduled jobs once, for now or a past moment; --dry-run previews any moment.",
@@ -247,3 +250,36 @@ def sweep_sign_ins(
         else:
             swept = sign_ins.sweep(db.write, moment)
     emit({**_head(moment, dry_run), "sessions": swept.sessions, "throttles": swept.throttles})
+
+
+@jobs_app.command("deliver")
+def deliver(
+    as_of: Annotated[str | None, as_of_option("Send the webhook deliveries due")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Fan out new outbox events to the webhook subscriptions and send every delivery due,
+    once each (what `tally serve` does every second; safe to run beside it)."""
+    from tally.scheduler import sender_options
+
+    moment = job_moment(as_of, dry_run)
+    settings = get_settings()
+    with open_database() as db:
+        if dry_run:
+            with db.read() as session:
+                waiting = webhook_repository.counts(session, moment)
+            emit({**_head(moment, dry_run), **waiting})
+            return
+        dispatched = dispatch(db.write, moment, programme_in_force(at=moment))
+        sender = Sender(
+            db, settings.resolved_secret(), sender_options(settings), clock=lambda: moment
+        )
+        total: dict[str, Any] = {"leased": 0, "delivered": 0, "failed": 0, "given_up": 0}
+        disabled: list[int] = []
+        for _ in range(100):
+            report = sender.run_once()
+            for name in total:
+                total[name] += getattr(report, name)
+            disabled.extend(report.disabled)
+            if not report.leased:
+                break
+    emit({**_head(moment, dry_run), "dispatched": dispatched, **total, "disabled": disabled})

@@ -39,6 +39,8 @@ from tally.ledger.posting import (
     with_clawback,
 )
 from tally.members import service as members
+from tally.outbox import repository as outbox
+from tally.outbox.domain import Event, EventType
 
 
 def create_hold(
@@ -192,6 +194,28 @@ def release_hold(
         reference=found.reference,
         details={"hold_id": str(hold_id), "released": found.points},
     )
+    if lapse:
+        outbox.emit(
+            session,
+            [
+                Event(
+                    type=EventType.HOLD_LAPSED,
+                    data={
+                        "hold_id": str(hold_id),
+                        "member_id": found.member_id,
+                        "points": found.points,
+                        "partner_id": found.partner_id,
+                        "reference": found.reference,
+                        "entry_id": str(entry_id),
+                        "expired_at": found.expires_at.isoformat(),
+                    },
+                    occurred_at=found.expires_at,
+                    member_id=found.member_id,
+                    partner_id=found.partner_id,
+                )
+            ],
+            now,
+        )
     portions = plan_release(still_consumed(session, [found.entry_id]), found.points)
     clawed = restore(session, entry_id, found.member_id, portions, now, policy, keep_expiry=lapse)
     session.refresh(found)

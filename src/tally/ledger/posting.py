@@ -38,6 +38,8 @@ from tally.ledger.domain import (
 )
 from tally.ledger.models import EntryKind
 from tally.members import repository as member_repository
+from tally.outbox import repository as outbox
+from tally.outbox.domain import Event, EventType, entry_payload
 from tally.programme.domain import Programme
 
 
@@ -142,11 +144,13 @@ class Journal:
         return draft.entry_id
 
     def write(self, session: Session) -> None:
-        """Write the entries, their postings and chain links, and the moved wallets."""
+        """Write the entries, their postings and chain links, the moved wallets, and an
+        ``entry.posted`` event per entry and member it moves (one statement for them all)."""
         if not self._entries:
             return
         repository.insert_entries(session, self._entries, self._legs)
         repository.insert_links(session, self._links)
+        outbox.emit(session, posted_events(self._entries, self._legs))
         moved = {
             member_id: seq
             for member_id, seq in self._before.items()
@@ -156,6 +160,37 @@ class Journal:
             raise Conflict("A concurrent request changed the same data; retry.")
         self._entries, self._legs, self._links = [], [], []
         self._before = {member_id: wallet.seq for member_id, wallet in self.wallets.items()}
+
+
+def posted_events(entries: list[dict[str, Any]], legs: list[list[Leg]]) -> list[Event]:
+    """The ``entry.posted`` events of entries about to be written: one per member an entry
+    moves (a transfer tells both members' partners), or one for an entry that moves none."""
+    events: list[Event] = []
+    for row, entry_legs in zip(entries, legs, strict=True):
+        deltas = member_deltas(entry_legs) or {row["member_id"]: (0, 0)}
+        for member_id, (available, held) in sorted(
+            deltas.items(), key=lambda item: (item[0] != row["member_id"], item[0] or 0)
+        ):
+            events.append(
+                Event(
+                    type=EventType.ENTRY_POSTED,
+                    data=entry_payload(
+                        entry_id=row["id"],
+                        kind=str(row["kind"]),
+                        member_id=member_id,
+                        points=available,
+                        held=held,
+                        partner_id=row["partner_id"],
+                        reference=row["reference"],
+                        reverses_id=row["reverses_id"],
+                        created_at=row["created_at"],
+                    ),
+                    occurred_at=row["created_at"],
+                    member_id=member_id,
+                    partner_id=row["partner_id"],
+                )
+            )
+    return events
 
 
 def post(

@@ -15,6 +15,7 @@ class Scope(enum.StrEnum):
     TRANSFER = "transfer"
     READ = "read"
     ADMIN = "admin"
+    WEBHOOKS = "webhooks"
 
 
 #: Scopes only the operator's own channels may hold (see ``tally.access``).

@@ -29,7 +29,8 @@ from tally.programme.runtime import default_programme
 
 OPERATOR, RELATED, UNRELATED = "MOBILE", "SHOP", "FOOD"
 EVERY_SCOPE = ",".join(scope.value for scope in Scope)
-PARTNER_SCOPES = "members,earn,redeem,read,admin"  # every scope a non-operator key may have
+# Every scope a non-operator key may have.
+PARTNER_SCOPES = "members,earn,redeem,read,admin,webhooks"
 PRICE = {"minor_units": 1000, "currency": "CNY"}
 Send = Callable[[], Any]
 Expect = tuple[int, str | None]
@@ -294,6 +295,19 @@ def _paid(w: World) -> tuple[str, str]:
     """A membership SHOP subscribed a member to and took a payment for, and its reference."""
     reference = unique("pay")
     return w.membership(paid=reference), reference
+
+
+def _webhook(w: World) -> int:
+    """A subscription SHOP made (to a loopback URL: nothing is sent in these tests)."""
+    body = {"url": "http://127.0.0.1:9/hooks", "event_types": ["entry.posted"]}
+    return int(w.ok(w.shop.post("/v1/webhooks", body))["id"])
+
+
+def _delete(api: Api, path: str) -> Any:
+    """DELETE with the caller's key (if any) and a fresh Idempotency-Key."""
+    if isinstance(api, Anonymous):
+        return api.client.delete(path, headers={"Idempotency-Key": unique("anon")})
+    return api.client.delete(path, headers=api.key.headers(unique("delete")))
 
 
 def _frozen(w: World) -> int:
@@ -704,6 +718,56 @@ ROWS: list[Row] = [
             ),
         ),
         **OPERATOR_ONLY,
+    ),
+    # Webhooks: a partner's subscriptions are its own (the operator's channels' too).
+    Row(
+        "POST",
+        "/v1/webhooks",
+        Scope.WEBHOOKS,
+        post(
+            lambda _w: "/v1/webhooks",
+            lambda _w: {"url": "http://127.0.0.1:9/hooks", "event_types": ["hold.lapsed"]},
+        ),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row("GET", "/v1/webhooks", Scope.WEBHOOKS, get(lambda _w: "/v1/webhooks")),
+    Row(
+        "GET",
+        "/v1/webhooks/{webhook_id}",
+        Scope.WEBHOOKS,
+        setup_then(_webhook, lambda api, made: api.get(f"/v1/webhooks/{made}")),
+        NOT_FOUND,
+        OK,
+        NOT_FOUND,
+    ),
+    Row(
+        "DELETE",
+        "/v1/webhooks/{webhook_id}",
+        Scope.WEBHOOKS,
+        setup_then(_webhook, lambda api, made: _delete(api, f"/v1/webhooks/{made}")),
+        NOT_FOUND,
+        OK,
+        NOT_FOUND,
+    ),
+    Row(
+        "POST",
+        "/v1/webhooks/{webhook_id}/ping",
+        Scope.WEBHOOKS,
+        setup_then(_webhook, lambda api, made: api.post(f"/v1/webhooks/{made}/ping")),
+        NOT_FOUND,
+        (202, None),
+        NOT_FOUND,
+    ),
+    Row(
+        "GET",
+        "/v1/webhooks/{webhook_id}/deliveries",
+        Scope.WEBHOOKS,
+        setup_then(_webhook, lambda api, made: api.get(f"/v1/webhooks/{made}/deliveries")),
+        NOT_FOUND,
+        OK,
+        NOT_FOUND,
     ),
     Row(
         "POST",
