@@ -279,8 +279,8 @@ def test_merge_moves_growth_and_upgrades_the_survivor_unmerge_gives_it_back(
 def test_the_scheduler_evaluates_tiers_with_the_programme_in_force(database: Database) -> None:
     settings = Settings()
     text = DEMO.read_text()
-    with database.write() as session:
-        programme_service.apply(session, programme_service.validate(text), text, "t", NOW)
+    with database.write() as session:  # in force now: the scheduler runs at the clock's time
+        programme_service.apply(session, programme_service.validate(text), text, "t", utcnow())
     demo = programme_service.validate(text)  # 365-day window, 30 days of grace
     world = World(database, demo)
     member = world.member()

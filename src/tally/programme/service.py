@@ -117,12 +117,14 @@ def effective_instant(now: datetime, effective_from: datetime | None) -> datetim
 
 def check_schedule(session: Session, effective_from: datetime, now: datetime) -> None:
     """Refuse a version taking effect at ``effective_from`` that would not follow every live
-    version (one still scheduled at or after that instant)."""
+    version (one still scheduled at or after that instant). A version applied to take effect at
+    once is never in the way, even when the caller's ``now`` is earlier than its apply."""
     last = latest(session)
     if last is None:
         return
     last_from = as_utc(last.effective_from)
-    if last_from > now and effective_from <= last_from:
+    scheduled = last_from > as_utc(last.applied_at)
+    if scheduled and last_from > now and effective_from <= last_from:
         raise Conflict(
             f"Version {last.version} is scheduled for {last_from.isoformat()}: a new version "
             "must take effect after it (or cancel it first with `tally programme cancel "

@@ -246,7 +246,7 @@ def test_the_command_tree_is_complete() -> None:
         "member show", "member unfreeze", "member unmerge", "partner create", "partner key-create",
         "partner key-revoke", "partner list", "programme apply", "programme export",
         "programme plan", "programme schema", "programme validate", "programme versions",
-        "serve", "staff create",
+        "programme cancel", "serve", "staff create",
         # growth value and tiers
         "jobs tiers", "member growth", "member growth-adjust", "member tier",
         # paid memberships
