@@ -17,7 +17,6 @@ from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Balance
 from tally.ledger.models import Hold, JournalEntry
-from tally.partners import service as partners
 from tally.privacy import service as privacy
 from tally.privacy.domain import Viewer
 from tally.programme import runtime
