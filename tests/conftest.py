@@ -2,7 +2,10 @@
 a partner with an API key, and a staff member.
 
 Every test that takes ``database`` runs twice: once on SQLite, once on PostgreSQL. Databases are
-migrated once per session; between tests every table is emptied.
+migrated once per session; each SQLite test gets a copy of a migrated file, and before each
+PostgreSQL test every row is deleted and every used sequence restarted. Catalogs and
+templates are compiled once per session and staff passwords hashed cheaply
+(``tests/support/fast.py`` says how, and why nothing checked changes).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
+from support import fast
 from support.postgres import PostgresServer, find_pg_bin
 from tally.config import Settings
 from tally.db.engine import build_engine
@@ -37,6 +40,14 @@ def require_or_skip(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but is not installed")
     pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_once_and_cheap_hashes() -> Iterator[None]:
+    """Catalogs and templates compiled once, staff passwords hashed cheaply (support/fast.py)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fast.install(monkeypatch)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -68,9 +79,8 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[Database]:
 
 
 def _empty(db: Database) -> None:
-    tables = [table.name for table in reversed(metadata().sorted_tables)]
-    with db.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    """Every table empty and every sequence restarted, as a fresh migration leaves them."""
+    fast.empty_postgres(db.engine, [table.name for table in metadata().sorted_tables])
 
 
 @pytest.fixture(params=DIALECTS)

@@ -10,7 +10,7 @@ from tally.db.session import Database
 from tally.flows import sign_ins
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
-from tally.ledger import jobs
+from tally.ledger import jobs, reminders
 from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme.runtime import ProgrammeCache
@@ -61,6 +61,12 @@ class Scheduler:
             ),
             ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
+            (
+                "reminders",
+                lambda: reminders.remind(
+                    self._db.write, now, programme.zone, programme.reminders.expiry.days_before
+                ),
+            ),
         ]
         for name, job in scheduled:
             try:

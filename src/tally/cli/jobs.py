@@ -18,6 +18,7 @@ from tally.config import get_settings
 from tally.flows import sign_ins
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
+from tally.ledger import reminders as ledger_reminders
 from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme import runtime
@@ -283,3 +284,30 @@ def deliver(
             if not report.leased:
                 break
     emit({**_head(moment, dry_run), "dispatched": dispatched, **total, "disabled": disabled})
+
+
+@jobs_app.command("reminders")
+def reminders(
+    as_of: Annotated[str | None, as_of_option("Remind of points about to expire")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Emit a `points.expiring` event per member and expiry date at each of the programme's
+    `reminders.expiry.days_before` (each once: safe to re-run and to run beside itself)."""
+    moment = job_moment(as_of, dry_run)
+    programme = programme_in_force(at=moment)
+    days = programme.reminders.expiry.days_before
+    with open_database() as db:
+        if dry_run:
+            with db.read() as session:
+                found = ledger_reminders.preview(session, moment, programme.zone, days, SAMPLE)
+            emit({**_head(moment, dry_run), "days_before": days, **found.as_dict()})
+            return
+        report = ledger_reminders.remind(db.write, moment, programme.zone, days)
+    emit(
+        {
+            **_head(moment, dry_run),
+            "days_before": days,
+            "due": report.due,
+            "emitted": report.emitted,
+        }
+    )

@@ -23,8 +23,11 @@ from tally.families.models import (
     FamilyMonthSpend,
     FamilySpend,
 )
+from tally.kit.clock import utcnow
 from tally.ledger.models import JournalEntry, Lot
 from tally.members.models import Member, MemberStatus
+from tally.outbox import repository as outbox
+from tally.outbox.domain import Event, EventType
 
 # ``ON CONFLICT DO NOTHING`` runs on SQLite (3.24+) and PostgreSQL alike: two first spends of a
 # month racing each other both find the row afterwards.
@@ -128,6 +131,38 @@ def insert_membership(
             family_id=family_id, member_id=member_id, role=role, monthly_limit=None, joined_at=now
         )
     )
+    _family_changed(session, family_id, [member_id], "joined", now, role=role.value)
+
+
+def _family_changed(
+    session: Session,
+    family_id: int,
+    member_ids: Sequence[int],
+    change: str,
+    now: datetime,
+    *,
+    role: str | None = None,
+) -> None:
+    """A ``family.changed`` event per member whose family changed."""
+    outbox.emit(
+        session,
+        [
+            Event(
+                type=EventType.FAMILY_CHANGED,
+                data={
+                    "family_id": family_id,
+                    "member_id": member_id,
+                    "change": change,
+                    "role": role,
+                    "changed_at": now.isoformat(),
+                },
+                occurred_at=now,
+                member_id=member_id,
+            )
+            for member_id in member_ids
+        ],
+        now,
+    )
 
 
 def membership_of(session: Session, member_id: int) -> FamilyMembership | None:
@@ -148,7 +183,9 @@ def memberships(
     return list(session.scalars(query))
 
 
-def delete_membership(session: Session, family_id: int, member_id: int) -> bool:
+def delete_membership(
+    session: Session, family_id: int, member_id: int, now: datetime | None = None
+) -> bool:
     """Take a (non-owner) member out of a family."""
     result = session.execute(
         delete(FamilyMembership).where(
@@ -157,13 +194,22 @@ def delete_membership(session: Session, family_id: int, member_id: int) -> bool:
             FamilyMembership.role == FamilyRole.MEMBER,
         )
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    gone = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if gone:
+        _family_changed(session, family_id, [member_id], "left", now or utcnow())
+    return gone
 
 
-def delete_memberships(session: Session, family_id: int) -> int:
+def delete_memberships(session: Session, family_id: int, now: datetime | None = None) -> int:
+    members = list(
+        session.scalars(
+            select(FamilyMembership.member_id).where(FamilyMembership.family_id == family_id)
+        )
+    )
     result = session.execute(
         delete(FamilyMembership).where(FamilyMembership.family_id == family_id)
     )
+    _family_changed(session, family_id, sorted(members), "dissolved", now or utcnow())
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

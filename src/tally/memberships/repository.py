@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from tally.memberships.domain import OPEN_STATUSES, PENDING_TTL, MembershipStatus, State
 from tally.memberships.models import Membership, MembershipEvent, MembershipPayment
+from tally.outbox import repository as outbox
+from tally.outbox.domain import Event, EventType
 
 
 def membership(session: Session, membership_id: uuid.UUID) -> Membership | None:
@@ -228,8 +230,36 @@ def add_refund(session: Session, payment_id: int, amount: int, revoke_at: dateti
 
 
 def insert_event(session: Session, values: dict[str, Any]) -> None:
+    """Record a change of a membership, and a ``membership.changed`` event for partners."""
     session.add(MembershipEvent(**values))
     session.flush()
+    found = session.get(Membership, values["membership_id"])
+    assert found is not None
+    now: datetime = values["created_at"]
+    period_end = values.get("period_end_after")
+    outbox.emit(
+        session,
+        [
+            Event(
+                type=EventType.MEMBERSHIP_CHANGED,
+                data={
+                    "membership_id": str(found.id),
+                    "member_id": found.member_id,
+                    "plan": found.plan_code,
+                    "kind": str(values["kind"]),
+                    "status_before": values.get("status_before"),
+                    "status": values["status_after"],
+                    "period_end": period_end.isoformat() if period_end else None,
+                    "partner_id": values.get("partner_id"),
+                    "created_at": now.isoformat(),
+                },
+                occurred_at=now,
+                member_id=found.member_id,
+                partner_id=values.get("partner_id"),
+            )
+        ],
+        now,
+    )
 
 
 def events_of(session: Session, membership_id: uuid.UUID) -> list[MembershipEvent]:

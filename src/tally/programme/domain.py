@@ -318,6 +318,32 @@ class FamilyRules(Strict):
     )
 
 
+class ExpiryReminders(Strict):
+    """When to remind members of points about to expire."""
+
+    days_before: list[Annotated[int, Field(ge=1, le=365)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Days before points expire to remind the member (e.g. [30, 7]): a "
+        "`points.expiring` event for each member and expiry date at each of these distances, "
+        "and the member pages warn from the largest. Empty: no reminders (the pages warn 30 "
+        "days ahead).",
+    )
+
+    @field_validator("days_before")
+    @classmethod
+    def _distinct_days(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("each reminder day is named once")
+        return sorted(value, reverse=True)
+
+
+class Reminders(Strict):
+    """Reminders Tally sends members (through the outbox: partners' webhooks deliver them)."""
+
+    expiry: ExpiryReminders = Field(default_factory=ExpiryReminders)
+
+
 class PartnerSpec(Strict):
     """A partner of the programme; ``operator_channel`` marks the operator's own channels."""
 
@@ -422,6 +448,7 @@ class Programme(Strict):
         description="Identity namespaces; phone and email shared by all when omitted.",
     )
     staff: StaffRules = Field(default_factory=StaffRules)
+    reminders: Reminders = Field(default_factory=Reminders)
 
     def tier(self, code: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.code == code), None)

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from tally.db.base import table_of
 from tally.db.raw import Bulk, Raw, as_datetime
+from tally.outbox import repository as outbox
+from tally.outbox.domain import Event, EventType
 from tally.programme import runtime
 from tally.tiers.domain import Window, Windows
 from tally.tiers.models import GrowthEntry, GrowthKind, MemberTier, TierChange
@@ -370,8 +372,31 @@ def change_states(
 
 
 def insert_changes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write tier changes, and a ``tier.changed`` event for each (one statement for all)."""
     if rows:
         session.execute(table_of(TierChange).insert(), rows)
+        outbox.emit(
+            session,
+            [
+                Event(
+                    type=EventType.TIER_CHANGED,
+                    data={
+                        "member_id": row["member_id"],
+                        "from": row.get("from_code"),
+                        "to": row["to_code"],
+                        "reason": str(row["reason"]),
+                        "growth": row.get("growth"),
+                        "downgrade_at": row["downgrade_at"].isoformat()
+                        if row.get("downgrade_at")
+                        else None,
+                        "changed_at": row["changed_at"].isoformat(),
+                    },
+                    occurred_at=row["changed_at"],
+                    member_id=row["member_id"],
+                )
+                for row in rows
+            ],
+        )
 
 
 def growth_history(

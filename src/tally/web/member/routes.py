@@ -72,7 +72,9 @@ def my_points(request: Request) -> Response:
     now = utcnow()
     with database(request).read() as session:
         programme = programme_in_force(request, session)
-        points = views.my_points(session, member_id, now, programme.zone)
+        points = views.my_points(
+            session, member_id, now, programme.zone, programme.reminders.expiry.days_before
+        )
         status = tier_views.status_of(session, member_id, now, programme)
     context = {"points": points, "status": status, "theme": status.theme, "page_url": "/m"}
     return _page(request, "member/points.html", context)

@@ -107,15 +107,23 @@ def _family_line(
     )
 
 
-def my_points(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> MyPoints:
-    """Available and held points, the expiry schedule and the latest activity."""
+def my_points(
+    session: Session,
+    member_id: int,
+    now: datetime,
+    zone: ZoneInfo,
+    reminder_days: list[int] | None = None,
+) -> MyPoints:
+    """Available and held points, the expiry schedule and the latest activity; points that
+    expire within the programme's first expiry reminder (else :data:`WARNING_DAYS`) are warned
+    of, as the ``points.expiring`` reminders tell them."""
     status = members.get(session, member_id).status
     balance = ledger.balance(session, member_id, now, zone)
     today = local_date(now, zone)
     schedule = [
         ExpiringRow(item.date, item.points, (item.date - today).days) for item in balance.expiring
     ]
-    horizon = today + timedelta(days=WARNING_DAYS)
+    horizon = today + timedelta(days=max(reminder_days or [WARNING_DAYS]))
     return MyPoints(
         member_id=member_id,
         is_frozen=status is MemberStatus.FROZEN,
