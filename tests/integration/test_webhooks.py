@@ -513,3 +513,48 @@ def test_family_and_tier_changes_reach_operator_channels(
     assert events["tier.changed"]["to"] == "GOLD"
     assert events["tier.changed"]["reason"] == "upgrade"
     assert events["tier.changed"]["member_id"] == owner
+
+
+def test_senders_racing_on_real_connections_send_each_event_once(
+    client: Any,
+    mobile: PartnerKey,
+    clock: Clock,
+    pump: Pump,
+    receiver: Receiver,
+    database: Database,
+) -> None:
+    """Four senders in threads, each with its own connection, lease and send at once."""
+    import threading
+
+    api = Api(client, mobile)
+    subscribe(api, receiver.url)
+    for number in range(12):
+        member = api.enrol(f"1380000060{number:02d}")
+        assert api.earn(member, 10).status_code == 201
+    with database.read() as session:
+        programme = pump.programme.get(session)
+    dispatch(database.write, clock(), programme)
+    senders = [
+        Sender(database, SECRET, SenderOptions(timeout_seconds=2, batch=3), clock=clock)
+        for _ in range(4)
+    ]
+    start = threading.Barrier(len(senders))
+    errors: list[BaseException] = []
+
+    def work(sender: Sender) -> None:
+        try:
+            start.wait(10)
+            while sender.run_once().leased:
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(sender,)) for sender in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    ids = [item.webhook_id for item in receiver.received]
+    assert len(ids) == 12
+    assert len(set(ids)) == 12
