@@ -21,11 +21,19 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = build_engine(f"sqlite:///{tmp_path / 'old.db'}")
+def engine(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh database of the parametrised dialect, migrated to the revision before 0015."""
+    name = f"tally_migration_{uuid.uuid4().hex[:12]}"
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database(name)
+    engine = build_engine(url)
     command.upgrade(alembic_config(engine), "0014")
     yield engine
     engine.dispose()
+    if dialect != "sqlite":
+        request.getfixturevalue("postgres_server").drop_database(name)
 
 
 def _content(amount: str) -> str:
