@@ -11,6 +11,11 @@ class TallyError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request refused"
+    #: The refusal says "try again": it answers the moment, not the request (a concurrent
+    #: change, a limit that lifts), so a retry of the same request may succeed. Such a refusal
+    #: is never stored as an Idempotency-Key's answer, and its problem document says
+    #: ``"retryable": true``.
+    retryable: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -94,6 +99,20 @@ class Conflict(TallyError):
     code = "conflict"
     status = 409
     title = "The request conflicts with the current state"
+
+
+class ConcurrentChange(Conflict):
+    """A concurrent request changed the same data (or held it past the lock timeout, or the
+    database could not serialise the two): nothing was written, and the same request, retried,
+    may well succeed. Same code as any conflict; retryable."""
+
+    retryable = True
+
+
+class PointsChanged(InsufficientPoints):
+    """The points a write planned to take changed under it: a retry sees the new balance."""
+
+    retryable = True
 
 
 class Unauthorized(TallyError):
@@ -256,6 +275,7 @@ class RateLimited(TallyError):
     code = "rate_limited"
     status = 429
     title = "Too many requests; retry later"
+    retryable = True
 
 
 # Webhooks.
@@ -276,6 +296,7 @@ class SignInThrottled(TallyError):
     code = "sign_in_throttled"
     status = 429
     title = "Too many failed sign-ins; retry later"
+    retryable = True
 
 
 class LinkAlreadyUsed(TallyError):

@@ -25,11 +25,11 @@ from tally.api import views
 from tally.api.credentials import authenticated, bearer_token
 from tally.api.problems import problem_body
 from tally.config import Settings
-from tally.db.raw import INTEGRITY_ERRORS, error_text, savepoint
+from tally.db.raw import INTEGRITY_ERRORS, error_text, is_transient, savepoint
 from tally.db.session import Database
 from tally.errors import (
     AlreadyReversed,
-    Conflict,
+    ConcurrentChange,
     DuplicateReference,
     Forbidden,
     IdempotencyConflict,
@@ -208,7 +208,7 @@ class Mutation:
                     # same identity (found now) or the same reference (refused now).
                     continue
                 raise _integrity_error(exc) from exc
-        raise Conflict("A concurrent request changed the same data; retry.")
+        raise ConcurrentChange("A concurrent request changed the same data; retry.")
 
     def _attempt(self, db: Database, fingerprint: str, work: Work) -> Response:
         principal: str | None = None
@@ -228,8 +228,15 @@ class Mutation:
         except UNSTORED_ERRORS:
             raise  # not an answer to the request itself: the key stays unused
         except TallyError as error:
-            if principal is not None:  # authenticated, with a usable key: the refusal is final
+            # Authenticated, with a usable key, and not a refusal that says "retry": final.
+            if principal is not None and not error.retryable:
                 self._remember_error(db, principal, fingerprint, error)
+            raise
+        except Exception as error:
+            if is_transient(error):  # busy, lock timeout, deadlock, serialization failure
+                raise ConcurrentChange(
+                    "A concurrent request held or changed the same data; retry."
+                ) from error
             raise
         return Response(body, status_code=status, media_type="application/json")
 
@@ -260,7 +267,8 @@ class Mutation:
 
 
 # Refusals that do not answer the request itself (who asks, the key, the request's form):
-# they are not remembered, so the key stays usable.
+# they are not remembered, so the key stays usable; nor are those that say "retry"
+# (``TallyError.retryable``).
 UNSTORED_ERRORS = (IdempotencyConflict, Unauthorized, Forbidden, ValidationFailed)
 
 
@@ -504,8 +512,10 @@ class _Batch:
             if isinstance(outcome, Busy):
                 self.busy.add(index)
                 continue
-            if isinstance(outcome, UNSTORED_ERRORS):
-                self.done[index] = outcome
+            if isinstance(outcome, UNSTORED_ERRORS) or (
+                isinstance(outcome, TallyError) and outcome.retryable
+            ):
+                self.done[index] = outcome  # the key stays unused: a retry may succeed
             elif isinstance(outcome, TallyError):
                 body = orjson.dumps(problem_body(outcome)).decode()
                 self._remember(index, principal, fingerprint, outcome.status, body)
@@ -546,7 +556,7 @@ def _integrity_error(exc: Exception) -> TallyError:
         return DuplicateReference("This reference was already used for this operation.")
     if "reverses_id" in text:
         return AlreadyReversed("The transaction was already reversed.")
-    return Conflict("A concurrent request changed the same data; retry.")
+    return ConcurrentChange("A concurrent request changed the same data; retry.")
 
 
 async def raw_body(request: Request) -> bytes:

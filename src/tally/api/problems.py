@@ -15,7 +15,14 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from tally.api.credentials import refusal_first
-from tally.errors import IdempotencyKeyRequired, NotFound, TallyError, ValidationFailed
+from tally.db.raw import is_transient
+from tally.errors import (
+    ConcurrentChange,
+    IdempotencyKeyRequired,
+    NotFound,
+    TallyError,
+    ValidationFailed,
+)
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("tally.api")
@@ -40,6 +47,8 @@ def problem_body(error: TallyError) -> dict[str, Any]:
         "detail": error.detail,
         "code": error.code,
     }
+    if error.retryable:  # a refusal for now: the same request, retried, may succeed
+        body["retryable"] = True
     body.update({key: value for key, value in error.extra.items() if key not in body})
     return body
 
@@ -134,6 +143,11 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if is_transient(exc):  # busy, lock timeout, deadlock: nothing was written; retry
+        log.info("transient database refusal on %s %s: %s", request.method, request.url.path, exc)
+        return tally_error_response(
+            ConcurrentChange("A concurrent request held or changed the same data; retry.")
+        )
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
         "type": "https://tally.dev/problems/internal_error",

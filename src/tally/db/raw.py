@@ -50,6 +50,24 @@ DATA_ERRORS = (
 )
 
 
+# SQLSTATEs of refusals that are about the moment, not the request: a serialization failure,
+# a deadlock, a lock not available (``lock_timeout``, ``NOWAIT``), a statement cancelled by
+# ``statement_timeout``. The same request, retried, may succeed.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
+_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the database refused ``error``'s write only for now (busy, lock timeout,
+    deadlock, serialization failure): nothing was written, and a retry may succeed."""
+    cause = getattr(error, "orig", None) or error
+    if isinstance(cause, psycopg.Error):
+        return cause.sqlstate in _TRANSIENT_SQLSTATES
+    if isinstance(cause, sqlite3.OperationalError):
+        return str(cause).startswith(_TRANSIENT_SQLITE)
+    return False
+
+
 def error_text(error: BaseException) -> str:
     """The driver's message for a database error, however it was raised."""
     return str(getattr(error, "orig", None) or error)

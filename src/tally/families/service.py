@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tally.errors import (
     AlreadyInFamily,
+    ConcurrentChange,
     Conflict,
     FamilyDissolved,
     FamilyFull,
@@ -342,7 +343,7 @@ def remove(
 def _take_out(session: Session, family_id: int, member_id: int, now: datetime) -> None:
     if not repository.free_seat(session, family_id, now):
         _refuse_changed(session, family_id)
-        raise Conflict("The family changed meanwhile; retry.")
+        raise ConcurrentChange("The family changed meanwhile; retry.")
     if not repository.delete_membership(session, family_id, member_id):
         raise NotFound(f"Member {member_id} is not in family {family_id}.")
 
@@ -418,7 +419,7 @@ def give_back(session: Session, family_id: int, member_id: int, month: str, now:
     for spend in repository.reversed_unreturned(session, family_id, member_id, month):
         if repository.mark_returned(session, spend.entry_id, now):
             if not repository.uncount_spend(session, family_id, member_id, month, spend.points):
-                raise Conflict("The family's monthly spend changed meanwhile; retry.")
+                raise ConcurrentChange("The family's monthly spend changed meanwhile; retry.")
             returned += spend.points
     return returned
 

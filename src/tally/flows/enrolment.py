@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tally.errors import Conflict, NotFound, ValidationFailed
+from tally.errors import ConcurrentChange, Conflict, NotFound, ValidationFailed
 from tally.families import service as families
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, member_available, member_held
@@ -91,7 +91,7 @@ def merge(
         now=now,
         merged_into_id=survivor_id,
     ):
-        raise Conflict(f"Member {merged_id} changed meanwhile; retry.")
+        raise ConcurrentChange(f"Member {merged_id} changed meanwhile; retry.")
     families.before_merge(session, merged_id, now)  # a member in a family is not merged
     ledger_repository.lock_wallet(session, merged_id)
     wallet = ledger_repository.wallet(session, merged_id)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from tally.errors import Conflict, InsufficientPoints, TallyError
+from tally.errors import ConcurrentChange, InsufficientPoints, TallyError
 from tally.ledger import repository
 from tally.ledger.domain import (
     Leg,
@@ -219,7 +219,7 @@ def _post_accepted(
     journal.write(session)
     repository.insert_lots(session, new_lots, now)
     if not repository.change_lots(session, taken):
-        raise Conflict("A concurrent request changed the same data; retry.")
+        raise ConcurrentChange("A concurrent request changed the same data; retry.")
     return outcomes
 
 

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from tally.config import Settings
 from tally.errors import (
-    Conflict,
+    ConcurrentChange,
     Forbidden,
     InsufficientPoints,
+    PointsChanged,
     ValidationFailed,
 )
 from tally.kit.clock import end_of_day, local_date
@@ -157,7 +158,7 @@ class Journal:
             if self.wallets[member_id].seq != seq
         }
         if not repository.save_wallets(session, moved, self.wallets):
-            raise Conflict("A concurrent request changed the same data; retry.")
+            raise ConcurrentChange("A concurrent request changed the same data; retry.")
         self._entries, self._legs, self._links = [], [], []
         self._before = {member_id: wallet.seq for member_id, wallet in self.wallets.items()}
 
@@ -356,7 +357,7 @@ def restore(
         )
         for lot_id, points in claim["lots"]:
             if not repository.change_lot(session, claw_id, lot_id, -points):
-                raise InsufficientPoints("The released points changed meanwhile; retry.")
+                raise PointsChanged("The released points changed meanwhile; retry.")
     return sum(claim["points"] for claim in clawed.values())
 
 

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from tally.errors import (
     AlreadyReversed,
-    InsufficientPoints,
     NotFound,
     NotReversible,
+    PointsChanged,
 )
 from tally.ledger import repository
 from tally.ledger.domain import (
@@ -162,5 +162,5 @@ def _reverse_earn(
     )
     for lot_id, points in plan:
         if not repository.change_lot(session, reversal_id, lot_id, -points):
-            raise InsufficientPoints("The earned points changed during the reversal; retry.")
+            raise PointsChanged("The earned points changed during the reversal; retry.")
     return Posted(reversal_id, member_id, {"clawed_back": clawed, "shortfall": earned - clawed})

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tally.errors import (
+    ConcurrentChange,
     Conflict,
     DuplicateReference,
     MembershipNotActive,
@@ -129,7 +130,7 @@ def _record(
 
 def _save(session: Session, row: Membership, new: State, now: datetime) -> None:
     if not repository.save_state(session, row, new, now):
-        raise Conflict("A concurrent request changed this membership; retry.")
+        raise ConcurrentChange("A concurrent request changed this membership; retry.")
 
 
 def _settle(session: Session, row: Membership, now: datetime) -> None:
