@@ -79,6 +79,8 @@ MESSAGES: dict[str, str] = {
     "unknown_namespace": N_("The programme does not declare this kind of identity."),
     "unknown_partner": N_("There is no such partner."),
     "unknown_purpose": N_("There is no such consent purpose."),
+    "webhook_target_refused": N_("Tally will not send webhooks to this address."),
+    "unknown_event_type": N_("There is no such webhook event type."),
     "payload_too_large": N_("What was sent is too large."),
     "not_family_owner": N_("Only the family's owner can do this."),
     "not_invitee": N_("Only the invited member can answer this invitation."),

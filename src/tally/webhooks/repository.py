@@ -358,3 +358,14 @@ def counts(session: Session, now: datetime) -> dict[str, int]:
         "due_deliveries": int((_COUNT_DUE.one(session, {"now": now}) or (0,))[0]),
         "pending_deliveries": int((_COUNT_PENDING.one(session, {}) or (0,))[0]),
     }
+
+
+def console_rows(session: Session) -> list[tuple[WebhookSubscription, str]]:
+    """Every subscription not deleted, with its partner's code: disabled ones first."""
+    rows = session.execute(
+        select(WebhookSubscription, Partner.code)
+        .join(Partner, Partner.id == WebhookSubscription.partner_id)
+        .where(WebhookSubscription.status != SubscriptionStatus.DELETED)
+        .order_by(WebhookSubscription.status.desc(), Partner.code, WebhookSubscription.id)
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -552,6 +552,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             for reason in ("signed_out", "link_invalid", "unavailable", "link_used")
         ],
         *sessions_and_audit_samples(base, support, auditor),
+        *webhook_samples(base, admin),
         *[
             (
                 "member/code.html",
@@ -560,6 +561,38 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             )
             for code, refusal, block in member_code_samples()
         ],
+    ]
+
+
+def webhook_samples(
+    base: dict[str, Any], admin: Staff
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The webhooks page: none yet; subscriptions (one disabled) with a chosen one's deliveries."""
+    from tally.web.console.webhooks_page import STATUSES, DeliveryRow, SubscriptionRow
+
+    active = SubscriptionRow(
+        1, "SHOP", "https://shop.example/h", ["entry.posted"], "active", 0, None, NOW
+    )
+    disabled = SubscriptionRow(
+        2, "FOOD", "https://food.example/h", ["hold.lapsed"], "disabled", 100, "100 failures", NOW
+    )
+    sent = DeliveryRow(5, "entry.posted", "e-1", "delivered", 1, 204, None, NOW, 12, None)
+    waiting = DeliveryRow(
+        6, "entry.posted", "e-2", "pending", 2, 500, "answered HTTP 500", NOW, 30, NOW
+    )
+    page = {**base, "staff": admin, "statuses": STATUSES, "section": "webhooks"}
+    return [
+        ("console/webhooks.html", {**page, "rows": [], "chosen": None, "deliveries": []}, None),
+        (
+            "console/webhooks.html",
+            {**page, "rows": [disabled, active], "chosen": active, "deliveries": [waiting, sent]},
+            None,
+        ),
+        (
+            "console/webhooks.html",
+            {**page, "rows": [active], "chosen": active, "deliveries": []},
+            None,
+        ),
     ]
 
 

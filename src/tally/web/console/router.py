@@ -16,6 +16,7 @@ from tally.web.console import (
     sessions_page,
     sign_in,
     staff_page,
+    webhooks_page,
 )
 from tally.web.console.auth import current_staff
 
@@ -31,6 +32,7 @@ STAFF_ROUTERS = (
     audit_page.router,
     partners_page.router,
     staff_page.router,
+    webhooks_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
