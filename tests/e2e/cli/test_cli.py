@@ -258,6 +258,8 @@ def test_the_command_tree_is_complete() -> None:
         "jobs lapses", "jobs sign-ins",
         # identities in the programme's namespaces
         "member enrol", "member link",
+        # webhook delivery and expiry reminders
+        "jobs deliver", "jobs reminders",
     }  # fmt: skip
     leaves = {
         " ".join(p)
@@ -349,7 +351,7 @@ def test_partner_create_prints_a_key_that_works_on_the_api(tally: Tally) -> None
         (
             ["partner", "create", "SHOP", "--name", "Mall", "--scopes", "earn,bogus"],
             "error [validation_error]: Unknown scope in 'earn,bogus'; "
-            "known: members, earn, redeem, transfer, read, admin.",
+            "known: members, earn, redeem, transfer, read, admin, webhooks.",
         ),
         (
             ["partner", "create", "SHOP", "--name", "Mall", "--scopes", "earn,transfer"],
