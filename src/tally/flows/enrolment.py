@@ -14,7 +14,7 @@ from tally.families import service as families
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, member_available, member_held
 from tally.ledger.models import EntryKind, Hold, HoldStatus, Lot
-from tally.ledger.posting import post
+from tally.ledger.posting import lock_members, post
 from tally.members import repository as member_repository
 from tally.members import service as members
 from tally.members.domain import normalise_identity
@@ -81,8 +81,9 @@ def merge(
         raise ValidationFailed("A member cannot be merged into itself.")
     if not reason.strip():
         raise ValidationFailed("A merge needs a reason.", field="reason")
-    members.require_usable(session, survivor_id, allow_frozen=True)
-    members.require_usable(session, merged_id, allow_frozen=True)
+    # Both members locked in member-id order (one statement: two merges never deadlock) and
+    # checked under the lock, which every writer of either member waits for.
+    lock_members(session, [survivor_id, merged_id], {survivor_id: True, merged_id: True})
     if not member_repository.set_status(
         session,
         merged_id,
@@ -158,7 +159,7 @@ def unmerge(
         merged_into_id=None,
     ):
         raise Conflict("The merged member is no longer merged.")
-    ledger_repository.lock_wallet(session, record.survivor_id)
+    lock_members(session, [record.survivor_id, record.merged_id])  # member-id order
     lot_ids = [int(lot_id) for lot_id in record.moved.get("lots", [])]
     live_lots = list(
         session.scalars(
