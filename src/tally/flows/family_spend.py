@@ -19,7 +19,14 @@ from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, Policy, member_available, partner_redeemed
 from tally.ledger.holds import lapse_due
 from tally.ledger.models import EntryKind, JournalEntry
-from tally.ledger.posting import check_points, consume, post, require_partner, source_key
+from tally.ledger.posting import (
+    check_points,
+    consume,
+    lock_members,
+    post,
+    require_partner,
+    source_key,
+)
 from tally.members import service as members
 from tally.members.models import MemberStatus
 from tally.programme.domain import Programme
@@ -58,7 +65,7 @@ def spend(
     partner_id = require_partner(origin)
     check_points(points, policy)
     found = families.active(session, family_id)
-    members.require_usable(session, spender_id)
+    members.require_usable(session, spender_id)  # early, to say why; checked again under lock
     membership = family_repository.membership_of(session, spender_id)
     is_member = membership is not None and membership.family_id == family_id
     draws_on_members, counted = family_domain.spend_source(
@@ -70,11 +77,15 @@ def spend(
         if draws_on_members
         else [found.owner_id]
     )
+    # Every wallet it may draw on and the spender's, locked in one statement (member-id
+    # order); the spender (and, when the owner's points are counted against a limit, the
+    # owner) checked under that lock, as the pool plan reads the members' statuses under it.
+    require = {spender_id: False} | ({found.owner_id: False} if counted else {})
+    lock_members(session, sorted({spender_id, *drawable}), require)
     lapse_due(session, drawable, now, policy)
     month = family_domain.month_of(now, programme.zone)
     remaining: int | None = None
     if counted:
-        members.require_usable(session, found.owner_id)
         remaining = families.count_spend(
             session, family_id, spender_id, month, points, programme.family, now
         )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tally.db.raw import savepoint
 from tally.errors import (
+    ConcurrentChange,
     HoldNotActive,
     NotFound,
     ValidationFailed,
@@ -31,6 +32,7 @@ from tally.ledger.posting import (
     Posted,
     check_points,
     consume,
+    lock_members,
     post,
     require_partner,
     restore,
@@ -61,7 +63,7 @@ def create_hold(
         raise ValidationFailed(
             f"expires_in_seconds must be from 1 to {max_seconds}.", field="expires_in_seconds"
         )
-    members.require_usable(session, member_id)
+    lock_members(session, [member_id], {member_id: False})  # checked under the wallet's lock
     lapse_due(session, [member_id], now, policy)
     entry_id = post(
         session,
@@ -102,6 +104,19 @@ def _own_hold(session: Session, origin: Origin, hold_id: uuid.UUID) -> Hold:
     return found
 
 
+def _lock_holder(session: Session, found: Hold, *, spending: bool) -> None:
+    """Lock the wallet of the hold's member before the hold changes, then read the hold again
+    under that lock: a merge (which locks both wallets) may have moved it to the survivor
+    meanwhile. A capture spends, so the member's status is checked under the lock too."""
+    member_id = found.member_id
+    _wallets, statuses = repository.lock_wallets(session, [member_id])
+    session.refresh(found)
+    if found.member_id != member_id:
+        raise ConcurrentChange(f"Hold {found.id} moved to another member meanwhile; retry.")
+    if spending:
+        members.check_usable(member_id, statuses.get(member_id))
+
+
 def capture_hold(
     session: Session,
     origin: Origin,
@@ -115,7 +130,7 @@ def capture_hold(
     captured = found.points if points is None else points
     if not 1 <= captured <= found.points:
         raise ValidationFailed(f"points must be from 1 to the held {found.points}.", field="points")
-    members.require_usable(session, found.member_id)
+    _lock_holder(session, found, spending=True)
     entry_id = uuid7()
     if not repository.close_hold(
         session,
@@ -168,6 +183,7 @@ def release_hold(
     every point back to the lot it came from, with that lot's expiry (see :func:`lapse_returns`).
     """
     found = _own_hold(session, origin, hold_id)
+    _lock_holder(session, found, spending=False)
     entry_id = uuid7()
     status = HoldStatus.LAPSED if lapse else HoldStatus.VOIDED
     if not repository.close_hold(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from tally.ledger.domain import (
 )
 from tally.ledger.models import EntryKind
 from tally.members import repository as member_repository
+from tally.members import service as members
 from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType, entry_payload
 from tally.programme.domain import Programme
@@ -234,6 +236,20 @@ def post(
     journal.add(draft)
     journal.write(session)
     return draft.entry_id
+
+
+def lock_members(
+    session: Session, member_ids: Sequence[int], require: Mapping[int, bool] | None = None
+) -> dict[int, WalletState]:
+    """Lock the members' wallets until commit, in member-id order and in one statement (so two
+    writers never deadlock), and check under that lock the statuses ``require`` names (member
+    id → whether a frozen member may be written to), in its order: unknown, merged and (unless
+    allowed) frozen members are refused. A status read before the lock could change before
+    the write commits; one read under it cannot (every status change takes the lock too)."""
+    wallets, statuses = repository.lock_wallets(session, member_ids)
+    for member_id, allow_frozen in (require or {}).items():
+        members.check_usable(member_id, statuses.get(member_id), allow_frozen=allow_frozen)
+    return wallets
 
 
 MAX_VALIDITY = timedelta(days=100 * 366)

@@ -57,6 +57,14 @@ _WALLETS_AND_STATUSES = (
 )
 _LOCK_WALLETS = Raw(_WALLETS_AND_STATUSES, lock="w")
 _LOCK_FREE_WALLETS = Raw(_WALLETS_AND_STATUSES, lock="w", skip_locked=True)
+# The status too must be the one at the lock, not at the statement's start: on PostgreSQL a
+# row read beside a locked one keeps its version from the statement's snapshot, even when the
+# statement waited for the lock while a freeze or a merge committed. Sharing the member row
+# re-reads it at its newest version when it changed (and costs nothing more: the foreign keys
+# of the rows an entry inserts take a lock on it anyway). Skipping locked wallets skips
+# members whose status is being changed too.
+_LOCK_WALLETS.pg_sql += " FOR SHARE OF m"
+_LOCK_FREE_WALLETS.pg_sql += " FOR SHARE OF m SKIP LOCKED"
 # Compare-and-set on the chain position read under the lock: a wallet moved meanwhile (only
 # possible if the lock was not taken) changes no row, and the caller refuses the whole write.
 _SAVE_WALLETS = Bulk(

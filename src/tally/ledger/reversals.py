@@ -33,6 +33,7 @@ from tally.ledger.posting import (
     still_consumed,
     with_clawback,
 )
+from tally.members import repository as member_repository
 
 
 def reverse(
@@ -51,7 +52,7 @@ def reverse(
         raise AlreadyReversed(f"Transaction {entry_id} was already reversed.")
     if original.member_id is None:
         raise NotReversible("This transaction cannot be reversed.")
-    member_id = current_member(session, original.member_id)
+    member_id = _lock_owner(session, original.member_id)
     partner_id = original.partner_id or 0
     if original.kind is EntryKind.EARN:
         return _reverse_earn(session, origin, original.id, member_id, partner_id, now)
@@ -92,6 +93,20 @@ def reverse(
         result = {key: value for key, value in details.items() if key != "reversed_kind"}
         return Posted(new_id, member_id, with_clawback(result, clawed))
     raise NotReversible(f"A {original.kind.value} transaction cannot be reversed.")
+
+
+def _lock_owner(session: Session, member_id: int) -> int:
+    """Lock the wallet of the member that now holds ``member_id``'s value (followed through
+    merges) and return it, before anything of the original entry's lots is read: a spend (or a
+    merge) waits for the reversal from then on. Followed again under the lock, as a merge may
+    have moved the value before the lock was had."""
+    owner = current_member(session, member_id)
+    while True:
+        repository.lock_wallets(session, [owner])
+        moved_to = member_repository.merged_into_id(session, owner)
+        if moved_to is None:
+            return owner
+        owner = current_member(session, moved_to)
 
 
 def _owners(

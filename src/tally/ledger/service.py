@@ -31,6 +31,7 @@ from tally.ledger.posting import (
     check_points,
     checked_expiry,
     consume,
+    lock_members,
     post,
     source_key,
 )
@@ -90,8 +91,10 @@ def transfer(
     check_points(points, policy)
     if from_member_id == to_member_id:
         raise ValidationFailed("A member cannot transfer to itself.", field="to_member_id")
-    members.require_usable(session, from_member_id)
-    members.require_usable(session, to_member_id)
+    # Both wallets locked, both members checked under the lock (a freeze or a merge waits).
+    lock_members(
+        session, [from_member_id, to_member_id], {from_member_id: False, to_member_id: False}
+    )
     holds.lapse_due(session, [from_member_id], now, policy)
     entry_id = post(
         session,
@@ -138,7 +141,7 @@ def adjust(
     check_points(abs(points), policy)
     if not reason.strip():
         raise ValidationFailed("An adjustment needs a reason.", field="reason")
-    members.require_usable(session, member_id, allow_frozen=True)
+    lock_members(session, [member_id], {member_id: True})  # checked under the wallet's lock
     holds.lapse_due(session, [member_id], now, policy)
     account = member_available(member_id)
     entry_id = post(

@@ -32,6 +32,30 @@ def member(session: Session, member_id: int) -> Member | None:
     return session.get(Member, member_id)
 
 
+# Every writer of a member locks its wallet row (tally.ledger: balances, holds, lots) and reads
+# the member's status under that lock; so do the acts that change who the member is (status,
+# identities, merges), which is what makes the status read there the status at commit.
+_LOCK_STATUS = Raw(
+    "SELECT m.status FROM wallets w JOIN members m ON m.id = w.member_id WHERE w.member_id = :m",
+    lock="w",
+)
+_LOCK_STATUS.pg_sql += " FOR SHARE OF m"  # the status at the lock (tally.ledger.repository)
+_MERGED_INTO = Raw("SELECT merged_into_id FROM members WHERE id = :m")
+
+
+def lock(session: Session, member_id: int) -> MemberStatus | None:
+    """Lock the member (its wallet row) until commit and read its status under the lock;
+    ``None`` when there is no such member."""
+    row = _LOCK_STATUS.one(session, {"m": member_id})
+    return None if row is None else MemberStatus(row[0])
+
+
+def merged_into_id(session: Session, member_id: int) -> int | None:
+    """The member ``member_id`` was merged into, read from the database (not the session)."""
+    row = _MERGED_INTO.one(session, {"m": member_id})
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def status_of(session: Session, member_id: int) -> MemberStatus | None:
     """A member's status, or ``None`` when there is no such member."""
     return statuses(session, [member_id]).get(member_id)

@@ -102,6 +102,12 @@ def require_usable(session: Session, member_id: int, *, allow_frozen: bool = Fal
     check_usable(member_id, repository.status_of(session, member_id), allow_frozen=allow_frozen)
 
 
+def lock(session: Session, member_id: int, *, allow_frozen: bool = False) -> None:
+    """Lock the member until commit (its wallet row, the lock every writer of the member takes)
+    and refuse it, under that lock, when unknown, merged or (unless allowed) frozen."""
+    check_usable(member_id, repository.lock(session, member_id), allow_frozen=allow_frozen)
+
+
 def check_usable(
     member_id: int, status: MemberStatus | None, *, allow_frozen: bool = False
 ) -> None:
@@ -116,8 +122,9 @@ def check_usable(
 
 
 def link(session: Session, member_id: int, identity: Identity, now: datetime) -> None:
-    """Attach an identity; linking one the member already has is a no-op."""
-    require_usable(session, member_id, allow_frozen=True)
+    """Attach an identity; linking one the member already has is a no-op. The member is
+    locked first (a merge moving its identities waits, or is waited for)."""
+    lock(session, member_id, allow_frozen=True)
     namespace, external_id = normalise_identity(identity.namespace, identity.external_id)
     owner = repository.find_by_identity(session, namespace, external_id)
     if owner == member_id:
@@ -128,8 +135,9 @@ def link(session: Session, member_id: int, identity: Identity, now: datetime) ->
 
 
 def unlink(session: Session, member_id: int, identity: Identity) -> None:
-    """Detach an identity; a member keeps at least one."""
-    require_usable(session, member_id, allow_frozen=True)
+    """Detach an identity; a member keeps at least one. The member is locked first, so two
+    unlinks of its last two identities cannot both see the other one left."""
+    lock(session, member_id, allow_frozen=True)
     namespace, external_id = normalise_identity(identity.namespace, identity.external_id)
     if len(repository.identities(session, [member_id])) <= 1:
         raise Conflict("A member keeps at least one identity.")
@@ -147,8 +155,10 @@ def update_profile(session: Session, member_id: int, values: dict[str, Any], now
 
 
 def freeze(session: Session, member_id: int, reason: str, now: datetime) -> None:
-    """Stop a member from earning and spending until unfrozen."""
+    """Stop a member from earning and spending until unfrozen. The member is locked first, so
+    a write that read it active under that lock commits before the freeze does."""
     get(session, member_id)
+    repository.lock(session, member_id)
     if not repository.set_status(
         session,
         member_id,
@@ -163,6 +173,7 @@ def freeze(session: Session, member_id: int, reason: str, now: datetime) -> None
 def unfreeze(session: Session, member_id: int, now: datetime) -> None:
     """Let a frozen member earn and spend again."""
     get(session, member_id)
+    repository.lock(session, member_id)
     if not repository.set_status(
         session,
         member_id,

@@ -351,7 +351,7 @@ def adjust(
         )
     if not reason.strip():
         raise ValidationFailed("A growth adjustment needs a reason.", field="reason")
-    members.require_usable(session, member_id, allow_frozen=True)
+    members.lock(session, member_id, allow_frozen=True)  # a merge moving growth waits
     return credit(
         session,
         member_id,
