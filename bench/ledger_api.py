@@ -1,8 +1,10 @@
-"""Ledger API benchmark: earn and redeem against a live Tally server, on SQLite and PostgreSQL.
+"""Ledger API benchmark: earn, redeem and checkout against a live Tally server, on SQLite and
+PostgreSQL.
 
 For each database it starts a fresh Tally server (``tally serve --workers N``) on 127.0.0.1,
 creates a partner key and a pool of members through the API, then drives
-``POST /v1/members/{id}/earn`` and ``.../redeem`` with wrk (``-t 2 -c <clients> --latency``)
+``POST /v1/members/{id}/earn``, ``.../redeem`` and checkouts (``.../holds`` then
+``/v1/holds/{id}/capture``) with wrk (``-t 2 -c <clients> --latency``)
 and reports throughput, p50 and p99 latency, non-2xx responses and the server's peak memory,
 next to the database's own raw rate measured in the same run (pgbench TPC-B for PostgreSQL,
 a plain sqlite3 commit loop for SQLite). Every figure is printed beside the limit it is judged
@@ -62,6 +64,7 @@ TARGET_CLIENTS = 32
 MIN_EARN_RATE = 1500.0  # earns/s at 32 clients
 MAX_EARN_P99_MS = 50.0
 MIN_PGBENCH_SHARE = 0.5  # PostgreSQL earns/s >= 50% of pgbench tps
+MIN_CHECKOUT_RATE = 1000.0  # checkouts (hold + capture) per second at 32 clients (issue 10)
 
 PREFUND_POINTS = 1000  # every member gets this once before the runs, so redeems never run dry
 EARN_POINTS = 10
@@ -162,6 +165,11 @@ class WrkResult:
     first_error: str
     socket_errors: dict[str, int]
     server_cpu_s: float = 0.0  # CPU seconds the server's processes used during the run
+    completed: int = 0  # checkouts whose capture was answered 2xx (checkout runs only)
+
+    @property
+    def completed_per_s(self) -> float:
+        return self.completed / self.duration_s if self.duration_s else float("nan")
 
     @property
     def server_cpu_ms_per_request(self) -> float:
@@ -214,6 +222,7 @@ def run_wrk(
                 statuses={str(k): int(v) for k, v in data["statuses"].items()},
                 first_error=str(data["first_error"]),
                 socket_errors={str(k): int(v) for k, v in data["socket_errors"].items()},
+                completed=int(data.get("completed", 0)),
             )
     raise RuntimeError(
         f"wrk printed no result ({proc.returncode}): {' '.join(cmd)}\n"
@@ -244,14 +253,14 @@ def run_python_load(
     lock = threading.Lock()
     deadline = time.monotonic() + duration
 
+    completed = [0]
+
     def client(number: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         count = 0
-        while time.monotonic() < deadline:
-            count += 1
-            key = f"{tag}-c{number}-{count}"
-            member = members[(number + count) % len(members)]
-            body = json.dumps({"points": points, "reference": key})
+        captures: list[str] = []  # checkout: holds made, to capture next
+
+        def send(path: str, body: dict[str, Any], key: str) -> tuple[int, Any] | None:
             headers = {
                 "Authorization": f"Bearer {api_key}",
                 "Content-Type": "application/json",
@@ -259,14 +268,14 @@ def run_python_load(
             }
             started = time.perf_counter()
             try:
-                conn.request("POST", f"/v1/members/{member}/{kind}", body=body, headers=headers)
+                conn.request("POST", path, body=json.dumps(body), headers=headers)
                 resp = conn.getresponse()
                 raw = resp.read()
             except (OSError, http.client.HTTPException):
                 conn.close()
                 with lock:
                     errors["read"] += 1
-                continue
+                return None
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 latencies.append(elapsed)
@@ -274,6 +283,25 @@ def run_python_load(
                     statuses[str(resp.status)] = statuses.get(str(resp.status), 0) + 1
                     if not first_error:
                         first_error.append(f"{resp.status} {raw[:200].decode(errors='replace')}")
+                    return None
+            return resp.status, json.loads(raw)
+
+        while time.monotonic() < deadline:
+            count += 1
+            key = f"{tag}-c{number}-{count}"
+            if captures:
+                if send(f"/v1/holds/{captures.pop()}/capture", {}, key) is not None:
+                    with lock:
+                        completed[0] += 1
+                continue
+            member = members[(number + count) % len(members)]
+            if kind != "checkout":
+                send(f"/v1/members/{member}/{kind}", {"points": points, "reference": key}, key)
+                continue
+            hold = {"points": points, "expires_in_seconds": 600, "reference": key}
+            answer = send(f"/v1/members/{member}/holds", hold, key)
+            if answer is not None:
+                captures.append(answer[1]["hold"]["id"])
         conn.close()
 
     started = time.monotonic()
@@ -302,6 +330,7 @@ def run_python_load(
         statuses=statuses,
         first_error=first_error[0] if first_error else "",
         socket_errors=errors,
+        completed=completed[0],
     )
 
 
@@ -323,6 +352,7 @@ class DbRun:
     db_settings: str = ""
     earn: WrkResult | None = None
     redeem: WrkResult | None = None
+    checkout: WrkResult | None = None
     memory: MemoryReport | None = None
     members: int = 0
     setup_seconds: float = 0.0
@@ -384,6 +414,7 @@ def run_api(run: DbRun, database_url: str, args: argparse.Namespace, log_dir: Pa
 
         run.earn = load("earn", EARN_POINTS)
         run.redeem = load("redeem", REDEEM_POINTS)
+        run.checkout = load("checkout", REDEEM_POINTS)
     finally:
         run.server_died = not server.is_running()
         run.memory = server.stop()
@@ -492,6 +523,42 @@ def _load_rows(db: str, res: WrkResult | None, kind: str, judged: bool) -> list[
     return rows
 
 
+def _checkout_rows(db: str, res: WrkResult | None, *, judged: bool) -> list[Row]:
+    """A checkout (hold, then capture) as the mall will make it: checkouts/s and the latency of
+    each of its requests, judged against issue 10's target, then the per-request rows."""
+    if res is None:
+        return []
+    at = f" at {TARGET_CLIENTS} clients (issue 10)"
+    rate = f"{res.completed_per_s:,.0f} checkouts/s ({res.requests_per_s:,.0f} req/s)"
+    p99 = f"{res.p99_ms:.1f} ms"
+    if not judged:
+        return [
+            Row(db, "checkout throughput (hold + capture)", rate, "none (smoke run)", "info"),
+            *_load_rows(db, res, "checkout", judged=False),
+        ]
+    return [
+        Row(
+            db,
+            "checkout throughput (hold + capture)",
+            rate,
+            f">= {MIN_CHECKOUT_RATE:,.0f} checkouts/s{at}",
+            check(res.completed_per_s >= MIN_CHECKOUT_RATE),
+        ),
+        Row(
+            db,
+            "checkout request latency p99",
+            p99,
+            f"< {MAX_EARN_P99_MS:.0f} ms{at}",
+            check(res.p99_ms < MAX_EARN_P99_MS),
+        ),
+        *[
+            row
+            for row in _load_rows(db, res, "checkout", judged=False)
+            if row.figure != "checkout latency p99"
+        ],
+    ]
+
+
 def build_rows(runs: list[DbRun], args: argparse.Namespace) -> list[Row]:
     """Every figure beside its limit; a smoke run judges only errors, not the targets."""
     targets = not args.smoke
@@ -506,6 +573,7 @@ def build_rows(runs: list[DbRun], args: argparse.Namespace) -> list[Row]:
             rows.append(Row(db, "server process", "exited during the run", "stays up", "FAIL"))
         rows += _load_rows(db, run.earn, "earn", judged=targets)
         rows += _load_rows(db, run.redeem, "redeem", judged=False)
+        rows += _checkout_rows(db, run.checkout, judged=targets)
         if run.raw_sqlite is not None:
             raw = run.raw_sqlite
             rows.append(
@@ -622,7 +690,9 @@ def write_markdown(
         f"{args.warmup}s warm-up, on 127.0.0.1; {args.members:,} members created through the "
         f"API and pre-funded with {PREFUND_POINTS:,} points each; earn {EARN_POINTS} / redeem "
         f"{REDEEM_POINTS} point(s) per request on a random member; unique Idempotency-Key and "
-        "reference per request; redeem runs after earn.",
+        "reference per request; redeem runs after earn; then checkouts: a hold of "
+        f"{REDEEM_POINTS} point(s) (600 s timeout) and its full capture, each capture sent as "
+        "its connection's thread's next request.",
         f"- Server: `tally serve --workers {args.workers}`, a fresh database per run.",
     ]
     for run in runs:
@@ -704,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         if run.error:
             print(f"\n{run.database} error (server log: {run.server_log or 'n/a'}):\n{run.error}")
-        bad_load = any(r is not None and r.non2xx for r in (run.earn, run.redeem))
+        bad_load = any(r is not None and r.non2xx for r in (run.earn, run.redeem, run.checkout))
         if (run.error or run.server_died or bad_load) and run.server_log_tail:
             print(f"\n{run.database} server log tail ({run.server_log}):\n{run.server_log_tail}")
     if info["loadavg_start"] != "?" and float(info["loadavg_start"]) > 0.5:

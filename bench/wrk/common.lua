@@ -1,4 +1,5 @@
--- Shared by earn.lua and redeem.lua: POST /v1/members/{id}/<kind> with 32+ concurrent clients.
+-- Shared by earn.lua, redeem.lua (POST /v1/members/{id}/<kind>) and checkout.lua, with 32+
+-- concurrent clients.
 --
 -- Set by bench/ledger_api.py through the environment:
 --   TALLY_BENCH_KIND      "earn" or "redeem" (earn.lua and redeem.lua set it themselves)
@@ -58,6 +59,12 @@ function init(args)
   math.randomseed(os.time() + 7919 * thread_id)
 end
 
+-- For checkout.lua, which makes its own requests.
+function tag_of_thread() return tag end
+function headers_of_thread() return headers end
+function points_of_thread() return points end
+function random_member() return members[math.random(#members)] end
+
 function request()
   counter = counter + 1
   local unique = tag .. "-" .. counter
@@ -94,12 +101,13 @@ local function json_string(s)
 end
 
 function done(summary, latency, requests)
-  local total_non2xx, total_responses = 0, 0
+  local total_non2xx, total_responses, total_completed = 0, 0, 0
   local merged = {}
   local first = ""
   for _, thread in ipairs(threads) do
     total_non2xx = total_non2xx + (thread:get("non2xx") or 0)
     total_responses = total_responses + (thread:get("responses") or 0)
+    total_completed = total_completed + (thread:get("completed") or 0)
     local s = thread:get("statuses") or ""
     for code, n in string.gmatch(s, "(%d+):(%d+)") do
       merged[code] = (merged[code] or 0) + tonumber(n)
@@ -119,11 +127,11 @@ function done(summary, latency, requests)
       .. '"requests_per_s":%.2f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,'
       .. '"mean_ms":%.3f,"non2xx":%d,"statuses":{%s},"first_error":%s,'
       .. '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},'
-      .. '"wrk_status_errors":%d}\n',
+      .. '"wrk_status_errors":%d,"completed":%d}\n',
     json_string(kind), summary.requests, total_responses, seconds,
     summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(90) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000, latency.mean / 1000,
     total_non2xx, table.concat(status_parts, ","), json_string(first),
-    e.connect, e.read, e.write, e.timeout, e.status))
+    e.connect, e.read, e.write, e.timeout, e.status, total_completed))
 end
