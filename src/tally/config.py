@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", description="The programme's time zone.")
     default_locale: str = Field(default="zh-CN")
     max_points_per_operation: int = Field(default=1_000_000_000, ge=1)
+    idempotency_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days an Idempotency-Key's answer is kept; older records are purged by "
+        "`tally jobs idempotency` (and in `tally serve`), after which the key is new again.",
+    )
     hold_max_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     checkout_window_seconds: int = Field(
         default=30 * 60,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import sign_ins
+from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
 from tally.ledger import jobs, reminders
@@ -61,6 +63,13 @@ class Scheduler:
             ),
             ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
+            (
+                "idempotency",
+                lambda: idempotency.purge(
+                    self._db.write,
+                    now - timedelta(days=self._settings.idempotency_retention_days),
+                ),
+            ),
             (
                 "reminders",
                 lambda: reminders.remind(

@@ -16,6 +16,7 @@ import typer
 from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
 from tally.flows import sign_ins
+from tally.idempotency import service as idempotency
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
 from tally.ledger import reminders as ledger_reminders
@@ -232,6 +233,27 @@ def memberships(
     with open_database() as db:
         report = membership_jobs.expire(db.write, moment)
     emit({**_head(moment, dry_run), "expired": report.expired, "abandoned": report.abandoned})
+
+
+@jobs_app.command("idempotency")
+def purge_idempotency(
+    as_of: Annotated[
+        str | None, as_of_option("Purge Idempotency-Key records older than the retention")
+    ] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Purge Idempotency-Key records older than `TALLY_IDEMPOTENCY_RETENTION_DAYS` (default 30)
+    before the moment, in bounded chunks (idempotent; safe to re-run)."""
+    moment = job_moment(as_of, dry_run)
+    days = get_settings().idempotency_retention_days
+    before = moment - timedelta(days=days)
+    with open_database() as db:
+        if dry_run:
+            with db.read() as session:
+                found = {"records": idempotency.purgeable(session, before)}
+        else:
+            found = {"purged": idempotency.purge(db.write, before)}
+    emit({**_head(moment, dry_run), "retention_days": days, "before": before.isoformat(), **found})
 
 
 @jobs_app.command("sign-ins")

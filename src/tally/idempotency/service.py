@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -90,6 +92,39 @@ def remember(
 ) -> None:
     """Store the response in the same transaction as the change it describes."""
     remember_all(session, [Answer(principal, key, fingerprint, status_code, body)])
+
+
+PURGE_CHUNK = 5000
+# The oldest records first, by primary key (ids grow with time, so the walk stops at the first
+# chunk that is not all old): each chunk one bounded statement in a short transaction.
+_PURGE = Raw(
+    "DELETE FROM idempotency_records WHERE id IN (SELECT id FROM idempotency_records"
+    " WHERE created_at < :before ORDER BY id LIMIT :n)"
+)
+_PURGEABLE = Raw("SELECT count(*) FROM idempotency_records WHERE created_at < :before")
+
+
+def purge(
+    unit_of_work: Callable[[], AbstractContextManager[Session]],
+    before: datetime,
+    chunk: int = PURGE_CHUNK,
+) -> int:
+    """Delete the records made before ``before``, ``chunk`` at a time, each chunk in its own
+    transaction; how many were deleted. Safe to re-run and beside itself (a record deleted
+    twice is deleted once)."""
+    purged = 0
+    while True:
+        with unit_of_work() as session:
+            deleted = int(_PURGE.execute(session, {"before": before, "n": chunk}).rowcount)
+        purged += deleted
+        if deleted < chunk:
+            return purged
+
+
+def purgeable(session: Session, before: datetime) -> int:
+    """How many records :func:`purge` would delete (``--dry-run``)."""
+    row = _PURGEABLE.one(session, {"before": before})
+    return int(row[0]) if row else 0
 
 
 def remember_all(session: Session, answers: Sequence[Answer]) -> None:

@@ -258,6 +258,8 @@ def test_the_command_tree_is_complete() -> None:
         "jobs lapses", "jobs sign-ins",
         # identities in the programme's namespaces
         "member enrol", "member link",
+        # purging Idempotency-Key records past their retention
+        "jobs idempotency",
         # webhook delivery and expiry reminders
         "jobs deliver", "jobs reminders",
     }  # fmt: skip
