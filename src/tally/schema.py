@@ -13,6 +13,7 @@ from tally.audit import models as audit_models
 from tally.db.base import Base
 from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
+from tally.job_failures import models as job_failure_models
 from tally.ledger import models as ledger_models
 from tally.member_codes import models as member_code_models
 from tally.members import models as member_models
@@ -43,6 +44,7 @@ MODEL_MODULES = (
     throttling_models,
     adjustment_models,
     member_code_models,
+    job_failure_models,
     outbox_models,
     webhook_models,
 )

@@ -8,6 +8,7 @@ expire points, lapse holds, downgrade members and end memberships before they ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
 from tally.flows import sign_ins
 from tally.idempotency import service as idempotency
+from tally.job_failures.service import Failure, reported
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
 from tally.ledger import reminders as ledger_reminders
@@ -84,6 +86,12 @@ def job_moment(value: str | None, dry_run: bool) -> datetime:
     return moment
 
 
+def failed(failures: Sequence[Failure]) -> dict[str, Any]:
+    """What a run reports of the rows it could not process (nothing when there were none):
+    how many, and the first few (each recorded in job_failures)."""
+    return reported(failures, SAMPLE)
+
+
 def _head(moment: datetime, dry_run: bool) -> dict[str, Any]:
     head: dict[str, Any] = {"as_of": moment.isoformat()}
     if dry_run:
@@ -141,6 +149,7 @@ def expire(
             "lots_expired": report.lots,
             "points_expired": report.points,
             "holds_lapsed": report.holds_lapsed,
+            **failed(report.failures),
         }
     )
 
@@ -166,8 +175,8 @@ def lapses(
         return
     with open_database() as db:
         policy = policy_for(programme_in_force(at=moment), get_settings())
-        lapsed = ledger_jobs.lapse_holds(db.write, moment, policy)
-    emit({**_head(moment, dry_run), "holds_lapsed": lapsed})
+        report = ledger_jobs.lapse_holds(db.write, moment, policy)
+    emit({**_head(moment, dry_run), "holds_lapsed": report.lapsed, **failed(report.failures)})
 
 
 @jobs_app.command("tiers")
@@ -232,7 +241,14 @@ def memberships(
         return
     with open_database() as db:
         report = membership_jobs.expire(db.write, moment)
-    emit({**_head(moment, dry_run), "expired": report.expired, "abandoned": report.abandoned})
+    emit(
+        {
+            **_head(moment, dry_run),
+            "expired": report.expired,
+            "abandoned": report.abandoned,
+            **failed(report.failures),
+        }
+    )
 
 
 @jobs_app.command("idempotency")

@@ -7,7 +7,7 @@ would take, in one read transaction, and writes nothing: what ``--dry-run`` prin
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from tally.db.raw import savepoint
 from tally.errors import HoldNotActive
+from tally.job_failures.service import Failure, isolating
+from tally.job_failures.service import record as record_failures
 from tally.ledger import repository
 from tally.ledger.domain import SYSTEM_EXPIRED, Leg, Origin, Policy, member_available
 from tally.ledger.holds import release_hold
@@ -31,60 +33,111 @@ class ExpiryReport:
     lots: int
     points: int
     holds_lapsed: int
+    # Rows the job could not process (passed over, recorded in job_failures): members whose
+    # lots did not expire, then holds that did not lapse.
+    failures: tuple[Failure, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LapseReport:
+    lapsed: int
+    failures: tuple[Failure, ...] = ()
 
 
 def expire(
     unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 2000
 ) -> ExpiryReport:
-    """Expire every lot due by ``as_of``, then lapse every hold timed out by then."""
-    members, lots, points = expire_lots(unit_of_work, as_of, batch)
-    return ExpiryReport(members, lots, points, lapse_holds(unit_of_work, as_of, policy, batch))
+    """Expire every lot due by ``as_of``, then lapse every hold timed out by then; a member or
+    hold that cannot be processed is passed over (recorded, reported) and the rest go on."""
+    members, lots, points, failed = expire_lots(unit_of_work, as_of, batch)
+    lapses = lapse_holds(unit_of_work, as_of, policy, batch)
+    return ExpiryReport(members, lots, points, lapses.lapsed, (*failed, *lapses.failures))
 
 
 def expire_lots(
     unit_of_work: UnitOfWork, as_of: datetime, batch: int = 2000
-) -> tuple[int, int, int]:
-    """Expire every lot due by ``as_of``: ``(members, lots, points)`` expired.
+) -> tuple[int, int, int, tuple[Failure, ...]]:
+    """Expire every lot due by ``as_of``: ``(members, lots, points)`` expired, and the members
+    whose lots could not be (recorded in job_failures; the next run tries them again).
 
-    Each batch is one transaction; a lot is only ever expired once (its ``remaining`` is taken
-    to zero by a conditional update), so re-running, or running concurrently, is harmless.
+    Each batch of members is one transaction (a failing batch is split until its failing
+    members stand alone); a lot is only ever expired once (its ``remaining`` is taken to zero
+    by a conditional update), so re-running, or running concurrently, is harmless.
     """
     members = lots = points = 0
+    failed: list[Failure] = []
     while True:
         with unit_of_work() as session:
-            due_members = repository.members_with_due_lots(session, as_of, batch)
-            for member_id in due_members:
-                repository.lock_wallet(session, member_id)
-                member_lots = repository.due_lots_of(session, member_id, as_of)
-                if member_lots:
-                    members += 1
-                    lots += len(member_lots)
-                    points += _expire_member(session, member_id, member_lots, as_of)
+            skip = [int(failure.row_id) for failure in failed]
+            due_members = repository.members_with_due_lots(session, as_of, batch, skip=skip)
         if not due_members:
-            return members, lots, points
+            record_failures(unit_of_work, "expiry", failed)
+            return members, lots, points, tuple(failed)
+        done, failures = isolating(
+            unit_of_work,
+            due_members,
+            lambda session, part: _expire_members(session, part, as_of),
+            "member",
+        )
+        for expired_members, expired_lots, expired_points in done:
+            members += expired_members
+            lots += expired_lots
+            points += expired_points
+        failed.extend(failures)
+
+
+def _expire_members(
+    session: Session, member_ids: Sequence[int], as_of: datetime
+) -> tuple[int, int, int]:
+    members = lots = points = 0
+    for member_id in member_ids:
+        repository.lock_wallet(session, member_id)
+        member_lots = repository.due_lots_of(session, member_id, as_of)
+        if member_lots:
+            members += 1
+            lots += len(member_lots)
+            points += _expire_member(session, member_id, member_lots, as_of)
+    return members, lots, points
 
 
 def lapse_holds(
     unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 2000
-) -> int:
-    """Lapse every hold timed out by ``as_of`` (its points go back); how many lapsed.
+) -> LapseReport:
+    """Lapse every hold timed out by ``as_of`` (its points go back): how many lapsed, and the
+    holds that could not be (recorded in job_failures; the next run tries them again).
 
     A hold is closed by a conditional update, so a hold captured, voided or lapsed meanwhile
     is skipped; re-running, or running concurrently, is harmless.
     """
     lapsed = 0
+    failed: list[Failure] = []
     while True:
         with unit_of_work() as session:
-            hold_ids = repository.lapsed_hold_ids(session, as_of, batch)
-            for hold_id in hold_ids:
-                try:
-                    with savepoint(session):
-                        release_hold(session, Origin(), hold_id, as_of, policy, lapse=True)
-                    lapsed += 1
-                except HoldNotActive:
-                    continue
+            skip = [uuid.UUID(failure.row_id) for failure in failed]
+            hold_ids = repository.lapsed_hold_ids(session, as_of, batch, skip=skip)
         if not hold_ids:
-            return lapsed
+            record_failures(unit_of_work, "lapses", failed)
+            return LapseReport(lapsed, tuple(failed))
+        done, failures = isolating(
+            unit_of_work,
+            hold_ids,
+            lambda session, part: _lapse(session, part, as_of, policy),
+            "hold",
+        )
+        lapsed += sum(done)
+        failed.extend(failures)
+
+
+def _lapse(session: Session, hold_ids: Sequence[uuid.UUID], as_of: datetime, policy: Policy) -> int:
+    lapsed = 0
+    for hold_id in hold_ids:
+        try:
+            with savepoint(session):
+                release_hold(session, Origin(), hold_id, as_of, policy, lapse=True)
+            lapsed += 1
+        except HoldNotActive:
+            continue
+    return lapsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -433,29 +433,24 @@ def timed_out_holds(
     return [(int(points), portions[entry_id]) for entry_id, points in holds]
 
 
-def lapsed_hold_ids(session: Session, as_of: datetime, limit: int) -> list[uuid.UUID]:
-    """Active holds whose timeout has passed."""
-    return list(
-        session.scalars(
-            select(Hold.id)
-            .where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= as_of)
-            .order_by(Hold.expires_at, Hold.id)
-            .limit(limit)
-        )
-    )
+def lapsed_hold_ids(
+    session: Session, as_of: datetime, limit: int, *, skip: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """Active holds whose timeout has passed (but those of ``skip``)."""
+    query = select(Hold.id).where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= as_of)
+    if skip:
+        query = query.where(Hold.id.not_in(skip))
+    return list(session.scalars(query.order_by(Hold.expires_at, Hold.id).limit(limit)))
 
 
-def members_with_due_lots(session: Session, as_of: datetime, limit: int) -> list[int]:
-    """Members owning lots due to expire by ``as_of``."""
-    return list(
-        session.scalars(
-            select(Lot.member_id)
-            .where(Lot.remaining > 0, Lot.expires_at <= as_of)
-            .group_by(Lot.member_id)
-            .order_by(Lot.member_id)
-            .limit(limit)
-        )
-    )
+def members_with_due_lots(
+    session: Session, as_of: datetime, limit: int, *, skip: Sequence[int] = ()
+) -> list[int]:
+    """Members owning lots due to expire by ``as_of`` (but those of ``skip``)."""
+    query = select(Lot.member_id).where(Lot.remaining > 0, Lot.expires_at <= as_of)
+    if skip:
+        query = query.where(Lot.member_id.not_in(skip))
+    return list(session.scalars(query.group_by(Lot.member_id).order_by(Lot.member_id).limit(limit)))
 
 
 def lock_wallet(session: Session, member_id: int) -> None:

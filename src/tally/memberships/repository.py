@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -148,34 +149,32 @@ def close_if_due(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def due_to_expire(session: Session, as_of: datetime, limit: int) -> list[uuid.UUID]:
-    """Active memberships whose period ended by ``as_of``."""
+def due_to_expire(
+    session: Session, as_of: datetime, limit: int, *, skip: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """Active memberships whose period ended by ``as_of`` (but those of ``skip``)."""
+    query = select(Membership.id).where(
+        Membership.status == MembershipStatus.ACTIVE, Membership.current_period_end <= as_of
+    )
+    if skip:
+        query = query.where(Membership.id.not_in(skip))
     return list(
-        session.scalars(
-            select(Membership.id)
-            .where(
-                Membership.status == MembershipStatus.ACTIVE,
-                Membership.current_period_end <= as_of,
-            )
-            .order_by(Membership.current_period_end, Membership.id)
-            .limit(limit)
-        )
+        session.scalars(query.order_by(Membership.current_period_end, Membership.id).limit(limit))
     )
 
 
-def due_to_abandon(session: Session, as_of: datetime, limit: int) -> list[uuid.UUID]:
-    """Pending memberships left unpaid for :data:`PENDING_TTL` by ``as_of``."""
-    return list(
-        session.scalars(
-            select(Membership.id)
-            .where(
-                Membership.status == MembershipStatus.PENDING,
-                Membership.created_at <= as_of - PENDING_TTL,
-            )
-            .order_by(Membership.created_at, Membership.id)
-            .limit(limit)
-        )
+def due_to_abandon(
+    session: Session, as_of: datetime, limit: int, *, skip: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """Pending memberships left unpaid for :data:`PENDING_TTL` by ``as_of`` (but those of
+    ``skip``)."""
+    query = select(Membership.id).where(
+        Membership.status == MembershipStatus.PENDING,
+        Membership.created_at <= as_of - PENDING_TTL,
     )
+    if skip:
+        query = query.where(Membership.id.not_in(skip))
+    return list(session.scalars(query.order_by(Membership.created_at, Membership.id).limit(limit)))
 
 
 def payment_by_reference(

@@ -13,7 +13,7 @@ row, and only the run whose update succeeded writes history. A member evaluated 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tally.job_failures.service import Failure, isolating, reported
+from tally.job_failures.service import record as record_failures
 from tally.programme.domain import Programme
 from tally.tiers import domain, repository
 from tally.tiers.service import history_row
@@ -37,9 +39,16 @@ class TierReport:
     members: int
     changes: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
+    # Members the run could not evaluate (passed over, recorded in job_failures).
+    failures: tuple[Failure, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"members": self.members, "changes": dict(self.changes), "skipped": self.skipped}
+        return {
+            "members": self.members,
+            "changes": dict(self.changes),
+            "skipped": self.skipped,
+            **reported(self.failures),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,45 +110,78 @@ def evaluate(
     chunk: int = CHUNK,
     programme_version: int | None = None,
 ) -> TierReport:
-    """Evaluate every member with a tier row at ``as_of`` (idempotent; safe to run concurrently)."""
+    """Evaluate every member with a tier row at ``as_of`` (idempotent; safe to run concurrently).
+
+    Each chunk is written in one transaction; a chunk that fails is split until the members it
+    cannot evaluate stand alone, which are passed over and recorded (job_failures)."""
     after = 0
     members = skipped = 0
     counts: Counter[str] = Counter()
+    failed: list[Failure] = []
     while True:
         with unit_of_work() as session:
             rows = repository.state_chunk(session, after, chunk)
-            if not rows:
-                break
-            decided = decide(session, rows, programme, as_of)
-            moved = repository.change_states(
-                session,
-                [
-                    repository.StateChange(
-                        item.row.member_id,
-                        item.row.version,
-                        item.decision.tier_code,
-                        item.decision.downgrade_at,
-                        as_of if item.decision.tier_changed else None,
-                    )
-                    for item in decided
-                ],
-                as_of,
+        if not rows:
+            break
+        done, failures = isolating(
+            unit_of_work,
+            rows,
+            lambda session, part: _evaluate(session, part, as_of, programme, programme_version),
+            "member",
+            lambda row: row.member_id,
+        )
+        for part_counts, part_skipped in done:
+            counts.update(part_counts)
+            skipped += part_skipped
+        failed.extend(failures)
+        members += len(rows)
+        after = rows[-1].member_id
+    record_failures(unit_of_work, "tiers", failed)
+    return TierReport(
+        members=members,
+        changes=dict(sorted(counts.items())),
+        skipped=skipped,
+        failures=tuple(failed),
+    )
+
+
+def _evaluate(
+    session: Session,
+    rows: Sequence[repository.StateRow],
+    as_of: datetime,
+    programme: Programme,
+    programme_version: int | None,
+) -> tuple[Counter[str], int]:
+    """Evaluate ``rows`` in the caller's transaction: changes made by reason, updates lost."""
+    counts: Counter[str] = Counter()
+    decided = decide(session, list(rows), programme, as_of)
+    moved = repository.change_states(
+        session,
+        [
+            repository.StateChange(
+                item.row.member_id,
+                item.row.version,
+                item.decision.tier_code,
+                item.decision.downgrade_at,
+                as_of if item.decision.tier_changed else None,
             )
-            skipped += len(decided) - len(moved)
-            history: list[dict[str, object]] = []
-            for item in decided:
-                if item.row.member_id not in moved:
-                    continue
-                for change in item.decision.changes:
-                    counts[change.reason] += 1
-                    growth = item.value.up if change.reason == domain.UPGRADE else item.value.keep
-                    history.append(
-                        history_row(item.row.member_id, change, growth, as_of, programme_version)
-                    )
-            repository.insert_changes(session, history)
-            members += len(rows)
-            after = rows[-1].member_id
-    return TierReport(members=members, changes=dict(sorted(counts.items())), skipped=skipped)
+            for item in decided
+        ],
+        as_of,
+    )
+    skipped = len(decided) - len(moved)
+    history: list[dict[str, object]] = []
+    for item in decided:
+        if item.row.member_id not in moved:
+            continue
+        for change in item.decision.changes:
+            counts[change.reason] += 1
+            growth = item.value.up if change.reason == domain.UPGRADE else item.value.keep
+            history.append(
+                history_row(item.row.member_id, change, growth, as_of, programme_version)
+            )
+    repository.insert_changes(session, history)
+    return counts, skipped
 
 
 @dataclass(frozen=True, slots=True)
