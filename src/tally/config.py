@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -145,14 +148,41 @@ class Settings(BaseSettings):
         """Return the configured secret, or a per-installation one kept beside the data."""
         if self.secret_key:
             return self.secret_key
-        path = DEFAULT_DATA_DIR / "secret.key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(32)
-        path.write_text(secret)
-        path.chmod(0o600)
-        return secret
+        return installation_secret(DEFAULT_DATA_DIR / "secret.key")
+
+
+def installation_secret(path: Path) -> str:
+    """The secret kept in ``path``, created on first use.
+
+    A new secret is written whole to a temporary file that is private (0600) from its first
+    byte, then linked into place under its name, which fails if the name exists: of several
+    processes starting at once exactly one secret wins, every process reads that one, and no
+    process ever reads a partly written file.
+    """
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-", suffix=".tmp")
+    try:
+        os.fchmod(descriptor, 0o600)  # mkstemp's mode already; said once more, whatever umask
+        os.write(descriptor, secrets.token_urlsafe(32).encode())
+        os.fsync(descriptor)
+        os.close(descriptor)
+        # Fails when another process linked its secret first: that one is the secret then.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty; remove it to have a new secret made")
+    return secret
 
 
 @lru_cache(maxsize=1)
