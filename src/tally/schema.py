@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
 
 from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
@@ -64,6 +68,42 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# The key of the PostgreSQL advisory lock that migrations run under ("tally" in ASCII).
+MIGRATION_LOCK_KEY = 0x74616C6C79
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (safe to call on every start)."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the database to the newest schema (safe to call on every start).
+
+    Processes starting at once on a new database (workers, several servers, a command beside
+    them) migrate it once: each migrates under one lock — an advisory lock on PostgreSQL, a
+    file lock beside the database on SQLite — so the others wait, then find it up to date.
+    """
+    with _migration_lock(engine):
+        command.upgrade(alembic_config(engine), "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
+        return
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield  # a database only this process sees
+        return
+    descriptor = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock

@@ -73,7 +73,8 @@ def serve(
 
 @db_app.command("upgrade")
 def upgrade() -> None:
-    """Create or migrate the database to the newest schema."""
+    """Create or migrate the database to the newest schema (processes starting at once migrate
+    it once: the others wait for it)."""
     with open_database():
         typer.echo("database is up to date")
 
