@@ -196,7 +196,8 @@ class FamilyDissolved(TallyError):
     title = "The family was dissolved"
 
 
-# Operator guardrails (console only: not part of the API's contract, so not in ALL_ERRORS).
+# Operator guardrails. An impossible amount is refused by the partner API too (so it is in
+# ALL_ERRORS); deciding on requests is the console's alone.
 class AdjustmentTooLarge(TallyError):
     code = "adjustment_too_large"
     status = 422
@@ -219,6 +220,12 @@ class RequestNotPending(TallyError):
     code = "request_not_pending"
     status = 409
     title = "The request was already decided"
+
+
+class RequestExpired(TallyError):
+    code = "request_expired"
+    status = 409
+    title = "The request expired before anyone decided on it"
 
 
 class WouldLockOut(TallyError):
@@ -342,4 +349,5 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     UnknownPurpose,
     WebhookTargetRefused,
     UnknownEventType,
+    AdjustmentTooLarge,
 )

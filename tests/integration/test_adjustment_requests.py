@@ -1,16 +1,21 @@
-"""Staff adjustments within guardrails, on SQLite and PostgreSQL: within the role's limit they
-post, above it they wait for another staff member in an approving role, who posts them exactly
-once (however many approvals race) or rejects them; the impossible is refused; every step is
-in the audit log; refusals write nothing."""
+"""Adjustments within guardrails, on SQLite and PostgreSQL: within the requester's limit (a staff
+role's, or the API's for an operator channel's key) they post, above it they wait for a staff
+member in an approving role, who posts them exactly once (however many approvals race) or
+rejects them before the request's deadline; from the deadline on a request is expired for every
+reader, and no decision lands on it, even racing; the impossible is refused; every step is in the
+audit log; refusals write nothing."""
 
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from support.race import race
+from tally.adjustments import repository
 from tally.adjustments import service as requests
 from tally.adjustments.domain import RequestStatus
 from tally.adjustments.models import AdjustmentRequest
@@ -23,6 +28,7 @@ from tally.errors import (
     InsufficientPoints,
     NotAnApprover,
     OwnRequest,
+    RequestExpired,
     RequestNotPending,
     TallyError,
 )
@@ -34,7 +40,8 @@ from tally.ledger.domain import Origin
 from tally.ledger.models import EntryKind, JournalEntry
 from tally.ledger.posting import policy_for
 from tally.members.service import Identity
-from tally.programme.domain import StaffRules
+from tally.partners import service as partners
+from tally.programme.domain import Programme, StaffRules
 from tally.programme.runtime import default_programme
 from tally.staff import service as staff
 from tally.staff.models import StaffRole
@@ -382,8 +389,302 @@ def test_pending_lists_and_counts(database: Database) -> None:
     _approve(database, approver, ids[1])
 
     with database.read() as session:
-        assert requests.pending_count(session) == 2
-        assert [row.id for row in requests.pending(session)] == [ids[0], ids[2]]
-        assert [row.id for row in requests.pending(session, first)] == [ids[0], ids[2]]
-        assert requests.pending(session, second) == []
-        assert [row.id for row in requests.recently_decided(session)] == [ids[1]]
+        assert requests.pending_count(session, utcnow()) == 2
+        assert [row.id for row in requests.pending(session, utcnow())] == [ids[0], ids[2]]
+        assert [row.id for row in requests.pending(session, utcnow(), first)] == [ids[0], ids[2]]
+        assert requests.pending(session, utcnow(), second) == []
+        assert [row.id for row in requests.recently_decided(session, utcnow())] == [ids[1]]
+
+
+# --- Requests expire at their deadline ---------------------------------------------------------
+
+T0 = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+TTL = timedelta(hours=RULES.request_ttl_hours)
+TICK = timedelta(microseconds=1)
+
+
+def _file(
+    db: Database,
+    actor: flow.Requester,
+    member_id: int,
+    points: int,
+    now: datetime = T0,
+    programme: Programme = PROGRAMME,
+) -> AdjustmentRequest:
+    """File a request at ``now`` (``points`` above the actor's limit)."""
+    with db.write() as session:
+        filed = flow.adjust(
+            session,
+            actor,
+            member_id,
+            points,
+            "goodwill",
+            programme=programme,
+            version=3,
+            policy=POLICY,
+            now=now,
+        ).request
+    assert filed is not None
+    return filed
+
+
+def _decide_at(
+    db: Database, actor: flow.Actor, request_id: int, now: datetime, how: str
+) -> AdjustmentRequest:
+    with db.write() as session:
+        if how == "approve":
+            return flow.approve(
+                session, actor, request_id, programme=PROGRAMME, policy=POLICY, now=now
+            )
+        if how == "reject":
+            return flow.reject(
+                session, actor, request_id, "late", programme=PROGRAMME, policy=POLICY, now=now
+            )
+        return flow.withdraw(session, actor, request_id, now)
+
+
+def test_a_request_stores_its_deadline_from_the_programme_when_filed(database: Database) -> None:
+    requester = _staff(database, StaffRole.SUPPORT)
+    member = _member(database)
+    short = PROGRAMME.model_copy(
+        update={"staff": RULES.model_copy(update={"request_ttl_hours": 5})}
+    )
+
+    filed = _file(database, requester, member, 6_000, programme=short)
+    later = _file(database, requester, member, 6_000)  # the programme changed since
+
+    assert _request(database, filed.id).deadline == T0 + timedelta(hours=5)
+    assert _request(database, later.id).deadline == T0 + timedelta(hours=72)
+    details = _audit(database, member)[0][2]
+    assert details is not None
+    assert details["deadline"] == (T0 + timedelta(hours=5)).isoformat()
+
+
+def test_at_its_deadline_a_request_is_expired_for_every_reader(database: Database) -> None:
+    requester = _staff(database, StaffRole.SUPPORT)
+    approver = _staff(database, StaffRole.ADMIN)
+    member = _member(database)
+    filed = _file(database, requester, member, 6_000)
+    deadline = T0 + TTL
+
+    with database.read() as session:
+        stored = requests.get(session, filed.id)
+        assert requests.status_of(stored, deadline - TICK) is RequestStatus.PENDING
+        assert [row.id for row in requests.pending(session, deadline - TICK)] == [filed.id]
+        assert requests.pending_count(session, deadline - TICK) == 1
+        assert requests.recently_decided(session, deadline - TICK) == []
+        # From the deadline on, with no job having run: expired, listed as closed.
+        assert requests.status_of(stored, deadline) is RequestStatus.EXPIRED
+        assert requests.pending(session, deadline) == []
+        assert requests.pending(session, deadline, member) == []
+        assert requests.pending_count(session, deadline) == 0
+        assert [row.id for row in requests.recently_decided(session, deadline)] == [filed.id]
+    before = _counts(database)
+
+    for how, actor in (("approve", approver), ("reject", approver), ("withdraw", requester)):
+        with pytest.raises(RequestExpired) as refused:
+            _decide_at(database, actor, filed.id, deadline, how)
+        assert refused.value.extra == {"deadline": deadline.isoformat()}, how
+
+    assert _counts(database) == before  # nothing posted, decided or audited
+    assert _request(database, filed.id).status is RequestStatus.PENDING  # stored as filed
+    assert _available(database, member) == 0
+
+
+def test_a_request_is_approved_until_the_instant_before_its_deadline(database: Database) -> None:
+    requester = _staff(database, StaffRole.SUPPORT)
+    approver = _staff(database, StaffRole.ADMIN)
+    member = _member(database)
+    filed = _file(database, requester, member, 6_000)
+
+    approved = _decide_at(database, approver, filed.id, T0 + TTL - TICK, "approve")
+
+    assert approved.id == filed.id
+    assert _request(database, filed.id).status is RequestStatus.APPROVED
+    assert _adjustments(database, member) == 1
+
+
+def test_the_conditional_update_itself_refuses_an_expired_request(database: Database) -> None:
+    """Race-safe without the flow's checks: the statement that decides also names the deadline."""
+    requester = _staff(database, StaffRole.SUPPORT)
+    approver = _staff(database, StaffRole.ADMIN)
+    filed = _file(database, requester, _member(database), 6_000)
+    deadline = T0 + TTL
+
+    with database.write() as session:
+        late = repository.decide(
+            session,
+            filed.id,
+            RequestStatus.APPROVED,
+            staff_id=approver.staff_id,
+            note=None,
+            now=deadline,
+        )
+    assert late is False
+    assert _request(database, filed.id).status is RequestStatus.PENDING
+    with database.write() as session:
+        on_time = repository.decide(
+            session,
+            filed.id,
+            RequestStatus.APPROVED,
+            staff_id=approver.staff_id,
+            note=None,
+            now=deadline - TICK,
+        )
+    assert on_time is True
+
+
+@pytest.mark.parametrize("early", [0, 1])
+def test_approvals_racing_the_deadline_post_at_most_once(database: Database, early: int) -> None:
+    """Four approvers at once: ``early`` of them a second before the deadline, the others at
+    it. At most the early one posts; the late ones are refused as expired (or, after the early
+    one won, as no longer pending)."""
+    requester = _staff(database, StaffRole.SUPPORT)
+    approvers = [_staff(database, StaffRole.ADMIN) for _ in range(4)]
+    member = _member(database)
+    filed = _file(database, requester, member, 8_000)
+    deadline = T0 + TTL
+
+    def approve(index: int) -> object:
+        moment = deadline - timedelta(seconds=1) if index < early else deadline
+        return _decide_at(database, approvers[index], filed.id, moment, "approve")
+
+    outcomes = race(4, approve)
+
+    assert sum(isinstance(outcome, AdjustmentRequest) for outcome in outcomes) == early
+    late = outcomes[early:]
+    assert all(isinstance(outcome, RequestExpired | RequestNotPending) for outcome in late), late
+    assert _adjustments(database, member) == early
+    assert _available(database, member) == 8_000 * early
+    stored = _request(database, filed.id).status
+    assert stored is (RequestStatus.APPROVED if early else RequestStatus.PENDING)
+
+
+# --- Requests filed by an operator channel's API key -----------------------------------------
+
+API_RULES = RULES.model_copy(update={"api_adjustment_limit": 1_000})
+API_PROGRAMME = PROGRAMME.model_copy(update={"staff": API_RULES})
+
+
+def _key(db: Database, code: str = "MOBILE") -> flow.KeyActor:
+    with db.write() as session:
+        partner = partners.create_partner(session, code, code, utcnow())
+        key, _plain = partners.issue_key(
+            session,
+            partner,
+            partners.parse_scopes("admin,read"),
+            "s" * 32,
+            utcnow(),
+            operator_channel=True,
+        )
+        return flow.KeyActor(partner.id, key.id, key.prefix, "198.51.100.9")
+
+
+def test_an_api_key_adjusts_within_the_api_limit_at_once(database: Database) -> None:
+    key = _key(database)
+    member = _member(database)
+
+    with database.write() as session:
+        posted = flow.adjust(
+            session,
+            key,
+            member,
+            1_000,
+            "goodwill",
+            programme=API_PROGRAMME,
+            version=3,
+            policy=POLICY,
+            now=utcnow(),
+        )
+
+    assert posted.request is None
+    assert posted.posted is not None
+    with database.read() as session:
+        entry = session.get(JournalEntry, posted.entry_id)
+        assert entry is not None
+        assert (entry.partner_id, entry.staff_id) == (key.partner_id, None)
+    assert _audit(database, member) == [
+        (
+            f"partner:{key.partner_id}",
+            "member.adjust",
+            {
+                "points": 1_000,
+                "reason": "goodwill",
+                "entry": str(posted.entry_id),
+                "key": key.key_prefix,
+            },
+            "198.51.100.9",
+        )
+    ]
+
+
+def test_above_the_api_limit_a_key_files_a_request_a_staff_approver_posts(
+    database: Database,
+) -> None:
+    key = _key(database)
+    approver = _staff(database, StaffRole.FINANCE)
+    member = _member(database)
+    entries = _counts(database)[0]
+
+    filed = _file(database, key, member, 1_001, programme=API_PROGRAMME)
+
+    stored = _request(database, filed.id)
+    assert (stored.requested_by, stored.requested_by_key_id, stored.requester_role) == (
+        None,
+        key.key_id,
+        None,
+    )
+    assert (stored.points, stored.role_limit, stored.deadline) == (1_001, 1_000, T0 + TTL)
+    assert _counts(database)[0] == entries  # nothing posted
+    assert _audit(database, member)[-1][:2] == (f"partner:{key.partner_id}", "adjustment.request")
+
+    _decide_at(database, approver, filed.id, T0 + timedelta(hours=1), "approve")
+
+    stored = _request(database, filed.id)
+    assert stored.status is RequestStatus.APPROVED
+    with database.read() as session:
+        entry = session.get(JournalEntry, stored.entry_id)
+        assert entry is not None
+        assert (entry.partner_id, entry.staff_id) == (key.partner_id, None)  # the requester's
+    assert _available(database, member) == 1_001
+    approval = _audit(database, member)[-1]
+    assert (approval[0], approval[1]) == (f"staff:{approver.staff_id}", "adjustment.approve")
+    assert approval[2] is not None
+    assert approval[2]["requested_by"] == f"partner:{key.partner_id}"
+
+
+def test_the_api_limit_defaults_to_zero_and_the_ceiling_applies(database: Database) -> None:
+    key = _key(database)
+    member = _member(database)
+
+    filed = _file(database, key, member, 1)  # PROGRAMME declares no API limit
+    with pytest.raises(AdjustmentTooLarge, match="at most 10,000,000 points"):
+        _file(database, key, member, 10_000_001, programme=API_PROGRAMME)
+
+    assert (filed.points, filed.role_limit) == (1, 0)
+    assert _counts(database)[1] == 1
+
+
+@pytest.mark.parametrize("requesters", [(True, True), (False, False)])
+def test_a_request_names_exactly_one_requester(
+    database: Database, requesters: tuple[bool, bool]
+) -> None:
+    staff_member = _staff(database, StaffRole.SUPPORT)
+    key = _key(database)
+    member = _member(database)
+    by_staff, by_key = requesters
+
+    row = AdjustmentRequest(
+        member_id=member,
+        points=5,
+        reason="x",
+        status=RequestStatus.PENDING,
+        requested_by=staff_member.staff_id if by_staff else None,
+        requested_by_key_id=key.key_id if by_key else None,
+        role_limit=0,
+        requested_at=T0,
+        deadline=T0 + TTL,
+    )
+
+    with pytest.raises(IntegrityError), database.write() as session:
+        repository.insert(session, row)

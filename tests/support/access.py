@@ -42,12 +42,27 @@ TEST_NAMESPACES = tuple(
 )
 
 
+#: What the suites' operator channels may adjust through the API without approval (a programme
+#: declares none by default: every API adjustment would be a request).
+TEST_API_ADJUSTMENT_LIMIT = 100_000
+
+
+def with_api_adjustment_limit(programme: Programme, limit: int) -> Programme:
+    """``programme`` whose partner API may adjust ``limit`` points without approval."""
+    content = programme.dump()
+    staff = {**content["staff"], "api_adjustment_limit": limit}
+    return Programme.model_validate({**content, "staff": staff})
+
+
 def ensure_operator_channel(session: Session, code: str) -> Programme:
     """Make partner ``code`` one of the operator's channels in the programme in force (with
-    the :data:`TEST_NAMESPACES` declared), applying a new version only when it is not one."""
+    the :data:`TEST_NAMESPACES` declared, and :data:`TEST_API_ADJUSTMENT_LIMIT` when it declares
+    no API limit), applying a new version only when it is not one."""
     current = runtime.effective(session, Settings())
     if current.is_operator_channel(code):
         return current
     changed = with_namespaces(with_partner(current, code), *TEST_NAMESPACES)
+    if not changed.staff.api_adjustment_limit:
+        changed = with_api_adjustment_limit(changed, TEST_API_ADJUSTMENT_LIMIT)
     apply(session, changed)
     return changed

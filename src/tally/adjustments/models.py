@@ -1,4 +1,4 @@
-"""Adjustment requests: staff adjustments above the requester's limit, awaiting a decision."""
+"""Adjustment requests: adjustments above the requester's limit, awaiting a decision."""
 
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ from tally.db.base import Base, BigId, UTCDateTime, partial_index, str_enum
 
 
 class AdjustmentRequest(Base):
-    """An adjustment one staff member asked for and another decides on.
+    """An adjustment a staff member or a partner's API key asked for, and a staff approver
+    decides on.
 
-    The status leaves ``pending`` only by a conditional update, so a request is approved (and its
-    adjustment posted) at most once however many approvals race; ``entry_id`` is the posted
-    journal entry. ``role_limit`` and ``programme_version`` record the limit that sent it here.
+    Exactly one of ``requested_by`` (a staff member, with ``requester_role``) and
+    ``requested_by_key_id`` (an operator channel's API key) names who asked. The status leaves
+    ``pending`` only by a conditional update that also requires the ``deadline`` to lie ahead,
+    so a request is approved (and its adjustment posted) at most once however many approvals
+    race, and never once expired; ``entry_id`` is the posted journal entry. ``role_limit`` and
+    ``programme_version`` record the limit that sent it here.
     """
 
     __tablename__ = "adjustment_requests"
     __table_args__ = (
         CheckConstraint("points <> 0", name="points_not_zero"),
+        CheckConstraint(
+            "(requested_by IS NULL) <> (requested_by_key_id IS NULL)", name="one_requester"
+        ),
         partial_index("ix_adjustment_requests_pending", "requested_at", where="status = 'pending'"),
     )
 
@@ -32,11 +39,15 @@ class AdjustmentRequest(Base):
     reason: Mapped[str] = mapped_column(String(500))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[RequestStatus] = mapped_column(str_enum(RequestStatus))
-    requested_by: Mapped[int] = mapped_column(BigInteger, ForeignKey("staff_users.id"))
-    requester_role: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff_users.id"))
+    requested_by_key_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("api_keys.id"), index=True
+    )
+    requester_role: Mapped[str | None] = mapped_column(String(16))
     role_limit: Mapped[int] = mapped_column(BigInteger)
     programme_version: Mapped[int | None] = mapped_column(BigInteger)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff_users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decision_note: Mapped[str | None] = mapped_column(String(500))

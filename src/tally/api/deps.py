@@ -72,6 +72,12 @@ def programme(request: Request, session: Session) -> Programme:
     return cache.get(session)
 
 
+def clock_now(request: Request) -> datetime:
+    """The current time: ``app.state.clock`` when a test injected one."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else utcnow()
+
+
 def policy(request: Request) -> Policy:
     """The ledger policy of the programme in force."""
     cache: ProgrammeCache = request.app.state.programme

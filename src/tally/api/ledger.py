@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -14,12 +15,13 @@ from starlette.responses import Response
 from tally.access import domain as access
 from tally.access import service as access_service
 from tally.access.domain import Caller
+from tally.adjustments import service as adjustment_requests
 from tally.api import schemas, views
-from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
+from tally.api.deps import Mutation, Reader, clock_now, mutation, policy, programme, reader
 from tally.api.fastlane import lane
-from tally.api.paths import HoldId, MemberId, TransactionId
+from tally.api.paths import AdjustmentRequestId, HoldId, MemberId, TransactionId
 from tally.errors import NotFound
-from tally.flows import earning
+from tally.flows import earning, staff_adjustments
 from tally.flows.earning import Earning
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
@@ -270,28 +272,89 @@ async def list_transactions(
     )
 
 
-@router.post("/v1/members/{member_id}/adjustments", response_model=schemas.Posted, status_code=201)
+ADJUSTMENT_REQUEST_FILED = {
+    "model": schemas.AdjustmentRequest,
+    "description": "Above the API's limit (`staff.api_adjustment_limit` in the programme): "
+    "nothing is posted; the adjustment is a request a staff approver decides on in the "
+    "console before `expires_at`. Poll it at `Location`.",
+    "headers": {
+        "Location": {
+            "description": "The request: `/v1/adjustment-requests/{id}`.",
+            "schema": {"type": "string"},
+            "required": True,
+        }
+    },
+}
+
+
+@router.post(
+    "/v1/members/{member_id}/adjustments",
+    response_model=schemas.Posted,
+    status_code=201,
+    responses={202: ADJUSTMENT_REQUEST_FILED},
+)
 async def adjust(
     member_id: MemberId,
     payload: schemas.AdjustRequest,
     write: Annotated[Mutation, Depends(mutation(Scope.ADMIN))],
 ) -> Response:
     """An operator back-office correction (positive or negative) with a reason (the
-    operator's channels only)."""
+    operator's channels only), under the programme's guardrails: posted at once (201) up to
+    `staff.api_adjustment_limit` points, above it filed as a request for a staff approver
+    (202); never more than `staff.max_adjustment` (`adjustment_too_large`)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         access.require_operator_channel(write.holder, "adjust points")
-        now = utcnow()
-        result = ledger.adjust(
+        now = clock_now(write.request)
+        cache: ProgrammeCache = write.request.app.state.programme
+        outcome = staff_adjustments.adjust(
             session,
-            write.origin,
+            key_actor(write),
             member_id,
             payload.points,
             payload.reason,
-            now,
-            _policy(write),
-            payload.expires_at,
+            programme=programme(write.request, session),
+            version=cache.version,
+            policy=_policy(write),
+            now=now,
+            expires_at=payload.expires_at,
         )
-        return 201, views.posted(session, result, now, _zone(write))
+        if outcome.request is not None:
+            return 202, views.adjustment_request(session, outcome.request, now)
+        assert outcome.posted is not None
+        return 201, views.posted(session, outcome.posted, now, _zone(write))
 
-    return await write.run(work)
+    answer = await write.run(work)
+    if answer.status_code == 202:  # the first answer or its replay: the same Location
+        filed = orjson.loads(bytes(answer.body))
+        answer.headers["Location"] = f"/v1/adjustment-requests/{filed['id']}"
+    return answer
+
+
+def key_actor(write: Mutation) -> staff_adjustments.KeyActor:
+    """The calling key as the adjustment guardrails (and the audit log) name it."""
+    client = write.request.client
+    return staff_adjustments.KeyActor(
+        partner_id=write.holder.partner_id,
+        key_id=write.holder.key_id,
+        key_prefix=write.token.partition(".")[0],
+        address=client.host if client is not None else None,
+    )
+
+
+@router.get(
+    "/v1/adjustment-requests/{adjustment_request_id}", response_model=schemas.AdjustmentRequest
+)
+async def get_adjustment_request(
+    adjustment_request_id: AdjustmentRequestId,
+    read: Annotated[Reader, Depends(reader(Scope.ADMIN))],
+) -> schemas.AdjustmentRequest:
+    """An adjustment request the calling partner's keys filed, as it stands now: pending,
+    approved (with the posted transaction), rejected, withdrawn or expired. Another partner's
+    request, or one filed by staff, is `404 not_found`."""
+
+    def work(session: Session, caller: Caller) -> schemas.AdjustmentRequest:
+        found = adjustment_requests.of_partner(session, adjustment_request_id, caller.partner_id)
+        return views.adjustment_request(session, found, clock_now(read.request))
+
+    return await read.run(work)

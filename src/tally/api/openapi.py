@@ -70,7 +70,11 @@ RAISES: dict[str, tuple[str, ...]] = {
         "already_reversed",
         "not_reversible",
     ),
-    "POST /v1/members/{member_id}/adjustments": (*_MEMBER_STATE, "insufficient_points"),
+    "POST /v1/members/{member_id}/adjustments": (
+        *_MEMBER_STATE,
+        "insufficient_points",
+        "adjustment_too_large",
+    ),
     "POST /v1/members/{member_id}/links": ("member_merged",),
     "POST /v1/members/{member_id}/growth/adjustments": (*_MEMBER_STATE, "insufficient_growth"),
     "POST /v1/members/{member_id}/consents": ("unknown_partner", "unknown_purpose"),

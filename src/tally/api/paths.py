@@ -1,8 +1,8 @@
 """Ids in API paths, parsed strictly: an id is written one way only.
 
-A member or family id is ASCII digits without a sign, spaces, underscores or leading zeros
-(``/v1/members/+1``, ``01``, ``1_000`` or full-width ``１`` are not member 1); a hold,
-transaction or membership id is a UUID in its canonical lower-case form. Anything else names
+A member, family or adjustment request id is ASCII digits without a sign, spaces, underscores
+or leading zeros (``/v1/members/+1``, ``01``, ``1_000`` or full-width ``１`` are not member 1); a
+hold, transaction or membership id is a UUID in its canonical lower-case form. Anything else names
 nothing: the API answers ``404 not_found`` (see :func:`tally.api.problems.handle_validation_error`).
 The OpenAPI schema states the same bounds and pattern.
 """
@@ -30,6 +30,9 @@ def _strict_digits(value: Any) -> Any:
 StrictDigits = BeforeValidator(_strict_digits)
 MemberId = Annotated[int, Path(gt=0, le=MAX_ID, description="The member's Tally id."), StrictDigits]
 FamilyId = Annotated[int, Path(gt=0, le=MAX_ID, description="The family's id."), StrictDigits]
+AdjustmentRequestId = Annotated[
+    int, Path(gt=0, le=MAX_ID, description="The adjustment request's id."), StrictDigits
+]
 HoldId = Annotated[str, Path(pattern=UUID_PATTERN, description="The hold's id (a UUID).")]
 TransactionId = Annotated[
     str, Path(pattern=UUID_PATTERN, description="The transaction's id (a UUID).")

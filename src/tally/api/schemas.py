@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -263,3 +263,41 @@ class AdjustRequest(Strict):
     points: Annotated[StrictInt, Field(ge=-MAX_POINTS, le=MAX_POINTS)]
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     expires_at: AwareDatetime | None = None
+
+
+class AdjustmentRequester(BaseModel):
+    """Who asked for an adjustment request through the API."""
+
+    partner: str = Field(description="The code of the partner whose API key asked.")
+    key: str = Field(description="The prefix of the API key that asked (never the key).")
+
+
+class AdjustmentRequest(BaseModel):
+    """An adjustment above the API's limit (`staff.api_adjustment_limit`), awaiting a staff
+    approver's decision until `expires_at`; nothing is posted unless it is approved."""
+
+    id: int = Field(description="The request's id: poll `GET /v1/adjustment-requests/{id}`.")
+    member_id: int
+    points: int = Field(description="The adjustment asked for (either sign).")
+    reason: str
+    points_expire_at: datetime | None = Field(
+        description="The last moment credited points stay valid (`expires_at` of the request "
+        "body); `null`: the programme's validity."
+    )
+    status: Literal["pending", "approved", "rejected", "withdrawn", "expired"] = Field(
+        description="`pending` until a staff approver decides; `approved` (posted: "
+        "`transaction_id`), `rejected` (`note` says why) or `expired` (nobody decided by "
+        "`expires_at`)."
+    )
+    requested_by: AdjustmentRequester
+    requested_at: datetime
+    expires_at: datetime = Field(
+        description="When the request expires unless decided (`staff.request_ttl_hours` after "
+        "it was filed)."
+    )
+    limit: int = Field(description="The points the API may adjust alone, which this exceeds.")
+    decided_at: datetime | None = Field(
+        description="When it was approved or rejected, or when it expired."
+    )
+    transaction_id: str | None = Field(description="The adjustment posted on approval.")
+    note: str | None = Field(description="The approver's note on a rejection.")

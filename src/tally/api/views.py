@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tally.adjustments import service as adjustment_requests
+from tally.adjustments.models import AdjustmentRequest
 from tally.api import schemas
 from tally.flows import family_spend as family_spends
 from tally.kit.clock import utcnow
@@ -17,6 +19,7 @@ from tally.ledger import posting as ledger_posting
 from tally.ledger import service as ledger
 from tally.ledger.domain import Balance
 from tally.ledger.models import Hold, JournalEntry
+from tally.partners import service as partners
 from tally.privacy import service as privacy
 from tally.privacy.domain import Viewer
 from tally.programme import runtime
@@ -158,3 +161,30 @@ def parse_uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def adjustment_request(
+    session: Session, found: AdjustmentRequest, now: datetime
+) -> schemas.AdjustmentRequest:
+    """An adjustment request filed through the API, as it stands at ``now``."""
+    assert found.requested_by_key_id is not None
+    prefix, partner = partners.key_owners(session, {found.requested_by_key_id})[
+        found.requested_by_key_id
+    ]
+    status = adjustment_requests.status_of(found, now)
+    expired_unrecorded = found.decided_at is None and status.value == "expired"
+    return schemas.AdjustmentRequest(
+        id=found.id,
+        member_id=found.member_id,
+        points=found.points,
+        reason=found.reason,
+        points_expire_at=found.expires_at,
+        status=status.value,
+        requested_by=schemas.AdjustmentRequester(partner=partner, key=prefix),
+        requested_at=found.requested_at,
+        expires_at=found.deadline,
+        limit=found.role_limit,
+        decided_at=found.deadline if expired_unrecorded else found.decided_at,
+        transaction_id=None if found.entry_id is None else str(found.entry_id),
+        note=found.decision_note,
+    )

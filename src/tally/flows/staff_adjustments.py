@@ -1,26 +1,60 @@
-"""Staff adjustments within guardrails: posted at once within the role's limit, otherwise filed
-as a request that another staff member in an approving role approves (posting it, exactly once)
-or rejects. Every step is written to the audit log in the same transaction."""
+"""Adjustments within guardrails, whoever asks: a staff member in the console (the role's
+limit) or an operator channel's API key (``staff.api_adjustment_limit``). Within the limit an
+adjustment posts at once; above it, it is filed as a request that expires after
+``staff.request_ttl_hours`` and that a staff member in an approving role — never the requester —
+approves (posting it, exactly once, attributed to the requester) or rejects before then. Every
+step is written to the audit log in the same transaction."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from tally.adjustments import service as requests
 from tally.adjustments.domain import Guardrails, RequestStatus, Route
 from tally.adjustments.models import AdjustmentRequest
+from tally.adjustments.service import Filing
 from tally.audit import service as audit
 from tally.audit.domain import Action
-from tally.errors import InsufficientPoints
+from tally.errors import InsufficientPoints, ValidationFailed
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
-from tally.ledger.posting import checked_expiry
+from tally.ledger.posting import Posted, checked_expiry
 from tally.members import service as members
+from tally.partners import service as partners
 from tally.programme.domain import Programme
+
+
+class Requester(Protocol):
+    """Who asks for an adjustment: the limits they work within, the origin of what they post,
+    and how a request they file names them."""
+
+    @property
+    def address(self) -> str | None:
+        """Where they act from (for the audit log)."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The requester as the audit log names it."""
+        ...
+
+    @property
+    def origin(self) -> Origin:
+        """The origin of the adjustments they post (and that an approval posts for them)."""
+        ...
+
+    def limits(self, programme: Programme, policy: Policy) -> Guardrails:
+        """Their guardrails under ``programme`` and the server's settings."""
+        ...
+
+    def filing(self, request: Filing) -> Filing:
+        """``request`` naming them as its requester."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +70,41 @@ class Actor:
         """The actor as the audit log names it."""
         return f"staff:{self.staff_id}"
 
+    @property
+    def origin(self) -> Origin:
+        return Origin(staff_id=self.staff_id)
+
+    def limits(self, programme: Programme, policy: Policy) -> Guardrails:
+        return guardrails(programme, self.role, policy)
+
+    def filing(self, request: Filing) -> Filing:
+        return replace(request, requester_id=self.staff_id, requester_role=self.role)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyActor:
+    """An operator channel's API key adjusting through the partner API (its partner, the key,
+    and the address it calls from): limited by ``staff.api_adjustment_limit``."""
+
+    partner_id: int
+    key_id: int
+    key_prefix: str
+    address: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"partner:{self.partner_id}"
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(partner_id=self.partner_id)
+
+    def limits(self, programme: Programme, policy: Policy) -> Guardrails:
+        return Guardrails.of_api(programme.staff, policy.max_points)
+
+    def filing(self, request: Filing) -> Filing:
+        return replace(request, requester_key_id=self.key_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Adjusted:
@@ -43,6 +112,7 @@ class Adjusted:
 
     entry_id: uuid.UUID | None = None
     request: AdjustmentRequest | None = None
+    posted: Posted | None = None
 
 
 def guardrails(programme: Programme, role: str, policy: Policy) -> Guardrails:
@@ -52,7 +122,7 @@ def guardrails(programme: Programme, role: str, policy: Policy) -> Guardrails:
 
 def adjust(
     session: Session,
-    actor: Actor,
+    actor: Requester,
     member_id: int,
     points: int,
     reason: str,
@@ -63,22 +133,19 @@ def adjust(
     now: datetime,
     expires_at: datetime | None = None,
 ) -> Adjusted:
-    """Post an adjustment within the actor's limit; above it, file a request for approval.
+    """Post an adjustment within the actor's limit; above it, file a request for approval that
+    expires after the programme's ``request_ttl_hours``.
 
     An amount above the ceiling is refused (``adjustment_too_large``, naming the limit); so is a
     debit the member's balance cannot cover even now, which no approval could post.
     """
-    limits = guardrails(programme, actor.role, policy)
-    if limits.route(points) is Route.POST:
+    limits = actor.limits(programme, policy)
+    route = limits.route(points)
+    if not reason.strip():
+        raise ValidationFailed("An adjustment needs a reason.", field="reason")
+    if route is Route.POST:
         posted = ledger.adjust(
-            session,
-            Origin(staff_id=actor.staff_id),
-            member_id,
-            points,
-            reason,
-            now,
-            policy,
-            expires_at,
+            session, actor.origin, member_id, points, reason, now, policy, expires_at
         )
         _record(
             session,
@@ -90,7 +157,7 @@ def adjust(
             reason=reason,
             entry=str(posted.entry_id),
         )
-        return Adjusted(entry_id=posted.entry_id)
+        return Adjusted(entry_id=posted.entry_id, posted=posted)
     members.require_usable(session, member_id, allow_frozen=True)
     if expires_at is not None:
         checked_expiry(expires_at, now, policy)  # what the approval would refuse, refused now
@@ -103,15 +170,16 @@ def adjust(
             )
     filed = requests.file(
         session,
-        requests.Filing(
-            member_id=member_id,
-            points=points,
-            reason=reason.strip(),
-            expires_at=expires_at,
-            requester_id=actor.staff_id,
-            requester_role=actor.role,
-            role_limit=limits.role_limit,
-            programme_version=version,
+        actor.filing(
+            Filing(
+                member_id=member_id,
+                points=points,
+                reason=reason.strip(),
+                expires_at=expires_at,
+                role_limit=limits.role_limit,
+                programme_version=version,
+                deadline=limits.deadline(now),
+            )
         ),
         now,
     )
@@ -125,6 +193,7 @@ def adjust(
         points=points,
         reason=filed.reason,
         role_limit=limits.role_limit,
+        deadline=filed.deadline.isoformat(),
     )
     return Adjusted(request=filed)
 
@@ -155,7 +224,7 @@ def approve(
     )
     posted = ledger.adjust(
         session,
-        Origin(staff_id=request.requested_by),
+        requester_origin(session, request),
         request.member_id,
         request.points,
         request.reason,
@@ -172,10 +241,30 @@ def approve(
         now,
         request=request.id,
         points=request.points,
-        requested_by=request.requested_by,
+        requested_by=requester_name(session, request),
         entry=str(posted.entry_id),
     )
     return request
+
+
+def requester_origin(session: Session, request: AdjustmentRequest) -> Origin:
+    """Who an approved request's adjustment is posted for: the staff member who asked, or the
+    partner whose key did."""
+    if request.requested_by is not None:
+        return Origin(staff_id=request.requested_by)
+    return Origin(partner_id=_key_partner(session, request))
+
+
+def requester_name(session: Session, request: AdjustmentRequest) -> int | str:
+    """The requester as the audit details name it: the staff id, or ``partner:<id>``."""
+    if request.requested_by is not None:
+        return request.requested_by
+    return f"partner:{_key_partner(session, request)}"
+
+
+def _key_partner(session: Session, request: AdjustmentRequest) -> int:
+    assert request.requested_by_key_id is not None
+    return partners.key_by_id(session, request.requested_by_key_id).partner_id
 
 
 def reject(
@@ -205,7 +294,7 @@ def reject(
         now,
         request=request.id,
         points=request.points,
-        requested_by=request.requested_by,
+        requested_by=requester_name(session, request),
         note=note,
     )
     return request
@@ -229,12 +318,14 @@ def withdraw(session: Session, actor: Actor, request_id: int, now: datetime) -> 
 
 def _record(
     session: Session,
-    actor: Actor,
+    actor: Requester,
     action: str,
     member_id: int,
     now: datetime,
     **details: object,
 ) -> None:
+    if isinstance(actor, KeyActor):
+        details["key"] = actor.key_prefix  # which of the partner's keys (never the key itself)
     audit.record(
         session,
         actor=actor.name,

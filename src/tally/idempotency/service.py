@@ -8,10 +8,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tally.db.raw import Bulk, Raw
 from tally.errors import IdempotencyConflict, ValidationFailed
+from tally.idempotency.models import IdempotencyRecord
 from tally.kit import text
 from tally.kit.clock import utcnow
 
@@ -143,4 +145,16 @@ def remember_all(session: Session, answers: Sequence[Answer]) -> None:
             }
             for answer in answers
         ],
+    )
+
+
+def settle(session: Session, principal: str, key: str, status_code: int, body: str) -> None:
+    """Replace the response stored for a key this transaction claimed first (:func:`remember`
+    before the change, so that a concurrent request with the same key waits on the key's unique
+    constraint instead of doing the change too), once the change is known."""
+    session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+        .values(status_code=status_code, response_body=body)
+        .execution_options(synchronize_session=False)
     )

@@ -23,6 +23,8 @@ __all__ = [  # KeyHolder and Scope are re-exported: callers import them from her
     "authenticate",
     "create_partner",
     "issue_key",
+    "key_by_id",
+    "key_owners",
     "keys_of",
     "parse_scopes",
     "partner_by_code",
@@ -126,6 +128,26 @@ def keys_of(session: Session, partner_id: int) -> list[ApiKey]:
     return list(
         session.scalars(select(ApiKey).where(ApiKey.partner_id == partner_id).order_by(ApiKey.id))
     )
+
+
+def key_by_id(session: Session, key_id: int) -> ApiKey:
+    """The API key ``key_id`` (revoked or not), or ``not_found``."""
+    found = session.get(ApiKey, key_id)
+    if found is None:
+        raise NotFound(f"API key {key_id} does not exist.")
+    return found
+
+
+def key_owners(session: Session, key_ids: set[int]) -> dict[int, tuple[str, str]]:
+    """``{key id: (key prefix, partner code)}`` of ``key_ids``, with one statement."""
+    if not key_ids:
+        return {}
+    rows = session.execute(
+        select(ApiKey.id, ApiKey.prefix, Partner.code)
+        .join(Partner, Partner.id == ApiKey.partner_id)
+        .where(ApiKey.id.in_(sorted(key_ids)))
+    )
+    return {key_id: (prefix, code) for key_id, prefix, code in rows}
 
 
 def revoke_key(session: Session, prefix: str, now: datetime) -> None:

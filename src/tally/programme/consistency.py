@@ -229,6 +229,14 @@ def _staff_limits(programme: Programme) -> list[Problem]:
         for role, limit in staff.adjustment_limits.items()
         if limit > staff.max_adjustment or role in READ_ONLY_ROLES
     ]
+    if staff.api_adjustment_limit > staff.max_adjustment:
+        problems.append(
+            Problem(
+                ("staff", "api_adjustment_limit"),
+                f"{staff.api_adjustment_limit} is above staff.max_adjustment "
+                f"({staff.max_adjustment}), the largest adjustment allowed",
+            )
+        )
     problems += [
         Problem(
             ("staff", "approver_roles", position),

@@ -423,6 +423,20 @@ class StaffRules(Strict):
         le=1_000_000_000,
         description="The largest adjustment that may be requested at all, approved or not.",
     )
+    api_adjustment_limit: Points = Field(
+        default=0,
+        description="Points (either sign) one adjustment through the partner API (an operator "
+        "channel's key with the admin scope) may carry without approval; above it the "
+        "adjustment becomes a request a staff approver decides on. Default 0: every API "
+        "adjustment needs approval.",
+    )
+    request_ttl_hours: int = Field(
+        default=72,
+        ge=1,
+        le=720,
+        description="Hours an adjustment request waits for a decision; after that it is "
+        "expired and can no longer be approved or rejected.",
+    )
 
     def limit_of(self, role: str) -> int:
         """Points ``role`` may adjust alone (0: every adjustment needs approval)."""

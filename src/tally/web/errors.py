@@ -74,6 +74,10 @@ MESSAGES: dict[str, str] = {
     "own_request": N_("Another staff member must decide on your own request."),
     "not_an_approver": N_("Your role does not approve adjustment requests."),
     "request_not_pending": N_("This request was already decided."),
+    "request_expired": N_(
+        "This request expired before anyone decided on it: it can no longer be approved or "
+        "rejected. File a new one if the adjustment is still needed."
+    ),
     "would_lock_out": N_("This would lock you or every administrator out of the console."),
     "rate_limited": N_("Too many attempts in a short time. Wait a minute and try again."),
     "unknown_namespace": N_("The programme does not declare this kind of identity."),

@@ -134,6 +134,7 @@ REQUEST_STATUSES: dict[str, str] = {
     "approved": N_("Approved and posted"),
     "rejected": N_("Rejected"),
     "withdrawn": N_("Withdrawn"),
+    "expired": N_("Expired: nobody decided in time"),
 }
 
 #: Where a consent was granted or withdrawn (the channel's kind, before any ``:``).

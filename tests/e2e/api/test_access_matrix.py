@@ -55,6 +55,8 @@ def programme() -> Programme:
                 {"code": "shop", "owner": RELATED},
                 {"code": "food", "owner": UNRELATED},
             ],
+            # Up to 1,000 points an API adjustment posts at once; above, it is a request.
+            "staff": {**content["staff"], "api_adjustment_limit": 1_000},
             "plans": [
                 {
                     "code": "VIP",
@@ -297,6 +299,12 @@ def _paid(w: World) -> tuple[str, str]:
     return w.membership(paid=reference), reference
 
 
+def _adjustment_request(w: World) -> int:
+    """A request the operator's channel filed: an adjustment above the API's limit."""
+    body = {"points": 5_000, "reason": "goodwill"}
+    return int(w.ok(w.operator.post(f"/v1/members/{w.member}/adjustments", body), 202)["id"])
+
+
 def _webhook(w: World) -> int:
     """A subscription SHOP made (to a loopback URL: nothing is sent in these tests)."""
     body = {"url": "http://127.0.0.1:9/hooks", "event_types": ["entry.posted"]}
@@ -511,6 +519,17 @@ ROWS: list[Row] = [
         FORBIDDEN,
         FORBIDDEN,
         CREATED,
+    ),
+    Row(
+        "GET",
+        "/v1/adjustment-requests/{adjustment_request_id}",
+        Scope.ADMIN,
+        setup_then(
+            _adjustment_request, lambda api, number: api.get(f"/v1/adjustment-requests/{number}")
+        ),
+        NOT_FOUND,  # only the partner whose key filed it sees it
+        NOT_FOUND,
+        OK,
     ),
     # Growth value and tiers.
     Row("GET", "/v1/members/{member_id}/status", Scope.READ, get(member_path("/status"))),

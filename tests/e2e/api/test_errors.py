@@ -1316,6 +1316,10 @@ UNKNOWN_PURPOSE: dict[str, Build] = {
         {"partner": w.partner.code, "purpose": "resale", "granted": True},
     ),
 }
+ADJUSTMENT_TOO_LARGE: dict[str, Build] = {
+    "an adjustment above staff.max_adjustment": adjust({"points": 10_000_001, "reason": "typo"}),
+    "a debit above it": adjust({"points": -10_000_001, "reason": "typo"}),
+}
 
 TABLE: list[Any] = [
     pytest.param(
@@ -1358,6 +1362,7 @@ TABLE: list[Any] = [
         (429, "rate_limited", RATE_LIMITED),
         (422, "unknown_partner", UNKNOWN_PARTNER),
         (422, "unknown_purpose", UNKNOWN_PURPOSE),
+        (422, "adjustment_too_large", ADJUSTMENT_TOO_LARGE),
     )
     for name, build in cases.items()
 ]

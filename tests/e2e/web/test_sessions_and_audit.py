@@ -107,6 +107,13 @@ def hidden(html: str, name: str) -> str:
     return found.group(1)
 
 
+def adjust_nonce(html: str) -> str:
+    """The one-time token of the member page's adjustment form (other forms have their own)."""
+    found = re.search(r'action="/console/members/\d+/adjust"', html)
+    assert found, "no adjustment form"
+    return hidden(html[found.start() :], "nonce")
+
+
 def flashes(html: str) -> list[str]:
     return re.findall(r'class="flash flash-\w+"[^>]*>([^<]*)<', html)
 
@@ -140,7 +147,7 @@ def journal_count(db: Database) -> int:
 
 def adjust(client: TestClient, member: int, csrf: str) -> int:
     page = client.get(f"/console/members/{member}")
-    nonce = hidden(page.text, "nonce") if page.status_code == 200 else "n" * 24
+    nonce = adjust_nonce(page.text) if page.status_code == 200 else "n" * 24
     response = client.post(
         f"/console/members/{member}/adjust",
         data={"csrf": csrf, "nonce": nonce, "points": "5", "reason": "goodwill"},

@@ -10,7 +10,7 @@ from datetime import timedelta
 import web_fixtures
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from test_web_http import HTML, available, entry_count, flashes, hidden, sign_in
+from test_web_http import HTML, adjust_nonce, available, entry_count, flashes, hidden, sign_in
 from web_fixtures import DemoData
 
 from tally.adjustments.models import AdjustmentRequest
@@ -35,7 +35,7 @@ def adjust_form(client: TestClient, member_id: int, points: str, **extra: str) -
     page = client.get(f"/console/members/{member_id}").text
     return {
         "csrf": hidden(page, "csrf"),
-        "nonce": hidden(page, "nonce"),
+        "nonce": adjust_nonce(page),
         "points": points,
         "reason": "goodwill",
         **extra,
@@ -105,7 +105,7 @@ def test_a_large_amount_is_posted_only_once_re_typed(
     assert asked.status_code == 200
     assert "为会员 #17 增加 50,000 积分（价值 ¥500.00）？" in asked.text
     assert 'name="confirm"' in asked.text
-    assert hidden(asked.text, "nonce") == form["nonce"]  # the same form, confirmed next
+    assert adjust_nonce(asked.text) == form["nonce"]  # the same form, confirmed next
     assert entry_count(demo_data) == entries
 
     mistyped = client.post("/console/members/17/adjust", data=form | {"confirm": "5000"})

@@ -38,6 +38,13 @@ def hidden(html: str, name: str) -> str:
     return found.group(1)
 
 
+def adjust_nonce(html: str) -> str:
+    """The one-time token of the member page's adjustment form (other forms have their own)."""
+    found = re.search(r'action="/console/members/\d+/adjust"', html)
+    assert found, "no adjustment form"
+    return hidden(html[found.start() :], "nonce")
+
+
 def flashes(html: str) -> list[str]:
     return re.findall(r'class="flash flash-\w+"[^>]*>([^<]*)<', html)
 
@@ -163,7 +170,7 @@ def test_the_same_adjustment_form_applies_once(client: TestClient, demo_data: De
     before = available(demo_data, 9)
     sign_in(client, "support")
     page = client.get("/console/members/9").text
-    form = {"csrf": hidden(page, "csrf"), "nonce": hidden(page, "nonce")}
+    form = {"csrf": hidden(page, "csrf"), "nonce": adjust_nonce(page)}
     form |= {"points": "+1,000", "reason": "goodwill"}
 
     first = client.post("/console/members/9/adjust", data=form)
@@ -195,7 +202,7 @@ def test_a_refused_adjustment_shows_why_and_writes_nothing(
         "/console/members/10/adjust",
         data={
             "csrf": hidden(page, "csrf"),
-            "nonce": hidden(page, "nonce"),
+            "nonce": adjust_nonce(page),
             "points": points,
             "reason": reason,
         },

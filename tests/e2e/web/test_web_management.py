@@ -50,10 +50,20 @@ def actions(data: DemoData, action_prefix: str) -> list[tuple[str, dict[str, obj
         return [(row.action, row.details) for row in rows]
 
 
+def nonce(client: TestClient, path: str) -> str:
+    """A fresh one-time token of the creating form on the page at ``path``."""
+    return hidden(client.get(path).text, "nonce")
+
+
 def create_key(client: TestClient, code: str, csrf: str, *scopes: str) -> tuple[int, str]:
     response = client.post(
         f"/console/partners/{code}/keys",
-        data={"csrf": csrf, "scopes": list(scopes), "label": "tills"},
+        data={
+            "csrf": csrf,
+            "nonce": nonce(client, f"/console/partners/{code}"),
+            "scopes": list(scopes),
+            "label": "tills",
+        },
     )
     found = KEY.search(response.text)
     return response.status_code, found.group(1) if found else ""
@@ -84,11 +94,25 @@ def test_a_registered_partner_gets_a_key_shown_once_that_works_at_once(
 ) -> None:
     csrf = as_staff(client, "admin")
     registered = client.post(
-        "/console/partners", data={"csrf": csrf, "code": "E2E-KEYS", "name": "Keys <Co>"}
+        "/console/partners",
+        data={
+            "csrf": csrf,
+            "nonce": nonce(client, "/console/partners"),
+            "code": "E2E-KEYS",
+            "name": "Keys <Co>",
+        },
     )
     assert registered.status_code == 303
     assert registered.headers["location"] == "/console/partners/E2E-KEYS"
-    again = client.post("/console/partners", data={"csrf": csrf, "code": "E2E-KEYS", "name": "x"})
+    again = client.post(
+        "/console/partners",
+        data={
+            "csrf": csrf,
+            "nonce": nonce(client, "/console/partners"),  # another form: the code is taken
+            "code": "E2E-KEYS",
+            "name": "x",
+        },
+    )
     assert again.status_code == 409
     assert flashes(again.text)[-1] == "该合作方代码已被使用。"
 
@@ -141,7 +165,15 @@ def test_the_transfer_scope_only_for_the_operators_channels(client: TestClient) 
 
 def test_a_deactivated_partners_keys_are_refused_at_once(client: TestClient) -> None:
     csrf = as_staff(client, "admin")
-    client.post("/console/partners", data={"csrf": csrf, "code": "E2E-OFF", "name": "Off"})
+    client.post(
+        "/console/partners",
+        data={
+            "csrf": csrf,
+            "nonce": nonce(client, "/console/partners"),
+            "code": "E2E-OFF",
+            "name": "Off",
+        },
+    )
     _status, key = create_key(client, "E2E-OFF", csrf, "read")
 
     assert (
@@ -157,12 +189,14 @@ def test_staff_accounts_are_created_changed_and_deactivated(
 ) -> None:
     csrf = as_staff(client, "admin")
     form = {"csrf": csrf, "username": "e2e-olga", "display_name": "Olga", "role": "ops"}
+    form["nonce"] = nonce(client, "/console/staff")
     short = client.post("/console/staff", data=form | {"password": "short"})
     assert short.status_code == 422
     assert flashes(short.text) == ["密码至少 10 个字符。"]
-    created = client.post("/console/staff", data=form | {"password": PASSWORD})
+    created = client.post("/console/staff", data=form | {"password": PASSWORD})  # corrected
     assert created.status_code == 303
-    taken = client.post("/console/staff", data=form | {"password": PASSWORD})
+    another = form | {"password": PASSWORD, "nonce": nonce(client, "/console/staff")}
+    taken = client.post("/console/staff", data=another)
     assert flashes(taken.text)[-1] == "该用户名已被使用。"
     with demo_data.db.read() as session:
         olga = session.scalars(select(StaffUser).where(StaffUser.username == "e2e-olga")).one()

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tally.adjustments.domain import CONFIRM_ABOVE, Guardrails, Route, worth
+from tally.adjustments.domain import (
+    CONFIRM_ABOVE,
+    Guardrails,
+    RequestStatus,
+    Route,
+    status_at,
+    worth,
+)
 from tally.errors import AdjustmentTooLarge, NotAnApprover, OwnRequest, ValidationFailed
 from tally.programme.domain import Money, PointRate, StaffRules
 
@@ -15,6 +24,49 @@ RULES = StaffRules(
     approver_roles=["admin", "finance"],
     max_adjustment=10_000_000,
 )
+
+
+T0 = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+
+
+def test_the_api_has_a_limit_of_its_own_and_the_same_ceiling_approvers_and_deadline() -> None:
+    api = Guardrails.of_api(
+        RULES.model_copy(update={"api_adjustment_limit": 2_000, "request_ttl_hours": 5}),
+        2_000_000,
+    )
+    assert (api.role_limit, api.ceiling, api.approver_roles) == (
+        2_000,
+        2_000_000,
+        ("admin", "finance"),
+    )
+    assert (api.route(2_000), api.route(-2_001)) == (Route.POST, Route.REQUEST)
+    assert api.deadline(T0) == T0 + timedelta(hours=5)
+    assert api.ttl_hours == 5
+    assert Guardrails.of_api(RULES, 10**9).role_limit == 0  # by default: every one a request
+    with pytest.raises(AdjustmentTooLarge):
+        api.route(2_000_001)
+
+
+def test_a_request_filed_under_the_default_rules_waits_72_hours() -> None:
+    assert Guardrails.of(RULES, "support", 10**9).deadline(T0) == T0 + timedelta(hours=72)
+
+
+@pytest.mark.parametrize(
+    ("stored", "at", "status"),
+    [
+        (RequestStatus.PENDING, T0 - timedelta(microseconds=1), RequestStatus.PENDING),
+        (RequestStatus.PENDING, T0, RequestStatus.EXPIRED),  # from the deadline on
+        (RequestStatus.PENDING, T0 + timedelta(days=1), RequestStatus.EXPIRED),
+        (RequestStatus.APPROVED, T0 + timedelta(days=1), RequestStatus.APPROVED),  # decided: kept
+        (RequestStatus.REJECTED, T0 + timedelta(days=1), RequestStatus.REJECTED),
+        (RequestStatus.WITHDRAWN, T0 + timedelta(days=1), RequestStatus.WITHDRAWN),
+    ],
+)
+def test_a_pending_request_is_expired_from_its_deadline(
+    stored: RequestStatus, at: datetime, status: RequestStatus
+) -> None:
+    assert status_at(stored, T0, at) is status
+    assert status_at(stored, T0.replace(tzinfo=None), at) is status  # as SQLite hands it back
 
 
 def test_the_ceiling_is_the_lower_of_the_programme_and_the_server() -> None:

@@ -90,6 +90,15 @@ REFUSED = [
      "staff.approver_roles[0]", "so it cannot approve an adjustment"),
     ("an approver role listed twice", "approver_roles: [admin]", "approver_roles: [admin, admin]",
      44, "staff.approver_roles[1]", "admin is listed twice"),
+    ("an API limit above the ceiling", "max_adjustment: 1000000",
+     "max_adjustment: 1000000\n  api_adjustment_limit: 1000001", 46,
+     "staff.api_adjustment_limit", "above staff.max_adjustment (1000000)"),
+    ("requests that never expire", "max_adjustment: 1000000",
+     "max_adjustment: 1000000\n  request_ttl_hours: 721", 46,
+     "staff.request_ttl_hours", "less than or equal to 720"),
+    ("requests that expire at once", "max_adjustment: 1000000",
+     "max_adjustment: 1000000\n  request_ttl_hours: 0", 46,
+     "staff.request_ttl_hours", "greater than or equal to 1"),
 ]  # fmt: skip
 
 

@@ -203,7 +203,10 @@ def version(number: int, programme: Programme, before: Programme | None) -> Vers
 LIMITS = Guardrails(role_limit=5_000, ceiling=10_000_000, approver_roles=("admin", "finance"))
 
 
-def request_row(status: str, *, own: bool = False, can_decide: bool = False) -> RequestRow:
+def request_row(
+    status: str, *, own: bool = False, can_decide: bool = False, api: bool = False
+) -> RequestRow:
+    """A request as the console lists it: a support agent's, or (``api``) a partner key's."""
     decided = status != "pending"
     return RequestRow(
         id=12,
@@ -213,11 +216,13 @@ def request_row(status: str, *, own: bool = False, can_decide: bool = False) -> 
         reason="goodwill <b>",
         expires_at=NOW if status == "pending" else None,
         status=status,
-        requested_by="Sam",
-        requester_role="support",
+        requested_by="MOBILE" if api else "Sam",
+        requester_role=None if api else "support",
+        requester_key="tly_0123456789ab" if api else None,
         role_limit=5_000,
         requested_at=NOW,
-        decided_by="Ada" if decided else None,
+        deadline=NOW,
+        decided_by="Ada" if decided and status != "expired" else None,
         decided_at=NOW if decided else None,
         note="no receipt" if status == "rejected" else None,
         is_own=own,
@@ -354,9 +359,14 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
                     request_row("pending", can_decide=True),
                     request_row("pending", own=True),
                     request_row("pending"),
+                    request_row("pending", can_decide=True, api=True),
                 ],
                 "decided": [
-                    request_row(status) for status in ("approved", "rejected", "withdrawn")
+                    *(
+                        request_row(status)
+                        for status in ("approved", "rejected", "withdrawn", "expired")
+                    ),
+                    request_row("expired", api=True),
                 ],
                 "pending_adjustments": 3,
             },
@@ -370,7 +380,13 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         *[
             (
                 "console/partners.html",
-                {**base, "staff": admin, "partners": rows, "form": {"code": "", "name": ""}},
+                {
+                    **base,
+                    "staff": admin,
+                    "partners": rows,
+                    "form": {"code": "", "name": ""},
+                    "nonce": "n",  # the one-time form token
+                },
                 None,
             )
             for rows in (
@@ -387,6 +403,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
                 {
                     **base,
                     "staff": admin,
+                    "nonce": "n",  # the one-time form token
                     "partner": Partner(code=code, name="Shop", is_active=active, created_at=NOW),
                     "is_operator_channel": operator,
                     "keys": keys,
@@ -416,6 +433,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             {
                 **base,
                 "staff": admin,
+                "nonce": "n",  # the one-time form token
                 "accounts": [
                     StaffUser(
                         id=number,

@@ -15,12 +15,13 @@ from tally.audit.domain import Action
 from tally.errors import TallyError, ValidationFailed
 from tally.kit.clock import utcnow
 from tally.staff.service import Permission
-from tally.web.console import adjustment_views, commands, forms
+from tally.web.console import adjustment_views, commands, forms, once
 from tally.web.console.auth import Staff, require, trail
 from tally.web.console.member_page import MemberId, member_page, member_url
 from tally.web.console.pages import error_flash, flash
 from tally.web.http import redirect
 from tally.web.i18n import N_
+from tally.web.sessions import now
 
 router = APIRouter()
 Text = Annotated[str, Form(max_length=2000)]
@@ -64,7 +65,7 @@ def _confirm(
     """Ask for the amount again (the same form, its nonce kept); after a mismatch, say so."""
     context = {
         "confirm": adjustment_views.confirmation(request, staff, amount),
-        "nonce": forms.nonce(nonce),
+        "nonce": once.checked(request, staff, once.ADJUST_FORM, nonce).token,
     }
     if mismatch is None:
         return member_page(request, staff, member_id, form=form, context=context)
@@ -95,6 +96,7 @@ def adjust(
     operator has re-typed it, an impossible one never."""
     form = {"points": points, "reason": reason, "expires": expires}
     try:
+        submitted = once.checked(request, staff, once.ADJUST_FORM, nonce)
         amount = forms.points(points)
         cleaned = forms.reason(reason)
         last_day = forms.expiry(expires, amount)
@@ -115,8 +117,8 @@ def adjust(
             points=amount,
             reason=cleaned,
             expires_at=adjustment_views.valid_through(request, last_day),
-            nonce=forms.nonce(nonce),
-            now=utcnow(),
+            form=submitted,
+            now=now(request),
             policy=policy(request),
         )
     except TallyError as error:

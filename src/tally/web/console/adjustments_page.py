@@ -15,14 +15,13 @@ from tally.adjustments import service as requests
 from tally.api.deps import database, policy
 from tally.errors import TallyError
 from tally.flows import staff_adjustments as flow
-from tally.kit.clock import utcnow
 from tally.staff.service import Permission
 from tally.web.console import adjustment_views, forms
 from tally.web.console.auth import Staff, require
 from tally.web.console.pages import error_flash, flash, page
 from tally.web.http import programme_in_force, redirect
 from tally.web.i18n import N_
-from tally.web.sessions import Flash
+from tally.web.sessions import Flash, now
 
 router = APIRouter()
 PAGE_URL = "/console/adjustments"
@@ -36,9 +35,12 @@ def requests_page(
     request: Request, staff: Staff, *, status: int = 200, flashes: list[Flash] | None = None
 ) -> Response:
     """Render the pending requests (oldest first) and the recently decided ones."""
+    at = now(request)
     with database(request).read() as session:
-        pending = adjustment_views.rows(request, session, requests.pending(session), staff)
-        decided = adjustment_views.rows(request, session, requests.recently_decided(session), staff)
+        pending = adjustment_views.rows(request, session, requests.pending(session, at), staff)
+        decided = adjustment_views.rows(
+            request, session, requests.recently_decided(session, at), staff
+        )
     context = {
         "pending": pending,
         "decided": decided,
@@ -84,7 +86,7 @@ def approve(request: Request, staff: Adjuster, request_id: RequestId) -> Respons
             request_id,
             programme=programme_in_force(request, session),
             policy=policy(request),
-            now=utcnow(),
+            now=now(request),
         )
 
     return _decide(
@@ -104,7 +106,7 @@ def reject(request: Request, staff: Adjuster, request_id: RequestId, note: Note 
             forms.reason(note),
             programme=programme_in_force(request, session),
             policy=policy(request),
-            now=utcnow(),
+            now=now(request),
         )
 
     return _decide(request, staff, decision, N_("Request #%(number)s rejected."), number=request_id)
@@ -115,7 +117,7 @@ def withdraw(request: Request, staff: Adjuster, request_id: RequestId) -> Respon
     """Take back one's own pending request."""
 
     def decision(session: Session, actor: flow.Actor) -> object:
-        return flow.withdraw(session, actor, request_id, utcnow())
+        return flow.withdraw(session, actor, request_id, now(request))
 
     return _decide(
         request, staff, decision, N_("Request #%(number)s withdrawn."), number=request_id

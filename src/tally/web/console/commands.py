@@ -3,36 +3,31 @@
 An adjustment above the staff member's limit becomes a request (see
 :mod:`tally.flows.staff_adjustments`).
 
-An adjustment form carries a one-time nonce, remembered with the idempotency records (principal
-``staff:<id>``) in the same transaction as the adjustment: a second submit of the same form (a
-double click, a refresh, a replayed cookie) changes nothing, even when both arrive at once.
+An adjustment form carries a one-time token bound to the session (:mod:`tally.web.console.once`),
+claimed in the same transaction as the adjustment: a second submit of the same form (a double
+click, a refresh, the back button) changes nothing, even when both arrive at once.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tally.db.session import Database
-from tally.errors import IdempotencyConflict, NotFound
+from tally.errors import NotFound
 from tally.flows import enrolment, staff_adjustments
-from tally.idempotency import service as idempotency
 from tally.ledger.domain import Policy
 from tally.members import service as members
 from tally.members.models import MemberMerge
 from tally.programme.runtime import ProgrammeCache
 from tally.web import queries
+from tally.web.console import once
 
 #: Writes the audit entry of a change, in the change's transaction.
 Audit = Callable[[Session], None]
-
-
-def _principal(staff_id: int) -> str:
-    return f"staff:{staff_id}"
 
 
 def adjust(
@@ -43,42 +38,33 @@ def adjust(
     member_id: int,
     points: int,
     reason: str,
-    nonce: str,
+    form: once.Form,
     now: datetime,
     policy: Policy,
     expires_at: datetime | None = None,
 ) -> staff_adjustments.Adjusted | None:
     """Adjust a member within the staff member's limit, or file a request above it, once per
     form; ``None`` when this form was already applied."""
-    key = f"console-adjust:{nonce}"
-    expires = expires_at.isoformat() if expires_at else None
-    body = json.dumps(
-        {"member": member_id, "points": points, "reason": reason, "expires": expires}
-    ).encode()
-    fingerprint = idempotency.request_hash("POST", f"/console/members/{member_id}/adjust", body)
-    principal = _principal(actor.staff_id)
-    try:
-        with db.write() as session:
-            if idempotency.replay(session, principal, key, fingerprint) is not None:
-                return None
-            outcome = staff_adjustments.adjust(
-                session,
-                actor,
-                member_id,
-                points,
-                reason,
-                programme=programme.get(session),
-                version=programme.version,
-                policy=policy,
-                now=now,
-                expires_at=expires_at,
-            )
-            idempotency.remember(session, principal, key, fingerprint, 201, body.decode())
-    except IdempotencyConflict:
-        return None  # the same form, resubmitted with edited values: still only once
-    except IntegrityError:
-        return None  # a concurrent submit of the same form won the race
-    return outcome
+
+    def work(session: Session) -> tuple[staff_adjustments.Adjusted, dict[str, Any]]:
+        outcome = staff_adjustments.adjust(
+            session,
+            actor,
+            member_id,
+            points,
+            reason,
+            programme=programme.get(session),
+            version=programme.version,
+            policy=policy,
+            now=now,
+            expires_at=expires_at,
+        )
+        if outcome.request is not None:
+            return outcome, {"member": member_id, "request": outcome.request.id}
+        return outcome, {"member": member_id, "entry": str(outcome.entry_id)}
+
+    done = once.run(db, form, work)
+    return None if isinstance(done, once.Done) else done
 
 
 def freeze(db: Database, member_id: int, reason: str, now: datetime, audit: Audit) -> None:

@@ -16,10 +16,10 @@ from tally.kit.clock import utcnow
 from tally.members import service as members
 from tally.staff.service import Permission
 from tally.web import tier_views
-from tally.web.console import adjustment_views, views
+from tally.web.console import adjustment_views, once, views
 from tally.web.console.auth import CurrentStaff, Staff, record, record_view, require
 from tally.web.console.consent_views import card as consent_card
-from tally.web.console.forms import new_nonce
+from tally.web.console.once import ADJUST_FORM
 from tally.web.console.pages import page
 from tally.web.http import is_htmx, programme_in_force, redirect
 from tally.web.sessions import Flash
@@ -88,7 +88,7 @@ def member_page(
         "can_freeze": usable and staff.can(Permission.FREEZE),
         "can_merge": usable and staff.can(Permission.MERGE),
         "can_unmerge": staff.can(Permission.MERGE),
-        "nonce": new_nonce(),
+        "nonce": once.issue(request, ADJUST_FORM),
         "form": {**EMPTY_FORM, **(form or {})},
         "page_url": member_url(member_id),
         "limits": adjustment_views.limits_for(request, staff),

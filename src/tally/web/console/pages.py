@@ -15,7 +15,7 @@ from tally.web.console.auth import Staff, console_session
 from tally.web.console.forms import FIELD_MESSAGES
 from tally.web.errors import message_for
 from tally.web.http import gettext, render
-from tally.web.sessions import Flash
+from tally.web.sessions import Flash, now
 
 
 def page(
@@ -57,4 +57,4 @@ def flash(request: Request, kind: str, message: str, **params: Any) -> None:
 def pending_count(request: Request) -> int:
     """How many adjustment requests await a decision (shown in the navigation)."""
     with database(request).read() as session:
-        return adjustment_requests.pending_count(session)
+        return adjustment_requests.pending_count(session, now(request))

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,13 +18,14 @@ from tally.flows import management
 from tally.kit.clock import utcnow
 from tally.partners import service as partners
 from tally.partners.domain import OPERATOR_SCOPES, Scope
+from tally.partners.models import Partner
 from tally.staff.service import Permission
-from tally.web.console import adjustment_views
+from tally.web.console import adjustment_views, once
 from tally.web.console.auth import Staff, require
 from tally.web.console.pages import error_flash, flash, page
 from tally.web.http import gettext, programme_in_force, redirect
 from tally.web.i18n import N_
-from tally.web.sessions import Flash
+from tally.web.sessions import Flash, now
 
 router = APIRouter()
 Manager = Annotated[Staff, Depends(require(Permission.MANAGE))]
@@ -89,6 +91,7 @@ def partners_page(
     context = {
         "partners": rows,
         "form": {"code": "", "name": "", **(form or {})},
+        "nonce": once.issue(request, "partner"),
         "page_url": "/console/partners",
         "section": "partners",
     }
@@ -121,6 +124,7 @@ def partner_page(
         "operator_scopes": sorted(scope.value for scope in OPERATOR_SCOPES),
         "chosen": DEFAULT_SCOPES if chosen is None else chosen,
         "new_key": new_key,
+        "nonce": once.issue(request, "api_key"),
         "page_url": _url(partner.code),
         "section": "partners",
     }
@@ -134,13 +138,19 @@ def list_partners(request: Request, staff: Manager) -> Response:
 
 
 @router.post("/partners")
-def register(request: Request, staff: Manager, code: Text = "", name: Text = "") -> Response:
-    """Register a partner; its keys are created on its page."""
+def register(
+    request: Request, staff: Manager, code: Text = "", name: Text = "", nonce: Text = ""
+) -> Response:
+    """Register a partner (once per form); its keys are created on its page."""
+
+    def work(session: Session) -> tuple[Partner, dict[str, object]]:
+        actor = adjustment_views.actor_of(request, staff)
+        partner = management.register_partner(session, actor, code, name, now(request))
+        return partner, {"partner": partner.code}
+
     try:
-        with database(request).write() as session:
-            partner = management.register_partner(
-                session, adjustment_views.actor_of(request, staff), code, name, utcnow()
-            )
+        form = once.checked(request, staff, "partner", nonce)
+        outcome = once.run(database(request), form, work)
     except TallyError as error:
         return partners_page(
             request,
@@ -149,8 +159,17 @@ def register(request: Request, staff: Manager, code: Text = "", name: Text = "")
             flashes=[_refusal(request, error)],
             form={"code": code, "name": name},
         )
-    flash(request, "success", N_("Partner %(code)s registered."), code=partner.code)
-    return redirect(request, _url(partner.code))
+    if isinstance(outcome, once.Done):
+        done = str(outcome.answer.get("partner", ""))
+        flash(
+            request,
+            "info",
+            N_("This form was already sent: partner %(code)s is registered."),
+            code=done,
+        )
+        return redirect(request, _url(done) if done else "/console/partners")
+    flash(request, "success", N_("Partner %(code)s registered."), code=outcome.code)
+    return redirect(request, _url(outcome.code))
 
 
 @router.get("/partners/{code}")
@@ -196,21 +215,28 @@ def create_key(
     code: PartnerCode,
     scopes: Scopes = None,
     label: Text = "",
+    nonce: Text = "",
 ) -> Response:
-    """Create a key; the page that answers shows it once (it is stored only as a keyed hash)."""
+    """Create a key, once per form; the page that answers shows it once (it is stored only as a
+    keyed hash). The same form sent again creates nothing and never shows the key again."""
     chosen = [name for name in scopes or [] if name in SCOPES]
+
+    def work(session: Session) -> tuple[str, dict[str, object]]:
+        key, plain = management.issue_key(
+            session,
+            adjustment_views.actor_of(request, staff),
+            code,
+            ",".join(chosen),
+            label.strip() or None,
+            programme=programme_in_force(request, session),
+            secret=request.app.state.secret,
+            now=now(request),
+        )
+        return plain, {"partner": code, "key": key.prefix}  # never the key itself
+
     try:
-        with database(request).write() as session:
-            _key, plain = management.issue_key(
-                session,
-                adjustment_views.actor_of(request, staff),
-                code,
-                ",".join(chosen),
-                label.strip() or None,
-                programme=programme_in_force(request, session),
-                secret=request.app.state.secret,
-                now=utcnow(),
-            )
+        form = once.checked(request, staff, "api_key", nonce)
+        outcome = once.run(database(request), form, work)
     except TallyError as error:
         return partner_page(
             request,
@@ -220,8 +246,15 @@ def create_key(
             flashes=[_key_refusal(request, error, chosen)],
             chosen=chosen,
         )
+    if isinstance(outcome, once.Done):
+        message = N_(
+            "This form was already sent: key %(prefix)s was created then. Its secret is shown "
+            "only once; if it was not copied, revoke that key and create another."
+        )
+        flash(request, "info", message, prefix=str(outcome.answer.get("key", "?")))
+        return redirect(request, _url(code))
     shown = Flash("success", gettext(request, N_("The key was created.")))
-    return partner_page(request, staff, code, status=201, flashes=[shown], new_key=plain)
+    return partner_page(request, staff, code, status=201, flashes=[shown], new_key=outcome)
 
 
 def _key_refusal(request: Request, error: TallyError, chosen: list[str]) -> Flash:

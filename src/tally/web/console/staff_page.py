@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,14 +15,14 @@ from tally.errors import TallyError, ValidationFailed
 from tally.flows import management
 from tally.kit.clock import utcnow
 from tally.staff import service as staff_service
-from tally.staff.models import StaffRole
+from tally.staff.models import StaffRole, StaffUser
 from tally.staff.service import Permission
-from tally.web.console import adjustment_views
+from tally.web.console import adjustment_views, once
 from tally.web.console.auth import Staff, require
 from tally.web.console.pages import error_flash, flash, page
 from tally.web.http import gettext, redirect
 from tally.web.i18n import N_
-from tally.web.sessions import Flash
+from tally.web.sessions import Flash, now
 
 router = APIRouter()
 PAGE_URL = "/console/staff"
@@ -53,6 +54,7 @@ def staff_page(
         "accounts": accounts,
         "roles": ROLES,
         "form": {"username": "", "display_name": "", "role": "support", **(form or {})},
+        "nonce": once.issue(request, "staff"),
         "page_url": PAGE_URL,
         "section": "staff",
     }
@@ -73,25 +75,39 @@ def create(
     display_name: Text = "",
     role: Text = "",
     password: Text = "",
+    nonce: Text = "",
 ) -> Response:
-    """Add a staff account with a first password (at least 10 characters)."""
-    try:
-        with database(request).write() as session:
-            user = management.create_staff(
-                session,
-                adjustment_views.actor_of(request, staff),
-                username=username,
-                password=password,
-                role=_role(role),
-                display_name=display_name,
-                now=utcnow(),
-            )
-    except TallyError as error:
-        form = {"username": username, "display_name": display_name, "role": role}
-        return staff_page(
-            request, staff, status=error.status, flashes=[_refusal(request, error)], form=form
+    """Add a staff account with a first password (at least 10 characters), once per form."""
+
+    def work(session: Session) -> tuple[StaffUser, dict[str, object]]:
+        user = management.create_staff(
+            session,
+            adjustment_views.actor_of(request, staff),
+            username=username,
+            password=password,
+            role=_role(role),
+            display_name=display_name,
+            now=now(request),
         )
-    flash(request, "success", N_("Staff account %(username)s created."), username=user.username)
+        return user, {"staff": user.username}
+
+    try:
+        form = once.checked(request, staff, "staff", nonce)
+        outcome = once.run(database(request), form, work)
+    except TallyError as error:
+        form_values = {"username": username, "display_name": display_name, "role": role}
+        return staff_page(
+            request,
+            staff,
+            status=error.status,
+            flashes=[_refusal(request, error)],
+            form=form_values,
+        )
+    if isinstance(outcome, once.Done):
+        message = N_("This form was already sent: staff account %(username)s exists.")
+        flash(request, "info", message, username=str(outcome.answer.get("staff", "?")))
+        return redirect(request, PAGE_URL)
+    flash(request, "success", N_("Staff account %(username)s created."), username=outcome.username)
     return redirect(request, PAGE_URL)
 
 
