@@ -217,6 +217,27 @@ def test_the_same_partner_form_sent_twice_registers_one_partner(console: Console
     assert count(console.db, AuditEntry, action="partner.register") == 1
 
 
+def test_two_forms_racing_to_register_one_code_register_it_once(console: Console) -> None:
+    """Two different forms (two tabs) at once: one registers, the other is told the code is
+    taken — a refusal, not an error, on either database."""
+    browser = signed_in(console)
+    cookies = dict(browser.cookies)
+    forms = []
+    for _ in range(2):
+        page = browser.get("/console/partners").text
+        forms.append({"csrf": hidden(page, "csrf"), "nonce": hidden(page, "nonce"), "code": "SPA"})
+
+    def submit(index: int) -> object:
+        with TestClient(console.app, follow_redirects=False, cookies=cookies) as tab:
+            return tab.post("/console/partners", data=forms[index]).status_code
+
+    outcomes = race(2, submit)
+
+    assert sorted(outcomes) == [303, 409], outcomes  # type: ignore[type-var]
+    assert count(console.db, Partner, code="SPA") == 1
+    assert count(console.db, AuditEntry, action="partner.register") == 1
+
+
 def test_the_same_staff_form_sent_twice_creates_one_account(console: Console) -> None:
     browser = signed_in(console)
     page = browser.get("/console/staff").text

@@ -29,7 +29,7 @@ from starlette.requests import Request
 
 from tally.db.raw import INTEGRITY_ERRORS
 from tally.db.session import Database
-from tally.errors import ValidationFailed
+from tally.errors import ConcurrentChange, ValidationFailed
 from tally.idempotency import service as idempotency
 from tally.kit.crypto import constant_time_equal
 from tally.web.console.auth import Staff, console_session
@@ -109,11 +109,11 @@ def run(db: Database, form: Form, work: Callable[[Session], tuple[T, dict[str, A
             body = json.dumps(answer, sort_keys=True, default=str)
             idempotency.settle(session, form.principal, form.key, 201, body)
             return result
-    except INTEGRITY_ERRORS:
+    except INTEGRITY_ERRORS as exc:
         # A concurrent submit of the same form claimed it first (this one waited on the claim,
         # or on what that one created): it is done, once.
         with db.read() as session:
             previous = _stored(session, form)
-        if previous is None:
-            raise
+        if previous is None:  # another form created the same thing meanwhile (a code, a name)
+            raise ConcurrentChange("Something changed meanwhile; reload and try again.") from exc
         return previous
