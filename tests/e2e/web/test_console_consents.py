@@ -32,7 +32,7 @@ from tally.programme.domain import Programme
 from tally.programme.runtime import default_programme
 from tally.staff import service as staff_service
 from tally.staff.models import StaffRole
-from tally.web.console import consents_page
+from tally.web.console import consents_page, once
 
 PASSWORD = "correct horse battery"
 T0 = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
@@ -239,12 +239,12 @@ def test_a_double_submit_racing_records_once(site: Site) -> None:
     def submit(_index: int) -> object:
         return consents_page.record(
             site.db,
+            form=once.Form("console-session:1", "form:consent:race", "race"),
             staff_id=site.staff["support"],
             member_id=site.member,
             partner="FOOD",
             purpose="profile",
             grant=True,
-            nonce="race-nonce-0123456789",
             now=T0,
             address=None,
         )

@@ -36,12 +36,3 @@ def test_member_id() -> None:
     for bad in ["", "0", "-1", "x", str(2**63)]:
         with pytest.raises(ValidationFailed):
             forms.member_id(bad)
-
-
-def test_nonce() -> None:
-    token = forms.new_nonce()
-    assert forms.nonce(token) == token
-    assert token != forms.new_nonce()
-    for bad in ["", "short", "x" * 65, "has space" * 3]:
-        with pytest.raises(ValidationFailed):
-            forms.nonce(bad)

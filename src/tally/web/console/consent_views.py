@@ -12,9 +12,10 @@ from tally.privacy import service as privacy
 from tally.privacy.domain import Collection, ConsentAct, Purpose
 from tally.programme.domain import Programme
 from tally.web import queries
-from tally.web.console.forms import new_nonce
 from tally.web.i18n import N_
 
+#: The purpose of the record-consent form's one-time token (:mod:`tally.web.console.once`).
+CONSENT_FORM = "consent"
 #: What each purpose lets the partner do, as the form offers it.
 PURPOSES: dict[str, str] = {
     Purpose.PROFILE.value: N_("See the member's profile"),
@@ -63,9 +64,10 @@ class ConsentCard:
 
 
 def card(
-    session: Session, member_id: int, programme: Programme, *, can_record: bool
+    session: Session, member_id: int, programme: Programme, *, can_record: bool, nonce: str
 ) -> ConsentCard:
-    """The member's consents card (``can_record``: the staff member may record acts)."""
+    """The member's consents card (``can_record``: the staff member may record acts; ``nonce``:
+    the record form's one-time token)."""
     found = privacy.consents(session, member_id)
     staff = queries.staff_names(session, (act.recorded_by for act in found.history))
     choices = []
@@ -76,4 +78,4 @@ def card(
             for spec in programme.partners
             if spec.code in known and not spec.operator_channel
         ]
-    return ConsentCard(found, staff, choices, can_record and bool(choices), new_nonce())
+    return ConsentCard(found, staff, choices, can_record and bool(choices), nonce)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import date
 
 from tally.errors import ValidationFailed
@@ -11,7 +10,6 @@ from tally.kit import text as text_rule
 from tally.web.i18n import N_
 
 MAX_REASON = 500
-NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 #: What to tell the operator about each field that failed.
 FIELD_MESSAGES: dict[str, str] = {
@@ -36,11 +34,6 @@ def has_control_characters(text: str) -> bool:
 
 
 _LAYOUT = str.maketrans("", "", "\t\r\n")  # a textarea's own characters
-
-
-def new_nonce() -> str:
-    """A one-time token for a form that must not be submitted twice."""
-    return secrets.token_urlsafe(18)
 
 
 def points(text: str) -> int:
@@ -96,10 +89,3 @@ def member_id(text: str) -> int:
     if not cleaned.isdigit() or not 0 < int(cleaned) <= 2**62:
         raise ValidationFailed("Enter a member id.", field="member")
     return int(cleaned)
-
-
-def nonce(text: str) -> str:
-    """A one-time token issued with the form."""
-    if not NONCE_PATTERN.match(text):
-        raise ValidationFailed("The form token is missing.", field="nonce")
-    return text

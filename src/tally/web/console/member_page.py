@@ -18,6 +18,7 @@ from tally.staff.service import Permission
 from tally.web import tier_views
 from tally.web.console import adjustment_views, once, views
 from tally.web.console.auth import CurrentStaff, Staff, record, record_view, require
+from tally.web.console.consent_views import CONSENT_FORM
 from tally.web.console.consent_views import card as consent_card
 from tally.web.console.once import ADJUST_FORM
 from tally.web.console.pages import page
@@ -73,7 +74,11 @@ def member_page(
             None
             if block
             else consent_card(
-                session, member_id, programme, can_record=staff.can(Permission.RECORD_CONSENT)
+                session,
+                member_id,
+                programme,
+                can_record=staff.can(Permission.RECORD_CONSENT),
+                nonce=once.issue(request, CONSENT_FORM),
             )
         )
         pending = (
