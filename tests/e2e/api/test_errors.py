@@ -1316,6 +1316,24 @@ UNKNOWN_PURPOSE: dict[str, Build] = {
         {"partner": w.partner.code, "purpose": "resale", "granted": True},
     ),
 }
+WEBHOOK_TARGET_REFUSED: dict[str, Build] = {
+    f"a webhook to {url}": lambda w, url=url: w.post(
+        "/v1/webhooks", {"url": url, "event_types": ["entry.posted"]}, api=w.key("webhooks")
+    )
+    for url in (
+        "http://partner.example.com/hooks",
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://user:secret@partner.example.com/hooks",
+    )
+}
+UNKNOWN_EVENT_TYPE: dict[str, Build] = {
+    "a webhook for an event Tally does not send": lambda w: w.post(
+        "/v1/webhooks",
+        {"url": "http://127.0.0.1:9/hooks", "event_types": ["entry.eaten"]},
+        api=w.key("webhooks"),
+    ),
+}
 ADJUSTMENT_TOO_LARGE: dict[str, Build] = {
     "an adjustment above staff.max_adjustment": adjust({"points": 10_000_001, "reason": "typo"}),
     "a debit above it": adjust({"points": -10_000_001, "reason": "typo"}),
@@ -1363,6 +1381,8 @@ TABLE: list[Any] = [
         (422, "unknown_partner", UNKNOWN_PARTNER),
         (422, "unknown_purpose", UNKNOWN_PURPOSE),
         (422, "adjustment_too_large", ADJUSTMENT_TOO_LARGE),
+        (422, "webhook_target_refused", WEBHOOK_TARGET_REFUSED),
+        (422, "unknown_event_type", UNKNOWN_EVENT_TYPE),
     )
     for name, build in cases.items()
 ]
