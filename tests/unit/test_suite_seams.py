@@ -1,7 +1,8 @@
 """What ``tests/support/fast.py`` does for speed leaves production as it is and checks the same.
 
 The suite hashes staff passwords cheaply: production's hasher is checked here instead. The
-catalog and template caches give back what a fresh compile gives, and see a changed file.
+catalog and template caches give back what a fresh compile gives, and see a changed file; apps
+that share FastAPI's analysis of a route still answer, validate and override on their own.
 """
 
 from __future__ import annotations
@@ -88,3 +89,27 @@ def test_catalogs_are_compiled_once_and_again_when_a_file_changes(tmp_path: Path
     assert again is not first
     assert again["en"].gettext("A new line") == "A new line!"
     assert first["en"].gettext("A new line") == "A new line"
+
+
+def test_apps_sharing_analysed_routes_keep_their_own_dependency_overrides() -> None:
+    from fastapi import APIRouter, Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    def who() -> str:
+        return "real"
+
+    router = APIRouter()
+
+    @router.get("/who")
+    def answer(name: str = Depends(who), times: int = 1) -> dict[str, object]:
+        return {"name": name, "times": times}
+
+    first, second = FastAPI(), FastAPI()
+    first.include_router(router, prefix="/v1")
+    second.include_router(router, prefix="/v1")
+    second.dependency_overrides[who] = lambda: "override"
+    with TestClient(first) as one, TestClient(second) as two:
+        assert one.get("/v1/who", params={"times": 2}).json() == {"name": "real", "times": 2}
+        assert two.get("/v1/who").json() == {"name": "override", "times": 1}
+        assert one.get("/v1/who").json() == {"name": "real", "times": 1}
+        assert two.get("/v1/who", params={"times": "x"}).status_code == 422
