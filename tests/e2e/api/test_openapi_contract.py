@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import OPERATOR_SCOPES, SECRET, make_partner, require_or_skip
-from support.browser import chromium_path, launch_chromium
+from support.browser import chromium_path, shared_chromium
 from support.live import serving
 from tally.api.openapi import registry
 from tally.config import Settings
@@ -255,13 +255,13 @@ def test_the_authorize_button_of_the_docs_sends_the_key(served: tuple[str, str])
     """Authorised in Swagger UI, "Try it out" reaches the API as the partner (404 for an
     unknown member, not 401)."""
     require_or_skip(chromium_path() is not None, "Chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base, api_key = served
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with shared_chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
             page.set_default_timeout(10_000)
             page.goto(f"{base}/docs")
             page.get_by_role("button", name="Authorize").first.click()
@@ -283,7 +283,7 @@ def test_the_authorize_button_of_the_docs_sends_the_key(served: tuple[str, str])
             ARTIFACTS.mkdir(exist_ok=True)
             block.screenshot(path=str(ARTIFACTS / "openapi-docs-authorized.png"))
         finally:
-            browser.close()
+            context.close()
 
 
 def test_a_method_not_allowed_names_every_method_of_the_path(client: Any, partner: Any) -> None:

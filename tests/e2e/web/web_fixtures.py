@@ -24,7 +24,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from conftest import SECRET, require_or_skip
-from support.browser import chromium_path, launch_chromium
+from support.browser import chromium_path, shared_chromium
 from support.policy import policy_of
 from tally.config import Settings
 from tally.db.engine import build_engine
@@ -241,30 +241,16 @@ def client(demo_data: DemoData) -> Iterator[TestClient]:
         yield test_client
 
 
-#: The one Playwright and Chromium of the run, and how many modules' ``browser`` fixtures use it.
-_CHROMIUM: dict[str, Any] = {}
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Headless system Chromium (skipped when missing, except in CI).
 
-    Every module that imports this fixture gets its own session-scoped copy of it; they share
-    one Playwright (a second sync Playwright cannot start while one runs) and stop it last.
+    Every module that imports this fixture gets its own session-scoped copy of it; they all
+    hold the process's one Playwright and Chromium (``support.browser.shared_chromium``).
     """
     require_or_skip(chromium_path() is not None, "Chromium")
-    from playwright.sync_api import sync_playwright
-
-    if not _CHROMIUM:
-        playwright = sync_playwright().start()
-        _CHROMIUM.update(playwright=playwright, browser=launch_chromium(playwright), users=0)
-    _CHROMIUM["users"] += 1
-    yield _CHROMIUM["browser"]
-    _CHROMIUM["users"] -= 1
-    if not _CHROMIUM["users"]:
-        _CHROMIUM["browser"].close()
-        _CHROMIUM["playwright"].stop()
-        _CHROMIUM.clear()
+    with shared_chromium() as chromium:
+        yield chromium
 
 
 def _context(browser: Browser, **options: Any) -> BrowserContext:
