@@ -213,8 +213,10 @@ def child_main(kind: str, url: str, as_of_text: str) -> None:
     engine = build_engine(url)
     db = Database(engine)
     with db.read() as session:
-        programme = service.running(session)
-        version = tier_repository.programme_version(session)
+        # The demo programme, applied when the data set was built (after ``as_of``): in force now.
+        now = dt.datetime.now(dt.UTC)
+        programme = service.running(session, now)
+        version = tier_repository.programme_version(session, now)
     assert programme is not None
     out: dict[str, Any] = {"baseline_rss_kb": _status_kb("VmRSS")}
     if kind == "job":
