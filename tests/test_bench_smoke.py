@@ -30,6 +30,7 @@ SMOKE = {
     "tiers_evaluate.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "ledger_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "ledger_quick.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
+    "ledger_inprocess.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
 }
 TIMEOUT = 240
 
