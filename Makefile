@@ -9,8 +9,14 @@ VENDOR := src/tally/web/static/vendor
 demo: install
 	$(BIN)/tally serve --demo
 
+# The suite runs on two pytest-xdist workers, each with its own PostgreSQL server, SQLite
+# template and Chromium (`make test PYTEST_ARGS=` runs it in one process). Compiled modules
+# are kept in __pycache__ (git-ignored) even where the environment says not to write them: a
+# worker then collects the suite in about 8 s instead of 12-17 s.
+PYTEST_ARGS ?= -n 2 --dist worksteal
+
 test: install-dev
-	$(BIN)/pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed assets
 install-dev: $(VENV)/.installed-dev assets

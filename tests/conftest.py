@@ -33,6 +33,28 @@ DIALECTS = ("sqlite", "postgresql")
 pytest_plugins = ["e2e.cli.clikit"]
 
 
+#: Modules whose tests each take long alone (benchmarks in smoke mode, Schemathesis, the
+#: stateful machines, a server killed mid-delivery, mypy). On pytest-xdist's workers
+#: (``make test``) they are sent first, so that no worker is left running one of them after the
+#: others have finished.
+SLOW_FIRST = (
+    "tests/test_bench_smoke.py",
+    "tests/e2e/api/test_schemathesis.py",
+    "tests/integration/test_ledger_stateful.py",
+    "tests/integration/test_batched_orders.py",
+    "tests/test_gates.py",
+    "tests/integration/test_webhook_kill.py",
+    "tests/e2e/api/test_generated_client.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # one process: the collection order
+    first = {path: rank for rank, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid.split("::", 1)[0], len(first)))
+
+
 def require_or_skip(available: bool, what: str) -> None:
     """Missing PostgreSQL or Chromium fails in CI and skips elsewhere."""
     if available:
