@@ -69,6 +69,7 @@ def test_bulk_insert_writes_every_row_as_the_models_read_it(database: Database) 
             "details": {"points": 5, "note": "双倍"},
             "created_at": now,
             "hash": "a" * 64,
+            "programme_version": 3,
         },
         {
             "id": uuid.uuid4(),
@@ -83,6 +84,7 @@ def test_bulk_insert_writes_every_row_as_the_models_read_it(database: Database) 
             "details": None,
             "created_at": now,
             "hash": "b" * 64,
+            "programme_version": None,
         },
     ]
     with database.write() as session:

@@ -345,7 +345,8 @@ def test_console_programme_pages(page: Page, demo_site: DemoSite, artifacts: Pat
     expect(page.locator("tr[data-version='2']")).to_contain_text("生效中")
     page.screenshot(path=str(artifacts / "console-programme.png"), full_page=True)
 
-    page.get_by_role("link", name="v2").click()
+    # The in-force line and the versions table both link v2; follow the table's.
+    page.locator("tr[data-version='2']").get_by_role("link", name="v2").click()
     expect(page).to_have_url(demo_site.url("/console/programme/2"))
     expect(page.locator("#changes")).to_contain_text("family.max_members: 6 → 4")
     expect(page.locator("#tiers tbody tr")).to_have_count(6)
