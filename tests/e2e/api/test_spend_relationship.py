@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,58 +21,19 @@ from sqlalchemy import event
 
 from conftest import SECRET, Api, PartnerKey, make_partner
 from support.access import apply
+from support.ties import FOOD, OPERATOR, SHOP, Clock, programme, unique
 from tally.access import service as access_service
 from tally.access.domain import Caller
 from tally.api.deps import WriteBatcher
-from tally.config import Settings
 from tally.db.session import Database
 from tally.ledger.verify import verify
 from tally.member_codes import service as codes
 from tally.partners.domain import Scope
-from tally.programme.domain import Programme
-from tally.programme.runtime import default_programme
 
-OPERATOR, SHOP, FOOD = "MOBILE", "SHOP", "FOOD"
 START = datetime(2027, 3, 1, 4, 0, 10, tzinfo=UTC)
 WINDOW = timedelta(minutes=30)  # TALLY_CHECKOUT_WINDOW_SECONDS' default
 CLOCKED = ("deps", "members", "member_codes", "ledger", "families")
 _serial = itertools.count()
-
-
-def programme() -> Programme:
-    """MOBILE the operator's channel; SHOP owns ``shop`` and may use email; FOOD owns ``food``."""
-    content = default_programme(Settings()).dump()
-    return Programme.model_validate(
-        {
-            **content,
-            "partners": [
-                {"code": OPERATOR, "name": "Cloudway", "operator_channel": True},
-                {"code": SHOP, "name": "Select Mall"},
-                {"code": FOOD, "name": "Full Food"},
-            ],
-            "namespaces": [
-                {"code": "phone", "shared_with": "all"},
-                {"code": "email", "shared_with": [SHOP]},
-                {"code": "shop", "owner": SHOP},
-                {"code": "food", "owner": FOOD},
-            ],
-        }
-    )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.urandom(5).hex()}"
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
