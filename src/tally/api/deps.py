@@ -231,11 +231,9 @@ class Mutation:
                 idempotency.remember(
                     session, principal, self.key or "", fingerprint, status, body.decode()
                 )
-        except UNSTORED_ERRORS:
-            raise  # not an answer to the request itself: the key stays unused
         except TallyError as error:
-            # Authenticated, with a usable key, and not a refusal that says "retry": final.
-            if principal is not None and not error.retryable:
+            # Authenticated, with a usable key, and a refusal of the request itself: final.
+            if principal is not None and is_final_answer(error):
                 self._remember_error(db, principal, fingerprint, error)
             raise
         except Exception as error:
@@ -276,6 +274,12 @@ class Mutation:
 # they are not remembered, so the key stays usable; nor are those that say "retry"
 # (``TallyError.retryable``).
 UNSTORED_ERRORS = (IdempotencyConflict, Unauthorized, Forbidden, ValidationFailed)
+
+
+def is_final_answer(error: TallyError) -> bool:
+    """Whether refusing with ``error`` answers the request for good (stored for its key): not a
+    refusal of who asks or of the request's form, nor one that says "retry"."""
+    return not isinstance(error, UNSTORED_ERRORS) and not error.retryable
 
 
 def posted_answer(
@@ -518,9 +522,7 @@ class _Batch:
             if isinstance(outcome, Busy):
                 self.busy.add(index)
                 continue
-            if isinstance(outcome, UNSTORED_ERRORS) or (
-                isinstance(outcome, TallyError) and outcome.retryable
-            ):
+            if isinstance(outcome, TallyError) and not is_final_answer(outcome):
                 self.done[index] = outcome  # the key stays unused: a retry may succeed
             elif isinstance(outcome, TallyError):
                 body = orjson.dumps(problem_body(outcome)).decode()
