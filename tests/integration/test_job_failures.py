@@ -130,7 +130,7 @@ def test_lapses_pass_over_a_hold_they_cannot_lapse_and_lapse_the_rest(database: 
         for member_id in members:
             origin = Origin(partner_id=1)
             hold, _posted = ledger_holds.create_hold(
-                session, origin, member_id, 40, f"h{member_id}", 60, now, POLICY, 3600
+                session, origin, member_id, 40, f"h{member_id}", 60, now, POLICY
             )
             holds.append(hold.id)
     _break_wallet(database, members[1], "held")

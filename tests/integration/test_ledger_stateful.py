@@ -30,10 +30,11 @@ from tally.errors import HoldNotActive, InsufficientPoints, NotReversible, Tally
 from tally.flows import enrolment
 from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs, repository
+from tally.ledger import releases as ledger_releases
 from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
-from tally.ledger.domain import Origin
-from tally.ledger.models import EntryKind, Hold, HoldStatus, JournalEntry
+from tally.ledger.domain import HoldStatus, Origin
+from tally.ledger.models import EntryKind, Hold, JournalEntry
 from tally.ledger.verify import verify
 from tally.members.service import Identity
 from tally.partners import service as partners
@@ -123,7 +124,6 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
                         seconds,
                         self.now,
                         POLICY,
-                        10**7,
                     )
             except InsufficientPoints:
                 assert amount > before
@@ -156,7 +156,7 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             hold_id, member, amount = hold  # type: ignore[misc]
             try:
                 with db.write() as session:
-                    _, result = ledger_holds.release_hold(
+                    _, result = ledger_releases.release_hold(
                         session, self.origin, hold_id, self.now, POLICY
                     )
             except HoldNotActive:

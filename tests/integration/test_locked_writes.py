@@ -181,7 +181,7 @@ def test_a_hold_checks_the_status_under_the_lock(database: Database) -> None:
         database,
         _freeze(member),
         lambda session: ledger_holds.create_hold(
-            session, origin, member, 10, "hold", 600, utcnow(), POLICY, 3600
+            session, origin, member, 10, "hold", 600, utcnow(), POLICY
         ),
     )
     assert isinstance(outcome, MemberFrozen), outcome
@@ -192,7 +192,7 @@ def test_a_capture_checks_the_status_under_the_lock(database: Database) -> None:
     origin, (member,) = _setup(database, 1, 100)
     with database.write() as session:
         hold, _posted = ledger_holds.create_hold(
-            session, origin, member, 10, "hold", 600, utcnow(), POLICY, 3600
+            session, origin, member, 10, "hold", 600, utcnow(), POLICY
         )
     before = _entries(database)
     outcome = interleaved(

@@ -40,6 +40,7 @@ from tally.errors import (
 )
 from tally.flows import spending
 from tally.flows.earning import Earning
+from tally.flows.spending import Capture
 from tally.idempotency import service as idempotency
 from tally.kit import text
 from tally.kit.clock import utcnow
@@ -137,7 +138,7 @@ def reader(scope: Scope) -> Callable[..., Any]:
     return dependency
 
 
-Batched = Earning | Order  # a write posted set-based with the others of its batch
+Batched = Earning | Order | Capture  # a write posted set-based with the others of its batch
 Job = Work | Batched
 
 
@@ -166,8 +167,8 @@ class Mutation:
         return await self._batcher.run(self, work)
 
     async def post(self, order: Batched) -> Response:
-        """Post an earn or a redeem (its origin: the calling partner) once per Idempotency-Key,
-        set-based with the other orders of its batch."""
+        """Post an earn, a redeem, a hold or a capture (its origin: the calling partner) once
+        per Idempotency-Key, set-based with the other orders of its batch."""
         return await self._batcher.run(self, order)
 
     @property
@@ -179,11 +180,11 @@ class Mutation:
         """``order`` on behalf of the authenticated partner."""
         if isinstance(order, Earning):
             return replace(order, order=replace(order.order, origin=self.origin))
-        return replace(order, origin=self.origin)
+        return replace(order, origin=self.origin)  # an Order or a Capture
 
     def work_of(self, job: Job) -> Work:
         """What the write does in a transaction of its own."""
-        if not isinstance(job, Earning | Order):
+        if not isinstance(job, Batched):
             return job
 
         def work(session: Session) -> tuple[int, BaseModel]:
@@ -196,7 +197,7 @@ class Mutation:
                 policy(self.request),
                 programme(self.request, session),
             )[0]
-            return posted_answer(self.request, session, posted(outcome), now)
+            return posted_answer(self.request, session, posted(outcome), now, job)
 
         return work
 
@@ -283,11 +284,14 @@ def is_final_answer(error: TallyError) -> bool:
 
 
 def posted_answer(
-    request: Request, session: Session, result: Posted, now: datetime
+    request: Request, session: Session, result: Posted, now: datetime, job: Batched
 ) -> tuple[int, BaseModel]:
-    """The answer to a posted earn or redeem."""
+    """The answer to a posted earn, redeem, hold (201: made) or capture (200)."""
     cache: ProgrammeCache = request.app.state.programme
-    return 201, views.posted(session, result, now, cache.zone)
+    if result.hold is None:
+        return 201, views.posted(session, result, now, cache.zone)
+    made = not isinstance(job, Capture)
+    return 201 if made else 200, views.hold_posted(session, result, now, cache.zone, made=made)
 
 
 Answer = Response | BaseException
@@ -436,7 +440,7 @@ class _Batch:
         orders: list[tuple[int, str, str]] = []
         for index, principal, fingerprint in accepted:
             job = self.batch[index][1]
-            if isinstance(job, Earning | Order):
+            if isinstance(job, Batched):
                 orders.append((index, principal, fingerprint))
                 continue
             if not self.in_savepoints:
@@ -506,7 +510,7 @@ class _Batch:
         jobs, callers = [], []
         for index, _principal, _fingerprint in orders:
             mutation, job, _future = self.batch[index]
-            assert isinstance(job, Earning | Order)
+            assert isinstance(job, Batched)
             jobs.append(mutation.owned(job))
             callers.append(mutation.holder)
         outcomes = spending.post(
@@ -529,7 +533,9 @@ class _Batch:
                 self._remember(index, principal, fingerprint, outcome.status, body)
                 self.done[index] = outcome
             else:
-                status, model = posted_answer(request, self.session, outcome, self.now)
+                job = self.batch[index][1]
+                assert isinstance(job, Batched)
+                status, model = posted_answer(request, self.session, outcome, self.now, job)
                 self._answered(index, principal, fingerprint, status, model)
 
     def _answered(

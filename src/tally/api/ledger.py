@@ -23,13 +23,14 @@ from tally.api.paths import AdjustmentRequestId, HoldId, MemberId, TransactionId
 from tally.errors import NotFound
 from tally.flows import earning, staff_adjustments
 from tally.flows.earning import Earning
+from tally.flows.spending import Capture
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
-from tally.ledger import holds as ledger_holds
+from tally.ledger import releases as ledger_releases
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.models import EntryKind
-from tally.ledger.orders import Order
+from tally.ledger.orders import Order, hold_order
 from tally.partners.service import Scope
 from tally.programme.runtime import ProgrammeCache
 
@@ -94,11 +95,11 @@ async def redeem(
     return await write.post(redeem_order(member_id, payload))
 
 
-# Ordinary earns and redeems skip FastAPI's routing and dependency solving (tally.api.fastlane).
-LANES = (
-    lane("/v1/members/{member_id}/earn", schemas.EarnRequest, Scope.EARN, earn_order),
-    lane("/v1/members/{member_id}/redeem", schemas.RedeemRequest, Scope.REDEEM, redeem_order),
-)
+def hold_write(member_id: int, payload: schemas.HoldRequest) -> Order:
+    """The hold a request asks for (its origin: set from the key when it posts)."""
+    return hold_order(
+        Origin(), member_id, payload.points, payload.reference, payload.expires_in_seconds
+    )
 
 
 @router.post("/v1/members/{member_id}/holds", response_model=schemas.HoldPosted, status_code=201)
@@ -109,34 +110,16 @@ async def create_hold(
 ) -> Response:
     """Reserve points (checkout, bid) until captured, voided or timed out; a partner holds
     only the points of a member it is tied to (docs/security.md)."""
+    return await write.post(hold_write(member_id, payload))
 
-    def work(session: Session) -> tuple[int, BaseModel]:
-        now = utcnow()
-        access_service.require_relationship(
-            session,
-            write.holder,
-            member_id,
-            programme(write.request, session),
-            now,
-            "hold points of",
-        )
-        found, result = ledger_holds.create_hold(
-            session,
-            write.origin,
-            member_id,
-            payload.points,
-            payload.reference,
-            payload.expires_in_seconds,
-            now,
-            _policy(write),
-            write.request.app.state.settings.hold_max_seconds,
-        )
-        base = views.posted(session, result, now, _zone(write))
-        return 201, schemas.HoldPosted(
-            **base.model_dump(exclude={"id"}), id=str(found.id), hold=views.hold(found, now)
-        )
 
-    return await write.run(work)
+# Ordinary earns, redeems and holds skip FastAPI's routing and dependency solving
+# (tally.api.fastlane).
+LANES = (
+    lane("/v1/members/{member_id}/earn", schemas.EarnRequest, Scope.EARN, earn_order),
+    lane("/v1/members/{member_id}/redeem", schemas.RedeemRequest, Scope.REDEEM, redeem_order),
+    lane("/v1/members/{member_id}/holds", schemas.HoldRequest, Scope.REDEEM, hold_write),
+)
 
 
 def _hold_id(value: str) -> uuid.UUID:
@@ -153,22 +136,7 @@ async def capture_hold(
     payload: schemas.CaptureRequest | None = None,
 ) -> Response:
     """Spend all of a hold, or part of it and release the rest (the partner's own holds)."""
-
-    def work(session: Session) -> tuple[int, BaseModel]:
-        now = utcnow()
-        access_service.hold_of(session, write.holder, hold_id, acting=True)
-        found, result = ledger_holds.capture_hold(
-            session,
-            write.origin,
-            _hold_id(hold_id),
-            payload.points if payload else None,
-            now,
-            _policy(write),
-        )
-        base = views.posted(session, result, now, _zone(write))
-        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found, now))
-
-    return await write.run(work)
+    return await write.post(Capture(Origin(), hold_id, payload.points if payload else None))
 
 
 @router.post("/v1/holds/{hold_id}/void", response_model=schemas.HoldPosted)
@@ -180,7 +148,7 @@ async def void_hold(
     def work(session: Session) -> tuple[int, BaseModel]:
         now = utcnow()
         access_service.hold_of(session, write.holder, hold_id, acting=True)
-        found, result = ledger_holds.release_hold(
+        found, result = ledger_releases.release_hold(
             session,
             write.origin,
             _hold_id(hold_id),

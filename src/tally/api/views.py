@@ -14,10 +14,10 @@ from tally.api import schemas
 from tally.flows import family_spend as family_spends
 from tally.kit.clock import utcnow
 from tally.kit.pagination import encode_cursor
-from tally.ledger import holds as ledger_holds
 from tally.ledger import posting as ledger_posting
+from tally.ledger import releases as ledger_releases
 from tally.ledger import service as ledger
-from tally.ledger.domain import Balance
+from tally.ledger.domain import Balance, HoldState
 from tally.ledger.models import Hold, JournalEntry
 from tally.partners import service as partners
 from tally.privacy import service as privacy
@@ -74,29 +74,47 @@ def balance_model(result: Balance) -> schemas.Balance:
 def posted(
     session: Session, result: ledger_posting.Posted, now: datetime, zone: object
 ) -> schemas.Posted:
-    return schemas.Posted(
-        id=str(result.entry_id) if result.entry_id else None,
-        transaction_id=str(result.entry_id) if result.entry_id else None,
-        member_id=result.member_id,
-        balance=balance_model(result.balance)
+    return schemas.Posted(**_posted_fields(session, result, now, zone))
+
+
+def hold_posted(
+    session: Session, result: ledger_posting.Posted, now: datetime, zone: object, *, made: bool
+) -> schemas.HoldPosted:
+    """The answer to a write on a hold: the hold (whose id is the answer's when ``made``) and
+    the transaction."""
+    assert result.hold is not None
+    fields = _posted_fields(session, result, now, zone)
+    if made:
+        fields["id"] = str(result.hold.id)
+    return schemas.HoldPosted(**fields, hold=hold(result.hold, now))
+
+
+def _posted_fields(
+    session: Session, result: ledger_posting.Posted, now: datetime, zone: object
+) -> dict[str, Any]:
+    return {
+        "id": str(result.entry_id) if result.entry_id else None,
+        "transaction_id": str(result.entry_id) if result.entry_id else None,
+        "member_id": result.member_id,
+        "balance": balance_model(result.balance)
         if result.balance is not None
         else balance(session, result.member_id, now, zone),
-        details=result.details,
+        "details": result.details,
         # The version the write's transaction ran under (its stamp: no query).
-        programme_version=None
+        "programme_version": None
         if result.entry_id is None
         else runtime.pricing(session, now).version,
-    )
+    }
 
 
-def hold(found: Hold, now: datetime) -> schemas.Hold:
+def hold(found: Hold | HoldState, now: datetime) -> schemas.Hold:
     """A hold as the API shows it: past its timeout it has lapsed, recorded by the job or not."""
     return schemas.Hold(
         id=str(found.id),
         member_id=found.member_id,
         points=found.points,
         captured_points=found.captured_points,
-        status=ledger_holds.effective_status(found, now).value,
+        status=ledger_releases.effective_status(found, now).value,
         reference=found.reference,
         expires_at=found.expires_at,
         created_at=found.created_at,

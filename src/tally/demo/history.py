@@ -198,6 +198,5 @@ def _maybe_hold(
         3600 * 24,
         now - timedelta(minutes=1),
         policy,
-        7 * 24 * 3600,
     )
     return 1

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from tally.errors import ConcurrentChange, Conflict, NotFound, ValidationFailed
 from tally.families import service as families
 from tally.ledger import repository as ledger_repository
-from tally.ledger.domain import Leg, Origin, member_available, member_held
-from tally.ledger.models import EntryKind, Hold, HoldStatus, Lot
+from tally.ledger.domain import HoldStatus, Leg, Origin, member_available, member_held
+from tally.ledger.models import EntryKind, Hold, Lot
 from tally.ledger.posting import lock_members, post
 from tally.members import repository as member_repository
 from tally.members import service as members

@@ -17,7 +17,6 @@ from tally.families import service as families
 from tally.families.domain import FamilyRole
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Leg, Origin, Policy, member_available, partner_redeemed
-from tally.ledger.holds import lapse_due
 from tally.ledger.models import EntryKind, JournalEntry
 from tally.ledger.posting import (
     check_points,
@@ -27,6 +26,7 @@ from tally.ledger.posting import (
     require_partner,
     source_key,
 )
+from tally.ledger.releases import lapse_due
 from tally.members import service as members
 from tally.members.models import MemberStatus
 from tally.programme.domain import Programme

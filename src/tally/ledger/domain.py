@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,6 +181,37 @@ class Policy:
     reversal_grace_days: int
     zone_name: str
     max_points: int
+    max_hold_seconds: int = 7 * 24 * 3600
+
+
+class HoldStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    LAPSED = "lapsed"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldState:
+    """A hold as a write left it: what its answer shows, without reading the row back."""
+
+    id: uuid.UUID
+    member_id: int
+    partner_id: int | None
+    points: int
+    captured_points: int
+    status: HoldStatus
+    reference: str
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRow:
+    """A hold and the entry that reserved its points (whose lot portions it holds)."""
+
+    hold: HoldState
+    entry_id: uuid.UUID
 
 
 def member_deltas(legs: Iterable[Leg]) -> dict[int, tuple[int, int]]:

@@ -20,9 +20,9 @@ from tally.job_failures.service import Failure, isolating
 from tally.job_failures.service import record as record_failures
 from tally.ledger import repository
 from tally.ledger.domain import SYSTEM_EXPIRED, Leg, Origin, Policy, member_available
-from tally.ledger.holds import release_hold
 from tally.ledger.models import EntryKind
 from tally.ledger.posting import post
+from tally.ledger.releases import release_hold
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 

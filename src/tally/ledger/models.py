@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tally.db.base import Base, BigId, UTCDateTime, partial_index, str_enum
+from tally.ledger.domain import HoldStatus
 
 
 class EntryKind(enum.StrEnum):
@@ -36,13 +37,6 @@ class EntryKind(enum.StrEnum):
     REVERSAL = "reversal"
     MERGE = "merge"
     UNMERGE = "unmerge"
-
-
-class HoldStatus(enum.StrEnum):
-    ACTIVE = "active"
-    CAPTURED = "captured"
-    VOIDED = "voided"
-    LAPSED = "lapsed"
 
 
 class JournalEntry(Base):

@@ -25,6 +25,7 @@ from tally.kit.ids import uuid7
 from tally.ledger import repository
 from tally.ledger.domain import (
     Balance,
+    HoldState,
     Leg,
     Link,
     Origin,
@@ -53,18 +54,21 @@ def policy_for(programme: Programme, settings: Settings) -> Policy:
         reversal_grace_days=settings.reversal_grace_days,
         zone_name=programme.currency.timezone,
         max_points=settings.max_points_per_operation,
+        max_hold_seconds=settings.hold_max_seconds,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Posted:
     """The outcome of a use case: the entry written (if any) and what it did; ``balance`` is
-    the member's balance after it, where the use case worked it out already."""
+    the member's balance after it, where the use case worked it out already, and ``hold`` the
+    hold it made or closed."""
 
     entry_id: uuid.UUID | None
     member_id: int
     details: dict[str, Any] = field(default_factory=dict)
     balance: Balance | None = None
+    hold: HoldState | None = None  # the hold the write made or closed
 
 
 def default_expiry(now: datetime, policy: Policy) -> datetime:

@@ -14,12 +14,11 @@ from sqlalchemy.orm import Session, aliased
 from tally.db.base import table_of
 from tally.db.raw import Bulk, Raw, as_datetime, as_uuid
 from tally.kit.crypto import GENESIS_HASH
-from tally.ledger.domain import Leg, Link, LotView, WalletState
+from tally.ledger.domain import HeldRow, HoldState, HoldStatus, Leg, Link, LotView, WalletState
 from tally.ledger.models import (
     ChainLink,
     EntryKind,
     Hold,
-    HoldStatus,
     JournalEntry,
     Lot,
     LotAllocation,
@@ -113,6 +112,34 @@ _WALLET_HELD = Raw("SELECT held FROM wallets WHERE member_id = :m")
 _TIMED_OUT_HOLDS = Raw(
     "SELECT member_id, id FROM holds WHERE member_id = ANY(:ms) AND status = 'active'"
     " AND expires_at <= :now ORDER BY member_id, expires_at, id"
+)
+_INSERT_HOLDS = Bulk.insert(
+    "holds",
+    {
+        "id": "uuid",
+        "member_id": "bigint",
+        "partner_id": "bigint",
+        "points": "bigint",
+        "captured_points": "bigint",
+        "status": "text",
+        "reference": "text",
+        "expires_at": "timestamptz",
+        "created_at": "timestamptz",
+        "entry_id": "uuid",
+    },
+)
+_HOLDS = Raw(
+    "SELECT id, member_id, partner_id, points, captured_points, status, reference, expires_at,"
+    " created_at, entry_id FROM holds WHERE id = ANY(:ids)"
+)
+# Closes holds that are still active and not past their timeout.
+_CLOSE_HOLDS = Bulk(
+    "UPDATE holds SET status = :status, captured_points = :captured, closed_entry_id = :entry"
+    " WHERE id = :id AND status = 'active' AND expires_at > :now",
+    "UPDATE holds AS h SET status = v.status, captured_points = v.captured,"
+    " closed_entry_id = v.entry FROM unnest(:id::uuid[], :status::text[], :captured::bigint[],"
+    " :entry::uuid[], :now::timestamptz[]) AS v(id, status, captured, entry, now)"
+    " WHERE h.id = v.id AND h.status = 'active' AND h.expires_at > v.now",
 )
 _LIVE_BY_EXPIRY = Raw(
     "SELECT member_id, expires_at, SUM(remaining) FROM lots"
@@ -355,8 +382,68 @@ def hold(session: Session, hold_id: uuid.UUID) -> Hold | None:
     return session.get(Hold, hold_id)
 
 
-def insert_hold(session: Session, values: dict[str, Any]) -> None:
-    session.execute(insert(Hold).values(**values))
+def holds(session: Session, hold_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, HeldRow]:
+    """The holds of ``hold_ids`` that exist, with the entry that made each."""
+    if not hold_ids:
+        return {}
+    found: dict[uuid.UUID, HeldRow] = {}
+    for row in _HOLDS.all(session, {"ids": sorted(set(hold_ids))}):
+        hold_id, member_id, partner, points, captured, status, reference, expires, made, entry = row
+        state = HoldState(
+            id=as_uuid(hold_id),
+            member_id=int(member_id),
+            partner_id=None if partner is None else int(partner),
+            points=int(points),
+            captured_points=int(captured),
+            status=HoldStatus(status),
+            reference=str(reference),
+            expires_at=as_datetime(expires),
+            created_at=as_datetime(made),
+        )
+        found[state.id] = HeldRow(state, as_uuid(entry))
+    return found
+
+
+def insert_holds(session: Session, made: Sequence[HeldRow]) -> None:
+    """Record new holds, each with the entry that reserved its points."""
+    _INSERT_HOLDS.execute(
+        session,
+        [
+            {
+                "id": item.hold.id,
+                "member_id": item.hold.member_id,
+                "partner_id": item.hold.partner_id,
+                "points": item.hold.points,
+                "captured_points": item.hold.captured_points,
+                "status": item.hold.status.value,
+                "reference": item.hold.reference,
+                "expires_at": item.hold.expires_at,
+                "created_at": item.hold.created_at,
+                "entry_id": item.entry_id,
+            }
+            for item in made
+        ],
+    )
+
+
+def close_holds(
+    session: Session, closed: Sequence[tuple[HoldState, uuid.UUID]], now: datetime
+) -> int:
+    """Move holds still active and not timed out by ``now`` to the final state each
+    ``(hold as closed, closing entry)`` names; returns how many moved."""
+    return _CLOSE_HOLDS.execute(
+        session,
+        [
+            {
+                "id": hold.id,
+                "status": hold.status.value,
+                "captured": hold.captured_points,
+                "entry": entry_id,
+                "now": now,
+            }
+            for hold, entry_id in closed
+        ],
+    )
 
 
 def close_hold(

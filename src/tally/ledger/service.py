@@ -13,7 +13,7 @@ from tally.errors import (
     NotFound,
     ValidationFailed,
 )
-from tally.ledger import holds, repository
+from tally.ledger import releases, repository
 from tally.ledger.domain import (
     SYSTEM_ADJUSTMENTS,
     Balance,
@@ -95,7 +95,7 @@ def transfer(
     lock_members(
         session, [from_member_id, to_member_id], {from_member_id: False, to_member_id: False}
     )
-    holds.lapse_due(session, [from_member_id], now, policy)
+    releases.lapse_due(session, [from_member_id], now, policy)
     entry_id = post(
         session,
         kind=EntryKind.TRANSFER,
@@ -142,7 +142,7 @@ def adjust(
     if not reason.strip():
         raise ValidationFailed("An adjustment needs a reason.", field="reason")
     lock_members(session, [member_id], {member_id: True})  # checked under the wallet's lock
-    holds.lapse_due(session, [member_id], now, policy)
+    releases.lapse_due(session, [member_id], now, policy)
     account = member_available(member_id)
     entry_id = post(
         session,
@@ -180,7 +180,7 @@ def balance(session: Session, member_id: int, now: datetime, zone: ZoneInfo) -> 
     live = repository.live_points_by_expiry(session, [member_id], now)[member_id]
     if not held:  # no active hold, none past its timeout
         return balance_of(live, held, zone)
-    lapsed = holds.lapse_returns(session, member_id, now)
+    lapsed = releases.lapse_returns(session, member_id, now)
     back = [(expires_at, points) for expires_at, points in lapsed.lots if expires_at > now]
     return balance_of([*live, *back], held - lapsed.held, zone)
 

@@ -10,11 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tally.kit.crypto import GENESIS_HASH
-from tally.ledger.domain import Leg, entry_hash, link_hash, member_of
+from tally.ledger.domain import HoldStatus, Leg, entry_hash, link_hash, member_of
 from tally.ledger.models import (
     ChainLink,
     Hold,
-    HoldStatus,
     JournalEntry,
     Lot,
     LotAllocation,

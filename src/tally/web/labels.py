@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tally.ledger.models import EntryKind, HoldStatus
+from tally.ledger.domain import HoldStatus
+from tally.ledger.models import EntryKind
 from tally.members.models import MemberStatus
 from tally.staff.models import StaffRole
 from tally.tiers.models import GrowthKind, TierChangeReason

@@ -214,7 +214,7 @@ def test_a_pool_spend_can_use_points_a_timed_out_hold_gave_back(
     origin = Origin(partner_id=partner.partner_id)
     now = utcnow()
     with database.write() as session:  # Bob's last 50 points held for a minute
-        ledger_holds.create_hold(session, origin, household.bob, 50, "hold-b", 60, now, policy, 600)
+        ledger_holds.create_hold(session, origin, household.bob, 50, "hold-b", 60, now, policy)
     later = now + timedelta(minutes=2)
     with database.write() as session:
         spent = family_spend.spend(

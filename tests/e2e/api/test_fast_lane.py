@@ -174,3 +174,42 @@ def test_a_large_body_goes_on_to_fastapi_in_full() -> None:
     asyncio.run(middleware(scope, receive, send))
 
     assert b"".join(received) == content
+
+
+def test_a_hold_takes_the_lane_and_answers_as_the_endpoint_does(
+    api: Api, taken: list[bool]
+) -> None:
+    """A hold through the lane and one through FastAPI (padded beyond MAX_BODY) give the same
+    answer but for their ids: 201, the hold's id as the answer's, the hold itself."""
+    member = api.enrol("13900000009")
+    api.earn(member, 100, "lane-hold-seed")
+    body = b'{"points": 30, "expires_in_seconds": 600, "reference": "%s"'
+    through_lane = api.client.post(
+        f"/v1/members/{member}/holds",
+        content=body % b"h-1" + b"}",
+        headers={**api.key.headers("hold-1"), "Content-Type": "application/json"},
+    )
+    through_fastapi = api.client.post(
+        f"/v1/members/{member}/holds",
+        content=body % b"h-2" + b" " * (MAX_BODY + 1) + b"}",
+        headers={**api.key.headers("hold-2"), "Content-Type": "application/json"},
+    )
+
+    assert taken == [True, True]  # the seed earn, the first hold; the padded one went on
+    assert through_lane.status_code == through_fastapi.status_code == 201
+    first, second = through_lane.json(), through_fastapi.json()
+    assert first["id"] == first["hold"]["id"] != first["transaction_id"]
+    assert (first["balance"]["held"], second["balance"]["held"]) == (30, 60)
+    for answer in (first, second):
+        for key in ("id", "transaction_id", "balance"):
+            answer.pop(key)
+        for key in ("id", "reference", "expires_at", "created_at"):
+            answer["hold"].pop(key)
+        answer["details"].pop("hold_id")
+    assert first == second
+    assert first["hold"] == {
+        "member_id": member,
+        "points": 30,
+        "captured_points": 0,
+        "status": "active",
+    }

@@ -19,7 +19,8 @@ from support.policy import policy_of
 from tally.config import Settings
 from tally.db.session import Database
 from tally.ledger import jobs
-from tally.ledger.models import EntryKind, HoldStatus, JournalEntry
+from tally.ledger.domain import HoldStatus
+from tally.ledger.models import EntryKind, JournalEntry
 from tally.ledger.models import Hold as HoldRow
 from tally.ledger.verify import verify
 
@@ -220,7 +221,7 @@ def test_a_writer_that_may_not_wait_leaves_a_lapse_to_one_that_may(database: Dat
         free, _ = enrolment.enrol(session, Identity("phone", "13800000002"), {}, START)
         for member in (held, free):
             ledger.earn(session, shop, member, 100, f"seed-{member}", START, policy)
-        ledger_holds.create_hold(session, shop, held, 100, "h-1", 60, START, policy, 3600)
+        ledger_holds.create_hold(session, shop, held, 100, "h-1", 60, START, policy)
     later = START + timedelta(minutes=2)
     orders = [Order(EntryKind.REDEEM, shop, member, 100, f"r-{member}") for member in (held, free)]
 

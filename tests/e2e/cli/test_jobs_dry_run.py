@@ -77,7 +77,7 @@ def seed(db: Database) -> tuple[datetime, Programme]:
         earn(one, 100, now, now + 10 * DAY)
         earn(one, 50, now, now + 400 * DAY)
         earn(two, 30, now, now + 5 * DAY)
-        create_hold(session, origin, two, 10, "h-1", 3600, now, POLICY, 604800)
+        create_hold(session, origin, two, 10, "h-1", 3600, now, POLICY)
         row, _ = memberships.subscribe(session, memberships.SYSTEM, two, "MONTHLY", programme, now)
         memberships.pay(
             session, memberships.Actor(partner_id=partner.id), row.id, "pay-1",

@@ -109,7 +109,6 @@ def _load_demo(db: Database, settings: Settings) -> dict[str, str]:
             24 * 3600,
             now - timedelta(minutes=90),
             policy,
-            7 * 24 * 3600,
         )
         ledger.earn(
             session,

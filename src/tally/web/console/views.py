@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tally.flows import family_spend as family_spends
 from tally.kit.pagination import decode_cursor, encode_cursor
-from tally.ledger import holds as ledger_holds
+from tally.ledger import releases as ledger_releases
 from tally.ledger import repository as ledger_repository
 from tally.ledger import service as ledger
 from tally.ledger.models import Lot
@@ -264,7 +264,7 @@ def member_detail(
                 str(hold.id),
                 hold.points,
                 hold.captured_points,
-                ledger_holds.effective_status(hold, now).value,
+                ledger_releases.effective_status(hold, now).value,
                 hold.reference,
                 partners.get(hold.partner_id) if hold.partner_id else None,
                 hold.expires_at,
