@@ -304,77 +304,75 @@ class StateChange:
     since: datetime | None
 
 
-_CHANGE_STATE = Raw(
+# A change applies only to the row at the version read (see :func:`change_states`).
+_CHANGE_STATES = Bulk(
     "UPDATE member_tiers SET tier_code = :c, downgrade_at = :d, since = COALESCE(:s, since),"
     " evaluated_at = :e, version = version + 1 WHERE member_id = :m AND version = :v"
+    " RETURNING member_id",
+    "UPDATE member_tiers AS t SET tier_code = x.c, downgrade_at = x.d,"
+    " since = COALESCE(x.s, t.since), evaluated_at = x.e, version = t.version + 1"
+    " FROM unnest(:m::bigint[], :v::integer[], :c::text[], :d::timestamptz[],"
+    " :s::timestamptz[], :e::timestamptz[]) AS x(m, v, c, d, s, e)"
+    " WHERE t.member_id = x.m AND t.version = x.v RETURNING t.member_id",
 )
 _LOCK_STATES = Raw(
     "SELECT member_id FROM member_tiers WHERE member_id = ANY(:ids) ORDER BY member_id FOR UPDATE"
+)
+_INSERT_CHANGES = Bulk.insert(
+    "tier_changes",
+    {
+        "member_id": "bigint",
+        "from_code": "text",
+        "to_code": "text",
+        "reason": "text",
+        "growth": "bigint",
+        "downgrade_at": "timestamptz",
+        "programme_version": "integer",
+        "changed_at": "timestamptz",
+    },
 )
 
 
 def change_states(
     session: Session, changes: Sequence[StateChange], evaluated_at: datetime
 ) -> set[int]:
-    """Apply many :class:`StateChange`; the members whose row moved (a row some other writer
-    moved first keeps its new version and is left alone).
+    """Apply many :class:`StateChange` in one statement; the members whose row moved (a row
+    some other writer moved first keeps its new version and is left alone).
 
-    PostgreSQL: one statement for all, after locking the rows in member order so that concurrent
-    runs over the same members wait for each other instead of deadlocking. SQLite (no round
-    trips; one writer at a time): one prepared statement per change.
+    On PostgreSQL the rows are locked in member order first, so that concurrent runs over the
+    same members wait for each other instead of deadlocking.
     """
     if not changes:
         return set()
-    if session.get_bind().dialect.name != "postgresql":
-        return {
-            change.member_id
-            for change in changes
-            if _CHANGE_STATE.rowcount(
-                session,
-                {
-                    "m": change.member_id,
-                    "v": change.version,
-                    "c": change.tier_code,
-                    "d": change.downgrade_at,
-                    "s": change.since,
-                    "e": evaluated_at,
-                },
-            )
-        }
-    params: dict[str, Any] = {"evaluated_at": evaluated_at}
-    rows = []
-    for index, change in enumerate(changes):
-        params.update(
+    if session.get_bind().dialect.name == "postgresql":
+        _LOCK_STATES.all(session, {"ids": [change.member_id for change in changes]})
+    moved = _CHANGE_STATES.returning(
+        session,
+        [
             {
-                f"m{index}": change.member_id,
-                f"v{index}": change.version,
-                f"c{index}": change.tier_code,
-                f"d{index}": change.downgrade_at,
-                f"s{index}": change.since,
+                "m": change.member_id,
+                "v": change.version,
+                "c": change.tier_code,
+                "d": change.downgrade_at,
+                "s": change.since,
+                "e": evaluated_at,
             }
-        )
-        rows.append(
-            f"(CAST(:m{index} AS BIGINT), CAST(:v{index} AS INTEGER),"
-            f" CAST(:c{index} AS VARCHAR), CAST(:d{index} AS TIMESTAMPTZ),"
-            f" CAST(:s{index} AS TIMESTAMPTZ))"
-        )
-    _LOCK_STATES.all(session, {"ids": [change.member_id for change in changes]})
-    # Only placeholders are formatted into the text; VALUES columns are named column1..column5.
-    statement = Raw(
-        "UPDATE member_tiers SET tier_code = v.column3, downgrade_at = v.column4,"  # noqa: S608
-        " since = COALESCE(v.column5, member_tiers.since), evaluated_at = :evaluated_at,"
-        " version = member_tiers.version + 1"
-        f" FROM (VALUES {', '.join(rows)}) AS v"
-        " WHERE member_tiers.member_id = v.column1 AND member_tiers.version = v.column2"
-        " RETURNING member_tiers.member_id"
+            for change in changes
+        ],
     )
-    return {int(row[0]) for row in statement.all(session, params)}
+    return {int(row[0]) for row in moved}
 
 
 def insert_changes(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write tier changes, and a ``tier.changed`` event for each (one statement for all)."""
     if rows:
-        session.execute(table_of(TierChange).insert(), rows)
+        _INSERT_CHANGES.execute(
+            session,
+            [
+                {**row, "reason": str(row["reason"]), "from_code": row.get("from_code")}
+                for row in rows
+            ],
+        )
         outbox.emit(
             session,
             [
@@ -420,22 +418,27 @@ def tier_history(
 # --- evaluation job: set-based, one chunk at a time -------------------------------------------
 
 
+_STATE_CHUNK = Raw(
+    "SELECT member_id, tier_code, downgrade_at, evaluated_at, lifetime_growth, version"
+    " FROM member_tiers WHERE member_id > :after ORDER BY member_id LIMIT :limit"
+)
+
+
 def state_chunk(session: Session, after: int, limit: int) -> list[StateRow]:
     """The next ``limit`` tier rows after member ``after`` (keyset pagination), as plain rows."""
-    rows = session.execute(
-        select(
-            MemberTier.member_id,
-            MemberTier.tier_code,
-            MemberTier.downgrade_at,
-            MemberTier.evaluated_at,
-            MemberTier.lifetime_growth,
-            MemberTier.version,
+    return [
+        StateRow(
+            int(member_id),
+            str(code),
+            None if downgrade_at is None else as_datetime(downgrade_at),
+            None if evaluated_at is None else as_datetime(evaluated_at),
+            int(lifetime),
+            int(version),
         )
-        .where(MemberTier.member_id > after)
-        .order_by(MemberTier.member_id)
-        .limit(limit)
-    ).all()
-    return [StateRow(*row) for row in rows]
+        for member_id, code, downgrade_at, evaluated_at, lifetime, version in _STATE_CHUNK.all(
+            session, {"after": after, "limit": limit}
+        )
+    ]
 
 
 def chunk_sums(
