@@ -322,7 +322,8 @@ class WriteBatcher:
     batch one by one, each in a savepoint. On PostgreSQL the loop must never wait for a row
     lock (a job may hold a wallet for a while): the batch passes over orders whose wallet is
     held elsewhere and puts them in the next batch, twice at most; those and all other writes
-    are then done alone on the database executor, without holding up the batches that follow.
+    are then done alone on the database executor, each in a task of its own (so they run side
+    by side on its threads), without holding up the batches that follow.
     """
 
     MAX_GATHER_ROUNDS = 8
@@ -369,8 +370,9 @@ class WriteBatcher:
                     continue
                 if self._executor is None:
                     _settle(list(zip(rest, self._alone(rest), strict=True)))
-                else:
-                    task = loop.create_task(self._alone_elsewhere(rest))
+                    continue
+                for pending in rest:  # side by side on the executor's threads
+                    task = loop.create_task(self._alone_elsewhere([pending]))
                     queue.elsewhere.add(task)
                     task.add_done_callback(queue.elsewhere.discard)
         finally:
