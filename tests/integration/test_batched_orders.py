@@ -2,10 +2,10 @@
 
 Hypothesis draws batches over a few members — some frozen, some unknown, amounts that cannot
 be covered or are out of range, several orders of one member, growth values and tier
-multipliers — and posts each batch twice, into two identical sets of members: once with
-``flows.earning.post`` as the API's group commit does, once order by order, each order in its
-own transaction. Outcomes, balances, lots, chains, growth and tiers must be the same, and
-``verify`` must find nothing wrong.
+multipliers, earns of several lines (one sometimes out of range) — and posts each batch twice,
+into two identical sets of members: once with ``flows.earning.post`` as the API's group commit
+does, once order by order, each order in its own transaction. Outcomes, balances, lots,
+chains, growth and tiers must be the same, and ``verify`` must find nothing wrong.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tally.errors import TallyError
 from tally.flows import earning, enrolment
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.models import EntryKind, Lot, Wallet
-from tally.ledger.orders import Order, post_orders
+from tally.ledger.orders import Line, Order, post_orders
 from tally.ledger.posting import Posted
 from tally.ledger.verify import verify
 from tally.members.service import Identity, freeze
@@ -54,6 +54,7 @@ class Draw:
     growth: int | None
     multiplied: bool
     expires_in_days: int | None
+    lines: tuple[tuple[int, int | None], ...]  # an earn's lines: (points, expires in days)
 
 
 def mostly(usual: st.SearchStrategy[Any], rare: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -69,6 +70,17 @@ draws = st.builds(
     growth=mostly(st.one_of(st.none(), st.integers(0, 900)), st.just(-1)),
     multiplied=st.booleans(),
     expires_in_days=mostly(st.one_of(st.none(), st.integers(1, 90)), st.just(-1)),
+    lines=mostly(
+        st.just(()),
+        st.lists(
+            st.tuples(
+                mostly(st.integers(1, 200), st.just(0)),
+                st.one_of(st.none(), st.integers(1, 90)),
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(tuple),
+    ),
 )
 
 
@@ -85,7 +97,12 @@ class World:
         expires = None
         if draw.expires_in_days is not None:
             expires = now + timedelta(days=draw.expires_in_days)
-        order = Order(EntryKind.EARN, self.origin, member, draw.points, reference, expires)
+        lines = tuple(
+            Line(points, None if days is None else now + timedelta(days=days), f"line {index}")
+            for index, (points, days) in enumerate(draw.lines)
+        )
+        points = sum(line.points for line in lines) if lines else draw.points
+        order = Order(EntryKind.EARN, self.origin, member, points, reference, expires, lines=lines)
         return earning.Earning(order, draw.growth, draw.multiplied)
 
 

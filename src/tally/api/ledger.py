@@ -30,7 +30,7 @@ from tally.ledger import releases as ledger_releases
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.models import EntryKind
-from tally.ledger.orders import Order, hold_order
+from tally.ledger.orders import Line, Order, hold_order
 from tally.partners.service import Scope
 from tally.programme.runtime import ProgrammeCache
 
@@ -61,8 +61,15 @@ async def get_balance(
 
 def earn_order(member_id: int, payload: schemas.EarnRequest) -> Earning:
     """The earn a request asks for (its origin is set to the calling partner)."""
+    lines = tuple(Line(line.points, line.expires_at, line.reason) for line in payload.lines or ())
     order = Order(
-        EntryKind.EARN, Origin(), member_id, payload.points, payload.reference, payload.expires_at
+        EntryKind.EARN,
+        Origin(),
+        member_id,
+        payload.points,
+        payload.reference,
+        payload.expires_at,
+        lines=lines,
     )
     return Earning(order, payload.growth, payload.apply_tier_multiplier)
 

@@ -136,11 +136,32 @@ class Balance(BaseModel):
     expiring: list[Expiring]
 
 
-class EarnRequest(Strict):
+class EarnLine(Strict):
     points: Points
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When this line's points expire; the earn's `expires_at` when absent.",
+    )
+    reason: ExternalId | None = Field(
+        default=None, description="Why these points were given (a promotion, a bonus…)."
+    )
+
+
+class EarnRequest(Strict):
+    points: Annotated[
+        StrictInt,
+        Field(gt=0, le=MAX_POINTS, description="Whole points, 1 to 10⁹: with `lines`, their sum."),
+    ]
     reference: Reference
     expires_at: AwareDatetime | None = Field(
         default=None, description="When these points expire; the programme default when absent."
+    )
+    lines: list[EarnLine] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="Several lines in one transaction, each a lot of its own with its own "
+        "expiry and reason; their points must sum to `points`.",
     )
     growth: Annotated[StrictInt, Field(ge=0, le=MAX_POINTS)] | None = Field(
         default=None,

@@ -16,12 +16,10 @@ from tally.ledger import repository as ledger_repository
 from tally.ledger import reversals
 from tally.ledger.domain import Origin, Policy, in_rounds
 from tally.ledger.models import EntryKind
-from tally.ledger.orders import Order, Outcome, post_orders, posted
+from tally.ledger.orders import Order, Outcome, post_orders, posted, scaled
 from tally.ledger.posting import Posted
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
-
-BASIS_POINTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +106,7 @@ def _post_round(
         for member_id, tier in tiers.current_tiers(session, multiplied, programme).items()
     }
     ledger_orders = [
-        replace(
-            item.order, points=item.order.points * multipliers[item.order.member_id] // BASIS_POINTS
-        )
+        scaled(item.order, multipliers[item.order.member_id])
         if item.order.member_id in multipliers
         else item.order
         for item in earnings

@@ -38,6 +38,7 @@ from tally.ledger.domain import (
     in_rounds,
     member_available,
     member_held,
+    member_of,
     partner_issued,
     partner_redeemed,
     plan_consumption,
@@ -61,6 +62,20 @@ from tally.members import service as members
 from tally.members.models import MemberStatus
 
 KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.HOLD, EntryKind.CAPTURE})
+BASIS_POINTS = 10_000
+MAX_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of an earn: ``points`` funded by account ``funding`` (the partner's issuance
+    account when ``None``), valid until ``expires_at`` (the order's expiry, else the programme
+    default, when ``None``), and why they were given (``reason``, e.g. "rule X of campaign Y")."""
+
+    points: int
+    expires_at: datetime | None = None
+    reason: str | None = None
+    funding: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +83,8 @@ class Order:
     """A partner's write on a member's points: an earn (points credited as a new lot), a redeem
     (points spent, oldest-expiring lots first), a hold (points reserved the same way until
     ``hold_seconds`` from now) or the capture of hold ``hold_id`` (``points`` of it spent, the
-    rest given back to the lots they came from)."""
+    rest given back to the lots they came from). An earn's ``lines`` (when given; their points
+    sum to ``points``) each become a lot of their own, funded by their own account."""
 
     kind: EntryKind
     origin: Origin
@@ -78,6 +94,20 @@ class Order:
     expires_at: datetime | None = None  # earn only: the programme's default when absent
     hold_seconds: int | None = None  # hold only
     hold_id: uuid.UUID | None = None  # capture only
+    lines: tuple[Line, ...] = ()  # earn only: none is one line of ``points``
+
+
+def scaled(order: Order, multiplier_bp: int) -> Order:
+    """The earn ``order`` with each line's points multiplied (basis points, rounded down)."""
+    lines = tuple(
+        replace(line, points=line.points * multiplier_bp // BASIS_POINTS) for line in order.lines
+    )
+    points = (
+        sum(line.points for line in lines)
+        if lines
+        else order.points * multiplier_bp // BASIS_POINTS
+    )
+    return replace(order, points=points, lines=lines)
 
 
 def hold_order(origin: Origin, member_id: int, points: int, reference: str, seconds: int) -> Order:
@@ -152,11 +182,21 @@ def posted(outcome: Outcome) -> Posted:
 
 
 @dataclass(frozen=True, slots=True)
+class _Credit:
+    """An earn's line as it posts: a lot of ``points`` until ``expires_at``, from ``funding``."""
+
+    points: int
+    expires_at: datetime
+    funding: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Accepted:
     position: int
     order: Order
     partner_id: int
-    expires: datetime | None  # earn: the new lot's expiry
+    credits: tuple[_Credit, ...]  # earn: its lines, each with its expiry and funding account
     held: HeldRow | None = None  # capture: the hold, as read under its member's lock
 
 
@@ -216,9 +256,7 @@ def _accept(
         raise ValueError(f"an order is an earn, a redeem, a hold or a capture, not {order.kind}")
     partner_id = require_partner(order.origin)
     check_points(order.points, policy)
-    expires = (
-        checked_expiry(order.expires_at, now, policy) if order.kind is EntryKind.EARN else None
-    )
+    credits = _credits(order, partner_id, now, policy) if order.kind is EntryKind.EARN else ()
     if order.kind is EntryKind.HOLD and not 1 <= (order.hold_seconds or 0) <= (
         policy.max_hold_seconds
     ):
@@ -236,7 +274,26 @@ def _accept(
         found.hold.status is not HoldStatus.ACTIVE or found.hold.expires_at <= now
     ):
         raise HoldNotActive(f"Hold {order.hold_id} is not active.")
-    return _Accepted(position, order, partner_id, expires, found)
+    return _Accepted(position, order, partner_id, credits, found)
+
+
+def _credits(order: Order, partner_id: int, now: datetime, policy: Policy) -> tuple[_Credit, ...]:
+    """An earn's lines, checked: each within the points limit and with a valid expiry, summing
+    to the order's points, funded by a partner or system account (never a member's)."""
+    lines = order.lines or (Line(order.points),)
+    if len(lines) > MAX_LINES:
+        raise ValidationFailed(f"An earn has at most {MAX_LINES} lines.", field="lines")
+    if sum(line.points for line in lines) != order.points:
+        raise ValidationFailed("points must be the sum of the lines' points.", field="lines")
+    credits = []
+    for line in lines:
+        check_points(line.points, policy)
+        funding = line.funding or partner_issued(partner_id)
+        if member_of(funding) is not None:
+            raise ValueError(f"a member account funds no earn: {funding}")
+        expires = checked_expiry(line.expires_at or order.expires_at, now, policy)
+        credits.append(_Credit(line.points, expires, funding, line.reason))
+    return tuple(credits)
 
 
 @dataclass
@@ -311,15 +368,8 @@ def _decide(
     once they have —, the hold made or closed)``; raises, changing nothing, when the member has
     too few points."""
     order, member_id, points = item.order, item.order.member_id, item.order.points
-    if item.expires is not None:  # an earn
-        legs = [
-            Leg(partner_issued(item.partner_id), -points),
-            Leg(member_available(member_id), points),
-        ]
-        entry_id = journal.add(_draft(order, legs, now))
-        effects.new_lots.append((member_id, entry_id, points, item.expires))
-        after = [*live[member_id], (item.expires, points)]
-        return entry_id, {"points": points, "expires_at": item.expires.isoformat()}, after, None
+    if item.credits:  # an earn
+        return _earn(item, journal, live, effects, now)
     if item.held is not None:  # a capture
         return _capture(item.held, index, order, journal, live, effects, now)
     plan = plan_consumption(lots[member_id], points)
@@ -351,6 +401,44 @@ def _decide(
     )
     effects.new_holds.append(HeldRow(hold, entry_id))
     return entry_id, {"points": points, "hold_id": str(hold.id)}, after, hold
+
+
+def _earn(
+    item: _Accepted,
+    journal: Journal,
+    live: dict[int, list[tuple[datetime, int]]],
+    effects: _Effects,
+    now: datetime,
+) -> Decision:
+    """Credit each line as a lot of its own, each funding account debited once."""
+    order, member_id = item.order, item.order.member_id
+    funded: dict[str, int] = {}
+    for credit in item.credits:
+        funded[credit.funding] = funded.get(credit.funding, 0) + credit.points
+    legs = [Leg(account, -points) for account, points in funded.items()]
+    legs.append(Leg(member_available(member_id), order.points))
+    lines = [
+        {
+            "points": credit.points,
+            "expires_at": credit.expires_at.isoformat(),
+            "reason": credit.reason,
+            "funding": credit.funding,
+        }
+        for credit in item.credits
+    ]
+    plain = len(lines) == 1 and not order.lines
+    entry_id = journal.add(_draft(order, legs, now, None if plain else {"lines": lines}))
+    for credit in item.credits:
+        effects.new_lots.append((member_id, entry_id, credit.points, credit.expires_at))
+    after = [*live[member_id], *((credit.expires_at, credit.points) for credit in item.credits)]
+    details: dict[str, Any] = {"points": order.points}
+    if plain:
+        details["expires_at"] = lines[0]["expires_at"]
+    else:
+        details["lines"] = [
+            {key: line[key] for key in ("points", "expires_at", "reason")} for line in lines
+        ]
+    return entry_id, details, after, None
 
 
 def _capture(
@@ -391,7 +479,9 @@ def _capture(
     return entry_id, {"captured": captured, "released": rest}, after, closed
 
 
-def _draft(order: Order, legs: list[Leg], now: datetime) -> Draft:
+def _draft(
+    order: Order, legs: list[Leg], now: datetime, details: dict[str, Any] | None = None
+) -> Draft:
     return Draft(
         kind=order.kind,
         legs=legs,
@@ -400,6 +490,7 @@ def _draft(order: Order, legs: list[Leg], now: datetime) -> Draft:
         now=now,
         reference=order.reference,
         source_key=source_key(order.kind, order.origin, order.reference),
+        details=details,
     )
 
 
