@@ -19,8 +19,8 @@ from tally.api import families as families_api
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
-from tally.api import partners as partners_api
 from tally.api import memberships as memberships_api
+from tally.api import partners as partners_api
 from tally.api import status as status_api
 from tally.api import tiers as tiers_api
 from tally.api import webhooks as webhooks_api

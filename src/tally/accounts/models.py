@@ -36,8 +36,6 @@ class AccountStripe(Base):
 
     __tablename__ = "account_stripes"
 
-    account_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("accounts.id"), primary_key=True
-    )
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id"), primary_key=True)
     stripe: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)

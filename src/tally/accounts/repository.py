@@ -65,9 +65,13 @@ def add_to_balances(session: Session, deltas: Sequence[tuple[str, int]]) -> None
     stripe = _stripe(session)
     rows = [{"code": code, "delta": delta, "stripe": stripe} for code, delta in deltas]
     if _ADD.execute(session, rows) != len(rows):
-        known = set(session.scalars(select(AccountRow.code).where(AccountRow.code.in_(
-            [code for code, _delta in deltas]
-        ))))
+        known = set(
+            session.scalars(
+                select(AccountRow.code).where(
+                    AccountRow.code.in_([code for code, _delta in deltas])
+                )
+            )
+        )
         missing = sorted(code for code, _delta in deltas if code not in known)
         raise UnknownAccount(f"postings name accounts that have no row: {missing}")
 

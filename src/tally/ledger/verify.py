@@ -254,7 +254,9 @@ def _check_wallets(session: Session, report: Report) -> None:
                 f"its postings {posted_available}/{posted_held}"
             )
         if wallet_available != lots:
-            report.add(f"member {member_id}'s available {wallet_available} differs from its lots {lots}")
+            report.add(
+                f"member {member_id}'s available {wallet_available} differs from its lots {lots}"
+            )
         if wallet_held != holds:
             report.add(
                 f"member {member_id}'s held {wallet_held} differs from its active holds {holds}"

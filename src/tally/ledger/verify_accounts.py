@@ -82,7 +82,9 @@ def _check_owners(session: Session, report: Report) -> None:
         .limit(LIMIT)
     )
     for code, member, _wallet in session.execute(member_accounts):
-        owner = "is owned by no member" if member is None else "belongs to a member without a wallet"
+        owner = (
+            "is owned by no member" if member is None else "belongs to a member without a wallet"
+        )
         report.add(f"account {code} {owner}")
     for (code,) in session.execute(
         select(Account.code)

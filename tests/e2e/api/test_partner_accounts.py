@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from apikit import assert_problem, tolerant_client
+
 from conftest import Api, PartnerKey, make_partner
 from tally.db.session import Database
 from tally.kit.clock import utcnow

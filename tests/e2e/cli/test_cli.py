@@ -452,13 +452,19 @@ def verify(tally: Tally, code: int) -> tuple[str, set[str]]:
 
 def test_verify_passes_on_a_healthy_ledger(tally: Tally, seeded: Seed) -> None:
     out, problems = verify(tally, 0)
-    assert out.splitlines() == ["checked 5 entries, 6 chain links, 2 wallets, 9 accounts", "ledger OK"]
+    assert out.splitlines() == [
+        "checked 5 entries, 6 chain links, 2 wallets, 9 accounts",
+        "ledger OK",
+    ]
     assert problems == set()
 
 
 def test_verify_passes_on_a_fresh_database(tally: Tally) -> None:
     out, _ = verify(tally, 0)
-    assert out.splitlines() == ["checked 0 entries, 0 chain links, 0 wallets, 3 accounts", "ledger OK"]
+    assert out.splitlines() == [
+        "checked 0 entries, 0 chain links, 0 wallets, 3 accounts",
+        "ledger OK",
+    ]
 
 
 TAMPERING: dict[str, tuple[list[str], list[str]]] = {
@@ -595,7 +601,10 @@ def test_verify_names_tampering_on_postgresql(postgres_server: Any, tmp_path: Pa
         tally = Tally(url, None)
         _partner, entries, _hold = seed_ledger(tally)  # on a fresh, unmigrated PostgreSQL database
         out, _problems = verify(tally, 0)
-        assert out.splitlines() == ["checked 5 entries, 6 chain links, 2 wallets, 9 accounts", "ledger OK"]
+        assert out.splitlines() == [
+            "checked 5 entries, 6 chain links, 2 wallets, 9 accounts",
+            "ledger OK",
+        ]
         statements, expected = TAMPERING["a posting's amount"]
         tally.sql(*statements)
 
