@@ -20,6 +20,7 @@ import pytest
 
 from support import fast
 from support.postgres import PostgresServer, find_pg_bin
+from tally.accounts import service as accounts
 from tally.config import Settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
@@ -101,8 +102,11 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[Database]:
 
 
 def _empty(db: Database) -> None:
-    """Every table empty and every sequence restarted, as a fresh migration leaves them."""
+    """Every table empty and every sequence restarted, as a fresh migration leaves them: with
+    the system's accounts, which migration 0018 made."""
     fast.empty_postgres(db.engine, [table.name for table in metadata().sorted_tables])
+    with db.write() as session:
+        accounts.open_system(session)
 
 
 @pytest.fixture(params=DIALECTS)

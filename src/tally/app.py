@@ -20,6 +20,7 @@ from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
 from tally.api import memberships as memberships_api
+from tally.api import partners as partners_api
 from tally.api import status as status_api
 from tally.api import tiers as tiers_api
 from tally.api import webhooks as webhooks_api
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(families_api.router)
     app.include_router(consents_api.router)
     app.include_router(webhooks_api.router)
+    app.include_router(partners_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.

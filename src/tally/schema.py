@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, text
 
+from tally.accounts import models as account_models
 from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
 from tally.db.base import Base
@@ -51,6 +52,7 @@ MODEL_MODULES = (
     job_failure_models,
     outbox_models,
     webhook_models,
+    account_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

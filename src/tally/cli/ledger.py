@@ -12,12 +12,14 @@ ledger_app = typer.Typer(help="Inspect the points ledger.", no_args_is_help=True
 
 @ledger_app.command("verify")
 def verify() -> None:
-    """Check every hash chain, that every entry balances, and that balances match postings, lots
-    and holds; exit 1 and list the problems when anything is wrong."""
+    """Check every hash chain, that every entry balances, that balances match postings, lots
+    and holds, and that every posting, account and stripe belongs to something, in one
+    snapshot; exit 1 and list the problems when anything is wrong."""
     with open_database() as db, db.read() as session:
         report = verify_ledger(session)
     typer.echo(
-        f"checked {report.entries} entries, {report.links} chain links, {report.wallets} wallets"
+        f"checked {report.entries} entries, {report.links} chain links, {report.wallets} wallets,"
+        f" {report.accounts} accounts"
     )
     if report.ok:
         typer.echo("ledger OK")

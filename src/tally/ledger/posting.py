@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from tally.accounts import repository as accounts
+from tally.accounts.domain import striped_deltas
 from tally.config import Settings
 from tally.errors import (
     ConcurrentChange,
@@ -151,11 +153,17 @@ class Journal:
         return draft.entry_id
 
     def write(self, session: Session) -> None:
-        """Write the entries, their postings and chain links, the moved wallets, and an
-        ``entry.posted`` event per entry and member it moves (one statement for them all)."""
+        """Write the entries, their postings and chain links, the moved wallets, the net change
+        of every partner and system account (one statement for them all, see
+        ``tally.accounts``), and an ``entry.posted`` event per entry and member it moves (one
+        statement for them all)."""
         if not self._entries:
             return
         repository.insert_entries(session, self._entries, self._legs)
+        accounts.add_to_balances(
+            session,
+            striped_deltas((leg.account, leg.amount) for legs in self._legs for leg in legs),
+        )
         repository.insert_links(session, self._links)
         outbox.emit(session, posted_events(self._entries, self._legs))
         moved = {

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from tally.accounts import service as accounts
 from tally.db.base import table_of
 from tally.db.raw import Bulk, Raw, as_datetime, as_uuid
 from tally.kit.crypto import GENESIS_HASH
@@ -149,11 +150,13 @@ _LIVE_BY_EXPIRY = Raw(
 
 
 def create_wallet(session: Session, member_id: int) -> None:
-    """Give a new member an empty wallet at the start of its chain."""
+    """Give a new member an empty wallet at the start of its chain, and its accounts (whose
+    balance the wallet is)."""
     session.connection().execute(
         insert(table_of(Wallet)),
         {"member_id": member_id, "available": 0, "held": 0, "seq": 0, "head_hash": GENESIS_HASH},
     )
+    accounts.open_for_members(session, [member_id])
 
 
 def insert_entries(

@@ -6,11 +6,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from tally.kit.crypto import GENESIS_HASH
-from tally.ledger.domain import HoldStatus, Leg, entry_hash, link_hash, member_of
+from tally.ledger.domain import HoldStatus, Leg, entry_hash, link_hash
 from tally.ledger.models import (
     ChainLink,
     Hold,
@@ -20,6 +20,7 @@ from tally.ledger.models import (
     Posting,
     Wallet,
 )
+from tally.ledger.verify_accounts import check_accounts
 from tally.programme.models import ProgrammeVersion
 
 BATCH = 5000
@@ -33,6 +34,7 @@ class Report:
     entries: int = 0
     links: int = 0
     wallets: int = 0
+    accounts: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -47,14 +49,28 @@ class Report:
 
 
 def verify(session: Session) -> Report:
-    """Check hashes, chains and balanced entries; wallets against postings, lots and holds."""
+    """Check hashes, chains and balanced entries; wallets against postings, lots and holds;
+    accounts against postings, and rows that belong to nothing. On PostgreSQL, a session whose
+    transaction has not begun reads everything in one read-only REPEATABLE READ snapshot."""
     report = Report()
+    snapshot(session)
     _check_entries(session, report)
     _check_chains(session, report)
     _check_wallets(session, report)
+    check_accounts(session, report)
     _check_lots(session, report)
     _check_versions(session, report)
     return report
+
+
+def snapshot(session: Session) -> None:
+    """Begin the session's transaction as one read-only snapshot (PostgreSQL; an SQLite read
+    transaction is one already): every check then sees the ledger of one instant, however long
+    verification takes and whatever commits meanwhile."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        )
 
 
 def _entries(session: Session) -> Iterator[list[JournalEntry]]:
@@ -182,52 +198,68 @@ def _check_chains(session: Session, report: Report) -> None:
 
 
 def _check_wallets(session: Session, report: Report) -> None:
-    posted: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for account, total in session.execute(
-        select(Posting.account, func.sum(Posting.amount))
+    """Every wallet (the balance of its member's accounts) against its postings, lots and active
+    holds, in one grouped query that returns only the wallets that disagree."""
+    report.wallets = int(session.scalar(select(func.count()).select_from(Wallet)) or 0)
+    posted = (
+        select(Posting.account, func.sum(Posting.amount).label("total"))
         .where(Posting.account.like("member:%"))
         .group_by(Posting.account)
-    ):
-        owner = member_of(account)
-        if owner is not None:
-            posted[owner[0]][0 if owner[1] == "available" else 1] += int(total)
-    in_lots = {
-        row[0]: row[1]
-        for row in session.execute(
-            select(Lot.member_id, func.sum(Lot.remaining)).group_by(Lot.member_id)
+        .cte("posted")
+    )
+    available, held = posted.alias("available"), posted.alias("held")
+    in_lots = (
+        select(Lot.member_id, func.sum(Lot.remaining).label("points"))
+        .group_by(Lot.member_id)
+        .subquery()
+    )
+    in_holds = (
+        select(Hold.member_id, func.sum(Hold.points).label("points"))
+        .where(Hold.status == HoldStatus.ACTIVE)
+        .group_by(Hold.member_id)
+        .subquery()
+    )
+    member = cast(Wallet.member_id, String)
+    columns = (
+        func.coalesce(available.c.total, 0),
+        func.coalesce(held.c.total, 0),
+        func.coalesce(in_lots.c.points, 0),
+        func.coalesce(in_holds.c.points, 0),
+    )
+    rows = session.execute(
+        select(Wallet.member_id, Wallet.available, Wallet.held, *columns)
+        .outerjoin(available, available.c.account == literal("member:") + member + ":available")
+        .outerjoin(held, held.c.account == literal("member:") + member + ":held")
+        .outerjoin(in_lots, in_lots.c.member_id == Wallet.member_id)
+        .outerjoin(in_holds, in_holds.c.member_id == Wallet.member_id)
+        .where(
+            (Wallet.available < 0)
+            | (Wallet.held < 0)
+            | (Wallet.available != columns[0])
+            | (Wallet.held != columns[1])
+            | (Wallet.available != columns[2])
+            | (Wallet.held != columns[3])
         )
-    }
-    in_holds = {
-        row[0]: row[1]
-        for row in session.execute(
-            select(Hold.member_id, func.sum(Hold.points))
-            .where(Hold.status == HoldStatus.ACTIVE)
-            .group_by(Hold.member_id)
-        )
-    }
-    for wallet in session.scalars(select(Wallet).order_by(Wallet.member_id)):
-        report.wallets += 1
-        member_id = wallet.member_id
-        if wallet.available < 0 or wallet.held < 0:
-            report.add(f"member {member_id} is negative: {wallet.available}/{wallet.held}")
-        available, held = posted.pop(member_id, [0, 0])
-        if (wallet.available, wallet.held) != (available, held):
+        .order_by(Wallet.member_id)
+        .limit(MAX_REPORTED)
+    )
+    for member_id, wallet_available, wallet_held, *found in rows:
+        posted_available, posted_held, lots, holds = (int(value) for value in found)
+        if wallet_available < 0 or wallet_held < 0:
+            report.add(f"member {member_id} is negative: {wallet_available}/{wallet_held}")
+        if (wallet_available, wallet_held) != (posted_available, posted_held):
             report.add(
-                f"member {member_id}'s balance {wallet.available}/{wallet.held} differs from "
-                f"its postings {available}/{held}"
+                f"member {member_id}'s balance {wallet_available}/{wallet_held} differs from "
+                f"its postings {posted_available}/{posted_held}"
             )
-        if wallet.available != int(in_lots.get(member_id) or 0):
+        if wallet_available != lots:
             report.add(
-                f"member {member_id}'s available {wallet.available} differs from its lots "
-                f"{int(in_lots.get(member_id) or 0)}"
+                f"member {member_id}'s available {wallet_available} differs from its lots {lots}"
             )
-        if wallet.held != int(in_holds.get(member_id) or 0):
+        if wallet_held != holds:
             report.add(
-                f"member {member_id}'s held {wallet.held} differs from its active holds "
-                f"{int(in_holds.get(member_id) or 0)}"
+                f"member {member_id}'s held {wallet_held} differs from its active holds {holds}"
             )
-    for member_id in posted:
-        report.add(f"postings name member {member_id}, who has no wallet")
 
 
 def _check_lots(session: Session, report: Report) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tally.accounts import service as accounts
 from tally.db.raw import Raw
 from tally.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tally.kit.crypto import constant_time_equal, keyed_hash, random_token
@@ -56,7 +57,7 @@ def parse_scopes(text: str) -> frozenset[Scope]:
 
 
 def create_partner(session: Session, code: str, name: str, now: datetime) -> Partner:
-    """Register a partner; codes are unique."""
+    """Register a partner, with its accounts; codes are unique."""
     if not CODE_PATTERN.match(code):
         raise ValidationFailed("A partner code is letters, digits, '-' or '_'.", field="code")
     if session.scalar(select(Partner.id).where(Partner.code == code)) is not None:
@@ -64,6 +65,7 @@ def create_partner(session: Session, code: str, name: str, now: datetime) -> Par
     partner = Partner(code=code, name=name.strip() or code, is_active=True, created_at=now)
     session.add(partner)
     session.flush()
+    accounts.open_for_partner(session, partner.id)
     return partner
 
 

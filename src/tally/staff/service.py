@@ -30,6 +30,7 @@ class Permission(enum.StrEnum):
     OPEN_AS_MEMBER = "open_as_member"  # sign in to the member pages as the member
     AUDIT = "audit"  # browse the audit log
     RECORD_CONSENT = "record_consent"  # record a member's consent told at the desk or by phone
+    ACCOUNTS = "accounts"  # read partner and system accounts and the outstanding liability
 
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -45,8 +46,8 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
         }
     ),
     StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST, Permission.OPEN_AS_MEMBER}),
-    StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST}),
-    StaffRole.AUDITOR: frozenset({Permission.VIEW, Permission.AUDIT}),
+    StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST, Permission.ACCOUNTS}),
+    StaffRole.AUDITOR: frozenset({Permission.VIEW, Permission.AUDIT, Permission.ACCOUNTS}),
 }
 
 

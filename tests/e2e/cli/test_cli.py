@@ -452,13 +452,19 @@ def verify(tally: Tally, code: int) -> tuple[str, set[str]]:
 
 def test_verify_passes_on_a_healthy_ledger(tally: Tally, seeded: Seed) -> None:
     out, problems = verify(tally, 0)
-    assert out.splitlines() == ["checked 5 entries, 6 chain links, 2 wallets", "ledger OK"]
+    assert out.splitlines() == [
+        "checked 5 entries, 6 chain links, 2 wallets, 9 accounts",
+        "ledger OK",
+    ]
     assert problems == set()
 
 
 def test_verify_passes_on_a_fresh_database(tally: Tally) -> None:
     out, _ = verify(tally, 0)
-    assert out.splitlines() == ["checked 0 entries, 0 chain links, 0 wallets", "ledger OK"]
+    assert out.splitlines() == [
+        "checked 0 entries, 0 chain links, 0 wallets, 3 accounts",
+        "ledger OK",
+    ]
 
 
 TAMPERING: dict[str, tuple[list[str], list[str]]] = {
@@ -529,6 +535,41 @@ TAMPERING: dict[str, tuple[list[str], list[str]]] = {
         ["UPDATE holds SET status = 'voided'"],
         ["member 1's held 10 differs from its active holds 0"],
     ),
+    "a partner account's balance": (
+        [
+            "UPDATE account_stripes SET balance = balance - 5"
+            " WHERE account_id = (SELECT id FROM accounts WHERE code = 'partner:1:issued')"
+        ],
+        ["account partner:1:issued's balance -155 differs from its postings -150"],
+    ),
+    "a posting moved to an account without a row": (
+        ["UPDATE postings SET account = 'partner:9:redeemed' WHERE account = 'partner:1:redeemed'"],
+        [
+            "entry {redeem 1} was altered: its content no longer matches its hash",
+            "1 postings name account partner:9:redeemed, which has no row",
+            "account partner:1:redeemed's balance 30 differs from its postings 0",
+        ],
+    ),
+    "an account's owner": (
+        ["UPDATE accounts SET owner_id = 7 WHERE code = 'partner:1:issued'"],
+        [
+            "account partner:1:issued is owned by no partner",
+            "account partner:1:issued is recorded as the issued account of partner 7",
+            "partner 1 has 1 accounts, not 2",
+        ],
+    ),
+    "a member's account deleted": (
+        ["DELETE FROM accounts WHERE code = 'member:2:held'"],
+        ["member 2 has 1 accounts, not 2"],
+    ),
+    "a wallet deleted": (
+        ["DELETE FROM wallets WHERE member_id = 2"],
+        [
+            "account member:2:available belongs to a member without a wallet",
+            "account member:2:held belongs to a member without a wallet",
+            "member 2 has chain links but no wallet",
+        ],
+    ),
 }
 
 
@@ -560,7 +601,10 @@ def test_verify_names_tampering_on_postgresql(postgres_server: Any, tmp_path: Pa
         tally = Tally(url, None)
         _partner, entries, _hold = seed_ledger(tally)  # on a fresh, unmigrated PostgreSQL database
         out, _problems = verify(tally, 0)
-        assert out.splitlines() == ["checked 5 entries, 6 chain links, 2 wallets", "ledger OK"]
+        assert out.splitlines() == [
+            "checked 5 entries, 6 chain links, 2 wallets, 9 accounts",
+            "ledger OK",
+        ]
         statements, expected = TAMPERING["a posting's amount"]
         tally.sql(*statements)
 

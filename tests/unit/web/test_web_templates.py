@@ -571,6 +571,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         ],
         *sessions_and_audit_samples(base, support, auditor),
         *webhook_samples(base, admin),
+        *account_samples(base, auditor),
         *[
             (
                 "member/code.html",
@@ -611,6 +612,37 @@ def webhook_samples(
             {**page, "rows": [active], "chosen": active, "deliveries": []},
             None,
         ),
+    ]
+
+
+def account_samples(
+    base: dict[str, Any], auditor: Staff
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The accounts page: no partner and nothing outstanding; partners, several currencies and
+    points without a value."""
+    from tally.ledger.liability import Liability, Outstanding
+    from tally.web.console.accounts_page import SYSTEM_KINDS, PartnerLine, SystemLine
+
+    system = [
+        SystemLine("system:expired", "expired", 40),
+        SystemLine("system:adjustments", "adjustments", -15),
+        SystemLine("system:breakage", "breakage", 0),
+    ]
+    shop = PartnerLine(
+        "SHOP", "Select Mall", True, "partner:2:issued", "partner:2:redeemed", 1500, 300, 1200
+    )
+    food = PartnerLine(
+        "FOOD", "<b>Food</b>", False, "partner:3:issued", "partner:3:redeemed", 0, 80, -80
+    )
+    page = {**base, "staff": auditor, "system": system, "as_of": NOW, "section": "accounts"}
+    page["system_kinds"] = SYSTEM_KINDS
+    nothing = Liability([], 0, 0)
+    owed = Liability(
+        [Outstanding(1200, Money(1150, "CNY")), Outstanding(10, Money(7, "USD"))], 10, 5
+    )
+    return [
+        ("console/accounts.html", {**page, "partners": [], "liability": nothing}, None),
+        ("console/accounts.html", {**page, "partners": [shop, food], "liability": owed}, None),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from tally.web.console import (
+    accounts_page,
     actions,
     adjustments_page,
     audit_page,
@@ -33,6 +34,7 @@ STAFF_ROUTERS = (
     partners_page.router,
     staff_page.router,
     webhooks_page.router,
+    accounts_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
