@@ -1,13 +1,13 @@
-"""Holds and captures posted as one batch, among earns and redeems, end exactly as if posted
+"""Holds, captures and voids posted as one batch, among earns and redeems, end exactly as if posted
 one by one, in order (the checkout path of the group commit, ADR 16).
 
 Hypothesis draws batches over a few members, each with earned lots and holds made beforehand
-(one of them already past its timeout): new holds of any size, full and partial captures of
-those holds — the same hold captured twice, a hold of a frozen member — and earns and
-redeems between them. Each batch is posted twice, into two identical worlds: once with
-``post_orders`` as the group commit does, once order by order, each order in its own
-transaction. Outcomes, balances, lots and holds must be the same, and ``verify`` must find
-nothing wrong.
+(one of them already past its timeout): new holds of any size, full and partial captures and
+voids of those holds — the same hold captured twice, a hold of a frozen member (which may be
+voided, not captured) — and earns and redeems between them. Each batch is posted twice, into
+two identical worlds: once with ``post_orders`` as the group commit does, once order by order,
+each order in its own transaction. Outcomes, balances, lots and holds must be the same, and
+``verify`` must find nothing wrong.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tally.flows import earning, enrolment
 from tally.ledger import holds as ledger_holds
 from tally.ledger.domain import HeldRow, Origin, Policy
 from tally.ledger.models import EntryKind, Hold, Lot, Wallet
-from tally.ledger.orders import Order, capture_order, hold_order, post_orders
+from tally.ledger.orders import Order, capture_order, hold_order, post_orders, void_order
 from tally.ledger.posting import Posted
 from tally.ledger.verify import verify
 from tally.members.service import Identity, freeze
@@ -63,7 +63,9 @@ class Draw:
 
 draws = st.builds(
     Draw,
-    kind=st.sampled_from([EntryKind.HOLD, EntryKind.CAPTURE, EntryKind.EARN, EntryKind.REDEEM]),
+    kind=st.sampled_from(
+        [EntryKind.HOLD, EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EARN, EntryKind.REDEEM]
+    ),
     member=st.integers(0, MEMBERS - 1),
     points=st.one_of(st.integers(1, 150), st.sampled_from([0, 5001])),
     hold=st.integers(0, HOLDS - 1),
@@ -83,9 +85,11 @@ class World:
         reference = f"ref-{next(_serial)}"
         if draw.kind is EntryKind.HOLD:
             return hold_order(self.origin, member, draw.points, reference, draw.seconds)
-        if draw.kind is EntryKind.CAPTURE:
+        if draw.kind in (EntryKind.CAPTURE, EntryKind.VOID):
             found = self.holds[draw.member][draw.hold]
             try:
+                if draw.kind is EntryKind.VOID:
+                    return void_order(self.origin, found, NOW)
                 return capture_order(self.origin, found, None if draw.whole else draw.points, NOW)
             except TallyError as refused:  # refused before it is posted, in both worlds
                 return refused
@@ -254,3 +258,24 @@ def test_a_partial_capture_in_a_batch_gives_the_rest_back_to_its_lots(
         assert (wallet.available, wallet.held) == (85, 0)
         report = verify(session)
     assert report.ok, report.problems
+
+
+def test_a_frozen_members_hold_may_be_voided_not_captured(database: Database) -> None:
+    world = _world(database, [[100], [100], [100]])
+    frozen = world.holds[2][0]
+
+    captured, voided = _post(
+        database,
+        [capture_order(world.origin, frozen, None, NOW), void_order(world.origin, frozen, NOW)],
+    )
+
+    assert isinstance(captured, TallyError)
+    assert captured.code == "member_frozen"
+    assert isinstance(voided, Posted)
+    assert voided.details == {"released": 20}
+    assert voided.hold is not None
+    assert voided.hold.status == "voided"
+    with database.read() as session:
+        wallet = session.get(Wallet, world.members[2])
+        assert wallet is not None
+        assert (wallet.available, wallet.held) == (100, 0)  # the timed-out one lapsed first

@@ -15,7 +15,6 @@ from tally.kit.clock import utcnow
 from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs, repository
 from tally.ledger import posting as ledger_posting
-from tally.ledger import releases as ledger_releases
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin
 from tally.ledger.verify import verify
@@ -84,7 +83,7 @@ def test_parallel_holds_and_captures_never_overdraw(database: Database) -> None:
         with database.write() as session:
             if index % 2:
                 return ledger_holds.capture_hold(session, origin, hold_id, 3, utcnow(), POLICY)
-            return ledger_releases.release_hold(session, origin, hold_id, utcnow(), POLICY)
+            return ledger_holds.void_hold(session, origin, hold_id, utcnow(), POLICY)
 
     outcomes = race(len(holds) * 2, settle)
     assert sum(1 for item in outcomes if isinstance(item, HoldNotActive)) == len(holds)

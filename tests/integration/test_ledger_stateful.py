@@ -30,7 +30,6 @@ from tally.errors import HoldNotActive, InsufficientPoints, NotReversible, Tally
 from tally.flows import enrolment
 from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs, repository
-from tally.ledger import releases as ledger_releases
 from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import HoldStatus, Origin
@@ -156,7 +155,7 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             hold_id, member, amount = hold  # type: ignore[misc]
             try:
                 with db.write() as session:
-                    _, result = ledger_releases.release_hold(
+                    _, result = ledger_holds.void_hold(
                         session, self.origin, hold_id, self.now, POLICY
                     )
             except HoldNotActive:

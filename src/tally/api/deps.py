@@ -40,7 +40,7 @@ from tally.errors import (
 )
 from tally.flows import spending
 from tally.flows.earning import Earning
-from tally.flows.spending import Capture
+from tally.flows.spending import Capture, OnHold, Void
 from tally.idempotency import service as idempotency
 from tally.kit import text
 from tally.kit.clock import utcnow
@@ -138,7 +138,7 @@ def reader(scope: Scope) -> Callable[..., Any]:
     return dependency
 
 
-Batched = Earning | Order | Capture  # a write posted set-based with the others of its batch
+Batched = Earning | Order | Capture | Void  # a write posted set-based with the others of its batch
 Job = Work | Batched
 
 
@@ -180,7 +180,7 @@ class Mutation:
         """``order`` on behalf of the authenticated partner."""
         if isinstance(order, Earning):
             return replace(order, order=replace(order.order, origin=self.origin))
-        return replace(order, origin=self.origin)  # an Order or a Capture
+        return replace(order, origin=self.origin)  # an Order, a Capture or a Void
 
     def work_of(self, job: Job) -> Work:
         """What the write does in a transaction of its own."""
@@ -290,7 +290,7 @@ def posted_answer(
     cache: ProgrammeCache = request.app.state.programme
     if result.hold is None:
         return 201, views.posted(session, result, now, cache.zone)
-    made = not isinstance(job, Capture)
+    made = not isinstance(job, OnHold)
     return 201 if made else 200, views.hold_posted(session, result, now, cache.zone, made=made)
 
 

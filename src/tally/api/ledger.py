@@ -23,10 +23,9 @@ from tally.api.paths import AdjustmentRequestId, HoldId, MemberId, TransactionId
 from tally.errors import NotFound
 from tally.flows import earning, staff_adjustments
 from tally.flows.earning import Earning
-from tally.flows.spending import Capture
+from tally.flows.spending import Capture, Void
 from tally.kit.clock import utcnow
 from tally.kit.pagination import decode_cursor
-from tally.ledger import releases as ledger_releases
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.models import EntryKind
@@ -151,21 +150,7 @@ async def void_hold(
     hold_id: HoldId, write: Annotated[Mutation, Depends(mutation(Scope.REDEEM))]
 ) -> Response:
     """Release a hold: every held point goes back to the member (the partner's own holds)."""
-
-    def work(session: Session) -> tuple[int, BaseModel]:
-        now = utcnow()
-        access_service.hold_of(session, write.holder, hold_id, acting=True)
-        found, result = ledger_releases.release_hold(
-            session,
-            write.origin,
-            _hold_id(hold_id),
-            now,
-            _policy(write),
-        )
-        base = views.posted(session, result, now, _zone(write))
-        return 200, schemas.HoldPosted(**base.model_dump(), hold=views.hold(found, now))
-
-    return await write.run(work)
+    return await write.post(Void(Origin(), hold_id))
 
 
 @router.get("/v1/holds/{hold_id}", response_model=schemas.Hold)

@@ -1,7 +1,8 @@
-"""Earns, redeems, holds and captures on behalf of API callers: a redeem or a hold needs the
-caller's tie to the member, a capture the caller's own hold (ADR 8). The ties of a whole batch
-are read with one statement, and so are the holds its captures name; a refused write is
-answered on its own and the rest of the batch posts (:func:`tally.flows.earning.post`)."""
+"""Earns, redeems, holds, captures and voids on behalf of API callers: a redeem or a hold needs
+the caller's tie to the member, a capture or a void the caller's own hold (ADR 8). The ties of
+a whole batch are read with one statement, and so are the holds its captures and voids name; a
+refused write is answered on its own and the rest of the batch posts
+(:func:`tally.flows.earning.post`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tally.flows.earning import Earning
 from tally.ledger import holds
 from tally.ledger.domain import HeldRow, Origin, Policy
 from tally.ledger.models import EntryKind
-from tally.ledger.orders import Order, Outcome, capture_order
+from tally.ledger.orders import Order, Outcome, capture_order, void_order
 from tally.programme.domain import Programme
 
 # What a refused tie says the caller asked to do.
@@ -38,7 +39,16 @@ class Capture:
     points: int | None = None
 
 
-Write = Earning | Order | Capture
+@dataclass(frozen=True, slots=True)
+class Void:
+    """Give back every point of hold ``hold_id`` as the path gave it."""
+
+    origin: Origin
+    hold_id: str
+
+
+OnHold = Capture | Void  # a write naming a hold, not a member
+Write = Earning | Order | Capture | Void
 
 
 def post(
@@ -64,7 +74,7 @@ def post(
         if isinstance(order, TallyError):
             refused[position] = order
         else:
-            assert not isinstance(order, Capture)
+            assert not isinstance(order, OnHold)
             orders[position] = order
     for kind, act in ACTS.items():
         spends = [
@@ -100,12 +110,12 @@ def post(
 def _capture_orders(
     session: Session, callers: Sequence[Caller], writes: Sequence[Write], now: datetime
 ) -> dict[int, Order | TallyError]:
-    """The order each capture makes (by position), or why it is refused; its hold is read with
-    those of the other captures, in one statement."""
+    """The order each capture or void makes (by position), or why it is refused; its hold is
+    read with those of the others, in one statement."""
     asked = {
         position: (write, _uuid(write.hold_id))
         for position, write in enumerate(writes)
-        if isinstance(write, Capture)
+        if isinstance(write, OnHold)
     }
     found = holds.find(session, [hold_id for _write, hold_id in asked.values() if hold_id])
     made: dict[int, Order | TallyError] = {}
@@ -118,11 +128,13 @@ def _capture_orders(
     return made
 
 
-def _capture(caller: Caller, write: Capture, found: HeldRow | None, now: datetime) -> Order:
+def _capture(caller: Caller, write: OnHold, found: HeldRow | None, now: datetime) -> Order:
     what = f"Hold {write.hold_id}"
     if found is None:
         raise NotFound(f"{what} does not exist.")
     access_domain.require_own(caller, found.hold.partner_id, what)
+    if isinstance(write, Void):
+        return void_order(write.origin, found, now)
     return capture_order(write.origin, found, write.points, now)
 
 

@@ -1,4 +1,4 @@
-"""Holds: reserve points, then capture all or part of them (void and lapse: see
+"""Holds: reserve points, then capture all or part of them, or void them (lapses: see
 :mod:`tally.ledger.releases`). Each is an order of :mod:`tally.ledger.orders`, here as a batch
 of one. Never commits."""
 
@@ -45,13 +45,25 @@ def capture_hold(
 ) -> tuple[HoldState, Posted]:
     """Spend all (``points`` ``None``) or part of the partner's hold; the rest goes back to the
     member."""
+    order = orders.capture_order(origin, _own(session, origin, hold_id), points, now)
+    return _with_hold(orders.post_orders(session, [order], now, policy)[0])
+
+
+def void_hold(
+    session: Session, origin: Origin, hold_id: uuid.UUID, now: datetime, policy: Policy
+) -> tuple[HoldState, Posted]:
+    """Give every point of the partner's hold back to the member."""
+    order = orders.void_order(origin, _own(session, origin, hold_id), now)
+    return _with_hold(orders.post_orders(session, [order], now, policy)[0])
+
+
+def _own(session: Session, origin: Origin, hold_id: uuid.UUID) -> HeldRow:
     found = find(session, [hold_id]).get(hold_id)
     if found is None or (
         origin.partner_id is not None and found.hold.partner_id != origin.partner_id
     ):
         raise NotFound(f"Hold {hold_id} does not exist.")
-    order = orders.capture_order(origin, found, points, now)
-    return _with_hold(orders.post_orders(session, [order], now, policy)[0])
+    return found
 
 
 def _with_hold(outcome: orders.Outcome) -> tuple[HoldState, Posted]:

@@ -22,7 +22,7 @@ from tally.ledger import repository
 from tally.ledger.domain import SYSTEM_EXPIRED, Leg, Origin, Policy, member_available
 from tally.ledger.models import EntryKind
 from tally.ledger.posting import post
-from tally.ledger.releases import release_hold
+from tally.ledger.releases import lapse_hold
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
@@ -133,7 +133,7 @@ def _lapse(session: Session, hold_ids: Sequence[uuid.UUID], as_of: datetime, pol
     for hold_id in hold_ids:
         try:
             with savepoint(session):
-                release_hold(session, Origin(), hold_id, as_of, policy, lapse=True)
+                lapse_hold(session, hold_id, as_of, policy)
             lapsed += 1
         except HoldNotActive:
             continue

@@ -61,7 +61,10 @@ from tally.ledger.releases import lapse_due
 from tally.members import service as members
 from tally.members.models import MemberStatus
 
-KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.HOLD, EntryKind.CAPTURE})
+KINDS = frozenset(
+    {EntryKind.EARN, EntryKind.REDEEM, EntryKind.HOLD, EntryKind.CAPTURE, EntryKind.VOID}
+)
+CLOSING = (EntryKind.CAPTURE, EntryKind.VOID)  # orders on a hold
 BASIS_POINTS = 10_000
 MAX_LINES = 20
 
@@ -82,9 +85,10 @@ class Line:
 class Order:
     """A partner's write on a member's points: an earn (points credited as a new lot), a redeem
     (points spent, oldest-expiring lots first), a hold (points reserved the same way until
-    ``hold_seconds`` from now) or the capture of hold ``hold_id`` (``points`` of it spent, the
-    rest given back to the lots they came from). An earn's ``lines`` (when given; their points
-    sum to ``points``) each become a lot of their own, funded by their own account."""
+    ``hold_seconds`` from now), the capture of hold ``hold_id`` (``points`` of it spent, the
+    rest given back to the lots they came from) or its void (every point given back). An
+    earn's ``lines`` (when given; their points sum to ``points``) each become a lot of their
+    own, funded by their own account."""
 
     kind: EntryKind
     origin: Origin
@@ -132,6 +136,17 @@ def capture_order(origin: Origin, found: HeldRow, points: int | None, now: datet
         captured,
         held.reference,
         hold_id=held.id,
+    )
+
+
+def void_order(origin: Origin, found: HeldRow, now: datetime) -> Order:
+    """The order giving every point of hold ``found`` back at ``now``; like a capture, refused
+    at once, writing nothing, when the hold is past its timeout."""
+    held = found.hold
+    if held.expires_at <= now:
+        raise HoldNotActive(f"Hold {held.id} is not active.")
+    return Order(
+        EntryKind.VOID, origin, held.member_id, held.points, held.reference, hold_id=held.id
     )
 
 
@@ -265,11 +280,14 @@ def _accept(
             field="expires_in_seconds",
         )
     found = held.get(order.hold_id) if order.hold_id is not None else None
-    if order.kind is EntryKind.CAPTURE and (
-        found is None or found.hold.member_id != order.member_id
-    ):
+    if order.kind in CLOSING and (found is None or found.hold.member_id != order.member_id):
         raise ConcurrentChange(f"Hold {order.hold_id} moved to another member meanwhile; retry.")
-    members.check_usable(order.member_id, statuses.get(order.member_id))
+    # Voiding spends nothing: a frozen member's hold may be given back.
+    members.check_usable(
+        order.member_id,
+        statuses.get(order.member_id),
+        allow_frozen=order.kind is EntryKind.VOID,
+    )
     if found is not None and (
         found.hold.status is not HoldStatus.ACTIVE or found.hold.expires_at <= now
     ):
@@ -370,7 +388,7 @@ def _decide(
     order, member_id, points = item.order, item.order.member_id, item.order.points
     if item.credits:  # an earn
         return _earn(item, journal, live, effects, now)
-    if item.held is not None:  # a capture
+    if item.held is not None:  # a capture or a void
         return _capture(item.held, index, order, journal, live, effects, now)
     plan = plan_consumption(lots[member_id], points)
     if plan is None:
@@ -450,33 +468,39 @@ def _capture(
     effects: _Effects,
     now: datetime,
 ) -> Decision:
-    """Spend ``order.points`` of the hold; the rest goes back to the member."""
-    hold, member_id, captured = found.hold, order.member_id, order.points
+    """Spend ``order.points`` of the hold (a void spends none); the rest goes back to the
+    member."""
+    hold, member_id = found.hold, order.member_id
+    voiding = order.kind is EntryKind.VOID
+    captured = 0 if voiding else order.points
     rest = hold.points - captured
-    legs = [
-        Leg(member_held(member_id), -hold.points),
-        Leg(partner_redeemed(hold.partner_id or 0), captured),
-    ]
+    legs = [Leg(member_held(member_id), -hold.points)]
+    if captured:
+        legs.append(Leg(partner_redeemed(hold.partner_id or 0), captured))
     if rest:
         legs.append(Leg(member_available(member_id), rest))
+    outcome: dict[str, Any] = (
+        {"released": rest} if voiding else {"captured": captured, "released": rest}
+    )
     entry_id = journal.add(
         Draft(
-            kind=EntryKind.CAPTURE,
+            kind=order.kind,
             legs=legs,
             origin=order.origin,
             member_id=member_id,
             now=now,
             reference=hold.reference,
-            details={"hold_id": str(hold.id), "captured": captured, "released": rest},
+            details={"hold_id": str(hold.id), **outcome},
         )
     )
-    closed = replace(hold, status=HoldStatus.CAPTURED, captured_points=captured)
+    status = HoldStatus.VOIDED if voiding else HoldStatus.CAPTURED
+    closed = replace(hold, status=status, captured_points=captured)
     effects.closed.append((closed, entry_id))
     after: list[tuple[datetime, int]] | None = live[member_id]
     if rest:
         effects.released.append((index, found, entry_id, rest))
         after = None
-    return entry_id, {"captured": captured, "released": rest}, after, closed
+    return entry_id, outcome, after, closed
 
 
 def _draft(

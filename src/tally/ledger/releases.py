@@ -1,5 +1,6 @@
-"""Holds given back: voided by their partner, or lapsed at their timeout (recorded by the job
-or by the next write that moves the member's points). Never commits."""
+"""Holds that lapse at their timeout: what every reader sees from that moment, and the lapse
+recorded (by the job, or by the next write that moves the member's points). Voids are orders
+(:mod:`tally.ledger.orders`). Never commits."""
 
 from __future__ import annotations
 
@@ -40,90 +41,69 @@ from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType
 
 
-def _own_hold(session: Session, origin: Origin, hold_id: uuid.UUID) -> Hold:
+def lapse_hold(
+    session: Session, hold_id: uuid.UUID, now: datetime, policy: Policy
+) -> tuple[Hold, Posted]:
+    """Record the lapse of a hold past its timeout: every held point goes back to the lot it
+    came from, with that lot's expiry (see :func:`lapse_returns`), as the hold's partner's
+    transaction made by the job. ``hold_not_active`` when it was closed meanwhile."""
     found = repository.hold(session, hold_id)
-    if found is None or (origin.partner_id is not None and found.partner_id != origin.partner_id):
+    if found is None:
         raise NotFound(f"Hold {hold_id} does not exist.")
-    return found
-
-
-def _lock_holder(session: Session, found: Hold) -> None:
-    """Lock the wallet of the hold's member before the hold changes, then read the hold again
-    under that lock: a merge (which locks both wallets) may have moved it to the survivor
-    meanwhile."""
+    # Lock the member's wallet, then read the hold again under that lock: a merge (which locks
+    # both wallets) may have moved it to the survivor meanwhile.
     member_id = found.member_id
     repository.lock_wallets(session, [member_id])
     session.refresh(found)
     if found.member_id != member_id:
         raise ConcurrentChange(f"Hold {found.id} moved to another member meanwhile; retry.")
-
-
-def release_hold(
-    session: Session,
-    origin: Origin,
-    hold_id: uuid.UUID,
-    now: datetime,
-    policy: Policy,
-    *,
-    lapse: bool = False,
-) -> tuple[Hold, Posted]:
-    """Void a hold (or, for the lapse job, let it lapse): every held point goes back.
-
-    A hold whose timeout has passed has lapsed already, so it cannot be voided; its lapse gives
-    every point back to the lot it came from, with that lot's expiry (see :func:`lapse_returns`).
-    """
-    found = _own_hold(session, origin, hold_id)
-    _lock_holder(session, found)
     entry_id = uuid7()
-    status = HoldStatus.LAPSED if lapse else HoldStatus.VOIDED
     if not repository.close_hold(
         session,
         hold_id,
-        status=status,
+        status=HoldStatus.LAPSED,
         captured=0,
         closed_entry_id=entry_id,
-        now=None if lapse else now,
+        now=None,
     ):
         raise HoldNotActive(f"Hold {hold_id} is not active.")
     post(
         session,
-        kind=EntryKind.LAPSE if lapse else EntryKind.VOID,
+        kind=EntryKind.LAPSE,
         legs=[
             Leg(member_held(found.member_id), -found.points),
             Leg(member_available(found.member_id), found.points),
         ],
-        # A lapse is the hold's partner's transaction (in its history), made by the job.
-        origin=Origin(partner_id=found.partner_id) if lapse else origin,
+        origin=Origin(partner_id=found.partner_id),
         member_id=found.member_id,
         now=now,
         entry_id=entry_id,
         reference=found.reference,
         details={"hold_id": str(hold_id), "released": found.points},
     )
-    if lapse:
-        outbox.emit(
-            session,
-            [
-                Event(
-                    type=EventType.HOLD_LAPSED,
-                    data={
-                        "hold_id": str(hold_id),
-                        "member_id": found.member_id,
-                        "points": found.points,
-                        "partner_id": found.partner_id,
-                        "reference": found.reference,
-                        "entry_id": str(entry_id),
-                        "expired_at": found.expires_at.isoformat(),
-                    },
-                    occurred_at=found.expires_at,
-                    member_id=found.member_id,
-                    partner_id=found.partner_id,
-                )
-            ],
-            now,
-        )
+    outbox.emit(
+        session,
+        [
+            Event(
+                type=EventType.HOLD_LAPSED,
+                data={
+                    "hold_id": str(hold_id),
+                    "member_id": found.member_id,
+                    "points": found.points,
+                    "partner_id": found.partner_id,
+                    "reference": found.reference,
+                    "entry_id": str(entry_id),
+                    "expired_at": found.expires_at.isoformat(),
+                },
+                occurred_at=found.expires_at,
+                member_id=found.member_id,
+                partner_id=found.partner_id,
+            )
+        ],
+        now,
+    )
     portions = plan_release(still_consumed(session, [found.entry_id]), found.points)
-    clawed = restore(session, entry_id, found.member_id, portions, now, policy, keep_expiry=lapse)
+    clawed = restore(session, entry_id, found.member_id, portions, now, policy, keep_expiry=True)
     session.refresh(found)
     outcome = with_clawback({"released": found.points}, clawed)
     return found, Posted(entry_id, found.member_id, outcome)
@@ -169,7 +149,7 @@ def lapse_due(session: Session, member_ids: Sequence[int], now: datetime, policy
     for _member_id, hold_id in repository.timed_out_hold_ids(session, member_ids, now):
         try:
             with savepoint(session):
-                release_hold(session, Origin(), hold_id, now, policy, lapse=True)
+                lapse_hold(session, hold_id, now, policy)
             lapsed += 1
         except HoldNotActive:
             continue
