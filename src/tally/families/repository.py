@@ -23,7 +23,6 @@ from tally.families.models import (
     FamilyMonthSpend,
     FamilySpend,
 )
-from tally.kit.clock import utcnow
 from tally.ledger.models import JournalEntry, Lot
 from tally.members.models import Member, MemberStatus
 from tally.outbox import repository as outbox
@@ -183,9 +182,7 @@ def memberships(
     return list(session.scalars(query))
 
 
-def delete_membership(
-    session: Session, family_id: int, member_id: int, now: datetime | None = None
-) -> bool:
+def delete_membership(session: Session, family_id: int, member_id: int, now: datetime) -> bool:
     """Take a (non-owner) member out of a family."""
     result = session.execute(
         delete(FamilyMembership).where(
@@ -196,11 +193,11 @@ def delete_membership(
     )
     gone = bool(result.rowcount == 1)  # type: ignore[attr-defined]
     if gone:
-        _family_changed(session, family_id, [member_id], "left", now or utcnow())
+        _family_changed(session, family_id, [member_id], "left", now)
     return gone
 
 
-def delete_memberships(session: Session, family_id: int, now: datetime | None = None) -> int:
+def delete_memberships(session: Session, family_id: int, now: datetime) -> int:
     members = list(
         session.scalars(
             select(FamilyMembership.member_id).where(FamilyMembership.family_id == family_id)
@@ -209,7 +206,7 @@ def delete_memberships(session: Session, family_id: int, now: datetime | None = 
     result = session.execute(
         delete(FamilyMembership).where(FamilyMembership.family_id == family_id)
     )
-    _family_changed(session, family_id, sorted(members), "dissolved", now or utcnow())
+    _family_changed(session, family_id, sorted(members), "dissolved", now)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

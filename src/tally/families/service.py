@@ -344,7 +344,7 @@ def _take_out(session: Session, family_id: int, member_id: int, now: datetime) -
     if not repository.free_seat(session, family_id, now):
         _refuse_changed(session, family_id)
         raise ConcurrentChange("The family changed meanwhile; retry.")
-    if not repository.delete_membership(session, family_id, member_id):
+    if not repository.delete_membership(session, family_id, member_id, now):
         raise NotFound(f"Member {member_id} is not in family {family_id}.")
 
 
@@ -355,7 +355,7 @@ def dissolve(session: Session, family_id: int, acting_member_id: int, now: datet
     if not repository.dissolve(session, family_id, now):
         raise FamilyDissolved(f"Family {family_id} was dissolved.")
     repository.withdraw_pending(session, family_id, now)
-    repository.delete_memberships(session, family_id)
+    repository.delete_memberships(session, family_id, now)
 
 
 def change_settings(
