@@ -91,11 +91,11 @@ class Batch:
         self.remembered: list[idempotency.Answer] = []
 
     def answers(self) -> dict[int, Answer]:
-        groups: dict[Kind, list[int]] = {}
+        groups: dict[str, list[int]] = {}  # by kind, in the order of each kind's first write
         for index in self._accepted():
-            groups.setdefault(self.batch[index].kind, []).append(index)
-        for kind, positions in groups.items():
-            self._post(kind, positions)
+            groups.setdefault(self.batch[index].kind.name, []).append(index)
+        for positions in groups.values():
+            self._post(self.batch[positions[0]].kind, positions)
         if self.remembered:
             idempotency.remember_all(self.session, self.remembered)
         return self.done

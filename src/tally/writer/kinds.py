@@ -1,10 +1,10 @@
 """Kinds of write: what the writer needs of each, and the units of work every other write is.
 
-A kind is a small object with a name (the grouping key: a batch posts the writes of one kind
-together) and a set-based ``post_many``, which posts many writes in one go and answers each on
-its own, plus ``answer``, which turns a posted write's outcome into the answer its
-Idempotency-Key stores. Adding a kind of write means adding such an object and registering the
-types of its writes (:class:`Kinds`); nothing else changes.
+A kind is a small object with a name (the grouping key: a batch posts the writes of each kind
+together, with one call), a set-based ``post_many``, which posts many writes in one go and
+answers each on its own, and ``answer``, which turns a posted write's outcome into the answer
+its Idempotency-Key stores. Adding a kind of write means adding such an object and registering
+the types of its writes (:class:`Kinds`); nothing else changes.
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ class Kinds:
         self._by_type: dict[type, Kind] = {}
 
     def register(self, kind: Kind, *types: type) -> Kinds:
-        """Post writes of ``types`` as ``kind``."""
+        """Post writes of ``types`` as ``kind`` (its name is its own among the kinds here)."""
+        for other in self._by_type.values():
+            if other.name == kind.name and other is not kind:
+                raise ValueError(f"Another kind of write is named {kind.name!r}.")
         for kind_of in types:
             self._by_type[kind_of] = kind
         return self

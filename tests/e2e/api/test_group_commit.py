@@ -18,9 +18,9 @@ from apikit import PROBLEM_JSON, entry_count
 from sqlalchemy import text
 
 from conftest import PartnerKey
-from tally.writer.group_commit import GroupCommit
 from tally.db.session import Database
 from tally.ledger.verify import verify
+from tally.writer.group_commit import GroupCommit
 
 _serial = itertools.count()
 

@@ -24,11 +24,11 @@ from support.access import apply
 from support.ties import FOOD, OPERATOR, SHOP, Clock, programme, unique
 from tally.access import service as access_service
 from tally.access.domain import Caller
-from tally.writer.group_commit import GroupCommit
 from tally.db.session import Database
 from tally.ledger.verify import verify
 from tally.member_codes import service as codes
 from tally.partners.domain import Scope
+from tally.writer.group_commit import GroupCommit
 
 START = datetime(2027, 3, 1, 4, 0, 10, tzinfo=UTC)
 WINDOW = timedelta(minutes=30)  # TALLY_CHECKOUT_WINDOW_SECONDS' default
