@@ -146,15 +146,16 @@ class Mutation:
 
     async def run(self, work: Work) -> Response:
         """Do ``work`` once per Idempotency-Key, in one transaction with the stored response."""
-        return await self._write(work, WORK)
+        return await self._write(_group_commit(self.request), work, WORK)
 
     async def post(self, write: object) -> Response:
         """Post a write of any registered kind (an earn, a redeem, a hold, a capture: on behalf
         of the calling partner) once per Idempotency-Key, set-based with the other writes of
         its kind in its batch."""
-        return await self._write(write, _group_commit(self.request).writer.kinds.of(write))
+        commit = _group_commit(self.request)
+        return await self._write(commit, write, commit.writer.kinds.of(write))
 
-    async def _write(self, write: object, kind: Kind) -> Response:
+    async def _write(self, commit: GroupCommit, write: object, kind: Kind) -> Response:
         request = self.request
         submission = self._submission = Submission(
             write,
@@ -165,7 +166,7 @@ class Mutation:
             scope=self.scope,
         )
         try:
-            answered = await _group_commit(request).write(submission)
+            answered = await commit.write(submission)
         finally:
             if submission.caller is not None:
                 authenticated(request)  # no second look-up of the key for a refusal
