@@ -24,7 +24,7 @@ from tally.api import partners as partners_api
 from tally.api import status as status_api
 from tally.api import tiers as tiers_api
 from tally.api import webhooks as webhooks_api
-from tally.api.deps import WriteBatcher
+from tally.api import writes as api_writes
 from tally.api.fastlane import FastLane
 from tally.api.intake import Intake
 from tally.api.openapi import install as install_openapi
@@ -115,7 +115,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.programme = programme
     app.state.db = database
     app.state.executor = executor
-    app.state.batcher = WriteBatcher(database, executor)
+    app.state.group_commit = api_writes.group_commit(
+        database, executor, settings, programme, app.state.secret
+    )
     app.state.webhook_resolver = system_resolver  # tests resolve names their own way
 
     app.add_exception_handler(TallyError, handle_tally_error)

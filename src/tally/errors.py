@@ -23,6 +23,22 @@ class TallyError(Exception):
         self.extra = extra
 
 
+def problem_body(error: TallyError) -> dict[str, Any]:
+    """The RFC 9457 problem document of a Tally error: what the API answers and what an
+    Idempotency-Key stores for a refusal."""
+    body: dict[str, Any] = {
+        "type": f"https://tally.dev/problems/{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+    }
+    if error.retryable:  # a refusal for now: the same request, retried, may succeed
+        body["retryable"] = True
+    body.update({key: value for key, value in error.extra.items() if key not in body})
+    return body
+
+
 class ValidationFailed(TallyError):
     code = "validation_error"
     status = 422

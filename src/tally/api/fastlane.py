@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from tally.api.credentials import bearer_token
-from tally.api.deps import Batched, Mutation
+from tally.api.deps import Mutation
 from tally.api.problems import handled
 from tally.api.schemas import MAX_ID
 from tally.errors import TallyError
@@ -43,11 +43,11 @@ class Lane:
     pattern: re.Pattern[str]
     body: type[BaseModel]
     scope: Scope
-    write: Callable[[int, Any], Batched]  # (the path's id, the validated body) → the write
+    write: Callable[[int, Any], object]  # (the path's id, the validated body) → the write
 
 
 def lane(
-    path: str, body: type[BaseModel], scope: Scope, write: Callable[[int, Any], Batched]
+    path: str, body: type[BaseModel], scope: Scope, write: Callable[[int, Any], object]
 ) -> Lane:
     """A lane for ``path``, whose one ``{…}`` parameter is a member's id."""
     head, _, rest = path.partition("{")
@@ -92,7 +92,7 @@ class FastLane:
 
 def _ordinary(
     lane: Lane, member_id: int, request: Request, body: bytes
-) -> tuple[Mutation, Batched] | None:
+) -> tuple[Mutation, object] | None:
     """The write an ordinary request makes; ``None`` for anything FastAPI should see."""
     headers = request.headers
     content_type = headers.get("content-type")

@@ -22,6 +22,7 @@ from tally.errors import (
     NotFound,
     TallyError,
     ValidationFailed,
+    problem_body,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -36,21 +37,6 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-
-
-def problem_body(error: TallyError) -> dict[str, Any]:
-    """The problem document of a Tally error."""
-    body: dict[str, Any] = {
-        "type": f"https://tally.dev/problems/{error.code}",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        "code": error.code,
-    }
-    if error.retryable:  # a refusal for now: the same request, retried, may succeed
-        body["retryable"] = True
-    body.update({key: value for key, value in error.extra.items() if key not in body})
-    return body
 
 
 def problem_response(

@@ -18,12 +18,18 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from tally.errors import TallyError
 from tally.ledger import holds as ledger_holds
 from tally.ledger import jobs
 from tally.ledger import reversals as ledger_reversals
 from tally.ledger import service as ledger
 from tally.ledger.domain import Origin, Policy
+from tally.ledger.models import EntryKind
+from tally.ledger.orders import Order
+from tally.ledger.posting import Posted
+from tally.programme.domain import Programme
+from tally.writer.ledger import TRUSTED_ORDERS
+from tally.writer.submission import Submission
+from tally.writer.writer import write_in
 
 # Monthly mobile bills in yuan, and how common each plan is.
 BILLS = (39, 59, 79, 99, 129, 199, 299)
@@ -111,9 +117,10 @@ def replay(
     now: datetime,
     partner_ids: dict[str, int],
     policy: Policy,
+    programme: Programme,
 ) -> int:
-    """Replay the member's earns, redemptions, returns and expiries up to ``now``; returns the
-    entries written."""
+    """Replay the member's earns, redemptions, returns and expiries up to ``now`` through the
+    writer, as of when each happened; returns the entries written."""
     habits = Habits.draw(rng, joined, now)
     until = min(habits.stops_at or now, now - timedelta(minutes=5))
     written = 0
@@ -125,7 +132,10 @@ def replay(
             written += 1 if jobs.expire_member(session, member_id, event.at) else 0
         origin = Origin(partner_id=partner_ids[event.partner])
         reference = f"{event.partner.lower()}-{member_id}-{serial}"
-        earned = ledger.earn(session, origin, member_id, event.points, reference, event.at, policy)
+        order = Order(EntryKind.EARN, origin, member_id, event.points, reference)
+        earned = _post(session, order, event.at, policy, programme)
+        if isinstance(earned, BaseException):
+            raise earned
         written += 1
         if event.partner == "SHOP" and rng.random() < RETURN_RATE:
             returned = event.at + timedelta(days=rng.randint(1, 10))
@@ -134,7 +144,15 @@ def replay(
                 written += 1
         available = earned.balance.available if earned.balance else 0
         written += _maybe_redeem(
-            session, rng, habits, member_id, event.at, available, partner_ids, policy, serial
+            session,
+            rng,
+            habits,
+            member_id,
+            event.at,
+            available,
+            partner_ids,
+            (policy, programme),
+            serial,
         )
     written += _maybe_hold(session, rng, member_id, now, partner_ids, policy)
     return written
@@ -148,7 +166,7 @@ def _maybe_redeem(
     at: datetime,
     available: int,
     partner_ids: dict[str, int],
-    policy: Policy,
+    pricing: tuple[Policy, Programme],
     serial: int,
 ) -> int:
     """Now and then, spend a round amount of the ``available`` points (never all of them)."""
@@ -159,19 +177,26 @@ def _maybe_redeem(
     if not amounts:
         return 0
     partner = rng.choices(("SHOP", "FOOD", "HOTEL"), weights=(60, 30, 10))[0]
-    try:  # refused (points expired meanwhile): nothing was written
-        ledger.redeem(
-            session,
-            Origin(partner_id=partner_ids[partner]),
-            member_id,
-            rng.choice(amounts[-2:]),
-            f"order-{member_id}-{serial}",
-            moment,
-            policy,
-        )
-    except TallyError:
-        return 0
-    return 1
+    origin = Origin(partner_id=partner_ids[partner])
+    order = Order(
+        EntryKind.REDEEM, origin, member_id, rng.choice(amounts[-2:]), f"order-{member_id}-{serial}"
+    )
+    # Refused (points expired meanwhile): nothing was written.
+    return 0 if isinstance(_post(session, order, moment, *pricing), BaseException) else 1
+
+
+def _post(
+    session: Session, order: Order, at: datetime, policy: Policy, programme: Programme
+) -> Posted | BaseException:
+    """``order`` posted as of ``at`` by the writer in the loader's transaction, or why it was
+    refused."""
+    [answer] = write_in(
+        session, [Submission(order, TRUSTED_ORDERS)], now=at, policy=policy, programme=programme
+    )
+    if isinstance(answer, Submission):
+        posted: Posted = answer.outcome
+        return posted
+    return answer
 
 
 def _maybe_hold(

@@ -148,7 +148,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             enrolment.link(session, member_id, food_id, partner_ids["FOOD"], joined)
         member_ids.append(member_id)
         summary.entries += demo_history.replay(
-            session, rng, member_id, joined, now, partner_ids, policy
+            session, rng, member_id, joined, now, partner_ids, policy, demo_programme
         )
     _gifts(session, rng, member_ids, now, partner_ids, policy)
     demo_tiers.seed(session, demo_programme, member_ids, now)

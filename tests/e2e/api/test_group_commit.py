@@ -2,7 +2,7 @@
 gets the answer it would have had alone.
 
 The requests here run on one event loop (an ASGI client, no threads), so every request sent
-together reaches the batcher before it writes; a spy on the batcher records the batch sizes.
+together reaches the group commit before it writes; a spy on it records the batch sizes.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from apikit import PROBLEM_JSON, entry_count
 from sqlalchemy import text
 
 from conftest import PartnerKey
-from tally.api.deps import WriteBatcher
 from tally.db.session import Database
 from tally.ledger.verify import verify
+from tally.writer.group_commit import GroupCommit
 
 _serial = itertools.count()
 
@@ -61,15 +61,15 @@ class Client:
 
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch the batcher writes."""
+    """The size of every batch the group commit writes."""
     sizes: list[int] = []
-    answer = WriteBatcher._batched
+    answer = GroupCommit._batched
 
-    def spy(self: WriteBatcher, batch: list[Any]) -> Any:
+    def spy(self: GroupCommit, batch: list[Any]) -> Any:
         sizes.append(len(batch))
         return answer(self, batch)
 
-    monkeypatch.setattr(WriteBatcher, "_batched", spy)
+    monkeypatch.setattr(GroupCommit, "_batched", spy)
     return sizes
 
 

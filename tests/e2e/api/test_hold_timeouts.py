@@ -45,7 +45,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     found = Clock(START)
-    for module in ("tally.api.deps", "tally.api.ledger"):
+    for module in ("tally.api.deps", "tally.api.ledger", "tally.writer.writer"):
         monkeypatch.setattr(f"{module}.utcnow", found)
     return found
 

@@ -30,7 +30,14 @@ from tally.staff.models import StaffRole
 
 START = datetime(2027, 3, 1, 4, 0, 10, tzinfo=UTC)
 WINDOW = timedelta(minutes=30)  # TALLY_CHECKOUT_WINDOW_SECONDS' default
-CLOCKED = ("deps", "members", "member_codes", "ledger", "consents")
+CLOCKED = (
+    "api.deps",
+    "api.members",
+    "api.member_codes",
+    "api.ledger",
+    "api.consents",
+    "writer.writer",
+)
 PRIVACY_TABLES = (ProfileCollection, Consent, Presentation)
 
 
@@ -113,7 +120,7 @@ def hold(api: Api, member: int, points: int = 5, seconds: int = 3600) -> Any:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     found = Clock(START)
     for module in CLOCKED:
-        monkeypatch.setattr(f"tally.api.{module}.utcnow", found)
+        monkeypatch.setattr(f"tally.{module}.utcnow", found)
     return found
 
 

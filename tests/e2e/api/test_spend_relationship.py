@@ -24,15 +24,22 @@ from support.access import apply
 from support.ties import FOOD, OPERATOR, SHOP, Clock, programme, unique
 from tally.access import service as access_service
 from tally.access.domain import Caller
-from tally.api.deps import WriteBatcher
 from tally.db.session import Database
 from tally.ledger.verify import verify
 from tally.member_codes import service as codes
 from tally.partners.domain import Scope
+from tally.writer.group_commit import GroupCommit
 
 START = datetime(2027, 3, 1, 4, 0, 10, tzinfo=UTC)
 WINDOW = timedelta(minutes=30)  # TALLY_CHECKOUT_WINDOW_SECONDS' default
-CLOCKED = ("deps", "members", "member_codes", "ledger", "families")
+CLOCKED = (
+    "api.deps",
+    "api.members",
+    "api.member_codes",
+    "api.ledger",
+    "api.families",
+    "writer.writer",
+)
 _serial = itertools.count()
 
 
@@ -100,7 +107,7 @@ def link(api: Api, member: int, namespace: str) -> Any:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     found = Clock(START)
     for module in CLOCKED:
-        monkeypatch.setattr(f"tally.api.{module}.utcnow", found)
+        monkeypatch.setattr(f"tally.{module}.utcnow", found)
     return found
 
 
@@ -235,13 +242,13 @@ def test_a_batch_posts_the_tied_redeems_and_refuses_the_others_on_their_own(
 ) -> None:
     alice, bob = world.member(by=SHOP), world.member()
     sizes: list[int] = []
-    answer = WriteBatcher._batched
+    answer = GroupCommit._batched
 
-    def spy(self: WriteBatcher, batch: list[Any]) -> Any:
+    def spy(self: GroupCommit, batch: list[Any]) -> Any:
         sizes.append(len(batch))
         return answer(self, batch)
 
-    monkeypatch.setattr(WriteBatcher, "_batched", spy)
+    monkeypatch.setattr(GroupCommit, "_batched", spy)
     shop, food, operator = world.keys[SHOP], world.keys[FOOD], world.keys[OPERATOR]
 
     async def scenario() -> list[Any]:
