@@ -94,8 +94,8 @@ class Raw:
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
         """Run with ``params``; returns the driver's cursor (``fetchone``, ``rowcount`` …)."""
-        driver = _driver(session)
-        if _is_sqlite(driver):
+        driver = driver_of(session)
+        if is_sqlite(driver):
             return driver.execute(self.sqlite_sql, _for_sqlite(params))
         cursor = driver.cursor()
         cursor.execute(self.pg_sql, _for_postgres(params))
@@ -103,8 +103,8 @@ class Raw:
 
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run once per parameter set."""
-        driver = _driver(session)
-        if _is_sqlite(driver):
+        driver = driver_of(session)
+        if is_sqlite(driver):
             driver.executemany(self.sqlite_sql, [_for_sqlite(row) for row in rows])
             return
         with driver.cursor() as cursor:
@@ -158,8 +158,8 @@ class Bulk:
         """Run over ``rows``; returns how many rows the statement changed in all."""
         if not rows:
             return 0
-        driver = _driver(session)
-        if _is_sqlite(driver):
+        driver = driver_of(session)
+        if is_sqlite(driver):
             cursor = driver.executemany(self.row_sql, [self._sqlite_row(row) for row in rows])
             return int(cursor.rowcount)
         with driver.cursor() as cursor:
@@ -170,8 +170,8 @@ class Bulk:
         """Run over ``rows``; the rows the statement returns (SQLite: in the order of ``rows``)."""
         if not rows:
             return []
-        driver = _driver(session)
-        if _is_sqlite(driver):
+        driver = driver_of(session)
+        if is_sqlite(driver):
             found: list[Row] = []
             for row in rows:
                 found.extend(
@@ -209,7 +209,7 @@ def savepoint(session: Session) -> Iterator[None]:
         yield
 
 
-def _driver(session: Session) -> Any:
+def driver_of(session: Session) -> Any:
     """The DBAPI connection under the session's transaction (which this begins if needed).
 
     Remembered for the session's life: a unit of work keeps one connection until it ends.
@@ -222,7 +222,7 @@ def _driver(session: Session) -> Any:
     return driver
 
 
-def _is_sqlite(driver: Any) -> bool:
+def is_sqlite(driver: Any) -> bool:
     return type(driver).__module__ == "sqlite3"
 
 

@@ -1,11 +1,14 @@
 """The tier evaluation job: downgrades, grace periods, catch-up upgrades, programme changes.
 
-Set-based and in bounded memory: members are read in keyset-paginated chunks of tier rows, the
-growth of a whole chunk is summed by one GROUP BY, the pure domain decides, and each chunk's
-changes are written in its own transaction. Every change is a conditional update on the row's
-``version``: a concurrent run (or an earn that upgraded the member meanwhile) makes it match no
-row, and only the run whose update succeeded writes history. A member evaluated at or after
-``as_of`` only ever moves up, so running twice at the same moment changes nothing the second time.
+Set-based, vectorised and in bounded memory: members are taken in keyset-paginated chunks; in
+each chunk's transaction one statement reads their tier rows with their growth summed, the
+decisions are column expressions over the whole chunk (:mod:`tally.tiers.decisions`), and the
+changes are written by a few set-based statements (:func:`repository.apply_decisions`): no
+Python loop and no statement per member. Every change applies only to the row at the
+``version`` read: a concurrent run (or an earn that upgraded the member meanwhile) makes it
+match no row, and only the run whose update succeeded writes history. A member evaluated at or
+after ``as_of`` only ever moves up, so running twice at the same moment changes nothing the
+second time.
 
 :func:`preview` reads and decides the same way and writes nothing (``--dry-run``).
 """
@@ -16,19 +19,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import polars as pl
 from sqlalchemy.orm import Session
 
 from tally.job_failures.service import Failure, isolating, reported
 from tally.job_failures.service import record as record_failures
 from tally.programme.domain import Programme
-from tally.tiers import domain, repository
-from tally.tiers.service import history_row
+from tally.tiers import decisions, domain, repository
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
-CHUNK = 2000
+CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +52,6 @@ class TierReport:
             "skipped": self.skipped,
             **reported(self.failures),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """One member the evaluation would change: its row, the decision and the growth it used."""
-
-    row: repository.StateRow
-    decision: domain.Decision
-    value: domain.Qualifying
 
 
 def state_chunks(session: Session, chunk: int = CHUNK) -> Iterator[list[repository.StateRow]]:
@@ -89,18 +83,14 @@ def qualifying_values(
 
 
 def decide(
-    session: Session, rows: list[repository.StateRow], programme: Programme, as_of: datetime
-) -> list[Decided]:
-    """The members of ``rows`` whose evaluation at ``as_of`` changes something (reads only)."""
-    values = qualifying_values(session, rows, programme, as_of)
-    decided = []
-    for row in rows:
-        state = domain.State(row.tier_code, row.downgrade_at, row.evaluated_at)
-        value = values[row.member_id]
-        decision = domain.evaluate(programme, state, value, as_of)
-        if decision is not None:
-            decided.append(Decided(row, decision, value))
-    return decided
+    session: Session, first: int, last: int, programme: Programme, as_of: datetime
+) -> pl.DataFrame:
+    """The members ``first..last`` whose evaluation at ``as_of`` changes something, and how
+    (:func:`tally.tiers.decisions.decide`; reads only)."""
+    model = programme.tier_model
+    found = domain.windows(model, as_of, programme.zone)
+    states = repository.state_frame(session, first, last, model.kind, as_of, found)
+    return decisions.decide(programme, states)
 
 
 def evaluate(
@@ -112,30 +102,30 @@ def evaluate(
 ) -> TierReport:
     """Evaluate every member with a tier row at ``as_of`` (idempotent; safe to run concurrently).
 
-    Each chunk is written in one transaction; a chunk that fails is split until the members it
-    cannot evaluate stand alone, which are passed over and recorded (job_failures)."""
+    Each chunk is read, decided and written in one transaction; a chunk that fails is split
+    until the members it cannot evaluate stand alone, which are passed over and recorded
+    (job_failures)."""
     after = 0
     members = skipped = 0
     counts: Counter[str] = Counter()
     failed: list[Failure] = []
     while True:
         with unit_of_work() as session:
-            rows = repository.state_chunk(session, after, chunk)
-        if not rows:
+            ids = repository.chunk_ids(session, after, chunk)
+        if not ids:
             break
         done, failures = isolating(
             unit_of_work,
-            rows,
+            ids,
             lambda session, part: _evaluate(session, part, as_of, programme, programme_version),
             "member",
-            lambda row: row.member_id,
         )
         for part_counts, part_skipped in done:
             counts.update(part_counts)
             skipped += part_skipped
         failed.extend(failures)
-        members += len(rows)
-        after = rows[-1].member_id
+        members += len(ids)
+        after = ids[-1]
     record_failures(unit_of_work, "tiers", failed)
     return TierReport(
         members=members,
@@ -147,41 +137,16 @@ def evaluate(
 
 def _evaluate(
     session: Session,
-    rows: Sequence[repository.StateRow],
+    ids: Sequence[int],
     as_of: datetime,
     programme: Programme,
     programme_version: int | None,
-) -> tuple[Counter[str], int]:
-    """Evaluate ``rows`` in the caller's transaction: changes made by reason, updates lost."""
-    counts: Counter[str] = Counter()
-    decided = decide(session, list(rows), programme, as_of)
-    moved = repository.change_states(
-        session,
-        [
-            repository.StateChange(
-                item.row.member_id,
-                item.row.version,
-                item.decision.tier_code,
-                item.decision.downgrade_at,
-                as_of if item.decision.tier_changed else None,
-            )
-            for item in decided
-        ],
-        as_of,
-    )
-    skipped = len(decided) - len(moved)
-    history: list[dict[str, object]] = []
-    for item in decided:
-        if item.row.member_id not in moved:
-            continue
-        for change in item.decision.changes:
-            counts[change.reason] += 1
-            growth = item.value.up if change.reason == domain.UPGRADE else item.value.keep
-            history.append(
-                history_row(item.row.member_id, change, growth, as_of, programme_version)
-            )
-    repository.insert_changes(session, history)
-    return counts, skipped
+) -> tuple[dict[str, int], int]:
+    """Evaluate members ``ids`` (in member order) in the caller's transaction: changes made by
+    reason, decisions lost to a concurrent writer."""
+    decided = decide(session, ids[0], ids[-1], programme, as_of)
+    due = as_of + timedelta(days=programme.tier_model.grace_days)
+    return repository.apply_decisions(session, decided, as_of, due, programme_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,18 +174,18 @@ def preview(
 ) -> TierPreview:
     """The evaluation at ``as_of`` decided chunk by chunk as :func:`evaluate` does, without
     writing anything."""
-    members = 0
+    members = after = 0
     counts: Counter[str] = Counter()
     first: list[SampleChange] = []
-    for rows in state_chunks(session, chunk):
-        members += len(rows)
-        for item in decide(session, rows, programme, as_of):
-            for change in item.decision.changes:
-                counts[change.reason] += 1
-                if len(first) < sample:
-                    first.append(
-                        SampleChange(
-                            item.row.member_id, change.from_code, change.to_code, change.reason
-                        )
-                    )
+    while ids := repository.chunk_ids(session, after, chunk):
+        members += len(ids)
+        after = ids[-1]
+        decided = decide(session, ids[0], ids[-1], programme, as_of)
+        counts.update(dict(decided["reason"].value_counts().iter_rows()))
+        first.extend(
+            SampleChange(*row)
+            for row in decided.head(sample - len(first))
+            .select("member_id", "from_code", "to_code", "reason")
+            .iter_rows()
+        )
     return TierPreview(members, dict(sorted(counts.items())), tuple(first))

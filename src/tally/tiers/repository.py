@@ -9,14 +9,18 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Update, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from tally.db.base import table_of
+from tally.db.frames import read_frame, write_frame
 from tally.db.raw import Bulk, Raw, as_datetime
+from tally.kit.clock import utcnow
 from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType
 from tally.programme import runtime
+from tally.tiers.decisions import STATE_SCHEMA
 from tally.tiers.domain import Window, Windows
 from tally.tiers.models import GrowthEntry, GrowthKind, MemberTier, TierChange
 
@@ -293,31 +297,6 @@ def _change_state_statement(since: bool, evaluated_at: bool) -> Update:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """A move of one member's row from ``version`` on; ``since`` is set when the tier changes."""
-
-    member_id: int
-    version: int
-    tier_code: str
-    downgrade_at: datetime | None
-    since: datetime | None
-
-
-# A change applies only to the row at the version read (see :func:`change_states`).
-_CHANGE_STATES = Bulk(
-    "UPDATE member_tiers SET tier_code = :c, downgrade_at = :d, since = COALESCE(:s, since),"
-    " evaluated_at = :e, version = version + 1 WHERE member_id = :m AND version = :v"
-    " RETURNING member_id",
-    "UPDATE member_tiers AS t SET tier_code = x.c, downgrade_at = x.d,"
-    " since = COALESCE(x.s, t.since), evaluated_at = x.e, version = t.version + 1"
-    " FROM unnest(:m::bigint[], :v::integer[], :c::text[], :d::timestamptz[],"
-    " :s::timestamptz[], :e::timestamptz[]) AS x(m, v, c, d, s, e)"
-    " WHERE t.member_id = x.m AND t.version = x.v RETURNING t.member_id",
-)
-_LOCK_STATES = Raw(
-    "SELECT member_id FROM member_tiers WHERE member_id = ANY(:ids) ORDER BY member_id FOR UPDATE"
-)
 _INSERT_CHANGES = Bulk.insert(
     "tier_changes",
     {
@@ -331,36 +310,158 @@ _INSERT_CHANGES = Bulk.insert(
         "changed_at": "timestamptz",
     },
 )
+_CHUNK_IDS = Raw(
+    "SELECT member_id FROM member_tiers WHERE member_id > :after ORDER BY member_id LIMIT :limit"
+)
+# What the evaluation reads of a run of members, instants compared with the moment evaluated.
+_STATES_FROM = (
+    "SELECT t.member_id, t.version, t.tier_code,"
+    " CASE WHEN t.downgrade_at IS NULL THEN 0 ELSE 1 END,"
+    " CASE WHEN t.downgrade_at > :as_of THEN 1 ELSE 0 END,"
+    " CASE WHEN t.evaluated_at >= :as_of THEN 1 ELSE 0 END, {up}, {keep} FROM member_tiers t {join}"
+    " WHERE t.member_id BETWEEN :first AND :last ORDER BY t.member_id"
+)
+_WINDOW_SUMS = (
+    "LEFT JOIN (SELECT member_id,"
+    " SUM(CASE WHEN counted_at >= :split THEN points ELSE 0 END) AS now,"
+    " SUM(CASE WHEN counted_at < :split THEN points ELSE 0 END) AS before"
+    " FROM growth_entries WHERE member_id BETWEEN :first AND :last"
+    " AND counted_at >= :start AND counted_at < :end GROUP BY member_id) s"
+    " ON s.member_id = t.member_id"
+)
+_NOW, _BEFORE = "COALESCE(s.now, 0)", "COALESCE(s.before, 0)"
+_STATE_FRAMES = {
+    "lifetime": Raw(_STATES_FROM.format(up="t.lifetime_growth", keep="t.lifetime_growth", join="")),
+    "rolling_window": Raw(_STATES_FROM.format(up=_NOW, keep=_NOW, join=_WINDOW_SUMS)),
+    # Status earned in a year lasts through the next: the larger of this year's and last's.
+    "calendar_year": Raw(
+        _STATES_FROM.format(
+            up=_NOW,
+            keep=f"CASE WHEN {_BEFORE} > {_NOW} THEN {_BEFORE} ELSE {_NOW} END",
+            join=_WINDOW_SUMS,
+        )
+    ),
+}
+# A chunk's decisions are staged in a temporary table, then applied by a few set-based
+# statements: no statement per member.
+_DECISIONS_TABLE = Raw(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS tier_decisions (member_id BIGINT PRIMARY KEY,"
+    " version INTEGER NOT NULL, from_code VARCHAR(64), to_code VARCHAR(64) NOT NULL,"
+    " reason VARCHAR(16) NOT NULL, growth BIGINT NOT NULL, grace INTEGER NOT NULL,"
+    " changed INTEGER NOT NULL, data TEXT NOT NULL)"
+)
+_CLEAR_DECISIONS = Raw("DELETE FROM tier_decisions")
+# The range of members decided bounds every statement on member_tiers: the temporary table has
+# no statistics, and a plan that scanned the whole table once per chunk would grow with it.
+_LOCK_DECIDED = Raw(
+    "SELECT member_id FROM member_tiers WHERE member_id BETWEEN :first AND :last"
+    " AND member_id IN (SELECT member_id FROM tier_decisions) ORDER BY member_id",
+    lock=True,
+)
+# A decision applies only to the row at the version read: another writer moved the others.
+_DROP_STALE = Raw(
+    "DELETE FROM tier_decisions WHERE NOT EXISTS (SELECT 1 FROM member_tiers t"
+    " WHERE t.member_id = tier_decisions.member_id AND t.version = tier_decisions.version)"
+)
+_MOVE_DECIDED = Raw(
+    "UPDATE member_tiers SET tier_code = d.to_code,"
+    " downgrade_at = CASE WHEN d.grace = 1 THEN :due END,"
+    " since = CASE WHEN d.changed = 1 THEN :as_of ELSE member_tiers.since END,"
+    " evaluated_at = :as_of, version = member_tiers.version + 1"
+    " FROM tier_decisions AS d WHERE member_tiers.member_id = d.member_id"
+    " AND member_tiers.member_id BETWEEN :first AND :last"
+)
+_HISTORY_OF_DECIDED = Raw(
+    "INSERT INTO tier_changes (member_id, from_code, to_code, reason, growth, downgrade_at,"
+    " programme_version, changed_at) SELECT member_id, from_code, to_code, reason, growth,"
+    " CASE WHEN grace = 1 THEN :due END, CAST(:version AS INTEGER), :as_of"
+    " FROM tier_decisions ORDER BY member_id"
+)
+_EVENTS_OF_DECIDED = {
+    "postgresql": Raw(
+        "INSERT INTO outbox_events (event_id, type, member_id, data, occurred_at, created_at)"
+        " SELECT gen_random_uuid(), :type, member_id, CAST(data AS JSON), :as_of, :now"
+        " FROM tier_decisions ORDER BY member_id"
+    ),
+    # A random (version 4) UUID as the 32 hex digits SQLite stores.
+    "sqlite": Raw(
+        "INSERT INTO outbox_events (event_id, type, member_id, data, occurred_at, created_at)"
+        " SELECT lower(hex(randomblob(6))) || '4' || substr(lower(hex(randomblob(2))), 2)"
+        " || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)"
+        " || lower(hex(randomblob(6))), :type, member_id, data, :as_of, :now"
+        " FROM tier_decisions ORDER BY member_id"
+    ),
+}
+_DECIDED_REASONS = Raw("SELECT reason, COUNT(*) FROM tier_decisions GROUP BY reason")
 
 
-def change_states(
-    session: Session, changes: Sequence[StateChange], evaluated_at: datetime
-) -> set[int]:
-    """Apply many :class:`StateChange` in one statement; the members whose row moved (a row
-    some other writer moved first keeps its new version and is left alone).
+def chunk_ids(session: Session, after: int, limit: int) -> list[int]:
+    """The members of the next ``limit`` tier rows after member ``after`` (keyset pagination)."""
+    return [int(row[0]) for row in _CHUNK_IDS.all(session, {"after": after, "limit": limit})]
+
+
+def state_frame(
+    session: Session, first: int, last: int, model: str, as_of: datetime, windows: Windows
+) -> pl.DataFrame:
+    """The tier rows of members ``first..last`` with their qualifying growth under tier
+    model ``model`` (its ``windows`` at ``as_of``), in one statement, as a frame of
+    :data:`tally.tiers.decisions.STATE_SCHEMA`."""
+    params: dict[str, Any] = {"first": first, "last": last, "as_of": as_of}
+    if model != "lifetime":
+        earliest = windows.previous if windows.previous is not None else windows.current
+        params |= {
+            "start": earliest.start,
+            "split": windows.current.start,
+            "end": windows.current.end,
+        }
+    return read_frame(session, _STATE_FRAMES[model], params, STATE_SCHEMA)
+
+
+def apply_decisions(
+    session: Session,
+    decided: pl.DataFrame,
+    as_of: datetime,
+    due: datetime,
+    programme_version: int | None,
+) -> tuple[dict[str, int], int]:
+    """Write ``decided`` (:func:`tally.tiers.decisions.decide`) set-based: each member's tier
+    row from the version decided on (``due``: when a grace period started now runs out), a
+    history line and a ``tier.changed`` event for each. Returns the changes made by reason,
+    and how many decisions were dropped because another writer moved the row first.
 
     On PostgreSQL the rows are locked in member order first, so that concurrent runs over the
-    same members wait for each other instead of deadlocking.
-    """
-    if not changes:
-        return set()
-    if session.get_bind().dialect.name == "postgresql":
-        _LOCK_STATES.all(session, {"ids": [change.member_id for change in changes]})
-    moved = _CHANGE_STATES.returning(
-        session,
-        [
-            {
-                "m": change.member_id,
-                "v": change.version,
-                "c": change.tier_code,
-                "d": change.downgrade_at,
-                "s": change.since,
-                "e": evaluated_at,
-            }
-            for change in changes
-        ],
+    same members wait for each other instead of deadlocking."""
+    if decided.is_empty():
+        return {}, 0
+    _DECISIONS_TABLE.execute(session, {})
+    _CLEAR_DECISIONS.execute(session, {})
+    write_frame(session, "tier_decisions", decided.with_columns(data=_event_data(as_of, due)))
+    members = decided["member_id"]
+    bounds = {"first": members.min(), "last": members.max()}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        _LOCK_DECIDED.all(session, bounds)
+    stale = _DROP_STALE.rowcount(session, {})
+    _MOVE_DECIDED.execute(session, {**bounds, "due": due, "as_of": as_of})
+    _HISTORY_OF_DECIDED.execute(session, {"due": due, "version": programme_version, "as_of": as_of})
+    _EVENTS_OF_DECIDED[dialect].execute(
+        session, {"type": EventType.TIER_CHANGED.value, "as_of": as_of, "now": utcnow()}
     )
-    return {int(row[0]) for row in moved}
+    counts = {str(reason): int(count) for reason, count in _DECIDED_REASONS.all(session, {})}
+    return counts, stale
+
+
+def _event_data(as_of: datetime, due: datetime) -> pl.Expr:
+    """The ``tier.changed`` document of each decision, as JSON text."""
+    return pl.struct(
+        pl.col("member_id"),
+        pl.col("from_code").alias("from"),
+        pl.col("to_code").alias("to"),
+        pl.col("reason"),
+        pl.col("growth"),
+        pl.when(pl.col("grace")).then(pl.lit(due.isoformat())).alias("downgrade_at"),
+        pl.lit(as_of.isoformat()).alias("changed_at"),
+    ).struct.json_encode()
 
 
 def insert_changes(session: Session, rows: list[dict[str, Any]]) -> None:
