@@ -35,7 +35,8 @@ from tally.rules.condition_tree import (
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # ints are 64-bit; a result outside is null
 DECIMAL_PLACES = 4  # every decimal has exactly four places (polars Decimal(38, 4))
-DECIMAL_LIMIT = Decimal(10**15)  # |decimal| < 10^15, or it is null (so int64 × decimal fits)
+DECIMAL_DIGITS = 15  # |decimal| < 10^15, or it is null (so that int64 × decimal fits)
+DECIMAL_LIMIT = Decimal(10**DECIMAL_DIGITS)
 
 
 class FieldType(StrEnum):

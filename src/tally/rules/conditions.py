@@ -70,7 +70,7 @@ class Condition:
         ``evaluate``."""
         from tally.rules.condition_polars import to_polars
 
-        return to_polars(self._checked)
+        return to_polars(self._checked, self._python.closures)
 
     def to_source(self) -> str:
         """The canonical text of the condition (parses back to the same tree)."""
