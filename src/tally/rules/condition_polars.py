@@ -108,7 +108,7 @@ class _Compiler:
         self.constants = _constants(checked.tree)
 
     def kind(self, node: Expr) -> Type:
-        return self.checked.types[id(node)]
+        return self.checked.type_of(node)
 
     def expr(self, node: Expr) -> pl.Expr:
         if id(node) in self.constants:

@@ -108,14 +108,14 @@ class PythonCompiler:
             case DecimalLiteral(value):
                 return _constant(decimal_value(value))
             case Field(path):
-                return _field(path, self.checked.types[id(node)])
+                return _field(path, self.checked.type_of(node))
             case ListLiteral(elements):
                 return _list([self.compile(element) for element in elements])
             case Not(operand):
                 inner = self.compile(operand)
                 return lambda env: not inner(env)
             case Negate(operand):
-                return _negate(self.compile(operand), self.checked.types[id(node)])
+                return _negate(self.compile(operand), self.checked.type_of(node))
             case And(operands):
                 return _all([self.compile(operand) for operand in operands])
             case Or(operands):
@@ -125,24 +125,23 @@ class PythonCompiler:
             case In(element, container):
                 return self._in(element, container)
             case Calculate(op, left, right):
-                exact = self.checked.types[id(node)] is FieldType.INT
+                exact = self.checked.type_of(node) is FieldType.INT
                 return _calculate(op, self.compile(left), self.compile(right), exact)
             case MethodCall(receiver, name, arguments):
                 return _method(name, self.compile(receiver), [self.compile(a) for a in arguments])
             case FunctionCall(_, (argument,)):
-                is_list = element_of(self.checked.types[id(argument)]) is not None
+                is_list = element_of(self.checked.type_of(argument)) is not None
                 return _size(self.compile(argument), is_list=is_list)
             case FunctionCall():
                 raise AssertionError("the checker lets only size(x) through")
 
     def _in(self, element: Expr, container: Expr) -> Closure:
-        find = self.compile(element)
+        find, within = self.compile(element), self.compile(container)  # every node has one
         if isinstance(container, ListLiteral):
             members = [_literal(member) for member in container.elements]
             if all(member is not None for member in members):
                 known = frozenset(members)  # ints and decimals hash alike when equal
                 return lambda env: (value := find(env)) is not None and value in known
-        within = self.compile(container)
 
         def contains(env: Env) -> bool:
             value = find(env)
@@ -157,9 +156,7 @@ class PythonCompiler:
 def _literal(node: Expr) -> Any:
     """The value of a literal operand, None for anything else."""
     match node:
-        case IntLiteral(value) | StringLiteral(value) | BoolLiteral(value):
-            return value
-        case DecimalLiteral(value):
+        case IntLiteral(value) | DecimalLiteral(value) | StringLiteral(value) | BoolLiteral(value):
             return value
         case _:
             return None

@@ -155,8 +155,6 @@ Expr = (
     | FunctionCall
 )
 
-Literal = IntLiteral | DecimalLiteral | StringLiteral | BoolLiteral
-
 
 def children(node: Expr) -> tuple[Expr, ...]:
     """The node's operands, left to right."""
