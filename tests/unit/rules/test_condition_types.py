@@ -3,8 +3,11 @@ condition reads."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tally.rules.condition_types import FUNCTIONS, METHODS
 from tally.rules.conditions import (
     ConditionCode,
     ConditionError,
@@ -201,3 +204,12 @@ def test_schemas_combine_and_refuse_a_field_declared_with_two_types() -> None:
 def test_an_aggregate_cannot_hide_a_built_in_field() -> None:
     with pytest.raises(ValueError, match="hide"):
         default_schema(aggregates={"tier": FieldType.STRING})
+
+
+def test_the_language_doc_names_every_error_code_field_and_function() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "rules-conditions.md").read_text()
+    names = [code.value for code in ConditionCode]
+    names += list(default_schema(items=True).fields)
+    missing = [name for name in names if f"`{name}`" not in text]
+    missing += [name for name in [*METHODS, *FUNCTIONS] if f"{name}(" not in text]
+    assert not missing, f"docs/rules-conditions.md does not name {missing}"
