@@ -65,11 +65,9 @@ def decimal_value(raw: Decimal | int | None) -> Decimal | None:
     does), None when missing, not finite or not below 10^15 in magnitude."""
     if raw is None:
         return None
-    value = Decimal(raw) if isinstance(raw, int) else raw
-    if not value.is_finite() or abs(value) >= DECIMAL_LIMIT:
-        return None
-    value = value.quantize(QUANTUM, context=EXACT)
-    return value if abs(value) < DECIMAL_LIMIT else None
+    # With traps off, quantize never raises: what it cannot represent becomes NaN.
+    value = (Decimal(raw) if isinstance(raw, int) else raw).quantize(QUANTUM, context=EXACT)
+    return value if value.is_finite() and abs(value) < DECIMAL_LIMIT else None
 
 
 def lower_ascii(text: str) -> str:
