@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -81,7 +82,9 @@ def run(app: Any, partner: PartnerKey) -> Callable[[Callable[[Client], Awaitable
             async with httpx2.AsyncClient(transport=transport, base_url="http://tally") as http:
                 return await asyncio.wait_for(scenario(Client(http, partner)), timeout=30)
 
-        return asyncio.run(main())
+        # A loop of its own, on a thread of its own: an earlier test may leave one running here.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(asyncio.run, main()).result()
 
     return runner
 
