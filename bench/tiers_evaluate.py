@@ -419,11 +419,13 @@ def size_rows(run: SizeRun, judged: bool, targets: bool = True) -> list[Row]:
             "info",
         )
     )
+    from tally.tiers.jobs import CHUNK
+
     changes = job.data["changes"]
     rows.append(
         Row(
             db,
-            f"{n}: job, evaluate(db.write, as_of, programme), chunk 2000",
+            f"{n}: job, evaluate(db.write, as_of, programme), chunk {CHUNK:,}",
             f"{job.seconds:.2f} s, {job.data['members'] / job.seconds:,.0f} members/s; "
             f"process CPU {job.cpu_seconds:.1f} s (incl. ~1 s start-up)",
             none,

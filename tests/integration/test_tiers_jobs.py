@@ -18,6 +18,8 @@ from tally.flows import earning, enrolment
 from tally.kit.clock import utcnow
 from tally.ledger.domain import Origin, Policy
 from tally.members.service import Identity
+from tally.outbox.domain import EventType
+from tally.outbox.models import OutboxEvent
 from tally.partners import service as partners
 from tally.programme import service as programme_service
 from tally.programme.domain import Programme
@@ -119,6 +121,47 @@ def test_grace_then_downgrade_one_level_and_reruns_change_nothing(database: Data
         ("PLATINUM", "PLATINUM", "grace_started"),
         ("PLATINUM", "GOLD", "downgrade"),
     ]
+
+
+def test_each_change_the_job_makes_is_told_by_a_tier_changed_event(database: Database) -> None:
+    world = World(database, programme(grace_days=30))
+    member = world.member()
+    world.earn(member, 16000, NOW - timedelta(days=400))  # PLATINUM, now out of the window
+    due = NOW + timedelta(days=30)
+    world.evaluate(NOW)
+    world.evaluate(due)
+
+    with database.read() as session:
+        events = session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.type == EventType.TIER_CHANGED.value)
+            .where(OutboxEvent.member_id == member)
+            .order_by(OutboxEvent.id)
+        ).all()
+    documents = [event.data for event in events]
+    assert documents[1:] == [
+        {
+            "member_id": member,
+            "from": "PLATINUM",
+            "to": "PLATINUM",
+            "reason": "grace_started",
+            "growth": 0,
+            "downgrade_at": due.isoformat(),
+            "changed_at": NOW.isoformat(),
+        },
+        {
+            "member_id": member,
+            "from": "PLATINUM",
+            "to": "GOLD",
+            "reason": "downgrade",
+            "growth": 0,
+            "downgrade_at": None,
+            "changed_at": due.isoformat(),
+        },
+    ]
+    assert [event.occurred_at for event in events[1:]] == [NOW, due]
+    assert all(event.event_id.version == 4 for event in events)
+    assert len({event.event_id for event in events}) == len(events)
 
 
 def test_requalifying_during_the_grace_clears_it(database: Database) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy.orm import Session
 
-from tally.db.raw import Bulk
+from tally.db.raw import Bulk, Raw, driver_of, is_sqlite
 from tally.kit.clock import utcnow
-from tally.outbox.domain import Event
+from tally.outbox.domain import Event, EventType
 
 _INSERT = Bulk.insert(
     "outbox_events",
@@ -51,4 +52,45 @@ def emit(session: Session, events: Sequence[Event], now: datetime | None = None)
             }
             for event in events
         ],
+    )
+
+
+# Events of rows staged in a table, one statement for all (bulk jobs): a random (version 4)
+# event id made by the database (on SQLite, as the 32 hex digits it stores).
+_EMIT_STAGED = (
+    "INSERT INTO outbox_events (event_id, type, member_id, data, occurred_at, created_at)"
+    " SELECT {event_id}, :type, member_id, {data}, :occurred_at, :now"
+    " FROM {table} ORDER BY member_id"
+)
+_POSTGRES_ID = "gen_random_uuid()"
+_SQLITE_ID = (
+    "lower(hex(randomblob(6))) || '4' || substr(lower(hex(randomblob(2))), 2)"
+    " || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)"
+    " || lower(hex(randomblob(6)))"
+)
+
+
+def emit_staged(
+    session: Session,
+    event_type: EventType,
+    table: str,
+    occurred_at: datetime,
+    now: datetime | None = None,
+) -> None:
+    """Write an event of ``event_type`` for each row of ``table`` (its ``member_id``, and its
+    ``data``: the event's document as JSON text), in member order, in the caller's transaction
+    and one statement. ``table`` is a name from code, never input."""
+    _staged(table, is_sqlite(driver_of(session))).execute(
+        session, {"type": event_type.value, "occurred_at": occurred_at, "now": now or utcnow()}
+    )
+
+
+@cache
+def _staged(table: str, sqlite: bool) -> Raw:
+    return Raw(
+        _EMIT_STAGED.format(
+            event_id=_SQLITE_ID if sqlite else _POSTGRES_ID,
+            data="data" if sqlite else "CAST(data AS JSON)",
+            table=table,
+        )
     )

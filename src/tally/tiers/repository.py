@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from tally.db.base import table_of
 from tally.db.frames import read_frame, write_frame
 from tally.db.raw import Bulk, Raw, as_datetime
-from tally.kit.clock import utcnow
 from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType
 from tally.programme import runtime
@@ -377,21 +376,6 @@ _HISTORY_OF_DECIDED = Raw(
     " CASE WHEN grace = 1 THEN :due END, CAST(:version AS INTEGER), :as_of"
     " FROM tier_decisions ORDER BY member_id"
 )
-_EVENTS_OF_DECIDED = {
-    "postgresql": Raw(
-        "INSERT INTO outbox_events (event_id, type, member_id, data, occurred_at, created_at)"
-        " SELECT gen_random_uuid(), :type, member_id, CAST(data AS JSON), :as_of, :now"
-        " FROM tier_decisions ORDER BY member_id"
-    ),
-    # A random (version 4) UUID as the 32 hex digits SQLite stores.
-    "sqlite": Raw(
-        "INSERT INTO outbox_events (event_id, type, member_id, data, occurred_at, created_at)"
-        " SELECT lower(hex(randomblob(6))) || '4' || substr(lower(hex(randomblob(2))), 2)"
-        " || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)"
-        " || lower(hex(randomblob(6))), :type, member_id, data, :as_of, :now"
-        " FROM tier_decisions ORDER BY member_id"
-    ),
-}
 _DECIDED_REASONS = Raw("SELECT reason, COUNT(*) FROM tier_decisions GROUP BY reason")
 
 
@@ -438,15 +422,12 @@ def apply_decisions(
     write_frame(session, "tier_decisions", decided.with_columns(data=_event_data(as_of, due)))
     members = decided["member_id"]
     bounds = {"first": members.min(), "last": members.max()}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         _LOCK_DECIDED.all(session, bounds)
     stale = _DROP_STALE.rowcount(session, {})
     _MOVE_DECIDED.execute(session, {**bounds, "due": due, "as_of": as_of})
     _HISTORY_OF_DECIDED.execute(session, {"due": due, "version": programme_version, "as_of": as_of})
-    _EVENTS_OF_DECIDED[dialect].execute(
-        session, {"type": EventType.TIER_CHANGED.value, "as_of": as_of, "now": utcnow()}
-    )
+    outbox.emit_staged(session, EventType.TIER_CHANGED, "tier_decisions", as_of)
     counts = {str(reason): int(count) for reason, count in _DECIDED_REASONS.all(session, {})}
     return counts, stale
 
