@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from support.tier_programme import tier_programme
 from tally.config import Settings
@@ -27,7 +27,7 @@ from tally.programme.runtime import ProgrammeCache
 from tally.scheduler import Scheduler
 from tally.staff import service as staff_service
 from tally.staff.models import StaffRole
-from tally.tiers import jobs
+from tally.tiers import jobs, repository
 from tally.tiers import service as tiers
 from tally.tiers.models import GrowthEntry, MemberTier, TierChange
 
@@ -160,7 +160,7 @@ def test_each_change_the_job_makes_is_told_by_a_tier_changed_event(database: Dat
         },
     ]
     assert [event.occurred_at for event in events[1:]] == [NOW, due]
-    assert all(event.event_id.version == 4 for event in events)
+    assert all(event.event_id.version == 7 for event in events)
     assert len({event.event_id for event in events}) == len(events)
 
 
@@ -338,3 +338,31 @@ def test_the_scheduler_evaluates_tiers_with_the_programme_in_force(database: Dat
         change = session.scalars(select(TierChange).order_by(TierChange.id.desc())).first()
         assert change is not None
         assert (change.reason.value, change.programme_version) == ("grace_started", 1)
+
+
+def test_a_decision_on_a_row_another_writer_moved_is_dropped_and_counted(
+    database: Database,
+) -> None:
+    world = World(database, programme(grace_days=30))
+    members = [world.member() for _ in range(3)]
+    for member in members:
+        world.earn(member, 16000, NOW - timedelta(days=400))  # each starts a grace period now
+    moved = members[1]
+
+    with database.write() as session:
+        decided = jobs.decide(session, members[0], members[-1], world.rules, NOW)
+        # Another writer (an earn, say) moves the middle member's row after the read.
+        session.execute(
+            update(MemberTier)
+            .where(MemberTier.member_id == moved)
+            .values(version=MemberTier.version + 1)
+        )
+        changes, stale = repository.apply_decisions(
+            session, decided, NOW, NOW + timedelta(days=30), None
+        )
+
+    assert (changes, stale) == ({"grace_started": 2}, 1)
+    assert world.history(moved) == [("BRONZE", "PLATINUM", "upgrade")]
+    assert world.tier(moved).downgrade_at is None
+    for member in (members[0], members[2]):
+        assert world.history(member)[-1] == ("PLATINUM", "PLATINUM", "grace_started")

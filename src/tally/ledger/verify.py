@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import String, cast, func, literal, select
@@ -48,9 +48,13 @@ class Report:
             self.problems.append("… more problems not listed")
 
 
-def verify(session: Session) -> Report:
+Check = Callable[[Session, "Report"], None]
+
+
+def verify(session: Session, *, also: Sequence[Check] = ()) -> Report:
     """Check hashes, chains and balanced entries; wallets against postings, lots and holds;
-    accounts against postings, and rows that belong to nothing. On PostgreSQL, a session whose
+    accounts against postings, and rows that belong to nothing; then the checks ``also`` names
+    (those of the layers above the ledger), in the same snapshot. On PostgreSQL, a session whose
     transaction has not begun reads everything in one read-only REPEATABLE READ snapshot."""
     report = Report()
     snapshot(session)
@@ -60,6 +64,8 @@ def verify(session: Session) -> Report:
     check_accounts(session, report)
     _check_lots(session, report)
     _check_versions(session, report)
+    for check in also:
+        check(session, report)
     return report
 
 

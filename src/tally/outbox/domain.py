@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tally.kit.ids import uuid7
+
 
 class EventType(enum.StrEnum):
     """Everything a subscription may ask for (``webhook.*`` go to the partner's own only)."""
@@ -39,6 +41,7 @@ class Event:
     ``member_id`` the member it is about (partners the member consented to receive it too);
     ``subscription_id`` addresses one subscription only (a ping); ``dedupe_key``, when given,
     is unique: a second event with it is not written (reminders that must be emitted once).
+    ``event_id`` is time-ordered (UUIDv7): the outbox's index on it is appended to.
     """
 
     type: EventType
@@ -48,7 +51,7 @@ class Event:
     partner_id: int | None = None
     subscription_id: int | None = None
     dedupe_key: str | None = None
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=uuid7)
 
 
 def entry_payload(

@@ -18,7 +18,13 @@ class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (
         UniqueConstraint("event_id"),
-        UniqueConstraint("dedupe_key"),
+        # Only reminders carry a dedupe key: the other events are not in this index.
+        partial_index(
+            "uq_outbox_events_dedupe_key",
+            "dedupe_key",
+            where="dedupe_key IS NOT NULL",
+            unique=True,
+        ),
         # The dispatcher reads only what it has not fanned out yet.
         partial_index("ix_outbox_events_undispatched", "id", where="dispatched_at IS NULL"),
     )

@@ -26,7 +26,7 @@ _INSERT = Bulk.insert(
         "created_at": "timestamptz",
     },
     # A reminder already emitted (same dedupe key) is not emitted again.
-    "ON CONFLICT (dedupe_key) DO NOTHING",
+    "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
 )
 
 
@@ -55,16 +55,24 @@ def emit(session: Session, events: Sequence[Event], now: datetime | None = None)
     )
 
 
-# Events of rows staged in a table, one statement for all (bulk jobs): a random (version 4)
-# event id made by the database (on SQLite, as the 32 hex digits it stores).
+# Events of rows staged in a table, one statement for all (bulk jobs), each with an event id made
+# by the database: time-ordered, as tally.kit.ids.uuid7 makes them (UUID version 7: the
+# milliseconds since the epoch, then random bits), so that the unique index on event ids is
+# appended to rather than written at random places across the whole of it. On SQLite, as the
+# 32 hex digits it stores.
 _EMIT_STAGED = (
     "INSERT INTO outbox_events (event_id, type, member_id, data, occurred_at, created_at)"
     " SELECT {event_id}, :type, member_id, {data}, :occurred_at, :now"
     " FROM {table} ORDER BY member_id"
 )
-_POSTGRES_ID = "gen_random_uuid()"
+_POSTGRES_ID = (
+    "CAST(encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING"
+    " substring(int8send(CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT))"
+    " FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex') AS UUID)"
+)
 _SQLITE_ID = (
-    "lower(hex(randomblob(6))) || '4' || substr(lower(hex(randomblob(2))), 2)"
+    "printf('%012x', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
+    " || '7' || substr(lower(hex(randomblob(2))), 2)"
     " || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)"
     " || lower(hex(randomblob(6)))"
 )

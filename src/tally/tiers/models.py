@@ -91,7 +91,9 @@ class TierChange(Base):
     __table_args__ = (Index("ix_tier_changes_member_id_id", "member_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"))
+    # No foreign key: the tier job writes hundreds of thousands of these at once, and a
+    # trigger per row was most of its time; ``tally ledger verify`` checks it (ADR 21).
+    member_id: Mapped[int] = mapped_column(BigInteger)
     from_code: Mapped[str | None] = mapped_column(String(64))
     to_code: Mapped[str] = mapped_column(String(64))
     reason: Mapped[TierChangeReason] = mapped_column(str_enum(TierChangeReason))

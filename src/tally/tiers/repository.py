@@ -342,26 +342,31 @@ _STATE_FRAMES = {
     ),
 }
 # A chunk's decisions are staged in a temporary table, then applied by a few set-based
-# statements: no statement per member.
-_DECISIONS_TABLE = Raw(
-    "CREATE TEMPORARY TABLE IF NOT EXISTS tier_decisions (member_id BIGINT PRIMARY KEY,"
-    " version INTEGER NOT NULL, from_code VARCHAR(64), to_code VARCHAR(64) NOT NULL,"
-    " reason VARCHAR(16) NOT NULL, growth BIGINT NOT NULL, grace INTEGER NOT NULL,"
-    " changed INTEGER NOT NULL, data TEXT NOT NULL)"
+# statements: no statement per member. On PostgreSQL its rows go at commit (no statement clears
+# them); SQLite has no such clause, and clears it first.
+_DECISIONS_COLUMNS = (
+    "(member_id BIGINT PRIMARY KEY, version INTEGER NOT NULL, from_code VARCHAR(64),"
+    " to_code VARCHAR(64) NOT NULL, reason VARCHAR(16) NOT NULL, growth BIGINT NOT NULL,"
+    " grace INTEGER NOT NULL, changed INTEGER NOT NULL, data TEXT NOT NULL)"
 )
+_DECISIONS_TABLE = {
+    "sqlite": Raw(f"CREATE TEMPORARY TABLE IF NOT EXISTS tier_decisions {_DECISIONS_COLUMNS}"),
+    "postgresql": Raw(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS tier_decisions {_DECISIONS_COLUMNS}"
+        " ON COMMIT DELETE ROWS"
+    ),
+}
 _CLEAR_DECISIONS = Raw("DELETE FROM tier_decisions")
-# The range of members decided bounds every statement on member_tiers: the temporary table has
-# no statistics, and a plan that scanned the whole table once per chunk would grow with it.
+# The rows decided on, locked in member order (on PostgreSQL), with their version now. The
+# range of members decided bounds every statement on member_tiers: the temporary table has no
+# statistics, and a plan that scanned the whole table once per chunk would grow with it.
 _LOCK_DECIDED = Raw(
-    "SELECT member_id FROM member_tiers WHERE member_id BETWEEN :first AND :last"
+    "SELECT member_id, version FROM member_tiers WHERE member_id BETWEEN :first AND :last"
     " AND member_id IN (SELECT member_id FROM tier_decisions) ORDER BY member_id",
     lock=True,
 )
 # A decision applies only to the row at the version read: another writer moved the others.
-_DROP_STALE = Raw(
-    "DELETE FROM tier_decisions WHERE NOT EXISTS (SELECT 1 FROM member_tiers t"
-    " WHERE t.member_id = tier_decisions.member_id AND t.version = tier_decisions.version)"
-)
+_DROP_STALE = Raw("DELETE FROM tier_decisions WHERE member_id = ANY(:stale)")
 _MOVE_DECIDED = Raw(
     "UPDATE member_tiers SET tier_code = d.to_code,"
     " downgrade_at = CASE WHEN d.grace = 1 THEN :due END,"
@@ -376,7 +381,6 @@ _HISTORY_OF_DECIDED = Raw(
     " CASE WHEN grace = 1 THEN :due END, CAST(:version AS INTEGER), :as_of"
     " FROM tier_decisions ORDER BY member_id"
 )
-_DECIDED_REASONS = Raw("SELECT reason, COUNT(*) FROM tier_decisions GROUP BY reason")
 
 
 def chunk_ids(session: Session, after: int, limit: int) -> list[int]:
@@ -417,19 +421,29 @@ def apply_decisions(
     same members wait for each other instead of deadlocking."""
     if decided.is_empty():
         return {}, 0
-    _DECISIONS_TABLE.execute(session, {})
-    _CLEAR_DECISIONS.execute(session, {})
+    dialect = session.get_bind().dialect.name
+    _DECISIONS_TABLE[dialect].execute(session, {})
+    if dialect == "sqlite":
+        _CLEAR_DECISIONS.execute(session, {})
     write_frame(session, "tier_decisions", decided.with_columns(data=_event_data(as_of, due)))
     members = decided["member_id"]
     bounds = {"first": members.min(), "last": members.max()}
-    if session.get_bind().dialect.name == "postgresql":
-        _LOCK_DECIDED.all(session, bounds)
-    stale = _DROP_STALE.rowcount(session, {})
+    now = pl.DataFrame(
+        _LOCK_DECIDED.all(session, bounds),
+        schema={"member_id": pl.Int64, "now": pl.Int64},
+        orient="row",
+    )
+    applied = decided.join(now, on="member_id", how="left")
+    stale = applied.filter(pl.col("now").is_null() | (pl.col("now") != pl.col("version")))
+    if not stale.is_empty():
+        _DROP_STALE.execute(session, {"stale": stale["member_id"].to_list()})
+        applied = applied.join(stale.select("member_id"), on="member_id", how="anti")
     _MOVE_DECIDED.execute(session, {**bounds, "due": due, "as_of": as_of})
     _HISTORY_OF_DECIDED.execute(session, {"due": due, "version": programme_version, "as_of": as_of})
     outbox.emit_staged(session, EventType.TIER_CHANGED, "tier_decisions", as_of)
-    counts = {str(reason): int(count) for reason, count in _DECIDED_REASONS.all(session, {})}
-    return counts, stale
+    counts = applied.group_by("reason").len()
+    by_reason = {str(reason): int(count) for reason, count in counts.iter_rows()}
+    return by_reason, len(stale)
 
 
 def _event_data(as_of: datetime, due: datetime) -> pl.Expr:

@@ -570,6 +570,13 @@ TAMPERING: dict[str, tuple[list[str], list[str]]] = {
             "member 2 has chain links but no wallet",
         ],
     ),
+    "a tier change of a member that does not exist": (
+        [
+            "INSERT INTO tier_changes (member_id, to_code, reason, growth, changed_at)"
+            " VALUES (99, 'GOLD', 'upgrade', 0, '2026-12-04 00:00:00.000000')"
+        ],
+        ["1 tier changes name member 99, which does not exist"],
+    ),
 }
 
 
