@@ -192,7 +192,7 @@ def complete(
     if scope is not None:
         operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{needs}"
     declared = operation.setdefault("responses", {})
-    for status, codes in _codes(operation, spec, method, path, declared).items():
+    for status, codes in _codes(operation, spec, method, path, declared, scope).items():
         declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
     if method in WRITE_METHODS:
         for status, response in declared.items():
@@ -249,15 +249,14 @@ def registry() -> dict[str, type[errors.TallyError]]:
 
 
 def _codes(
-    operation: JSON, spec: JSON, method: str, path: str, declared: JSON
+    operation: JSON, spec: JSON, method: str, path: str, declared: JSON, scope: object
 ) -> dict[int, list[str]]:
-    """Every problem status the operation can answer, with its possible codes."""
+    """Every problem status the operation can answer, with its possible codes (``forbidden``
+    only where a scope is needed, or the route says it may refuse)."""
     by_code = registry()
-    codes: dict[int, set[str]] = {
-        401: {"unauthorized"},
-        403: {"forbidden"},
-        422: {"validation_error"},
-    }
+    codes: dict[int, set[str]] = {401: {"unauthorized"}, 422: {"validation_error"}}
+    if scope is not None:
+        codes[403] = {"forbidden"}
     if "{" in path or _names_ids(operation, spec):
         codes[404] = {"not_found"}
     if method in WRITE_METHODS:
