@@ -1,0 +1,1 @@
+"""Events members earn from: stored with their outcomes, and the counters of caps and budgets."""
