@@ -1,7 +1,8 @@
 """The counters of caps and budgets: what each has used, locked for the batch that consumes it.
 
-A counter's key names what it counts: a campaign's budget (:func:`budget_key`) or one member's
-use of one cap in one period (:func:`cap_key`). A batch locks every counter it may consume in
+A counter's key names what it counts, as the rule engine names it
+(:func:`tally.rules.engine.counter_limits`): a campaign's budget, or one member's use of one cap
+in one period; its second part is the campaign. A batch locks every counter it may consume in
 key order, in one statement (two batches never deadlock), reads what each has used, evaluates
 its events against that, then adds what it consumed in one statement: a budget is never
 exceeded however many writers race, and a hot budget costs one row update per batch.
@@ -10,14 +11,11 @@ exceeded however many writers race, and a hot budget costs one row update per ba
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from tally.db.raw import Bulk, Raw
-
-Period = Literal["day", "week", "month", "campaign"]
 
 _OPEN = Bulk.insert(
     "rule_counters",
@@ -32,30 +30,6 @@ _ADD = Bulk(
     " WHERE c.key = v.key",
 )
 _READ = Raw("SELECT key, used FROM rule_counters WHERE key = ANY(:keys)")
-
-
-def budget_key(campaign: str) -> str:
-    """The counter of a campaign's budget."""
-    return f"b:{campaign}"
-
-
-def period_start(period: Period, local_day: date) -> str:
-    """The first day of the ``period`` holding ``local_day`` (the programme's zone), as the
-    key's period: a day, the Monday of an ISO week, the first of a month; ``all`` for a cap
-    over the whole campaign."""
-    if period == "day":
-        return local_day.isoformat()
-    if period == "week":
-        return (local_day - timedelta(days=local_day.weekday())).isoformat()
-    if period == "month":
-        return local_day.replace(day=1).isoformat()
-    return "all"
-
-
-def cap_key(campaign: str, cap: int, member_id: int, period: Period, local_day: date) -> str:
-    """The counter of member ``member_id``'s use of cap number ``cap`` of ``campaign`` in the
-    period holding ``local_day``."""
-    return f"c:{campaign}:{cap}:m{member_id}:{period_start(period, local_day)}"
 
 
 def campaign_of(key: str) -> str:
