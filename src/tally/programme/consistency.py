@@ -15,7 +15,8 @@ from decimal import Decimal
 from zoneinfo import available_timezones
 
 from tally.kit import text
-from tally.programme.domain import THEMES, Amount, Names, Path, Problem, Programme, format_path
+from tally.programme.domain import THEMES, Amount, Programme
+from tally.programme.shapes import Names, Path, Problem, format_path
 
 # Growth and money stay exact integers wherever they go: 64-bit columns, JSON read by
 # JavaScript (2**53). A threshold or a price beyond these is a typo, never a real programme.

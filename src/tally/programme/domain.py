@@ -13,9 +13,19 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-Path = tuple[str | int, ...]
+from tally.programme.campaigns import AggregateSpec, BadgeSpec, Campaign, EventTypeSpec
+from tally.programme.shapes import (
+    Code,
+    DecimalText,
+    Names,
+    Path,
+    Problem,
+    Strict,
+    format_path,
+)
+from tally.programme.shapes import decimal_text as _decimal_text
 
 # ISO 4217 codes and their minor-unit exponents (the currencies an operator is likely to use).
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -24,42 +34,13 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "MOP": 2, "MXN": 2, "MYR": 2, "NOK": 2, "NZD": 2, "OMR": 3, "PHP": 2, "PLN": 2, "QAR": 2,
     "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2, "TRY": 2, "TWD": 2, "USD": 2, "VND": 0, "ZAR": 2,
 }  # fmt: skip
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-DECIMAL_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 TERM_PATTERN = re.compile(r"^P([1-9][0-9]{0,3})([DMY])$")
 MAX_MULTIPLIER_BP = 1_000_000  # 100x
 #: The member pages' themes (``.theme-<name>`` in tally.css; ``default`` needs no rule).
 THEMES = ("default", "black-gold")
-_REMOVED_NOTE = {"partner": " from the programme (it stays registered)"}
 
 
-def _decimal_text(value: Any) -> str:
-    """A non-negative decimal given as a string ("0.01"); numbers are refused (floats drift)."""
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(
-            f'must be a quoted decimal string such as "1.5", not {type(value).__name__} {value!r}'
-        )
-    if not DECIMAL_TEXT.match(value):
-        raise ValueError(f'must be a decimal such as "1.5", got {value!r}')
-    return value
-
-
-DecimalText = Annotated[str, Field(json_schema_extra={"pattern": DECIMAL_TEXT.pattern})]
-Code = Annotated[str, Field(pattern=CODE_PATTERN)]
 Count = Annotated[int, Field(ge=0)]
-
-
-class Strict(BaseModel):
-    """Unknown keys are refused; strings are not coerced to numbers nor numbers to strings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
-
-
-class Names(Strict):
-    """A display name in each language the programme ships."""
-
-    zh_cn: str = Field(alias="zh-CN", min_length=1, max_length=100)
-    en: str = Field(min_length=1, max_length=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +444,14 @@ class Programme(Strict):
     )
     staff: StaffRules = Field(default_factory=StaffRules)
     reminders: Reminders = Field(default_factory=Reminders)
+    event_types: list[EventTypeSpec] = Field(
+        default_factory=list, description="Custom event types, and attributes of built-in ones."
+    )
+    aggregates: list[AggregateSpec] = Field(
+        default_factory=list, description="Counts and sums of members' events rules may read."
+    )
+    badges: list[BadgeSpec] = Field(default_factory=list)
+    campaigns: list[Campaign] = Field(default_factory=list)
 
     def tier(self, code: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.code == code), None)
@@ -491,22 +480,6 @@ class Programme(Strict):
     def dump(self) -> dict[str, Any]:
         """The normalised content: JSON-ready, keys as written in the file."""
         return self.model_dump(mode="json", by_alias=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A refused field: its path in the file and why."""
-
-    path: Path
-    message: str
-
-
-def format_path(path: Path) -> str:
-    """``("tiers", 2, "threshold")`` → ``tiers[2].threshold``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "programme"
 
 
 def _duplicates(section: str, codes: list[str]) -> list[Problem]:
@@ -577,84 +550,3 @@ def _unknown_partners(programme: Programme) -> list[Problem]:
         for position, code in enumerate(plan.sellers):
             problems += check(("plans", index, "sellers", position), code)
     return problems
-
-
-def changes(old: Programme | None, new: Programme) -> list[str]:
-    """What applying ``new`` over ``old`` changes, one human-readable line each."""
-    before = old.dump() if old is not None else None
-    after = new.dump()
-    lines: list[str] = []
-    if before is None:
-        value = new.currency.point_value
-        lines.append(f"currency {new.currency.code} set: 1 point = {value.amount} {value.currency}")
-        lines.append(f"tier_model set: {new.tier_model.kind}")
-        before = {"tiers": [], "plans": [], "partners": [], "namespaces": []}
-    else:
-        lines += _field_changes("currency", before["currency"], after["currency"])
-        lines += _field_changes("tier_model", before["tier_model"], after["tier_model"])
-        lines += _field_changes("family", before["family"], after["family"])
-        lines += _field_changes("staff", before.get("staff", {}), after["staff"])
-    sections = (
-        ("tiers", "tier"),
-        ("plans", "plan"),
-        ("partners", "partner"),
-        ("namespaces", "namespace"),
-    )
-    for section, noun in sections:
-        lines += _item_changes(noun, before.get(section, []), after[section])
-    if old is not None:
-        old_order = [tier.code for tier in old.tiers if new.tier(tier.code)]
-        new_order = [tier.code for tier in new.tiers if old.tier(tier.code)]
-        if old_order != new_order:
-            lines.append(f"tier order: {' < '.join(old_order)} → {' < '.join(new_order)}")
-    return lines or ["no changes"]
-
-
-def _flatten(value: Any, prefix: str) -> dict[str, Any]:
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(item) for item in value) + "]"
-    if isinstance(value, dict):
-        if set(value) == {"kind"}:
-            return str(value["kind"])
-        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
-    if value is None:
-        return "none"
-    return str(value)
-
-
-def _field_changes(
-    label: str, before: dict[str, Any], after: dict[str, Any], sep: str = "."
-) -> list[str]:
-    old, new = _flatten(before, ""), _flatten(after, "")
-    lines = []
-    for key in [*old, *(key for key in new if key not in old)]:
-        if old.get(key) != new.get(key):
-            lines.append(f"{label}{sep}{key}: {_show(old.get(key))} → {_show(new.get(key))}")
-    return lines
-
-
-def _item_changes(
-    noun: str, before: list[dict[str, Any]], after: list[dict[str, Any]]
-) -> list[str]:
-    old = {item["code"]: item for item in before}
-    new = {item["code"]: item for item in after}
-    lines = []
-    for code, item in new.items():
-        if code not in old:
-            name = item.get("names", {}).get("en") or item.get("name") or code
-            lines.append(f"{noun} {code} added ({name})")
-        else:
-            lines += _field_changes(f"{noun} {code}", old[code], item, " ")
-    lines += [
-        f"{noun} {code} removed{_REMOVED_NOTE.get(noun, '')}" for code in old if code not in new
-    ]
-    return lines

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from tally.errors import ValidationFailed
-from tally.programme import consistency
-from tally.programme.domain import Path, Problem, Programme, cross_check, format_path
+from tally.programme import campaign_checks, consistency
+from tally.programme.domain import Programme, cross_check
+from tally.programme.shapes import Path, Problem, format_path
 
 DEFAULT_SOURCE = "programme.yaml"
 MAX_NODES = 100_000  # aliases may repeat a node; refuse files that expand beyond this
@@ -82,6 +83,22 @@ class _Located:
                 break
         return line, tuple(shown)
 
+    def text_line(self, path: Path, line: int) -> int | None:
+        """The file's line of ``line`` (1-based) of the text at ``path``, a scalar value: a
+        block scalar (``|``, ``>``) starts on the line after its indicator."""
+        node: yaml.Node | None = self.root
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                node = next((value for key, value in node.value if key.value == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                node = node.value[part] if part < len(node.value) else None
+            else:
+                node = None
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        block = 1 if node.style in ("|", ">") else 0
+        return node.start_mark.line + 1 + block + line - 1
+
 
 def _build(
     node: yaml.Node, constructor: yaml.SafeLoader, errors: list[FileError], source: str, path: Path
@@ -94,7 +111,7 @@ def _build(
             if not isinstance(key_node, yaml.ScalarNode):
                 errors.append(FileError(source, line, format_path(path), "a key must be a name"))
                 continue
-            key = constructor.construct_object(key_node)
+            key = key_node.value  # as written: YAML 1.1 would read ``on:`` as true
             if key in result:
                 where = format_path((*path, str(key)))
                 errors.append(FileError(source, line, where, f"duplicate key {key!r}"))
@@ -152,8 +169,10 @@ def load(text: str, source: str = DEFAULT_SOURCE) -> Programme:
         raise InvalidProgramme(duplicates)
     located = _Located(root)
 
-    def at(path: Path, message: str) -> FileError:
+    def at(path: Path, message: str, text_line: int | None = None) -> FileError:
         line, shown = located.line_of(path)
+        if text_line is not None:
+            line = located.text_line(path, text_line) or line
         return FileError(source, line, format_path(shown), message)
 
     try:
@@ -166,8 +185,11 @@ def load(text: str, source: str = DEFAULT_SOURCE) -> Programme:
             )
         ) from None
     problems: list[Problem] = cross_check(programme) + consistency.check(programme)
+    problems += campaign_checks.check(programme)
     if problems:
-        raise InvalidProgramme([at(problem.path, problem.message) for problem in problems])
+        raise InvalidProgramme(
+            [at(problem.path, problem.message, problem.text_line) for problem in problems]
+        )
     return programme
 
 

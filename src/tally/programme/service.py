@@ -26,7 +26,8 @@ from tally.kit.clock import as_utc, utcnow
 from tally.partners import service as partners
 from tally.partners.models import Partner
 from tally.programme import loader
-from tally.programme.domain import Programme, changes
+from tally.programme.changes import changes
+from tally.programme.domain import Programme
 from tally.programme.models import ProgrammeVersion
 
 APPLY_LOCK = 0x7A11_0001  # PostgreSQL advisory lock serialising applies (SQLite: the write gate)

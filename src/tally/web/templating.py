@@ -16,7 +16,8 @@ from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from tally.kit.clock import as_utc
-from tally.programme.domain import CURRENCY_EXPONENTS, Money, Names
+from tally.programme.domain import CURRENCY_EXPONENTS, Money
+from tally.programme.shapes import Names
 from tally.web.i18n import babel_locale
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"

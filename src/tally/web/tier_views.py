@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from tally.families.service import FamilyView, MemberLine
 from tally.flows.status import MemberStatus, PlanStatus, member_status
-from tally.programme.domain import AnyBenefit, Names, Programme, Tier
+from tally.programme.domain import AnyBenefit, Programme, Tier
+from tally.programme.shapes import Names
 from tally.tiers import service as tiers
 from tally.web import queries
 

@@ -9,13 +9,13 @@ import pytest
 
 from tally.cli.programme import programme_schema
 from tally.programme import loader
+from tally.programme.changes import changes
 from tally.programme.domain import (
     Money,
     PointRate,
     PointValue,
     Price,
     Programme,
-    changes,
     stack_benefits,
 )
 

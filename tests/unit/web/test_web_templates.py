@@ -18,7 +18,8 @@ from tally.partners.models import Partner
 from tally.privacy import service as privacy
 from tally.privacy.domain import Collection, CollectionMethod, ConsentAct, Purpose
 from tally.programme import loader
-from tally.programme.domain import Money, Programme, changes
+from tally.programme.changes import changes
+from tally.programme.domain import Money, Programme
 from tally.staff.models import StaffRole, StaffUser
 from tally.web import i18n, labels, tier_views
 from tally.web.console import partners_page

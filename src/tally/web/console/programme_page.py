@@ -21,7 +21,8 @@ from tally.flows import programme_impact
 from tally.kit.clock import as_utc, utcnow
 from tally.programme import loader, runtime
 from tally.programme import service as programmes
-from tally.programme.domain import Programme, changes
+from tally.programme.changes import changes
+from tally.programme.domain import Programme
 from tally.programme.models import ProgrammeVersion
 from tally.staff.service import Permission
 from tally.web.console.auth import Staff, require
