@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 
 from tally.api import consents as consents_api
+from tally.api import events as events_api
 from tally.api import families as families_api
 from tally.api import ledger as ledger_api
 from tally.api import member_links as member_links_api
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(consents_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(partners_api.router)
+    app.include_router(events_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.

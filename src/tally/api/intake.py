@@ -3,9 +3,10 @@
 In this order:
 
 1. an API request (``/v1/…``) without a bearer token is ``401 unauthorized`` at once;
-2. a body larger than ``TALLY_MAX_BODY_BYTES`` (an API request) or :data:`PAGE_MAX_BODY_BYTES`
-   (a page's form) is ``413 payload_too_large``, told by its ``Content-Length`` before it is
-   read, or counted while it is read (chunked bodies);
+2. a body larger than ``TALLY_MAX_BODY_BYTES`` (an API request; a batch may send
+   :data:`BATCH_MAX_BODY_BYTES`) or :data:`PAGE_MAX_BODY_BYTES` (a page's form) is
+   ``413 payload_too_large``, told by its ``Content-Length`` before it is read, or counted
+   while it is read (chunked bodies);
 3. a JSON body in which an object names a key twice (``{"points": 1, "points": 999999}``)
    is ``422 validation_error`` naming the key: JSON parsers keep one of the two silently.
 
@@ -33,6 +34,16 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The console's largest form: a pasted programme file of up to 200,000 characters, which
 # URL-encoding can make nine bytes each (Chinese text).
 PAGE_MAX_BODY_BYTES = 2 * 1024 * 1024
+# A batch of up to 1,000 events, each with its items, needs more than one request's limit.
+BATCH_MAX_BODY_BYTES = {"/v1/events/batch": 4 * 1024 * 1024}
+
+
+def body_limit(path: str, api_limit: int) -> int:
+    """The largest body a request to ``path`` may send: an API request's limit (a batch's
+    own when larger), or a page form's."""
+    if is_api(path):
+        return max(api_limit, BATCH_MAX_BODY_BYTES.get(path, 0))
+    return max(api_limit, PAGE_MAX_BODY_BYTES)
 
 
 class Intake:
@@ -57,7 +68,7 @@ class Intake:
         if scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes if api else max(self.max_body_bytes, PAGE_MAX_BODY_BYTES)
+        limit = body_limit(scope["path"], self.max_body_bytes)
         declared = _declared_length(headers[1])
         if declared is not None and declared > limit:
             await self._refuse(scope, receive, send, _too_large(limit))

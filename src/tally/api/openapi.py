@@ -25,6 +25,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from tally import errors
+from tally.api.intake import body_limit
 from tally.api.openapi_examples import add_examples, resolve
 from tally.api.openapi_links import add_links
 from tally.api.schemas import MAX_POINTS
@@ -193,7 +194,9 @@ def complete(
         operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{needs}"
     declared = operation.setdefault("responses", {})
     for status, codes in _codes(operation, spec, method, path, declared, scope).items():
-        declared[str(status)] = problem_response(status, codes, declared.get(str(status)), settings)
+        declared[str(status)] = problem_response(
+            status, codes, declared.get(str(status)), body_limit(path, settings.max_body_bytes)
+        )
     if method in WRITE_METHODS:
         for status, response in declared.items():
             if status.startswith("2"):
@@ -289,7 +292,7 @@ def _names_ids(operation: JSON, spec: JSON) -> bool:
 
 
 def problem_response(
-    status: int, codes: list[str], declared: JSON | None, settings: Settings
+    status: int, codes: list[str], declared: JSON | None, max_body_bytes: int
 ) -> JSON:
     """A problem answer listing ``codes`` (a route's own description is kept in front)."""
     by_code = registry()
@@ -298,7 +301,7 @@ def problem_response(
     if not description or description in {"Validation Error", "Successful Response"}:
         description = _STATUS_TEXT.get(status, "Refused")
     if status == 413:
-        description += f" (over {settings.max_body_bytes:,} bytes, `TALLY_MAX_BODY_BYTES`)"
+        description += f" (over {max_body_bytes:,} bytes, `TALLY_MAX_BODY_BYTES`)"
     reference = "ValidationProblem" if status == 422 else "Problem"
     schema = {"$ref": f"#/components/schemas/{reference}"}
     description += ". Codes: " + ", ".join(f"`{code}`" for code in codes) + "."

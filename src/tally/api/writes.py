@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 
 from sqlalchemy.orm import Session
 
+from tally.api import events as events_api
 from tally.api import views
 from tally.api.deps import caller_for
 from tally.config import Settings
@@ -18,6 +19,7 @@ from tally.ledger.orders import Order
 from tally.ledger.posting import Posted, policy_for
 from tally.programme.domain import Programme
 from tally.programme.runtime import ProgrammeCache
+from tally.writer.events import EventReport, PartnerEvents
 from tally.writer.group_commit import GroupCommit
 from tally.writer.kinds import Context, Kinds
 from tally.writer.ledger import PartnerWrites
@@ -38,7 +40,11 @@ def posted_answer(
 
 def kinds() -> Kinds:
     """The kinds of write the API's endpoints post (a unit of work needs no registering)."""
-    return Kinds().register(PartnerWrites(posted_answer), Earning, Order, Capture, Void)
+    return (
+        Kinds()
+        .register(PartnerWrites(posted_answer), Earning, Order, Capture, Void)
+        .register(PartnerEvents(events_api.answer), EventReport)
+    )
 
 
 def group_commit(

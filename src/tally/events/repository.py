@@ -47,6 +47,12 @@ _ADD_REFUNDED = Bulk(
     " FROM unnest(:id::uuid[], :minor::bigint[]) AS v(id, minor) WHERE e.id = v.id",
 )
 
+_SET_TRANSACTIONS = Bulk(
+    "UPDATE events SET transaction_id = :tx WHERE id = :id",
+    "UPDATE events e SET transaction_id = v.tx"
+    " FROM unnest(:id::uuid[], :tx::uuid[]) AS v(id, tx) WHERE e.id = v.id",
+)
+
 
 def source_of(partner_id: int | None) -> str:
     """The source of events a partner reports (``None``: events Tally raises itself)."""
@@ -89,6 +95,13 @@ def lock_referred(
         .with_for_update()
     )
     return {row.event_id: row for row in rows}
+
+
+def set_transactions(session: Session, transactions: Mapping[uuid.UUID, uuid.UUID]) -> None:
+    """Record the transaction each stored event's points were posted in, in one statement."""
+    _SET_TRANSACTIONS.execute(
+        session, [{"id": event, "tx": tx} for event, tx in sorted(transactions.items())]
+    )
 
 
 def add_refunded(session: Session, refunded: Mapping[uuid.UUID, int]) -> None:

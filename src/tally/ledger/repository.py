@@ -55,6 +55,7 @@ _WALLETS_AND_STATUSES = (
     " FROM wallets w JOIN members m ON m.id = w.member_id"
     " WHERE w.member_id = ANY(:ms) ORDER BY w.member_id"
 )
+_WALLETS = Raw(_WALLETS_AND_STATUSES)
 _LOCK_WALLETS = Raw(_WALLETS_AND_STATUSES, lock="w")
 _LOCK_FREE_WALLETS = Raw(_WALLETS_AND_STATUSES, lock="w", skip_locked=True)
 # The status too must be the one at the lock, not at the statement's start: on PostgreSQL a
@@ -186,9 +187,21 @@ def lock_wallets(
     """The members' wallets, locked until commit in member order (so writers never deadlock),
     and the members' statuses; members that do not exist are missing from both. Without
     ``wait`` (PostgreSQL) so are members whose wallet another transaction holds."""
+    return _wallets(session, member_ids, _LOCK_WALLETS if wait else _LOCK_FREE_WALLETS)
+
+
+def wallet_states(
+    session: Session, member_ids: Sequence[int]
+) -> tuple[dict[int, WalletState], dict[int, MemberStatus]]:
+    """:func:`lock_wallets` without a lock (a dry run, a read): what the members hold now."""
+    return _wallets(session, member_ids, _WALLETS)
+
+
+def _wallets(
+    session: Session, member_ids: Sequence[int], statement: Raw
+) -> tuple[dict[int, WalletState], dict[int, MemberStatus]]:
     wallets: dict[int, WalletState] = {}
     statuses: dict[int, MemberStatus] = {}
-    statement = _LOCK_WALLETS if wait else _LOCK_FREE_WALLETS
     for member_id, available, held, seq, head, status in statement.all(
         session, {"ms": sorted(set(member_ids))}
     ):

@@ -16,6 +16,7 @@ class Scope(enum.StrEnum):
     READ = "read"
     ADMIN = "admin"
     WEBHOOKS = "webhooks"
+    EVENTS = "events"
 
 
 #: Scopes only the operator's own channels may hold (see ``tally.access``).

@@ -30,7 +30,7 @@ from tally.programme.runtime import default_programme
 OPERATOR, RELATED, UNRELATED = "MOBILE", "SHOP", "FOOD"
 EVERY_SCOPE = ",".join(scope.value for scope in Scope)
 # Every scope a non-operator key may have.
-PARTNER_SCOPES = "members,earn,redeem,read,admin,webhooks"
+PARTNER_SCOPES = "members,earn,redeem,read,admin,webhooks,events"
 PRICE = {"minor_units": 1000, "currency": "CNY"}
 Send = Callable[[], Any]
 Expect = tuple[int, str | None]
@@ -310,6 +310,20 @@ def _webhook(w: World) -> int:
     """A subscription SHOP made (to a loopback URL: nothing is sent in these tests)."""
     body = {"url": "http://127.0.0.1:9/hooks", "event_types": ["entry.posted"]}
     return int(w.ok(w.shop.post("/v1/webhooks", body))["id"])
+
+
+def _event(w: World) -> str:
+    """An event SHOP reported about the world's member."""
+    return str(w.ok(w.shop.post("/v1/events", _event_body(w)))["id"])
+
+
+def _event_body(w: World) -> dict[str, Any]:
+    return {
+        "type": "sign_in",
+        "event_id": unique("event"),
+        "member_id": w.member,
+        "occurred_at": "2026-12-02T08:00:00Z",
+    }
 
 
 def _delete(api: Api, path: str) -> Any:
@@ -788,6 +802,31 @@ ROWS: list[Row] = [
         NOT_FOUND,
         OK,
         NOT_FOUND,
+    ),
+    # Events earn like earns (any partner); a stored event is read by its reporter.
+    Row(
+        "POST",
+        "/v1/events",
+        Scope.EVENTS,
+        post(lambda _w: "/v1/events", _event_body),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/events/batch",
+        Scope.EVENTS,
+        post(lambda _w: "/v1/events/batch", lambda w: {"events": [_event_body(w)]}),
+    ),
+    Row(
+        "GET",
+        "/v1/events/{event_id}",
+        Scope.EVENTS,
+        setup_then(_event, lambda api, made: api.get(f"/v1/events/{made}")),
+        NOT_FOUND,
+        OK,
+        OK,
     ),
     # A partner reads itself with any of its keys (tests/e2e/api/test_partner_accounts.py
     # shows that each sees only itself).
