@@ -293,7 +293,7 @@ class _Run:
             limits = _limits(campaign, member.id, self.day)
             self.counters[campaign.code] = [(key, reason) for key, _, reason in limits]
             for key, limit, _ in limits:
-                self.left[key] = max(0, remaining.get(key, limit))
+                self.left[key] = max(0, min(limit, remaining.get(key, limit)))
         self.consumption: dict[str, int] = {}
         self.arms = {c.code: arm_of(member.id, c) for c in book.campaigns if c.is_tested}
         self.applied: list[Applied] = []
@@ -406,7 +406,8 @@ def evaluate(
     book: RuleBook, event: Event, member: Member, remaining: Mapping[str, int] | None = None
 ) -> Outcome:
     """The outcome of ``event`` for ``member``. ``remaining`` says what each counter of
-    :func:`counter_limits` has left; a counter not in it has its whole limit."""
+    :func:`counter_limits` has left (never more than its limit); a counter not in it has its
+    whole limit."""
     run = _Run(book, event, member, remaining or {})
     for rule in book.rules:
         run.run(rule)
