@@ -26,6 +26,7 @@ from typing import Any
 
 from tally.rules.rule_book import (
     BUCKETS,
+    Award,
     Badge,
     CampaignSpec,
     CapPer,
@@ -343,20 +344,20 @@ class _Run:
             return skip(cut_by, f"asked {asked}, 0 left")
         self.applied.append(
             Applied(
-                campaign.code,
-                spec.code,
-                granted,
-                growth,
-                arm,
-                award.code if isinstance(award, Badge) else None,
-                asked - granted,
-                cut_by,
-                self._persisted(campaign.code) if granted else (),
+                campaign=campaign.code,
+                rule=spec.code,
+                points=granted,
+                growth=growth,
+                variant=arm,
+                badge=award.code if isinstance(award, Badge) else None,
+                cut=asked - granted,
+                cut_by=cut_by,
+                counters=self._persisted(campaign.code) if granted else (),
             )
         )
         return None
 
-    def _award(self, award: Any, matching: list[int] | None) -> tuple[list[int], int]:
+    def _award(self, award: Award, matching: list[int] | None) -> tuple[list[int], int]:
         """The points asked, one share per matching item (or one for the event), and the
         growth."""
         items = self.event.items
@@ -375,8 +376,8 @@ class _Run:
                 if matching is None:
                     return [_multiplied(self.accrued, factor)], 0
                 return [_multiplied(self.item_points[i], factor) for i in matching], 0
-            case _:
-                return [], 0  # a badge
+            case Badge():
+                return [], 0
 
     def _persisted(self, campaign: str) -> tuple[str, ...]:
         return tuple(key for key, _ in self.counters[campaign] if not key.startswith("event:"))

@@ -146,6 +146,8 @@ REFUSED = [
      "campaigns[1].rules[0].stops", "unknown field"),
     ("an aggregate hiding a member field", "code: purchases_30d", "code: tier", "aggregates:",
      0, "aggregates", "would hide the built-in field member.tier"),
+    ("a blank campaign name", "en: Surveys}", 'en: " "}', "names: {zh-CN: 问卷", 0,
+     "campaigns[1].names.en", "must not be blank"),
     ("a duplicate badge", "badges:\n", "badges:\n  - {code: BIG_SPENDER, names: {zh-CN: 大, en: B}}"
      "\n",
      "{code: BIG_SPENDER, names: {zh-CN: 大买家", 0, "badges[1].code",

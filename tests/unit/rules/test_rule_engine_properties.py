@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support.rule_engine import D, book, campaign, item, member, purchase, rule
-from tally.rules.engine import HOLDOUT, Outcome, arm_of, bucket, counter_limits, evaluate
+from tally.rules.engine import (
+    HOLDOUT,
+    Event,
+    Member,
+    Outcome,
+    arm_of,
+    bucket,
+    counter_limits,
+    evaluate,
+)
 from tally.rules.refunds import refund
 from tally.rules.rule_book import (
     Cap,
@@ -95,12 +104,12 @@ def _remaining(book: RuleBook, draw_left: list[int]) -> dict[str, int]:
 @settings(max_examples=150, deadline=None)
 @given(books(), events, members, st.lists(st.integers(0, 3000), max_size=10))
 def test_points_are_never_negative_and_counters_never_overrun(
-    rule_book: RuleBook, event: object, who: object, left: list[int]
+    rule_book: RuleBook, event: Event, who: Member, left: list[int]
 ) -> None:
     remaining = _remaining(rule_book, left)
-    outcome = evaluate(rule_book, event, who, remaining)  # type: ignore[arg-type]
+    outcome = evaluate(rule_book, event, who, remaining)
     assert all(applied.points >= 0 and applied.growth >= 0 for applied in outcome.applied)
-    limits = counter_limits(rule_book, event, "m-1")  # type: ignore[arg-type]
+    limits = counter_limits(rule_book, event, "m-1")
     for key, used in outcome.consumption.items():
         assert used <= remaining.get(key, limits[key])
     for spec in rule_book.campaigns:
@@ -109,13 +118,13 @@ def test_points_are_never_negative_and_counters_never_overrun(
             assert given_by <= cap.points
         if spec.budget is not None:
             assert given_by <= spec.budget
-    assert evaluate(rule_book, event, who, remaining) == outcome  # type: ignore[arg-type]
+    assert evaluate(rule_book, event, who, remaining) == outcome
 
 
 @settings(max_examples=100, deadline=None)
 @given(books(same_priority=True), events)
-def test_equal_priorities_run_in_file_order(rule_book: RuleBook, event: object) -> None:
-    outcome = evaluate(rule_book, event, member())  # type: ignore[arg-type]
+def test_equal_priorities_run_in_file_order(rule_book: RuleBook, event: Event) -> None:
+    outcome = evaluate(rule_book, event, member())
     ran = [(a.campaign, a.rule) for a in outcome.applied]
     assert ran == sorted(ran, key=lambda pair: (int(pair[0][1:]), int(pair[1][1:])))
 
