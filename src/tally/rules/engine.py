@@ -81,6 +81,10 @@ class Event:
     items: tuple[Item, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.occurred_at.utcoffset() is None:
+            raise ValueError("occurred_at must be timezone-aware")
+
 
 @dataclass(frozen=True, slots=True)
 class Member:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -234,3 +234,8 @@ def test_badges_are_listed_once_and_arms_recorded() -> None:
     assert outcome.badges == ("X",)
     assert outcome.arms == {"AB": "B"}
     assert [a.variant for a in outcome.applied] == [None, None, "B"]
+
+
+def test_an_event_time_without_a_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Event("purchase", datetime(2026, 5, 6, 12, 0))  # noqa: DTZ001
