@@ -3,16 +3,20 @@ message; a valid file compiles into the engine's rule book; plans describe campa
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from tally.programme import loader
 from tally.programme.campaign_rules import rule_book
 from tally.programme.changes import changes
+from tally.rules.engine import Event, Item, Member, Reason, arm_of, evaluate
 from tally.rules.rule_book import FixedPoints, Multiply, PointsPer
 from unit.programme.test_programme_loader import GOOD
 
+DEMO = Path(__file__).resolve().parents[3] / "src" / "tally" / "demo" / "programme.yaml"
 EARNING = """\
 event_types:
   - code: survey_answered
@@ -186,3 +190,32 @@ def test_plan_describes_campaign_changes() -> None:
         "campaign NEW added (New): on sign_in; rules daily",
     ]
     assert changes(new, old)[-1] == "campaign NEW removed"
+
+
+def test_the_demo_campaigns_on_a_saturday_basket() -> None:
+    book = rule_book(loader.load(DEMO.read_text()))
+    frequent = next(spec for spec in book.campaigns if spec.code == "HIGH_FREQUENCY")
+    member_id = next(f"m-{n}" for n in range(100) if arm_of(f"m-{n}", frequent) is None)
+    basket = (
+        Item("tea", Decimal("20.00"), category="beverages"),
+        Item("rice", Decimal("100.00"), category="groceries"),
+    )
+    saturday = datetime(2026, 5, 9, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai
+    event = Event("purchase", saturday, amount=Decimal("120.00"), items=basket)
+    gold = Member(member_id, tier="GOLD", tier_multiplier=Decimal("1.4"),
+                  aggregates={"purchases_30d": 9})  # fmt: skip
+
+    outcome = evaluate(book, event, gold)
+
+    assert [(a.campaign, a.rule, a.points) for a in outcome.applied] == [
+        ("BASE", "per-yuan", 120),
+        ("BASE", "growth-per-yuan", 0),
+        ("BEVERAGES", "per-yuan-on-beverages", 40),
+        ("BASE", "tier-multiplier", 64),  # 160 x 1.4
+        ("WEEKEND", "double", 224),
+        ("HIGH_FREQUENCY", "triple", 896),  # 448 x 3
+    ]
+    assert (outcome.points, outcome.growth) == (1344, 120)
+    assert [(s.campaign, s.rule, s.reason) for s in outcome.skipped] == [
+        ("HIGH_FREQUENCY", "big-spender-badge", Reason.CONDITION_FALSE)
+    ]
