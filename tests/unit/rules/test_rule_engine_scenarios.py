@@ -18,6 +18,7 @@ from support.rule_engine import (
     rule,
 )
 from tally.rules.engine import HOLDOUT, Event, Member, Reason, arm_of, cap_key, evaluate
+from tally.rules.events import event_problems
 from tally.rules.rule_book import (
     Badge,
     CampaignSpec,
@@ -239,3 +240,21 @@ def test_badges_are_listed_once_and_arms_recorded() -> None:
 def test_an_event_time_without_a_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         Event("purchase", datetime(2026, 5, 6, 12, 0))  # noqa: DTZ001
+
+
+def test_an_arriving_event_is_checked_against_its_declared_type() -> None:
+    rule_book = book()
+    assert event_problems(rule_book, "survey_answered", {"questions": 6}) == []
+    assert event_problems(rule_book, "purchase", {}) == []
+    assert event_problems(rule_book, "survey", {}) == [
+        "unknown event type 'survey'; the types are purchase, bill_paid, refund, sign_in, "
+        "share, review, content_read, profile_completed, member_enrolled, referral_completed, "
+        "survey_answered"
+    ]
+    assert event_problems(rule_book, "survey_answered", {"questions": "6", "pages": 2}) == [
+        "attribute 'questions' must be int, not str",
+        "attribute 'pages' is not declared for survey_answered",
+    ]
+    assert event_problems(rule_book, "survey_answered", {"questions": True}) == [
+        "attribute 'questions' must be int, not bool"
+    ]
