@@ -74,6 +74,10 @@ def _texts(programme: Programme) -> Iterator[tuple[Path, str]]:
         yield from names(("plans", index, "names"), plan.names)
     for index, partner in enumerate(programme.partners):
         yield ("partners", index, "name"), partner.name
+    for index, badge in enumerate(programme.badges):
+        yield from names(("badges", index, "names"), badge.names)
+    for index, campaign in enumerate(programme.campaigns):
+        yield from names(("campaigns", index, "names"), campaign.names)
 
 
 def _display_texts(programme: Programme) -> list[Problem]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from tally.rules.rule_book import (
     BUCKETS,
+    Award,
     Badge,
     CampaignSpec,
     CapPer,
@@ -79,6 +80,10 @@ class Event:
     currency: str | None = None
     items: tuple[Item, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.utcoffset() is None:
+            raise ValueError("occurred_at must be timezone-aware")
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +298,7 @@ class _Run:
             limits = _limits(campaign, member.id, self.day)
             self.counters[campaign.code] = [(key, reason) for key, _, reason in limits]
             for key, limit, _ in limits:
-                self.left[key] = max(0, remaining.get(key, limit))
+                self.left[key] = max(0, min(limit, remaining.get(key, limit)))
         self.consumption: dict[str, int] = {}
         self.arms = {c.code: arm_of(member.id, c) for c in book.campaigns if c.is_tested}
         self.applied: list[Applied] = []
@@ -343,20 +348,20 @@ class _Run:
             return skip(cut_by, f"asked {asked}, 0 left")
         self.applied.append(
             Applied(
-                campaign.code,
-                spec.code,
-                granted,
-                growth,
-                arm,
-                award.code if isinstance(award, Badge) else None,
-                asked - granted,
-                cut_by,
-                self._persisted(campaign.code) if granted else (),
+                campaign=campaign.code,
+                rule=spec.code,
+                points=granted,
+                growth=growth,
+                variant=arm,
+                badge=award.code if isinstance(award, Badge) else None,
+                cut=asked - granted,
+                cut_by=cut_by,
+                counters=self._persisted(campaign.code) if granted else (),
             )
         )
         return None
 
-    def _award(self, award: Any, matching: list[int] | None) -> tuple[list[int], int]:
+    def _award(self, award: Award, matching: list[int] | None) -> tuple[list[int], int]:
         """The points asked, one share per matching item (or one for the event), and the
         growth."""
         items = self.event.items
@@ -375,8 +380,8 @@ class _Run:
                 if matching is None:
                     return [_multiplied(self.accrued, factor)], 0
                 return [_multiplied(self.item_points[i], factor) for i in matching], 0
-            case _:
-                return [], 0  # a badge
+            case Badge():
+                return [], 0
 
     def _persisted(self, campaign: str) -> tuple[str, ...]:
         return tuple(key for key, _ in self.counters[campaign] if not key.startswith("event:"))
@@ -406,7 +411,8 @@ def evaluate(
     book: RuleBook, event: Event, member: Member, remaining: Mapping[str, int] | None = None
 ) -> Outcome:
     """The outcome of ``event`` for ``member``. ``remaining`` says what each counter of
-    :func:`counter_limits` has left; a counter not in it has its whole limit."""
+    :func:`counter_limits` has left (never more than its limit); a counter not in it has its
+    whole limit."""
     run = _Run(book, event, member, remaining or {})
     for rule in book.rules:
         run.run(rule)

@@ -148,6 +148,7 @@ class RuleBook:
     zone: ZoneInfo
     campaigns: tuple[CampaignSpec, ...]
     rules: tuple[CompiledRule, ...]
+    event_types: Mapping[str, Mapping[str, FieldType]]  # every known type: its attributes
 
 
 def campaign_schema(
@@ -202,4 +203,6 @@ def compile_book(
         for rule in campaign.rules
     ]
     ordered = sorted(compiled, key=lambda rule: -rule.spec.priority)  # stable: file order
-    return RuleBook(zone, campaigns, tuple(ordered))
+    event_types: dict[str, Mapping[str, FieldType]] = {code: {} for code in BUILT_IN_EVENT_TYPES}
+    event_types.update(attributes or {})
+    return RuleBook(zone, campaigns, tuple(ordered), event_types)
