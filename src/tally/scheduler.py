@@ -13,7 +13,6 @@ from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
 from tally.ledger import jobs, reminders
-from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
@@ -52,9 +51,8 @@ class Scheduler:
         except Exception:
             log.exception("could not read the programme; retrying next round")
             return
-        policy = policy_for(programme, self._settings)
         scheduled: list[tuple[str, Callable[[], object]]] = [
-            ("expiry", lambda: jobs.expire(self._db.write, now, policy)),
+            ("expiry", lambda: jobs.expire(self._db.write, now)),
             (
                 "tiers",
                 lambda: tier_jobs.evaluate(

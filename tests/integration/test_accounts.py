@@ -93,7 +93,7 @@ def test_striped_balances_follow_every_kind_of_entry(database: Database) -> None
         ledger.adjust(session, Origin(staff_id=1), one, -5, "typo", now, POLICY)
     with database.write() as session:
         reversals.reverse(session, shop, earned.entry_id, now, POLICY)  # 65 are left
-    jobs.expire(database.write, now + timedelta(days=2), POLICY)
+    jobs.expire(database.write, now + timedelta(days=2))
 
     shop_id, food_id = shop.partner_id, food.partner_id
     assert _striped(database) == {

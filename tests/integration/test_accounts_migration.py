@@ -63,7 +63,7 @@ def _history(db: Database) -> tuple[int, int]:
         ledger.earn(session, food, two, 40, "e2", now, POLICY, now + timedelta(days=1))
         ledger.redeem(session, food, one, 20, "r1", now, POLICY)
         ledger.adjust(session, Origin(staff_id=1), one, 7, "goodwill", now, POLICY)
-    jobs.expire(db.write, now + timedelta(days=2), POLICY)
+    jobs.expire(db.write, now + timedelta(days=2))
     return 3, 2
 
 

@@ -133,7 +133,7 @@ def test_expiry_job_racing_itself_expires_each_lot_once(database: Database) -> N
                 session, origin, member, 30, f"x{member}", now, POLICY, now + timedelta(days=1)
             )
     later = now + timedelta(days=2)
-    reports = race(4, lambda _index: jobs.expire(database.write, later, POLICY, batch=5))
+    reports = race(4, lambda _index: jobs.expire(database.write, later, batch=5))
     errors = [item for item in reports if isinstance(item, Exception)]
     assert not errors, errors
     assert sum(report.points for report in reports) == 20 * 30  # type: ignore[attr-defined]

@@ -96,7 +96,7 @@ def test_expiry_passes_over_a_member_it_cannot_expire_and_expires_the_rest(
     as_of = utcnow() + timedelta(days=1)
     work = Counted(database)
 
-    report = ledger_jobs.expire(work, as_of, POLICY, batch=100)
+    report = ledger_jobs.expire(work, as_of, batch=100)
 
     assert (report.members, report.lots, report.points) == (15, 15, 1500)
     [failure] = report.failures
@@ -117,7 +117,7 @@ def test_expiry_passes_over_a_member_it_cannot_expire_and_expires_the_rest(
     assert _recorded(database) == [("expiry", "member", str(bad), "insufficient_points", 1)]
 
     # The next run tries it again (and counts one more failure), the rest has nothing to do.
-    again = ledger_jobs.expire(database.write, as_of, POLICY)
+    again = ledger_jobs.expire(database.write, as_of)
     assert (again.members, len(again.failures)) == (0, 1)
     assert _recorded(database) == [("expiry", "member", str(bad), "insufficient_points", 2)]
 
@@ -135,7 +135,7 @@ def test_lapses_pass_over_a_hold_they_cannot_lapse_and_lapse_the_rest(database: 
             holds.append(hold.id)
     _break_wallet(database, members[1], "held")
 
-    report = ledger_jobs.expire(database.write, now + timedelta(hours=1), POLICY)
+    report = ledger_jobs.expire(database.write, now + timedelta(hours=1))
 
     assert report.holds_lapsed == 2
     [failure] = report.failures

@@ -226,15 +226,15 @@ def build_machine(db: Database) -> type[RuleBasedStateMachine]:
             with db.write() as session:
                 everyone = repository.members_with_due_lots(session, self.now, 10**6)
                 due = {
-                    member: sum(r for _l, r in repository.due_lots_of(session, member, self.now))
-                    for member in everyone
+                    member: sum(r for _l, r in lots)
+                    for member, lots in repository.due_lots(session, everyone, self.now).items()
                 }
                 lapsing = session.execute(
                     select(Hold.member_id, Hold.points).where(
                         Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= self.now
                     )
                 ).all()
-            report = jobs.expire(db.write, self.now, POLICY)
+            report = jobs.expire(db.write, self.now)
             assert report.holds_lapsed == len(lapsing)
             assert report.points == sum(due.values())
             for member, expired in due.items():

@@ -431,7 +431,6 @@ def test_a_lapsed_hold_tells_its_partner(
     settings: Settings,
 ) -> None:
     from tally.ledger import jobs
-    from tally.ledger.posting import policy_for
 
     api = Api(client, mobile)
     subscribe(api, receiver.url, types=["hold.lapsed"])
@@ -442,11 +441,7 @@ def test_a_lapsed_hold_tells_its_partner(
         {"points": 40, "reference": "CART-1", "expires_in_seconds": 60},
     )
     assert held.status_code == 201, held.text
-    with database.read() as session:
-        programme = pump.programme.get(session)
-    jobs.expire(
-        database.write, datetime.now(UTC) + timedelta(minutes=5), policy_for(programme, settings)
-    )
+    jobs.expire(database.write, datetime.now(UTC) + timedelta(minutes=5))
     clock.advance(600)
     pump()
     [event] = receiver.events()

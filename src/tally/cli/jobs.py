@@ -22,7 +22,6 @@ from tally.job_failures.service import Failure, reported
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
 from tally.ledger import reminders as ledger_reminders
-from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme import runtime
 from tally.tiers import jobs as tier_jobs
@@ -140,8 +139,7 @@ def expire(
         )
         return
     with open_database() as db:
-        policy = policy_for(programme_in_force(at=moment), get_settings())
-        report = ledger_jobs.expire(db.write, moment, policy)
+        report = ledger_jobs.expire(db.write, moment)
     emit(
         {
             **_head(moment, dry_run),
@@ -174,8 +172,7 @@ def lapses(
         )
         return
     with open_database() as db:
-        policy = policy_for(programme_in_force(at=moment), get_settings())
-        report = ledger_jobs.lapse_holds(db.write, moment, policy)
+        report = ledger_jobs.lapse_holds(db.write, moment)
     emit({**_head(moment, dry_run), "holds_lapsed": report.lapsed, **failed(report.failures)})
 
 

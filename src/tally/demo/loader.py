@@ -155,7 +155,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     demo_memberships.seed(session, demo_programme, member_ids, partner_ids["SHOP"], now)
     demo_families.seed(session, demo_programme, member_ids, partner_ids["FOOD"], now, policy)
     session.flush()
-    report = jobs.expire(_same_session(session), now, policy)
+    report = jobs.expire(_same_session(session), now)
     summary.entries += report.members
     summary.members = member_count
     summary.sample_member_id = member_ids[0] if member_ids else None

@@ -82,7 +82,7 @@ def spend(
     # owner) checked under that lock, as the pool plan reads the members' statuses under it.
     require = {spender_id: False} | ({found.owner_id: False} if counted else {})
     lock_members(session, sorted({spender_id, *drawable}), require)
-    lapse_due(session, drawable, now, policy)
+    lapse_due(session, drawable, now)
     month = family_domain.month_of(now, programme.zone)
     remaining: int | None = None
     if counted:

@@ -214,6 +214,21 @@ class HeldRow:
     entry_id: uuid.UUID
 
 
+@dataclass(frozen=True, slots=True)
+class HoldPortion:
+    """What a hold still takes from one lot, and that lot as it stands: whose it is, its
+    expiry, its size and what is left of it, and the earn that made it when that earn has been
+    reversed meanwhile (``(partner_id, earn_id)``: the points are clawed back, not returned)."""
+
+    lot_id: int
+    taken: int
+    lot_member_id: int
+    expires_at: datetime
+    lot_points: int
+    lot_remaining: int
+    reversed_earn: tuple[int, uuid.UUID] | None
+
+
 def member_deltas(legs: Iterable[Leg]) -> dict[int, tuple[int, int]]:
     """Net ``(available, held)`` change per member touched by ``legs``."""
     deltas: dict[int, tuple[int, int]] = {}

@@ -225,7 +225,7 @@ def _post_round(
     wallets, statuses = repository.lock_wallets(session, members, wait=wait)
     lapsing = _timed_out(session, wallets, now)
     if lapsing and wait:  # recorded now (the wallets move), then read again
-        lapse_due(session, sorted(lapsing), now, policy)
+        lapse_due(session, sorted(lapsing), now)
         wallets, statuses = repository.lock_wallets(session, members)
         lapsing = set()
     # Read again under the lock: a merge may have moved a hold, a lapse or a void closed it.

@@ -311,21 +311,17 @@ def restore(
     portions: list[tuple[int, int]],
     now: datetime,
     policy: Policy,
-    *,
-    keep_expiry: bool = False,
 ) -> int:
     """Give points back to the lots they came from, keeping those lots' expiry; return how many
     of them were clawed back instead (see below).
 
     A lot that has expired meanwhile cannot take them back: the points come back as a new lot
     valid for ``reversal_grace_days``, so a member is never handed points that are already dead.
-    With ``keep_expiry`` (a lapse, which happened at the hold's timeout, whenever it is recorded)
-    they go back with the expiry they had, even a passed one, so what a reader saw from the
-    timeout on stays true. Points of an earn that was reversed while they were held do not come
-    back at all: they are clawed back now, completing that reversal.
+    (A lapse keeps even a passed expiry: :func:`tally.ledger.releases.lapse`.) Points of an earn
+    that was reversed while they were held do not come back at all: they are clawed back now,
+    completing that reversal.
     """
     fresh = 0
-    kept: dict[datetime, int] = defaultdict(int)
     clawed: dict[int, dict[str, Any]] = {}
     for lot_id, points in portions:
         lot = repository.lot(session, lot_id)
@@ -340,24 +336,12 @@ def restore(
             continue
         if (
             lot is not None
-            and (keep_expiry or lot.expires_at > now)
+            and lot.expires_at > now
             and lot.member_id == member_id
             and repository.change_lot(session, entry_id, lot_id, points)
         ):
             continue
-        if keep_expiry and lot is not None:
-            kept[lot.expires_at] += points
-            continue
         fresh += points
-    for expires_at, points in sorted(kept.items()):
-        repository.insert_lot(
-            session,
-            member_id=member_id,
-            entry_id=entry_id,
-            points=points,
-            expires_at=expires_at,
-            now=now,
-        )
     if fresh:
         repository.insert_lot(
             session,

@@ -8,14 +8,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from tally.accounts import service as accounts
 from tally.db.base import table_of
 from tally.db.raw import Bulk, Raw, as_datetime, as_uuid
 from tally.kit.crypto import GENESIS_HASH
-from tally.ledger.domain import HeldRow, HoldState, HoldStatus, Leg, Link, LotView, WalletState
+from tally.ledger.domain import (
+    HeldRow,
+    HoldPortion,
+    HoldState,
+    HoldStatus,
+    Leg,
+    Link,
+    LotView,
+    WalletState,
+)
 from tally.ledger.models import (
     ChainLink,
     EntryKind,
@@ -142,6 +151,35 @@ _CLOSE_HOLDS = Bulk(
     " closed_entry_id = v.entry FROM unnest(:id::uuid[], :status::text[], :captured::bigint[],"
     " :entry::uuid[], :now::timestamptz[]) AS v(id, status, captured, entry, now)"
     " WHERE h.id = v.id AND h.status = 'active' AND h.expires_at > v.now",
+)
+# A lapse closes holds still active, whatever their timeout (the job's are past it).
+_LAPSE_HOLDS = Bulk(
+    "UPDATE holds SET status = 'lapsed', captured_points = 0, closed_entry_id = :entry"
+    " WHERE id = :id AND status = 'active'",
+    "UPDATE holds AS h SET status = 'lapsed', captured_points = 0, closed_entry_id = v.entry"
+    " FROM unnest(:id::uuid[], :entry::uuid[]) AS v(id, entry)"
+    " WHERE h.id = v.id AND h.status = 'active'",
+)
+# What the holds made by entries ``:es`` still take from each lot, with the lot and whether the
+# earn that made the lot was reversed meanwhile (its points are clawed back, not returned).
+_HOLD_PORTIONS = Raw(
+    "SELECT a.entry_id, a.lot_id, -SUM(a.points), l.member_id, l.expires_at, l.points,"
+    " l.remaining, e.id, e.partner_id, CASE WHEN e.kind = 'earn' AND EXISTS (SELECT 1 FROM"
+    " journal_entries r WHERE r.reverses_id = e.id) THEN 1 ELSE 0 END"
+    " FROM lot_allocations a JOIN lots l ON l.id = a.lot_id"
+    " JOIN journal_entries e ON e.id = l.entry_id WHERE a.entry_id = ANY(:es)"
+    " GROUP BY a.entry_id, a.lot_id, l.member_id, l.expires_at, l.points, l.remaining, e.id,"
+    " e.partner_id, e.kind HAVING SUM(a.points) < 0"
+)
+_DUE_LOTS = Raw(
+    "SELECT member_id, id, remaining FROM lots"
+    " WHERE member_id = ANY(:ms) AND remaining > 0 AND expires_at <= :as_of"
+    " ORDER BY member_id, id"
+)
+# Keyset pagination over the live-lots index (member, expiry): each batch starts after the last.
+_MEMBERS_WITH_DUE_LOTS = Raw(
+    "SELECT DISTINCT member_id FROM lots WHERE member_id > :after AND remaining > 0"
+    " AND expires_at <= :as_of ORDER BY member_id LIMIT :n"
 )
 _LIVE_BY_EXPIRY = Raw(
     "SELECT member_id, expires_at, SUM(remaining) FROM lots"
@@ -462,27 +500,6 @@ def close_holds(
     )
 
 
-def close_hold(
-    session: Session,
-    hold_id: uuid.UUID,
-    *,
-    status: HoldStatus,
-    captured: int,
-    closed_entry_id: uuid.UUID,
-    now: datetime | None,
-) -> bool:
-    """Move an active hold to a final status; ``now`` also requires it not to have lapsed."""
-    conditions = [Hold.id == hold_id, Hold.status == HoldStatus.ACTIVE]
-    if now is not None:
-        conditions.append(Hold.expires_at > now)
-    result = session.execute(
-        update(Hold)
-        .where(*conditions)
-        .values(status=status, captured_points=captured, closed_entry_id=closed_entry_id)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
 def holds_of(session: Session, member_id: int, *, active_only: bool) -> list[Hold]:
     query = select(Hold).where(Hold.member_id == member_id)
     if active_only:
@@ -536,39 +553,75 @@ def timed_out_holds(
     return [(int(points), portions[entry_id]) for entry_id, points in holds]
 
 
-def lapsed_hold_ids(
+def lapse_holds(session: Session, closed: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> int:
+    """Mark lapsed the holds of ``(hold_id, lapse entry)`` that are still active; returns how
+    many were."""
+    return _LAPSE_HOLDS.execute(session, [{"id": hold, "entry": entry} for hold, entry in closed])
+
+
+def hold_portions(
+    session: Session, entry_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[HoldPortion]]:
+    """What the holds made by ``entry_ids`` still take from lots, per entry (in one read)."""
+    found: dict[uuid.UUID, list[HoldPortion]] = {entry_id: [] for entry_id in entry_ids}
+    if not entry_ids:
+        return found
+    for row in _HOLD_PORTIONS.all(session, {"es": sorted(set(entry_ids))}):
+        entry_id, lot_id, taken, member_id, expires, points, remaining, earn, partner, gone = row
+        found[as_uuid(entry_id)].append(
+            HoldPortion(
+                lot_id=int(lot_id),
+                taken=int(taken),
+                lot_member_id=int(member_id),
+                expires_at=as_datetime(expires),
+                lot_points=int(points),
+                lot_remaining=int(remaining),
+                reversed_earn=(int(partner or 0), as_uuid(earn)) if gone else None,
+            )
+        )
+    return found
+
+
+def lapsed_holds(
     session: Session, as_of: datetime, limit: int, *, skip: Sequence[uuid.UUID] = ()
-) -> list[uuid.UUID]:
-    """Active holds whose timeout has passed (but those of ``skip``)."""
-    query = select(Hold.id).where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= as_of)
+) -> list[tuple[uuid.UUID, int]]:
+    """``(hold_id, member_id)`` of active holds whose timeout has passed (but those of
+    ``skip``), soonest timeout first."""
+    query = select(Hold.id, Hold.member_id).where(
+        Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= as_of
+    )
     if skip:
         query = query.where(Hold.id.not_in(skip))
-    return list(session.scalars(query.order_by(Hold.expires_at, Hold.id).limit(limit)))
+    rows = session.execute(query.order_by(Hold.expires_at, Hold.id).limit(limit))
+    return [(row[0], int(row[1])) for row in rows]
 
 
 def members_with_due_lots(
-    session: Session, as_of: datetime, limit: int, *, skip: Sequence[int] = ()
+    session: Session, as_of: datetime, limit: int, *, after: int = 0
 ) -> list[int]:
-    """Members owning lots due to expire by ``as_of`` (but those of ``skip``)."""
-    query = select(Lot.member_id).where(Lot.remaining > 0, Lot.expires_at <= as_of)
-    if skip:
-        query = query.where(Lot.member_id.not_in(skip))
-    return list(session.scalars(query.group_by(Lot.member_id).order_by(Lot.member_id).limit(limit)))
+    """The first ``limit`` members after ``after`` owning lots due to expire by ``as_of``."""
+    return [
+        int(row[0])
+        for row in _MEMBERS_WITH_DUE_LOTS.all(session, {"after": after, "as_of": as_of, "n": limit})
+    ]
+
+
+def due_lots(
+    session: Session, member_ids: Sequence[int], as_of: datetime
+) -> dict[int, list[tuple[int, int]]]:
+    """``(lot_id, remaining)`` of the members' lots due to expire by ``as_of``, per member in
+    member order (members with none left out)."""
+    found: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for member_id, lot_id, remaining in _DUE_LOTS.all(
+        session, {"ms": sorted(set(member_ids)), "as_of": as_of}
+    ):
+        found[int(member_id)].append((int(lot_id), int(remaining)))
+    return dict(found)
 
 
 def lock_wallet(session: Session, member_id: int) -> None:
     """Lock a wallet row for the rest of the transaction (SQLite's write lock already covers it)."""
     session.execute(select(Wallet.member_id).where(Wallet.member_id == member_id).with_for_update())
-
-
-def due_lots_of(session: Session, member_id: int, as_of: datetime) -> list[tuple[int, int]]:
-    """``(lot_id, remaining)`` of a member's lots due to expire by ``as_of``."""
-    rows = session.execute(
-        select(Lot.id, Lot.remaining)
-        .where(Lot.member_id == member_id, Lot.remaining > 0, Lot.expires_at <= as_of)
-        .order_by(Lot.id)
-    ).all()
-    return [(row[0], row[1]) for row in rows]
 
 
 def history(

@@ -95,7 +95,7 @@ def transfer(
     lock_members(
         session, [from_member_id, to_member_id], {from_member_id: False, to_member_id: False}
     )
-    releases.lapse_due(session, [from_member_id], now, policy)
+    releases.lapse_due(session, [from_member_id], now)
     entry_id = post(
         session,
         kind=EntryKind.TRANSFER,
@@ -142,7 +142,7 @@ def adjust(
     if not reason.strip():
         raise ValidationFailed("An adjustment needs a reason.", field="reason")
     lock_members(session, [member_id], {member_id: True})  # checked under the wallet's lock
-    releases.lapse_due(session, [member_id], now, policy)
+    releases.lapse_due(session, [member_id], now)
     account = member_available(member_id)
     entry_id = post(
         session,

@@ -567,11 +567,10 @@ def _capture(w: World, hold_id: str) -> str:
 
 
 def _lapse(w: World) -> str:
-    from tally.config import Settings
     from tally.ledger import jobs
 
     hold_id = w.hold()
-    report = jobs.expire(w.database.write, utcnow() + timedelta(hours=2), policy_of(Settings()))
+    report = jobs.expire(w.database.write, utcnow() + timedelta(hours=2))
     assert report.holds_lapsed == 1
     return hold_id
 

@@ -81,7 +81,7 @@ def stored_status(database: Database, hold_id: str) -> HoldStatus:
 
 
 def lapse_job(database: Database, at: datetime) -> jobs.ExpiryReport:
-    return jobs.expire(database.write, at, policy_of(Settings()))
+    return jobs.expire(database.write, at)
 
 
 def assert_verified(database: Database) -> None:
