@@ -13,6 +13,7 @@ from tally.programme import loader
 from tally.programme import service as programme_service
 from tally.programme.domain import Programme
 
+EVENT_TYPES = [{"code": "survey_done", "attributes": {"score": "int", "spent": "decimal"}}]
 CAMPAIGNS: list[dict[str, Any]] = [
     {
         "code": "BASE",
@@ -46,6 +47,18 @@ CAMPAIGNS: list[dict[str, Any]] = [
         ],
     },
     {
+        "code": "SURVEY",
+        "names": {"zh-CN": "问卷", "en": "Survey"},
+        "on": ["survey_done"],
+        "rules": [
+            {
+                "code": "happy",
+                "when": "event.attributes.score >= 8 && event.attributes.spent >= 9.50",
+                "award": {"points": 20},
+            }
+        ],
+    },
+    {
         "code": "WELCOME",
         "names": {"zh-CN": "签到", "en": "Sign-in"},
         "on": ["sign_in"],
@@ -58,7 +71,13 @@ def apply_campaigns(database: Database, campaigns: list[dict[str, Any]]) -> Prog
     """Apply the demo programme with ``campaigns`` (as version 1, a day ago)."""
     demo = loader.load(DEMO.read_text(encoding="utf-8"), DEMO.name).dump()
     demo.pop("namespaces")
-    content = {**demo, "partners": [OPERATOR], "plans": [], "campaigns": campaigns}
+    content = {
+        **demo,
+        "partners": [OPERATOR],
+        "plans": [],
+        "campaigns": campaigns,
+        "event_types": EVENT_TYPES,
+    }
     content.pop("aggregates", None)
     content.pop("badges", None)
     text = loader.dump(Programme.model_validate(content))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -24,6 +24,7 @@ from tally.api.event_schemas import (
     EventRequest,
     SkippedRule,
 )
+from tally.api.paths import EventId
 from tally.errors import NotFound, TallyError, ValidationFailed
 from tally.events import repository as events
 from tally.events.models import StoredEvent
@@ -74,7 +75,9 @@ def reported(
         currency=None if amount is None else amount.currency,
         items=items,
         channel=body.channel,
-        attributes=dict(body.attributes),
+        attributes=event_intake.typed_attributes(
+            event_intake.book_for(programme), body.type, body.attributes
+        ),
         refers_to=body.refers_to,
         payload=body.model_dump(mode="json", include={"items", "attributes", "amount"}),
     )
@@ -215,17 +218,17 @@ async def _dry_run(write: Mutation, bodies: list[EventRequest], *, batch: bool) 
     return Response(body.encode(), status_code=200, media_type="application/json")
 
 
-# ``uuid``: the route matches ids only, so ``/v1/events/batch`` is the batch's path alone.
-@router.get("/{event_id:uuid}", response_model=EventOutcome)
+@router.get("/{event_id}", response_model=EventOutcome)
 async def get_event(
-    event_id: Annotated[uuid.UUID, Path(description="Tally's id of the stored event.")],
+    event_id: EventId,
     read: Annotated[Reader, Depends(reader(Scope.EVENTS))],
 ) -> EventOutcome:
     """A stored event's outcome: the rules that applied, those skipped and why. A partner
     reads the events it reported; the operator's channels read every event."""
 
     def work(session: Session, caller: Caller) -> EventOutcome:
-        row = events.by_ids(session, [event_id]).get(event_id)
+        stored = uuid.UUID(event_id)
+        row = events.by_ids(session, [stored]).get(stored)
         if row is None or not (row.partner_id == caller.partner_id or caller.is_operator_channel):
             raise NotFound(f"Event {event_id} does not exist.")
         return outcome_of(_processed(row))

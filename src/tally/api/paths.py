@@ -2,8 +2,9 @@
 
 A member, family or adjustment request id is ASCII digits without a sign, spaces, underscores
 or leading zeros (``/v1/members/+1``, ``01``, ``1_000`` or full-width ``１`` are not member 1); a
-hold, transaction or membership id is a UUID in its canonical lower-case form. Anything else names
-nothing: the API answers ``404 not_found`` (see :func:`tally.api.problems.handle_validation_error`).
+hold, transaction, membership or event id is a UUID in its canonical lower-case form. Anything
+else names nothing: the API answers ``404 not_found`` (see
+:func:`tally.api.problems.handle_validation_error`).
 The OpenAPI schema states the same bounds and pattern.
 """
 
@@ -40,3 +41,4 @@ TransactionId = Annotated[
 MembershipId = Annotated[
     str, Path(pattern=UUID_PATTERN, description="The membership's id (a UUID).")
 ]
+EventId = Annotated[str, Path(pattern=UUID_PATTERN, description="Tally's id of the stored event.")]

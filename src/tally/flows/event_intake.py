@@ -47,7 +47,9 @@ from tally.programme import runtime
 from tally.programme.campaign_rules import rule_book
 from tally.programme.domain import CURRENCY_EXPONENTS, Programme
 from tally.rules import engine
-from tally.rules.rule_book import BUILT_IN_EVENT_TYPES, RuleBook
+from tally.rules.conditions import FieldType
+from tally.rules.events import event_problems
+from tally.rules.rule_book import RuleBook
 
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?")
 
@@ -117,26 +119,15 @@ def outcome_document(outcome: engine.Outcome) -> dict[str, Any]:
     }
 
 
-def check(event: Reported, programme: Programme) -> None:
+def check(event: Reported, programme: Programme, book: RuleBook) -> None:
     """Refuse what the programme cannot price (``validation_failed``, naming the field): an
     unknown event type, an attribute it does not declare or of another type, an amount in
-    another currency or with more decimals than that currency has, a refund without the
-    purchase it refers to."""
-    declared = {spec.code: spec for spec in programme.event_types}
-    if event.type not in BUILT_IN_EVENT_TYPES and event.type not in declared:
+    another currency or with more decimals than that currency has, a refund (not taken yet)."""
+    if event.type not in book.event_types:
         raise ValidationFailed(f"Unknown event type {event.type!r}.", field="type")
-    attributes = declared[event.type].attributes if event.type in declared else {}
-    for name, value in event.attributes.items():
-        kind = attributes.get(name)
-        if kind is None:
-            raise ValidationFailed(
-                f"Events of type {event.type!r} have no attribute {name!r}.",
-                field=f"attributes.{name}",
-            )
-        if not _is_of(value, kind):
-            raise ValidationFailed(
-                f"Attribute {name!r} must be {_KIND_TEXT[kind]}.", field=f"attributes.{name}"
-            )
+    problems = event_problems(book, event.type, event.attributes)
+    if problems:
+        raise ValidationFailed(f"{problems[0][:1].upper()}{problems[0][1:]}.", field="attributes")
     if event.type == "refund":
         raise ValidationFailed(
             "Refund events are not taken yet: reverse the purchase's transaction instead.",
@@ -157,26 +148,18 @@ def check(event: Reported, programme: Programme) -> None:
                 )
 
 
-_KIND_TEXT = {
-    "int": "a whole number",
-    "decimal": 'an exact decimal string such as "1.50"',
-    "string": "a string",
-    "bool": "true or false",
-    "list": "a list of strings",
-}
-
-
-def _is_of(value: Any, kind: str) -> bool:
-    """Whether an attribute's JSON value is of its declared kind (a decimal as a string)."""
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "list":
-        return isinstance(value, list) and all(isinstance(item, str) for item in value)
-    return isinstance(value, str) and _DECIMAL.fullmatch(value) is not None
+def typed_attributes(book: RuleBook, event_type: str, sent: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's attributes as its type declares them: a decimal is sent as an exact decimal
+    string ("1.50") and read as a ``Decimal``; anything else is left for :func:`check`."""
+    declared = book.event_types.get(event_type, {})
+    return {
+        name: Decimal(value)
+        if declared.get(name) is FieldType.DECIMAL
+        and isinstance(value, str)
+        and _DECIMAL.fullmatch(value)
+        else value
+        for name, value in sent.items()
+    }
 
 
 def book_for(programme: Programme) -> RuleBook:
@@ -236,7 +219,7 @@ def process(
         else:
             first_of[event.event_id] = position
             try:
-                check(event, programme)
+                check(event, programme, book)
             except TallyError as error:
                 results[position] = error
     todo = [position for position in range(len(reported)) if position not in results]

@@ -60,7 +60,8 @@ def test_a_purchase_earns_by_the_rules_explained_and_stored_once(
         ("BONUS", "drinks", 60, 0),
     ]
     assert {(s["campaign"], s["reason"]) for s in body["skipped"]} == {
-        ("WELCOME", "not_this_event_type")
+        ("SURVEY", "not_this_event_type"),
+        ("WELCOME", "not_this_event_type"),
     }
     assert api.balance(member)["available"] == 212
     with database.read() as session:
@@ -231,3 +232,53 @@ def test_a_batch_takes_a_thousand_events_and_refuses_more(
     too_many = events.post("/v1/events/batch", {"events": [*batch, _purchase("k-x", member)]})
     assert_problem(too_many, 422, "validation_error")
     assert _count(database, StoredEvent) == 1000
+
+
+@pytest.mark.parametrize(
+    ("attributes", "points"),
+    [
+        ({"score": 9, "spent": "9.50"}, 20),
+        ({"score": 9, "spent": "9.49"}, 0),
+        ({"score": 7, "spent": "12.00"}, 0),
+    ],
+)
+def test_a_custom_event_type_carries_typed_attributes_the_rules_read(
+    api: Api, client: Any, events_key: PartnerKey, attributes: dict[str, Any], points: int
+) -> None:
+    member = api.enrol("13700000008")
+    sent = {
+        "type": "survey_done",
+        "event_id": "survey-1",
+        "member_id": member,
+        "occurred_at": "2026-12-02T08:00:00Z",
+        "attributes": attributes,
+    }
+
+    answer = Api(client, events_key).post("/v1/events", sent)
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["points"] == points
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"score": "9"}, {"score": 9.0}, {"spent": 9.5}, {"spent": "nine"}, {"mood": "good"}],
+)
+def test_an_attribute_of_another_type_or_undeclared_is_refused(
+    api: Api, client: Any, events_key: PartnerKey, database: Database, attributes: dict[str, Any]
+) -> None:
+    member = api.enrol("13700000009")
+    sent = {
+        "type": "survey_done",
+        "event_id": "survey-2",
+        "member_id": member,
+        "occurred_at": "2026-12-02T08:00:00Z",
+        "attributes": attributes,
+    }
+
+    problem = assert_problem(
+        Api(client, events_key).post("/v1/events", sent), 422, "validation_error"
+    )
+
+    assert "attribute" in problem["detail"].lower()
+    assert _count(database, StoredEvent) == 0

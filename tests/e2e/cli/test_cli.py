@@ -353,7 +353,7 @@ def test_partner_create_prints_a_key_that_works_on_the_api(tally: Tally) -> None
         (
             ["partner", "create", "SHOP", "--name", "Mall", "--scopes", "earn,bogus"],
             "error [validation_error]: Unknown scope in 'earn,bogus'; "
-            "known: members, earn, redeem, transfer, read, admin, webhooks.",
+            "known: members, earn, redeem, transfer, read, admin, webhooks, events.",
         ),
         (
             ["partner", "create", "SHOP", "--name", "Mall", "--scopes", "earn,transfer"],
