@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from tally.db.raw import Bulk, Raw, as_uuid
@@ -95,6 +95,31 @@ def lock_referred(
         .with_for_update()
     )
     return {row.event_id: row for row in rows}
+
+
+def of_transactions(
+    session: Session, entries: Sequence[tuple[uuid.UUID, int | None, str | None]]
+) -> dict[uuid.UUID, StoredEvent]:
+    """The stored events that posted ``entries`` (``(id, partner_id, reference)`` of an event's
+    earn or a refund's take-back), by entry id: found by the entries' references
+    (``event:<event_id>``) in one statement."""
+    wanted = {
+        (source_of(partner_id), reference.removeprefix("event:")): entry_id
+        for entry_id, partner_id, reference in entries
+        if reference and reference.startswith("event:")
+    }
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(StoredEvent).where(
+            tuple_(StoredEvent.source, StoredEvent.event_id).in_(sorted(wanted))
+        )
+    )
+    return {
+        wanted[(row.source, row.event_id)]: row
+        for row in rows
+        if row.transaction_id == wanted[(row.source, row.event_id)]
+    }
 
 
 def set_transactions(session: Session, transactions: Mapping[uuid.UUID, uuid.UUID]) -> None:

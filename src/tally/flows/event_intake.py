@@ -375,6 +375,7 @@ class _Intake:
                     purchase.transaction_id,
                     -taken.points,
                     self.now,
+                    reference=f"event:{event.event_id}",
                     source_key=source_key(
                         EntryKind.CLAWBACK, self.origin, f"event:{event.event_id}"
                     ),

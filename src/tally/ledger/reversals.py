@@ -102,6 +102,7 @@ def take_back(
     points: int,
     now: datetime,
     *,
+    reference: str | None = None,
     source_key: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> Posted:
@@ -132,6 +133,7 @@ def take_back(
         origin=origin,
         member_id=member_id,
         now=now,
+        reference=reference,
         source_key=source_key,
         details={**(details or {}), **result},
         record_only=clawed == 0,

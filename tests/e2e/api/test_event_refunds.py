@@ -4,6 +4,7 @@ money, and gives back the budget it used; and an event that earns growth only cr
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -290,3 +291,34 @@ def test_an_event_that_earns_growth_only_credits_the_growth(
     assert (body["points"], body["growth"], body["transaction_id"]) == (0, 7, None)
     assert _growth(database, member) == 7
     assert api.balance(member)["available"] == 0
+
+
+def test_the_member_history_says_how_each_event_earned_and_what_a_refund_took_back(
+    api: Api, client: Any, events_key: PartnerKey
+) -> None:
+    member = api.enrol("13800000011")
+    events = Api(client, events_key)
+    events.post("/v1/events", _purchase("order-11", member, "200.00"))
+    events.post("/v1/events", _refund("r-12", member, "100.00", "order-11"))
+    events.redeem(member, 10)
+    link = events.post(f"/v1/members/{member}/links").json()["url"]
+    assert client.get(link, follow_redirects=False).status_code == 303
+
+    page = client.get("/m/history", headers={"Accept-Language": "en"}).text
+
+    explained = re.findall(r'<details class="m-row-why".*?</details>', page, re.S)
+    assert len(explained) == 2  # the earn and the take-back; the redemption has none
+    taken_back, earned = explained  # newest first
+    assert "What was taken back" in taken_back
+    assert "How I earned this" in earned
+    lines = [
+        (name, points)
+        for name, points in re.findall(
+            r"<li><span>(.*?)</span> <span class=\"num\">(.*?)</span>", earned
+        )
+    ]
+    assert lines == [("Points on spend", "+200"), ("Bonus", "+160")]
+    assert "−80" in taken_back or "-80" in taken_back
+    chinese = client.get("/m/history", headers={"Accept-Language": "zh-CN"}).text
+    assert "积分来源" in chinese
+    assert "消费积分" in chinese
