@@ -151,7 +151,8 @@ def aggregates(
     session: Session, member_ids: Sequence[int], windows: Sequence[Window], now: datetime
 ) -> dict[int, dict[str, int]]:
     """Each member's value of each window as of ``now`` (a count, or a sum in minor units),
-    in one statement per window; members without events have zeros."""
+    in one statement per window, money refunded since left out; members without events have
+    zeros."""
     result: dict[int, dict[str, int]] = {
         member_id: {window.code: 0 for window in windows} for member_id in member_ids
     }
@@ -159,7 +160,7 @@ def aggregates(
         return result
     for window in windows:
         since = now.timestamp() - window.days * 86400
-        measure = "COUNT(*)" if window.measure == "count" else "COALESCE(SUM(amount_minor), 0)"
+        measure = "COUNT(*)" if window.measure == "count" else "COALESCE(SUM(amount_minor - refunded_minor), 0)"
         statement = Raw(
             f"SELECT member_id, {measure} FROM events"  # noqa: S608  (measure is Tally's)
             " WHERE member_id = ANY(:ms) AND type = ANY(:types)"
