@@ -160,7 +160,8 @@ def aggregates(
         return result
     for window in windows:
         since = now.timestamp() - window.days * 86400
-        measure = "COUNT(*)" if window.measure == "count" else "COALESCE(SUM(amount_minor - refunded_minor), 0)"
+        spent = "COALESCE(SUM(amount_minor - refunded_minor), 0)"
+        measure = "COUNT(*)" if window.measure == "count" else spent
         statement = Raw(
             f"SELECT member_id, {measure} FROM events"  # noqa: S608  (measure is Tally's)
             " WHERE member_id = ANY(:ms) AND type = ANY(:types)"

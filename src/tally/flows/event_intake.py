@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -144,17 +144,45 @@ def check(event: Reported, programme: Programme, book: RuleBook) -> None:
             raise ValidationFailed("A refund is of an amount, not of items.", field="items")
     money = programme.currency.point_value.currency
     if event.amount is not None or event.items:
-        if event.currency != money:
+        rates = programme.currency.exchange_rates
+        if event.currency != money and event.currency not in rates:
+            others = f" or one it has a rate for ({', '.join(sorted(rates))})" if rates else ""
             raise ValidationFailed(
-                f"Amounts must be in the programme's currency, {money}.", field="amount.currency"
+                f"Amounts must be in the programme's currency, {money}{others}.",
+                field="amount.currency",
             )
-        exponent = CURRENCY_EXPONENTS[money]
+        exponent = CURRENCY_EXPONENTS[event.currency or money]
         amounts = [event.amount] if event.amount is not None else []
         for amount in [*amounts, *(item.amount for item in event.items)]:
             if -int(amount.as_tuple().exponent) > exponent:
                 raise ValidationFailed(
-                    f"{money} amounts have at most {exponent} decimals.", field="amount"
+                    f"{event.currency} amounts have at most {exponent} decimals.", field="amount"
                 )
+
+
+def in_programme_money(event: Reported, programme: Programme) -> Reported:
+    """An event whose amounts are in another currency the programme has a rate for, in the
+    programme's money: each amount times the rate, rounded down to the minor unit (what was
+    sent is kept in the payload as ``sent_currency`` and ``sent_amount``)."""
+    money = programme.currency.point_value.currency
+    if event.currency is None or event.currency == money:
+        return event
+    rate = Decimal(programme.currency.exchange_rates[event.currency])
+    unit = Decimal(1).scaleb(-CURRENCY_EXPONENTS[money])
+
+    def convert(amount: Decimal) -> Decimal:
+        return (amount * rate).quantize(unit, rounding=ROUND_FLOOR)
+
+    sent = {"sent_currency": event.currency}
+    if event.amount is not None:
+        sent["sent_amount"] = str(event.amount)
+    return replace(
+        event,
+        amount=None if event.amount is None else convert(event.amount),
+        currency=money,
+        items=tuple(replace(item, amount=convert(item.amount)) for item in event.items),
+        payload={**event.payload, **sent},
+    )
 
 
 def typed_attributes(book: RuleBook, event_type: str, sent: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,6 +244,7 @@ def process(
     with its error and writes nothing; without ``wait``, an event whose member's wallet
     another transaction holds is :data:`~tally.ledger.orders.BUSY`."""
     source = events.source_of(origin.partner_id)
+    reported = list(reported)
     results: dict[int, Processed | TallyError | Busy] = {}
     stored = events.find(session, source, [event.event_id for event in reported])
     repeats = events.by_ids(session, list(stored.values()))
@@ -231,6 +260,8 @@ def process(
                 check(event, programme, book)
             except TallyError as error:
                 results[position] = error
+            else:
+                reported[position] = in_programme_money(event, programme)
     todo = [position for position in range(len(reported)) if position not in results]
     member_ids = sorted({reported[position].member_id for position in todo})
     if write:
