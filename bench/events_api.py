@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import verdicts
 from ledger_api import WrkResult, loadavg, log, machine_info, run_wrk
 from rawdb import PgbenchResult, SqliteLoopResult, free_port, postgres, sqlite_commit_loop
+from seeding import seed_members
 from server import MemoryReport, ServerError, TallyServer
 from verdicts import Row, check, render_markdown_table, render_table
 
@@ -95,58 +96,18 @@ def bench_programme(budget: int) -> str:
     return loader.dump(Programme.model_validate(content))
 
 
-def seed_members(url: str, count: int) -> list[int]:
-    """``count`` members enrolled 60 days ago, each with a phone identity, an empty wallet and
-    its accounts: one insert per table, in one transaction."""
-    from sqlalchemy import insert
-
-    from tally.accounts import service as accounts
+def seed(url: str, count: int) -> list[int]:
+    """``count`` members enrolled 60 days ago (:func:`seeding.seed_members`), one transaction."""
     from tally.db.engine import build_engine
     from tally.db.session import Database
-    from tally.kit.crypto import GENESIS_HASH
-    from tally.ledger.models import Wallet
-    from tally.members.models import Member, MemberIdentity, MemberStatus
 
-    enrolled = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
     engine = build_engine(url)
     try:
         with Database(engine).write() as session:
-            ids = list(
-                session.scalars(
-                    insert(Member).returning(Member.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "status": MemberStatus.ACTIVE,
-                            "created_at": enrolled,
-                            "updated_at": enrolled,
-                        }
-                        for _ in range(count)
-                    ],
-                )
-            )
-            session.execute(
-                insert(MemberIdentity),
-                [
-                    {
-                        "member_id": m,
-                        "namespace": "phone",
-                        "external_id": f"139{m:08d}",
-                        "created_at": enrolled,
-                    }
-                    for m in ids
-                ],
-            )
-            session.execute(
-                insert(Wallet),
-                [
-                    {"member_id": m, "available": 0, "held": 0, "seq": 0, "head_hash": GENESIS_HASH}
-                    for m in ids
-                ],
-            )
-            accounts.open_for_members(session, ids)
+            enrolled = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
+            return seed_members(session, count, enrolled)
     finally:
         engine.dispose()
-    return ids
 
 
 def member_pool(members: list[int], hot: int) -> list[int]:
@@ -526,7 +487,7 @@ def run_api(run: DbRun, url: str, args: argparse.Namespace, log_dir: Path) -> No
             raise ServerError(f"tally programme apply failed:\n{applied.stdout}\n{applied.stderr}")
         api_key = server.issue_key(PARTNER, SCOPES)  # the programme declares it
         started = time.monotonic()
-        members = seed_members(url, args.members)
+        members = seed(url, args.members)
         run.seed_seconds = time.monotonic() - started
         run.members = len(members)
         log(f"{run.database}: {len(members):,} members seeded in {run.seed_seconds:.1f}s")
