@@ -236,21 +236,21 @@ def raw_writes(url: str, rows: int, transactions: int) -> RawResult:
         for start in range(0, rows, per)
     ]
     if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(RAW_TABLE.format(ts="TEXT"))
-            batches = [[(*r[:4], r[4].isoformat()) for r in batch] for batch in batches]
+            lite.execute("PRAGMA journal_mode=WAL")
+            lite.execute("PRAGMA synchronous=NORMAL")
+            lite.execute(RAW_TABLE.format(ts="TEXT"))
+            texts = [[(*r[:4], r[4].isoformat()) for r in batch] for batch in batches]
             started = time.perf_counter()
-            for batch in batches:
-                conn.execute("BEGIN")
-                conn.executemany("INSERT INTO bench_raw_rows VALUES (?, ?, ?, ?, ?)", batch)
-                conn.execute("COMMIT")
+            for batch_text in texts:
+                lite.execute("BEGIN")
+                lite.executemany("INSERT INTO bench_raw_rows VALUES (?, ?, ?, ?, ?)", batch_text)
+                lite.execute("COMMIT")
             seconds = time.perf_counter() - started
-            conn.execute("DROP TABLE bench_raw_rows")
+            lite.execute("DROP TABLE bench_raw_rows")
         finally:
-            conn.close()
+            lite.close()
     else:
         import psycopg
 
