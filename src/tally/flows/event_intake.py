@@ -577,17 +577,12 @@ def _store_and_post(
         if not processed.points and processed.growth
     ]
     in_rounds(
-        growing,
-        lambda position: done[position].member_id,
-        lambda positions: tiers.credit_earns(
-            session,
-            [
-                tiers.EarnedGrowth(done[p].member_id, done[p].growth, None, origin.partner_id)
-                for p in positions
-            ],
-            now,
-            programme,
-        ),
+        [
+            tiers.EarnedGrowth(done[p].member_id, done[p].growth, None, origin.partner_id)
+            for p in growing
+        ],
+        lambda credit: credit.member_id,
+        lambda distinct: tiers.credit_earns(session, distinct, now, programme),
     )
     posted = post_earnings(
         session,
