@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tally.campaigns import repository as campaign_ops
 from tally.errors import (
     ConcurrentChange,
     MemberFrozen,
@@ -250,11 +251,14 @@ def process(
     used = counters.lock(session, limits, now) if write else counters.used(session, limits)
     remaining = {key: max(0, limit - used.get(key, 0)) for key, limit in limits.items()}
     consumed: dict[str, int] = {}
+    paused = campaign_ops.paused(session)
     version = programme_version(session, now)
     done: dict[int, Processed] = {}
     for position, happening in happened:
         report = reported[position]
-        outcome = engine.evaluate(book, happening, members[report.member_id], remaining)
+        outcome = engine.evaluate(
+            book, happening, members[report.member_id], remaining, paused=paused
+        )
         for key, points in outcome.consumption.items():
             remaining[key] = remaining.get(key, limits.get(key, 0)) - points
             consumed[key] = consumed.get(key, 0) + points
@@ -369,6 +373,7 @@ def _store_and_post(
         transactions[stored_id] = result.entry_id
         done[position] = replace(done[position], transaction_id=result.entry_id)
     events.set_transactions(session, transactions)
+    campaign_ops.record_outcomes(session, list(rows.values()))
     counters.add(session, consumed, now)
     return done
 
