@@ -32,7 +32,7 @@ class CampaignOutcome(Base):
     __tablename__ = "campaign_outcomes"
     __table_args__ = (
         Index("ix_campaign_outcomes_campaign_arm", "campaign", "arm"),
-        Index("ix_campaign_outcomes_campaign_occurred_at", "campaign", "occurred_at"),
+        Index("ix_campaign_outcomes_occurred_at_campaign", "occurred_at", "campaign"),
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # events.id

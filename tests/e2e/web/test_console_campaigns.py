@@ -161,6 +161,11 @@ def test_the_event_explorer_finds_and_explains(client: TestClient, demo_data: De
     assert "88" in by_id.text
     assert 'data-reason="condition_false"' in by_id.text  # BEVERAGES: the event has no items
     assert "items: the event has no items" in by_id.text
+    with demo_data.db.read() as session:
+        looks = session.scalars(
+            select(AuditEntry.member_id).where(AuditEntry.action == "member.events_view")
+        ).all()
+    assert list(looks)[-3:] == [1, 1, 1]  # each look at the member's events is audited
     assert client.get("/console/events").status_code == 200
     nothing = client.get("/console/events", params={"id": "0190f3c5-7d2a-7b4e-9a61-2f0c1d9e8b70"})
     assert 'id="no-events"' in nothing.text

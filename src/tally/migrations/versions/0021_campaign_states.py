@@ -45,13 +45,13 @@ def upgrade() -> None:
     with op.batch_alter_table("campaign_outcomes", schema=None) as batch_op:
         batch_op.create_index("ix_campaign_outcomes_campaign_arm", ["campaign", "arm"])
         batch_op.create_index(
-            "ix_campaign_outcomes_campaign_occurred_at", ["campaign", "occurred_at"]
+            "ix_campaign_outcomes_occurred_at_campaign", ["occurred_at", "campaign"]
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("campaign_outcomes", schema=None) as batch_op:
-        batch_op.drop_index("ix_campaign_outcomes_campaign_occurred_at")
+        batch_op.drop_index("ix_campaign_outcomes_occurred_at_campaign")
         batch_op.drop_index("ix_campaign_outcomes_campaign_arm")
     op.drop_table("campaign_outcomes")
     op.drop_table("campaign_states")

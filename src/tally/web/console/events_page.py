@@ -23,7 +23,7 @@ from tally.partners import service as partners
 from tally.programme.domain import Money
 from tally.rules.engine import Reason
 from tally.staff.service import Permission
-from tally.web.console.auth import Staff, require
+from tally.web.console.auth import Staff, record_view, require
 from tally.web.console.forms import member_id as parse_member
 from tally.web.console.pages import page
 from tally.web.http import gettext
@@ -34,6 +34,7 @@ router = APIRouter()
 Viewer = Annotated[Staff, Depends(require(Permission.VIEW))]
 Field = Annotated[str, Query(max_length=200)]
 LATEST = 20
+VIEWED = "member.events_view"  # the audit action of a look at members' events
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
 #: How skip reasons (and cuts) read on the page.
@@ -112,6 +113,8 @@ def events_page(
         rows, problem = _search(session, asked)
         codes = {found.id: found.code for found in partners.partners(session)} if rows else {}
     flashes = [Flash("error", gettext(request, problem))] if problem else []
+    for shown in sorted({row.member_id for row in rows}):  # a look at members' purchases
+        record_view(request, staff, VIEWED, member_id=shown, details={"search": asked})
     context = {
         "asked": asked,
         "searched": any(asked.values()),
