@@ -119,6 +119,7 @@ def test_an_administrator_pauses_once_and_resumes(client: TestClient, demo_data:
         "此表单已提交过，未重复执行。",
     ]
     assert 'data-testid="status">已暂停' in page.text
+    assert "Ada Admin (#" in page.text  # who paused it
     with demo_data.db.read() as session:
         admin = f"staff:{staff.id_of(session, 'admin')}"
         state = session.get(CampaignState, "BASE")

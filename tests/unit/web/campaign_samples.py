@@ -107,17 +107,20 @@ def campaign_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list
         ("console/campaigns.html", {**page, "staff": admin, "campaigns": views}, None),
         (
             "console/campaign.html",
-            {**page, "staff": admin, "campaign": tested, "arms": arms, "nonce": "n"},
+            {**page, "staff": admin, "campaign": tested, "arms": arms, "nonce": "n"}
+            | {"changed_by": "Ada <b> (#1)"},
             None,
         ),
         (
             "console/campaign.html",
-            {**page, "staff": admin, "campaign": views[3], "arms": arms[3:], "nonce": "n"},
+            {**page, "staff": admin, "campaign": views[3], "arms": arms[3:], "nonce": "n"}
+            | {"changed_by": None},
             None,
         ),
         (
             "console/campaign.html",
-            {**page, "staff": auditor, "campaign": views[2], "arms": [], "nonce": ""},
+            {**page, "staff": auditor, "campaign": views[2], "arms": [], "nonce": ""}
+            | {"changed_by": None},
             None,
         ),
         (

@@ -13,13 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tally.api.deps import database
+from tally.audit.domain import parse_actor
 from tally.campaigns import service as campaigns
 from tally.campaigns.domain import ArmResult
 from tally.campaigns.service import CampaignView
 from tally.errors import NotFound, TallyError
 from tally.flows.event_intake import book_for
+from tally.partners.models import Partner
 from tally.programme.domain import Money
 from tally.programme.shapes import CODE_PATTERN
+from tally.staff import service as staff_service
 from tally.staff.service import Permission
 from tally.web.console import once
 from tally.web.console.auth import Staff, require
@@ -78,8 +81,10 @@ def campaign_page(
         view = campaigns.campaign(session, found, book, code, now(request))
         arms = campaigns.results(session, book, code)
         currency = found.currency.point_value.currency
+        changed_by = _who(session, view.changed_by)
     context = {
         "campaign": view,
+        "changed_by": changed_by,
         "arms": [_arm_row(arm, currency) for arm in arms],
         "statuses": STATUSES,
         "nonce": once.issue(request, FORM) if staff.can(Permission.CAMPAIGNS) else "",
@@ -87,6 +92,20 @@ def campaign_page(
         "page_url": _url(code),
     }
     return page(request, "console/campaign.html", staff, context, status=status, flashes=flashes)
+
+
+def _who(session: Session, actor: str | None) -> str | None:
+    """Who last paused or resumed, as people read it: a staff member's name, a partner's code."""
+    if actor is None:
+        return None
+    kind, number = parse_actor(actor)
+    if kind == "staff" and number is not None:
+        name = staff_service.display_names(session, {number}).get(number, actor)
+        return f"{name} (#{number})"
+    if kind == "partner" and number is not None:
+        found = session.get(Partner, number)
+        return f"{found.code} (API)" if found else actor
+    return actor
 
 
 def _arm_row(arm: ArmResult, currency: str) -> dict[str, object]:
