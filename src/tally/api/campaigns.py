@@ -196,6 +196,7 @@ async def _set_paused(write: Mutation, code: str, *, paused: bool) -> Response:
             actor=f"partner:{write.holder.partner_id}",
             now=clock_now(write.request),
             address=client.host if client is not None else None,
+            key=write.token.partition(".")[0],
         )
         return 200, _campaign(view, write.holder)
 

@@ -103,17 +103,22 @@ def set_paused(
     actor: str,
     now: datetime,
     address: str | None = None,
+    key: str | None = None,
 ) -> CampaignView:
     """Pause (or resume) a campaign of the programme in force: while paused its rules give
-    nothing, explained as ``paused``. A change is written to the audit log; asking for the
-    state it is already in changes nothing and answers the state."""
+    nothing, explained as ``paused``. A change is written to the audit log (with the prefix of
+    the API ``key`` that asked, if one did); asking for the state it is already in changes
+    nothing and answers the state."""
     _spec(book, code)
     if repository.set_paused(session, code, paused=paused, by=actor, now=now):
+        details: dict[str, object] = {"campaign": code}
+        if key:
+            details["key"] = key
         audit.record(
             session,
             actor=actor,
             action=PAUSE if paused else RESUME,
-            details={"campaign": code},
+            details=details,
             address=address,
             now=now,
         )

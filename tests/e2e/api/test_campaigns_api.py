@@ -186,13 +186,15 @@ def test_a_paused_campaign_gives_nothing_explained_then_resumes(
     assert resumed.json()["status"] == "running"
     body = operator.post("/v1/events", _purchase("p-2", member, at, "10.00")).json()
     assert [(r["campaign"], r["points"]) for r in body["rules"]] == [("BASE", 10), ("BASE", 0)]
+    prefix = operator.key.api_key.partition(".")[0]
     with database.read() as session:
         entries = session.scalars(
             select(AuditEntry).where(AuditEntry.action.like("campaign.%")).order_by(AuditEntry.id)
         ).all()
+        by, details = f"partner:{operator.key.partner_id}", {"campaign": "BASE", "key": prefix}
         assert [(e.action, e.actor, e.details) for e in entries] == [
-            ("campaign.pause", f"partner:{operator.key.partner_id}", {"campaign": "BASE"}),
-            ("campaign.resume", f"partner:{operator.key.partner_id}", {"campaign": "BASE"}),
+            ("campaign.pause", by, details),
+            ("campaign.resume", by, details),
         ]
         state = session.get(CampaignState, "BASE")
         assert state is not None
