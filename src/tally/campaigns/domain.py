@@ -73,6 +73,21 @@ def touched(outcome: Mapping[str, Any]) -> list[Touch]:
     return [Touch(code, arms.get(code), points, growth) for code, (points, growth) in given.items()]
 
 
+def refund_touched(purchase: Mapping[str, Any], refund: Mapping[str, Any]) -> list[Touch]:
+    """What a refund takes back from each campaign its purchase reached (:func:`touched`), in
+    the purchase's arms: the points and growth its lines took back (negative; zero for a
+    campaign that gave nothing)."""
+    taken: dict[str, list[int]] = {}
+    for rule in refund["rules"]:
+        total = taken.setdefault(rule["campaign"], [0, 0])
+        total[0] += int(rule["points"])
+        total[1] += int(rule["growth"])
+    return [
+        Touch(touch.campaign, touch.arm, *taken.get(touch.campaign, [0, 0]))
+        for touch in touched(purchase)
+    ]
+
+
 def arms_of(campaign: CampaignSpec) -> list[str | None]:
     """The arms a campaign's results list, in order: its variants (or ``None``, the campaign
     as written, when it has none), then ``holdout`` when it holds members out."""

@@ -27,7 +27,8 @@ class CampaignState(Base):
 
 class CampaignOutcome(Base):
     """What one stored event gave one campaign whose rules it reached (applied or skipped for
-    another reason than its type, schedule or a pause), in the member's arm."""
+    another reason than its type, schedule or a pause), in the member's arm; or what a refund
+    took back from a campaign its purchase reached."""
 
     __tablename__ = "campaign_outcomes"
     __table_args__ = (
@@ -42,6 +43,9 @@ class CampaignOutcome(Base):
     member_id: Mapped[int] = mapped_column(BigInteger)
     points: Mapped[int] = mapped_column(BigInteger)
     growth: Mapped[int] = mapped_column(BigInteger)
-    # The event's amount in minor units of the programme's currency (none without an amount).
+    # The event's amount in minor units of the programme's currency (none without an amount);
+    # a refund's is negative, as are the points and growth it took back.
     amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # A refund of an event the campaign reached: it counts against that event, not as one.
+    is_refund: Mapped[bool] = mapped_column(Boolean)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tally.campaigns.domain import ArmResult, touched
+from tally.campaigns.domain import ArmResult, Touch, refund_touched, touched
 from tally.campaigns.models import CampaignState
 from tally.db.raw import Bulk, Raw
 
@@ -33,11 +33,13 @@ _OUTCOMES = Bulk.insert(
         "points": "bigint",
         "growth": "bigint",
         "amount_minor": "bigint",
+        "is_refund": "boolean",
         "occurred_at": "timestamptz",
     },
 )
 _RESULTS = Raw(
-    "SELECT arm, COUNT(DISTINCT member_id), COUNT(*), COALESCE(SUM(points), 0),"
+    "SELECT arm, COUNT(DISTINCT member_id), SUM(CASE WHEN is_refund THEN 0 ELSE 1 END),"
+    " COALESCE(SUM(points), 0),"
     " COALESCE(SUM(growth), 0), COALESCE(SUM(amount_minor), 0)"
     " FROM campaign_outcomes WHERE campaign = :campaign GROUP BY arm"
 )
@@ -69,24 +71,37 @@ def set_paused(session: Session, campaign: str, *, paused: bool, by: str, now: d
     return _CHANGE.rowcount(session, params) == 1
 
 
+def _row(event: Mapping[str, Any], touch: Touch, *, refund: bool) -> dict[str, Any]:
+    amount = event["amount_minor"]
+    return {
+        "event_id": event["id"],
+        "campaign": touch.campaign,
+        "arm": touch.arm,
+        "member_id": event["member_id"],
+        "points": touch.points,
+        "growth": touch.growth,
+        "amount_minor": -amount if refund and amount is not None else amount,
+        "is_refund": refund,
+        "occurred_at": event["occurred_at"],
+    }
+
+
 def record_outcomes(session: Session, events: Sequence[Mapping[str, Any]]) -> None:
     """Record what each stored event (rows of ``events``: id, member_id, amount_minor,
     occurred_at, outcome) gave each campaign it touched, in one statement."""
     rows = [
-        {
-            "event_id": event["id"],
-            "campaign": touch.campaign,
-            "arm": touch.arm,
-            "member_id": event["member_id"],
-            "points": touch.points,
-            "growth": touch.growth,
-            "amount_minor": event["amount_minor"],
-            "occurred_at": event["occurred_at"],
-        }
-        for event in events
-        for touch in touched(event["outcome"])
+        _row(event, touch, refund=False) for event in events for touch in touched(event["outcome"])
     ]
     _OUTCOMES.execute(session, rows)
+
+
+def record_refund(
+    session: Session, refund: Mapping[str, Any], purchase_outcome: Mapping[str, Any]
+) -> None:
+    """Record what a stored refund (a row as :func:`record_outcomes` takes) took back from each
+    campaign its purchase reached, its amount negative, in one statement."""
+    touches = refund_touched(purchase_outcome, refund["outcome"])
+    _OUTCOMES.execute(session, [_row(refund, touch, refund=True) for touch in touches])
 
 
 def results(session: Session, campaign: str) -> dict[str | None, ArmResult]:

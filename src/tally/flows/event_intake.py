@@ -434,6 +434,7 @@ class _Intake:
         row["transaction_id"] = transaction_id
         if processed.stored_id not in events.insert(session, [row]):
             raise ConcurrentChange("A concurrent report of the same event was stored first; retry.")
+        campaign_ops.record_refund(session, row, purchase.outcome)
         events.add_refunded(session, {purchase.id: refunded})
         counters.add(session, {key: -points for key, points in taken.given_back.items()}, self.now)
         return processed

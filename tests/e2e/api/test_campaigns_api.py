@@ -282,3 +282,36 @@ def test_a_campaign_without_events_lists_its_arms_at_zero(operator: Api) -> None
             }
         ],
     }
+
+
+def test_a_refund_takes_its_share_out_of_the_arm_not_an_event(
+    operator: Api, noon: datetime
+) -> None:
+    at = noon - timedelta(hours=3)
+    members = [operator.enrol(f"1390002{n:04d}") for n in range(12)]
+    for n, member in enumerate(members):
+        assert (
+            operator.post("/v1/events", _purchase(f"f-{n}", member, at, "40.00")).status_code == 201
+        )
+    before = {arm["arm"]: arm for arm in operator.get("/v1/campaigns/TEST/results").json()["arms"]}
+
+    for n, member in enumerate(members):
+        refund = {
+            "type": "refund",
+            "event_id": f"back-{n}",
+            "member_id": member,
+            "occurred_at": at.isoformat(),
+            "amount": {"value": "10.00", "currency": "CNY"},
+            "refers_to": f"f-{n}",
+        }
+        answer = operator.post("/v1/events", refund)
+        assert answer.status_code == 201, answer.text
+
+    after = {arm["arm"]: arm for arm in operator.get("/v1/campaigns/TEST/results").json()["arms"]}
+    for arm, found in after.items():
+        was = before[arm]
+        count = was["members"]
+        assert (found["members"], found["events"]) == (count, was["events"])  # not new events
+        assert found["amount"]["value"] == f"{30 * count}.00"  # 40.00 less 10.00 each
+        per = {"A": 40, "B": 120, HOLDOUT: 0}[str(arm)]
+        assert (was["points"], found["points"]) == (per * count, per * count * 3 // 4)

@@ -81,7 +81,7 @@ def test_results_per_arm_add_up_to_the_stored_outcomes(
         stored = dict(
             session.execute(
                 select(func.coalesce(CampaignOutcome.arm, ""), func.count())
-                .where(CampaignOutcome.campaign == "HIGH_FREQUENCY")
+                .where(CampaignOutcome.campaign == "HIGH_FREQUENCY", ~CampaignOutcome.is_refund)
                 .group_by(CampaignOutcome.arm)
             ).all()
         )

@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tally.campaigns.domain import Status, Touch, arms_of, day_bounds, status_of, touched
+from tally.campaigns.domain import (
+    Status,
+    Touch,
+    arms_of,
+    day_bounds,
+    refund_touched,
+    status_of,
+    touched,
+)
 from tally.rules.rule_book import CampaignSpec, Variant
 
 JUNE = CampaignSpec("JUNE", ("purchase",), (), starts=date(2026, 6, 1), ends=date(2026, 6, 30))
@@ -78,3 +86,31 @@ def test_the_day_is_the_programmes() -> None:
     start, end = day_bounds(datetime(2026, 5, 6, 17, 0, tzinfo=UTC), zone)  # 01:00 on the 7th
     assert start == datetime(2026, 5, 6, 16, 0, tzinfo=UTC)
     assert end == datetime(2026, 5, 7, 16, 0, tzinfo=UTC)
+
+
+def test_a_refund_takes_back_from_the_campaigns_its_purchase_reached() -> None:
+    purchase = {
+        "rules": [
+            {"campaign": "BASE", "rule": "a", "points": 100, "growth": 100},
+            {"campaign": "AB", "rule": "x", "points": 30, "growth": 0},
+        ],
+        "skipped": [
+            {"campaign": "HELD", "rule": "r", "reason": "holdout"},
+            {"campaign": "TYPE", "rule": "r", "reason": "not_this_event_type"},
+        ],
+        "arms": {"AB": "B", "HELD": "holdout"},
+    }
+    refund = {
+        "rules": [
+            {"campaign": "BASE", "rule": "a", "points": -50, "growth": -50},
+            {"campaign": "AB", "rule": "x", "points": -15, "growth": 0},
+        ],
+        "skipped": [],
+        "arms": {"AB": "B", "HELD": "holdout"},
+    }
+
+    assert refund_touched(purchase, refund) == [
+        Touch("BASE", None, -50, -50),
+        Touch("AB", "B", -15, 0),
+        Touch("HELD", "holdout", 0, 0),  # its amount comes off the holdout too
+    ]

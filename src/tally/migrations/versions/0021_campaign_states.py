@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("points", sa.BigInteger(), nullable=False),
         sa.Column("growth", sa.BigInteger(), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=True),
+        sa.Column("is_refund", sa.Boolean(), nullable=False),
         sa.Column("occurred_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id", "campaign", name=op.f("pk_campaign_outcomes")),
     )
