@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tally.campaigns import repository as campaign_ops
 from tally.errors import (
     ConcurrentChange,
     MemberFrozen,
@@ -276,7 +277,8 @@ def process(
         elif statuses[member_id] is not MemberStatus.ACTIVE:
             results[position] = _inactive(member_id, statuses[member_id])
     todo = [position for position in todo if position not in results]
-    intake = _Intake(session, origin, source, now, policy, programme, book, write)
+    paused = campaign_ops.paused(session)
+    intake = _Intake(session, origin, source, now, policy, programme, book, write, paused=paused)
     # In order: runs of earning events set-based, each refund on its own between them (a
     # refund may take back what an earlier event of the batch earned, and give back its cap).
     run: list[int] = []
@@ -305,6 +307,7 @@ class _Intake:
     book: RuleBook
     write: bool
     version: int | None = None
+    paused: frozenset[str] = frozenset()  # the campaigns paused now (read once per call)
 
     def programme_version(self) -> int:
         if self.version is None:
@@ -334,7 +337,9 @@ class _Intake:
         done: dict[int, Processed] = {}
         for position, happening in happened:
             report = reported[position]
-            outcome = engine.evaluate(book, happening, members[report.member_id], remaining)
+            outcome = engine.evaluate(
+                book, happening, members[report.member_id], remaining, paused=self.paused
+            )
             for key, points in outcome.consumption.items():
                 remaining[key] = remaining.get(key, limits.get(key, 0)) - points
                 consumed[key] = consumed.get(key, 0) + points
@@ -429,6 +434,7 @@ class _Intake:
         row["transaction_id"] = transaction_id
         if processed.stored_id not in events.insert(session, [row]):
             raise ConcurrentChange("A concurrent report of the same event was stored first; retry.")
+        campaign_ops.record_refund(session, row, purchase.outcome)
         events.add_refunded(session, {purchase.id: refunded})
         counters.add(session, {key: -points for key, points in taken.given_back.items()}, self.now)
         return processed
@@ -601,6 +607,7 @@ def _store_and_post(
         transactions[stored_id] = result.entry_id
         done[position] = replace(done[position], transaction_id=result.entry_id)
     events.set_transactions(session, transactions)
+    campaign_ops.record_outcomes(session, list(rows.values()))
     counters.add(session, consumed, now)
     return done
 
