@@ -31,6 +31,7 @@ SMOKE = {
     "ledger_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "ledger_quick.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
     "ledger_inprocess.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
+    "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
 }
 TIMEOUT = 240
 
