@@ -43,6 +43,7 @@ from tally.programme import runtime
 from tally.programme.domain import CURRENCY_EXPONENTS, Programme
 from tally.rules.conditions import FieldType
 from tally.rules.rule_book import RuleBook
+from tally.rules.vectorised import evaluate_many
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 CHUNK = 5_000
@@ -250,7 +251,14 @@ def _processed(
 ) -> list[Any]:
     def run(part: Sequence[Reported]) -> list[Any]:
         return event_intake.process(
-            session, origin, part, now, priced.policy, priced.programme, priced.book
+            session,
+            origin,
+            part,
+            now,
+            priced.policy,
+            priced.programme,
+            priced.book,
+            evaluator=evaluate_many,
         )
 
     if not one_by_one:
