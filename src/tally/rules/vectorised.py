@@ -6,14 +6,16 @@ Vectorised: event types, schedules, holdouts and arms (variants that change no a
 conditions (:meth:`Condition.to_polars`, the explanation of a false one computed once per
 distinct value of the fields it reads), ``points_per`` and ``growth_per`` on the amount, fixed
 points and growth, ``multiply`` by a factor or the member's tier, badges, ``stop``, per-event
-caps, and a budget or a per-member cap (one counter of a campaign whose one rule asks points)
-consumed in event order by a running sum clipped at what the counter has left. Money runs in
-integers of ten-thousandths (Int128), never floats.
+caps, and the budget and per-member caps of a campaign whose one rule asks points, consumed in
+event order by running sums clipped at what each counter has left, the finest first (a counter
+that cuts a grant has nothing left after it, so nested counters clip in turn). Money and
+factors run in integers of ten-thousandths (Int128), never floats.
 
-An event with line items, or on a campaign outside that list (two counters, a variant's own
-award, more than one rule asking points from a counter, a rate of more than four decimals), is
-evaluated by the engine itself, in order; so is every event on a counter such an event uses,
-so that each counter is consumed by one path only, in event order.
+An event with line items, or on a campaign outside that list (a variant's own award, more than
+one rule asking points from counters, caps per week and per month together — a week may
+straddle two months —, a rate of more than four decimals), is evaluated by the engine itself,
+in order; so is every event on a counted campaign such an event is on, so that each counter is
+consumed by one path only, in event order.
 """
 
 from __future__ import annotations
@@ -128,15 +130,14 @@ def _points_rules(book: RuleBook, campaign: CampaignSpec) -> int:
     )
 
 
-def _persisted(campaign: CampaignSpec) -> int:
-    members = sum(1 for cap in campaign.caps if cap.per is CapPer.MEMBER)
-    return members + (campaign.budget is not None)
-
-
 def _supported(book: RuleBook, campaign: CampaignSpec) -> bool:
     if any(variant.awards for variant in campaign.variants):
         return False
-    if _persisted(campaign) > 1 or (_persisted(campaign) and _points_rules(book, campaign) > 1):
+    persisted = [c for c in _counters(campaign) if c.persisted]
+    if persisted and _points_rules(book, campaign) > 1:
+        return False
+    periods = {c.period for c in persisted}
+    if {Period.WEEK, Period.MONTH} <= periods:  # a week may straddle two months: not nested
         return False
     for rule in book.rules:
         award = rule.spec.award
@@ -247,46 +248,51 @@ def _field(name: str, event: Event, member: Member) -> Any:
 # -- the rules, one after another, every event at once -------------------------------------------
 
 
+# The persisted counters from the finest groups to the coarsest (a budget is one group).
+_FINEST = {Period.DAY: 0, Period.WEEK: 1, Period.MONTH: 1, Period.CAMPAIGN: 2, None: 3}
+
+
 @dataclass(frozen=True, slots=True)
 class _Counter:
-    """A counter of a campaign as the engine orders them (budget, then caps by index)."""
+    """A counter of a campaign as the engine orders them (budget, then caps by index):
+    ``name`` is the frame column of what a per-event cap has left, or of a persisted
+    counter's key (``period`` None: the budget)."""
 
-    name: str  # the frame column of what it has left (per-event caps) or of its key
+    name: str
     reason: Reason
     persisted: bool
     limit: int
+    prefix: str = ""  # of a persisted counter's keys
+    period: Period | None = None
 
 
 def _counters(campaign: CampaignSpec) -> list[_Counter]:
+    code = campaign.code
     found = []
     if campaign.budget is not None:
-        found.append(
-            _Counter(f"_key:{campaign.code}", Reason.BUDGET_EXHAUSTED, True, campaign.budget)
-        )
+        key = budget_key(code)
+        found.append(_Counter(f"_key:{key}", Reason.BUDGET_EXHAUSTED, True, campaign.budget, key))
     for index, cap in enumerate(campaign.caps):
         if cap.per is CapPer.EVENT:
-            found.append(
-                _Counter(f"_left:{campaign.code}:{index}", Reason.CAPPED, False, cap.points)
-            )
+            found.append(_Counter(f"_left:{code}:{index}", Reason.CAPPED, False, cap.points))
         else:
-            found.append(_Counter(f"_key:{campaign.code}", Reason.CAPPED, True, cap.points))
+            prefix = f"cap:{code}:{index}:"
+            found.append(
+                _Counter(f"_key:{prefix}", Reason.CAPPED, True, cap.points, prefix, cap.period)
+            )
     return found
 
 
-def _key(campaign: CampaignSpec) -> pl.Expr | None:
-    """The key of the campaign's one persisted counter, row by row (None: it has none)."""
-    if campaign.budget is not None:
-        return pl.lit(budget_key(campaign.code))
-    for index, cap in enumerate(campaign.caps):
-        if cap.per is CapPer.MEMBER:
-            assert cap.period is not None
-            window = (
-                pl.lit("campaign")
-                if cap.period is Period.CAMPAIGN
-                else pl.col("_day").dt.strftime(_WINDOWS[cap.period])
-            )
-            return pl.format(f"cap:{campaign.code}:{index}:{{}}:{{}}", pl.col("_member"), window)
-    return None
+def _key(counter: _Counter) -> pl.Expr:
+    """A persisted counter's key, row by row, as the engine names it."""
+    if counter.period is None:
+        return pl.lit(counter.prefix)
+    window = (
+        pl.lit("campaign")
+        if counter.period is Period.CAMPAIGN
+        else pl.col("_day").dt.strftime(_WINDOWS[counter.period])
+    )
+    return pl.format(f"{counter.prefix}{{}}:{{}}", pl.col("_member"), window)
 
 
 class _Vectorised:
@@ -298,11 +304,10 @@ class _Vectorised:
         state = [pl.lit(0, pl.Int64).alias("_accrued"), pl.lit(False).alias("_stopped")]
         for campaign in book.campaigns:
             for counter in _counters(campaign):
-                if not counter.persisted:
+                if counter.persisted:
+                    state.append(_key(counter).alias(counter.name))
+                else:
                     state.append(pl.lit(counter.limit, pl.Int64).alias(counter.name))
-            key = _key(campaign)
-            if key is not None:
-                state.append(key.alias(f"_key:{campaign.code}"))
         self.frame = frame.with_columns(state)
         for index, rule in enumerate(book.rules):
             self._rule(index, rule)
@@ -355,11 +360,8 @@ class _Vectorised:
         frame = self._granted(frame, campaign)
         granted = pl.col("_granted")
         capped = (pl.col("_asked") > 0) & (granted == 0)
-        key = (
-            pl.col(f"_key:{campaign.code}")
-            if _key(campaign) is not None
-            else pl.lit(None, pl.String)
-        )
+        persisted = [pl.col(c.name) for c in _counters(campaign) if c.persisted]
+        keys = pl.concat_list(persisted) if persisted else pl.lit(None, pl.List(pl.String))
         frame = frame.with_columns(
             pl.when(fires & capped)
             .then(pl.col("_cut_by"))
@@ -373,7 +375,7 @@ class _Vectorised:
             pl.col("_growth").alias(f"r{index}_growth"),
             (pl.col("_asked") - granted).alias(f"r{index}_cut"),
             pl.col("_cut_by").alias(f"r{index}_cut_by"),
-            pl.when(granted > 0).then(key).otherwise(None).alias(f"r{index}_key"),
+            pl.when(granted > 0).then(keys).otherwise(None).alias(f"r{index}_keys"),
             arm.alias(f"r{index}_arm"),
             (pl.col("_accrued") + granted).alias("_accrued"),
         )  # fmt: skip
@@ -403,27 +405,32 @@ class _Vectorised:
         remaining less the running sum, in event order, of what was granted before."""
         counters = _counters(campaign)
         asked = pl.col("_asked")
-        pre = asked
-        for counter in counters:
-            if not counter.persisted:
-                pre = pl.min_horizontal(pre, pl.col(counter.name))
-        persisted = next((c for c in counters if c.persisted), None)
-        if persisted is not None:
-            key = pl.col(persisted.name)
-            start = pl.lit(persisted.limit, pl.Int64)
-            known = {k: v for k, v in self.remaining.items() if k.startswith(_prefix(campaign))}
-            if known:
-                start = key.replace_strict(known, default=persisted.limit, return_dtype=pl.Int64)
-            start = start.clip(0, persisted.limit)
-            frame = frame.with_columns(pre.alias("_pre"))
-            before = pl.col("_pre").cum_sum().over(key) - pl.col("_pre")
-            frame = frame.with_columns(
-                (start - before).clip(lower_bound=0).alias("_left_persisted")
+        pre: pl.Expr = asked
+        for counter in counters:  # the engine never lets one event take more than a limit
+            left = pl.col(counter.name) if not counter.persisted else pl.lit(counter.limit)
+            pre = pl.min_horizontal(pre, left)
+        persisted = sorted((c for c in counters if c.persisted), key=lambda c: _FINEST[c.period])
+        # A counter that cuts a grant has nothing left after it, so cutting by the nested
+        # counters in turn, finest first, each a running sum clipped at its start, grants
+        # what the engine grants event after event.
+        frame = frame.with_columns(pre.alias("_pre"))
+        for number, counter in enumerate(persisted):
+            frame = frame.with_columns(self._start(counter).alias(f"_start{number}"))
+            total = pl.col("_pre").cum_sum().over(counter.name)
+            start = pl.col(f"_start{number}")
+            clipped = pl.min_horizontal(total, start) - pl.min_horizontal(
+                total - pl.col("_pre"), start
             )
+            frame = frame.with_columns(clipped.clip(lower_bound=0).alias("_pre"))
+        lefts = {}
+        for number, counter in enumerate(persisted):
+            before = pl.col("_pre").cum_sum().over(counter.name) - pl.col("_pre")
+            left = pl.min_horizontal(pl.col(f"_start{number}") - before, pl.lit(counter.limit))
+            lefts[counter.name] = left.clip(lower_bound=0)
         granted: pl.Expr = asked
         cut_by: pl.Expr = pl.lit(None, pl.String)
         for counter in counters:
-            left = pl.col("_left_persisted") if counter.persisted else pl.col(counter.name)
+            left = lefts[counter.name] if counter.persisted else pl.col(counter.name)
             cut_by = pl.when(left < granted).then(pl.lit(counter.reason.value)).otherwise(cut_by)
             granted = pl.min_horizontal(granted, left)
         frame = frame.with_columns(granted.alias("_granted"), cut_by.alias("_cut_by"))
@@ -431,6 +438,21 @@ class _Vectorised:
             (pl.col(c.name) - pl.col("_granted")).alias(c.name) for c in counters if not c.persisted
         ]
         return frame.with_columns(spent) if spent else frame
+
+    def _start(self, counter: _Counter) -> pl.Expr:
+        """What a persisted counter had left before the batch, row by row (never below 0;
+        the engine cuts each event's use of it to its limit, see :meth:`_granted`)."""
+        known = {
+            k: v
+            for k, v in self.remaining.items()
+            if (k.startswith(counter.prefix) if counter.period else k == counter.prefix)
+        }
+        start = pl.lit(counter.limit, pl.Int64)
+        if known:
+            start = pl.col(counter.name).replace_strict(
+                known, default=counter.limit, return_dtype=pl.Int64
+            )
+        return start.clip(lower_bound=0)
 
     def outcomes(self) -> list[Outcome]:
         """Each row's outcome, as the engine builds it."""
@@ -444,14 +466,14 @@ class _Vectorised:
             skipped: list[Skipped] = []
             consumption: dict[str, int] = {}
             for index, rule in enumerate(rules):
-                reason, detail, points, growth, cut, cut_by, key, arm = row[
+                reason, detail, points, growth, cut, cut_by, keys, arm = row[
                     index * len(_PARTS) : (index + 1) * len(_PARTS)
                 ]
                 code, award = rule.campaign.code, rule.spec.award
                 if reason is not None:
                     skipped.append(Skipped(code, rule.spec.code, Reason(reason), detail))
                     continue
-                if key is not None:
+                for key in keys or ():
                     consumption[key] = consumption.get(key, 0) + points
                 applied.append(
                     Applied(
@@ -463,7 +485,7 @@ class _Vectorised:
                         badge=award.code if isinstance(award, Badge) else None,
                         cut=cut,
                         cut_by=None if cut_by is None else Reason(cut_by),
-                        counters=(key,) if key is not None else (),
+                        counters=tuple(keys or ()),
                     )
                 )
             found.append(
@@ -477,11 +499,7 @@ class _Vectorised:
         return found
 
 
-_PARTS = ("reason", "detail", "points", "growth", "cut", "cut_by", "key", "arm")
-
-
-def _prefix(campaign: CampaignSpec) -> str:
-    return budget_key(campaign.code) if campaign.budget is not None else f"cap:{campaign.code}:"
+_PARTS = ("reason", "detail", "points", "growth", "cut", "cut_by", "keys", "arm")
 
 
 def _award(award: Any) -> tuple[pl.Expr, pl.Expr]:

@@ -124,7 +124,7 @@ def batches(draw: st.DrawFn) -> tuple[list[Event], list[Member]]:
     return events, members
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(books(), batches(), st.lists(st.integers(-5, 2500), max_size=12))
 def test_vectorised_and_one_by_one_agree_exactly(
     rule_book: RuleBook, batch: tuple[list[Event], list[Member]], lefts: list[int]
@@ -145,8 +145,9 @@ def test_vectorised_and_one_by_one_agree_exactly(
 
 
 def test_the_demo_shapes_are_vectorised() -> None:
-    """Base rate, growth, tier multiplier, weekend double, a capped and budgeted campaign on
-    another type, a schedule and a holdout: nothing for the engine alone, and the same."""
+    """Base rate, growth, tier multiplier, weekend double, capped and budgeted campaigns (a
+    member's month, each event, the budget), badges, a holdout, stop: nothing for the engine
+    alone, and the same outcomes."""
     demo = book(
         campaign(
             "BASE",
@@ -161,6 +162,14 @@ def test_the_demo_shapes_are_vectorised() -> None:
             rule("bonus", PointsPer(D("1.00"), 2), 30, when="event.amount >= 20"),
             on=("bill_paid",),
             caps=(Cap(CapPer.MEMBER, 150, Period.MONTH), Cap(CapPer.EVENT, 100)),
+            holdout_bp=1000,
+        ),
+        campaign(
+            "FREQUENT",
+            rule("triple", Multiply(D("3")), 35, when="event.amount >= 50"),
+            rule("badge", Badge("BIG"), 35, when="event.amount >= 150"),
+            caps=(Cap(CapPer.MEMBER, 400, Period.MONTH), Cap(CapPer.EVENT, 200)),
+            budget=2000,
             holdout_bp=1000,
         ),
         campaign("BUDGET", rule("flat", FixedPoints(40), 20, stop=True), budget=150),
