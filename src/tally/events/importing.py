@@ -10,6 +10,7 @@ from files. An empty cell is a missing value.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,16 @@ class EventFile:
     path: Path
     columns: tuple[str, ...]
     rows: int
-    repeated: frozenset[int]
+    repeated: tuple[int, ...]  # sorted
+
+    def repeated_in(self, frame: pl.DataFrame) -> list[int]:
+        """The rows of ``frame`` (a chunk) that repeat an earlier row's ``event_id``."""
+        if not self.repeated or frame.is_empty():
+            return []
+        first, last = int(frame[ROW].first()), int(frame[ROW].last())  # type: ignore[arg-type]
+        return list(
+            self.repeated[bisect_left(self.repeated, first) : bisect_right(self.repeated, last)]
+        )
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -92,7 +102,7 @@ def open_file(path: Path) -> EventFile:
         rows = int(scan.select(pl.len()).collect(engine="streaming").item())
     except pl.exceptions.PolarsError as exc:
         raise BadFile(f"{path.name} cannot be read: {exc}", field="file") from exc
-    return EventFile(path, columns, rows, frozenset(counted[ROW].to_list()))
+    return EventFile(path, columns, rows, tuple(counted[ROW].sort().to_list()))
 
 
 def _scan(path: Path) -> pl.LazyFrame:
@@ -184,7 +194,7 @@ def checked(frame: pl.DataFrame, file: EventFile, rules: Rules) -> pl.DataFrame:
             INVALID,
             "event_id is longer than 128 characters.",
         ),
-        (pl.col(ROW).is_in(sorted(file.repeated)), DUPLICATE_IN_FILE, _repeat_reason()),
+        (pl.col(ROW).is_in(file.repeated_in(frame)), DUPLICATE_IN_FILE, _repeat_reason()),
         (pl.col("type").is_null(), INVALID, "type is missing."),
         (
             ~pl.col("type").str.contains(_TYPE) | ~pl.col("type").is_in(sorted(rules.event_types)),
