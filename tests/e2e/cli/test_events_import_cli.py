@@ -1,4 +1,4 @@
-"""``tally events import`` against a fresh SQLite file: a CSV of bills imported in chunks with a
+"""``tally events import`` against a fresh SQLite file (and once on PostgreSQL): a CSV of bills imported in chunks with a
 summary and a rejects file, a re-run that credits nothing twice, a ledger that verifies, and
 bad files or partners refused with exit 2 and nothing written."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from e2e.cli.clikit import run
 from support.event_import import COLUMNS, IMPORT_CAMPAIGNS, write_rows
 from support.event_programme import apply_campaigns
+from tally.config import get_settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
 from tally.events.models import StoredEvent
@@ -27,6 +29,10 @@ from tally.partners import service as partners
 @pytest.fixture
 def members(database_url: str) -> list[int]:
     """The import programme applied, partner MOBILE, three members."""
+    return _world(database_url)
+
+
+def _world(database_url: str) -> list[int]:
     run("db", "upgrade")
     db = Database(build_engine(database_url))
     try:
@@ -139,3 +145,25 @@ def test_a_bad_file_or_partner_exits_2_and_writes_nothing(
 def test_a_missing_file_exits_2(database_url: str, members: list[int], tmp_path: Path) -> None:
     result = run("events", "import", str(tmp_path / "none.csv"), "--partner", "MOBILE", code=2)
     assert "No such file" in result.stderr
+
+
+def test_import_on_postgresql_then_the_ledger_verifies(
+    postgres_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres_server.create_database(f"cli_import_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("TALLY_DATABASE_URL", url)
+    monkeypatch.setenv("TALLY_SECRET_KEY", "cli-test-secret-" + "y" * 32)
+    get_settings.cache_clear()
+    try:
+        members = _world(url)
+        path = write_rows(tmp_path / "bills.parquet", _bills(members, 12), COLUMNS)
+
+        first = json.loads(run("events", "import", str(path), "--partner", "MOBILE").stdout)
+        again = json.loads(run("events", "import", str(path), "--partner", "MOBILE").stdout)
+
+        assert (first["imported"], first["rejected"]) == (12, 0)
+        assert (again["imported"], again["already_imported"]) == (0, 12)
+        assert _stored(url) == 12
+        assert "ledger OK" in run("ledger", "verify").stdout
+    finally:
+        get_settings.cache_clear()
