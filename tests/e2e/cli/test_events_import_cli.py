@@ -1,6 +1,6 @@
-"""``tally events import`` against a fresh SQLite file (and once on PostgreSQL): a CSV of bills imported in chunks with a
-summary and a rejects file, a re-run that credits nothing twice, a ledger that verifies, and
-bad files or partners refused with exit 2 and nothing written."""
+"""``tally events import`` against a fresh SQLite file (and once on PostgreSQL): a CSV of bills
+imported in chunks with a summary and a rejects file, a re-run that credits nothing twice, a
+ledger that verifies, and bad files or partners refused with exit 2 and nothing written."""
 
 from __future__ import annotations
 
