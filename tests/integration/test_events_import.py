@@ -392,3 +392,45 @@ def test_a_float_column_an_unreadable_file_or_an_unknown_partner_writes_nothing(
 
     assert _count(database, StoredEvent) == 0
     assert isinstance(BadFile("x"), TallyError)
+
+
+def test_a_chunk_of_many_rows_takes_as_many_statements_as_a_chunk_of_few(
+    dialect: str,
+    database: Database,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Set-based per chunk: checking, finding the stored, the members, evaluating, storing and
+    posting 190 bills is as many round trips as 10 (bills under the BILLS bonus, so that both
+    consume the same counters: none)."""
+    if dialect != "postgresql":
+        pytest.skip("counted as PostgreSQL round trips")
+    import psycopg
+
+    now = utcnow()
+    members = _world(database, 200, now)
+    bills = [
+        {"type": "bill_paid", "event_id": f"b-{n}", "member_id": str(members[n]),
+         "occurred_at": "2026-12-01T09:00:00+08:00", "amount": "10.00", "currency": "CNY"}
+        for n in range(200)
+    ]  # fmt: skip
+    few = write_rows(tmp_path / "few.csv", bills[:10], COLUMNS)
+    many = write_rows(tmp_path / "many.csv", bills[10:], COLUMNS)
+    executed: list[str] = []
+    real = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        executed.append(str(query)[:60])
+        return real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    assert _import(database, settings, few, now, chunk=10).imported == 10
+    few_statements, executed[:] = list(executed), []
+    assert _import(database, settings, many, now, chunk=190).imported == 190
+    many_statements = list(executed)
+    monkeypatch.undo()
+
+    assert many_statements == few_statements
+    with database.read() as session:
+        assert verify(session).ok
