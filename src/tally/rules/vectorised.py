@@ -2,7 +2,7 @@
 computed for every event by polars column expressions, with the same outcomes, event for
 event, as :func:`tally.rules.engine.evaluate` run on the events one after another.
 
-Vectorised: event types, schedules, holdouts and arms (variants that change no award), ``when``
+Vectorised: event types, schedules, holdouts and arms (with the awards variants give), ``when``
 conditions (:meth:`Condition.to_polars`, the explanation of a false one computed once per
 distinct value of the fields it reads), ``points_per`` and ``growth_per`` on the amount, fixed
 points and growth, ``multiply`` by a factor or the member's tier, badges, ``stop``, per-event
@@ -11,11 +11,11 @@ event order by running sums clipped at what each counter has left, the finest fi
 that cuts a grant has nothing left after it, so nested counters clip in turn). Money and
 factors run in integers of ten-thousandths (Int128), never floats.
 
-An event with line items, or on a campaign outside that list (a variant's own award, more than
-one rule asking points from counters, caps per week and per month together — a week may
-straddle two months —, a rate of more than four decimals), is evaluated by the engine itself,
-in order; so is every event on a counted campaign such an event is on, so that each counter is
-consumed by one path only, in event order.
+An event with line items, or on a campaign outside that list (more than one rule asking points
+from counters, caps per week and per month together — a week may straddle two months —, a rate
+of more than four decimals), is evaluated by the engine itself, in order; so is every event on
+a counted campaign such an event is on, so that each counter is consumed by one path only, in
+event order.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from tally.rules.engine import (
     evaluate,
 )
 from tally.rules.rule_book import (
+    Award,
     Badge,
     CampaignSpec,
     CapPer,
@@ -122,35 +123,32 @@ def _scaled(value: Decimal | None) -> int | None:
 
 
 def _points_rules(book: RuleBook, campaign: CampaignSpec) -> int:
+    """How many of the campaign's rules ask points (in some arm)."""
     return sum(
         1
         for rule in book.rules
         if rule.campaign.code == campaign.code
-        and isinstance(rule.spec.award, PointsPer | FixedPoints | Multiply)
+        and any(isinstance(a, PointsPer | FixedPoints | Multiply) for _, a in _awards(rule))
     )
 
 
 def _supported(book: RuleBook, campaign: CampaignSpec) -> bool:
-    if any(variant.awards for variant in campaign.variants):
-        return False
     persisted = [c for c in _counters(campaign) if c.persisted]
     if persisted and _points_rules(book, campaign) > 1:
         return False
     periods = {c.period for c in persisted}
     if {Period.WEEK, Period.MONTH} <= periods:  # a week may straddle two months: not nested
         return False
-    for rule in book.rules:
-        award = rule.spec.award
-        if rule.campaign.code != campaign.code:
-            continue
-        if isinstance(award, PointsPer | GrowthPer) and not _scaled(award.amount):
-            return False
-        if (
-            isinstance(award, Multiply)
-            and award.factor is not None
-            and _scaled(award.factor) is None
-        ):
-            return False
+    awards = [a for r in book.rules if r.campaign.code == campaign.code for _, a in _awards(r)]
+    return all(_exact(award) for award in awards)
+
+
+def _exact(award: Award) -> bool:
+    """Whether an award's rate or factor is exact in ten-thousandths."""
+    if isinstance(award, PointsPer | GrowthPer):
+        return bool(_scaled(award.amount))
+    if isinstance(award, Multiply) and award.factor is not None:
+        return _scaled(award.factor) is not None
     return True
 
 
@@ -314,7 +312,6 @@ class _Vectorised:
 
     def _rule(self, index: int, rule: CompiledRule) -> None:
         campaign, spec = rule.campaign, rule.spec
-        award = spec.award
         frame = self.frame
         arm = pl.col(f"_arm:{campaign.code}") if campaign.is_tested else pl.lit(None, pl.String)
         day = pl.col("_day")
@@ -337,9 +334,9 @@ class _Vectorised:
             steps.append(
                 (pl.lit(True), Reason.CONDITION_FALSE, pl.lit("items: the event has no items"))
             )
-        if isinstance(award, PointsPer | GrowthPer):
-            steps.append((pl.col("_amount4").is_null(), Reason.CONDITION_FALSE,
-                          pl.lit("the event has no amount")))  # fmt: skip
+        on_amount = _by_arm(rule, arm, lambda a: pl.lit(isinstance(a, PointsPer | GrowthPer)))
+        steps.append((pl.col("_amount4").is_null() & on_amount, Reason.CONDITION_FALSE,
+                      pl.lit("the event has no amount")))  # fmt: skip
         reason: pl.Expr = pl.lit(None, pl.String)
         detail: pl.Expr = pl.lit(None, pl.String)
         for condition, why, text in reversed(steps):
@@ -351,7 +348,9 @@ class _Vectorised:
             )
         frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
         fires = pl.col("_reason").is_null()
-        asked, growth = _award(award)
+        asked = _by_arm(rule, arm, lambda a: _award(a)[0])
+        growth = _by_arm(rule, arm, lambda a: _award(a)[1])
+        badge = _by_arm(rule, arm, lambda a: pl.lit(a.code if isinstance(a, Badge) else None))
         frame = frame.with_columns(
             pl.when(fires).then(asked).otherwise(0).cast(pl.Int64).alias("_asked"),
             pl.when(fires).then(growth).otherwise(0).cast(pl.Int64).alias("_growth"),
@@ -377,6 +376,7 @@ class _Vectorised:
             pl.col("_cut_by").alias(f"r{index}_cut_by"),
             pl.when(granted > 0).then(keys).otherwise(None).alias(f"r{index}_keys"),
             arm.alias(f"r{index}_arm"),
+            badge.cast(pl.String).alias(f"r{index}_badge"),
             (pl.col("_accrued") + granted).alias("_accrued"),
         )  # fmt: skip
         self.frame = frame
@@ -466,10 +466,10 @@ class _Vectorised:
             skipped: list[Skipped] = []
             consumption: dict[str, int] = {}
             for index, rule in enumerate(rules):
-                reason, detail, points, growth, cut, cut_by, keys, arm = row[
+                reason, detail, points, growth, cut, cut_by, keys, arm, badge = row[
                     index * len(_PARTS) : (index + 1) * len(_PARTS)
                 ]
-                code, award = rule.campaign.code, rule.spec.award
+                code = rule.campaign.code
                 if reason is not None:
                     skipped.append(Skipped(code, rule.spec.code, Reason(reason), detail))
                     continue
@@ -482,7 +482,7 @@ class _Vectorised:
                         points=points,
                         growth=growth,
                         variant=arm,
-                        badge=award.code if isinstance(award, Badge) else None,
+                        badge=badge,
                         cut=cut,
                         cut_by=None if cut_by is None else Reason(cut_by),
                         counters=tuple(keys or ()),
@@ -499,10 +499,29 @@ class _Vectorised:
         return found
 
 
-_PARTS = ("reason", "detail", "points", "growth", "cut", "cut_by", "keys", "arm")
+_PARTS = ("reason", "detail", "points", "growth", "cut", "cut_by", "keys", "arm", "badge")
 
 
-def _award(award: Any) -> tuple[pl.Expr, pl.Expr]:
+def _awards(rule: CompiledRule) -> list[tuple[str | None, Award]]:
+    """The rule's award in each arm that changes it (by variant code), then its own (None)."""
+    found: list[tuple[str | None, Award]] = [
+        (variant.code, variant.awards[rule.spec.code])
+        for variant in rule.campaign.variants
+        if rule.spec.code in variant.awards
+    ]
+    return [*found, (None, rule.spec.award)]
+
+
+def _by_arm(rule: CompiledRule, arm: pl.Expr, value: Callable[[Award], pl.Expr]) -> pl.Expr:
+    """``value`` of the award of each row's arm."""
+    *changed, (_, own) = _awards(rule)
+    expr = value(own)
+    for code, award in reversed(changed):
+        expr = pl.when(arm == code).then(value(award)).otherwise(expr)
+    return expr
+
+
+def _award(award: Award) -> tuple[pl.Expr, pl.Expr]:
     """The points asked and the growth given, as expressions (before caps and budgets)."""
     amount = pl.col("_amount4").fill_null(0)
     zero = pl.lit(0, pl.Int64)

@@ -87,7 +87,12 @@ def books(draw: st.DrawFn) -> RuleBook:
                 starts=draw(st.none() | st.just(WEDNESDAY_NOON.date() + timedelta(days=2))),
                 ends=draw(st.none() | st.just(WEDNESDAY_NOON.date() + timedelta(days=9))),
                 holdout_bp=2500 if tested in (1, 3) else 0,
-                variants=(Variant("A", 1), Variant("B", 2)) if tested >= 2 else (),
+                variants=(
+                    Variant("A", 1),
+                    Variant("B", 2, {"r0": draw(awards)} if draw(st.booleans()) else {}),
+                )
+                if tested >= 2
+                else (),
             )
         )  # fmt: skip
     return book(*campaigns)
