@@ -4,7 +4,7 @@
 For each database it builds a fresh database (a SQLite file in a temporary directory; a
 throw-away PostgreSQL cluster, or ``--postgres-url``), migrates it, applies the demo programme
 (base rate with growth and the tier multiplier on ``bill_paid``; the purchase campaigns are
-evaluated and skipped), loads M members with their wallets and accounts set-based, and writes
+evaluated and skipped), seeds M members (ids 1 to M) set-based, and writes
 a CSV of N ``bill_paid`` events (``bill-<i>`` for member ``i mod M + 1``, amounts 10.00 to
 209.99). It measures, each in a child process of its own:
 
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import verdicts
 from rawdb import postgres
+from seeding import seed_members
 from verdicts import Row, check, render_markdown_table, render_table
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -80,13 +81,10 @@ def log(message: str) -> None:
 
 
 def prepare(url: str, members: int) -> None:
-    """Migrate, apply the demo programme (a day ago), load ``members`` members set-based."""
-    from sqlalchemy import text
-
-    from tally.accounts import service as accounts
+    """Migrate, apply the demo programme (a day ago), seed ``members`` members set-based
+    (:func:`seeding.seed_members`, 100,000 a transaction)."""
     from tally.db.engine import build_engine
     from tally.db.session import Database
-    from tally.kit.crypto import GENESIS_HASH
     from tally.programme import service
     from tally.schema import migrate
 
@@ -99,37 +97,9 @@ def prepare(url: str, members: int) -> None:
         now = dt.datetime.now(dt.UTC)
         with db.write() as session:
             service.apply(session, programme, programme_text, "bench", now - dt.timedelta(days=1))
-        sqlite = db.dialect == "sqlite"
-        series = (
-            f"WITH RECURSIVE s(m) AS (SELECT 1 UNION ALL SELECT m + 1 FROM s WHERE m < {members}) "
-            if sqlite
-            else ""
-        )
-        source = "s" if sqlite else f"generate_series(1::bigint, {members}::bigint) AS s(m)"
-        with db.write() as session:
-            session.execute(
-                text(
-                    f"{series}INSERT INTO members (id, status, created_at, updated_at) "
-                    f"SELECT m, 'active', :at, :at FROM {source}"
-                ),
-                {"at": now - dt.timedelta(days=400)},
-            )
-            session.execute(
-                text(
-                    f"{series}INSERT INTO wallets (member_id, available, held, seq, head_hash) "
-                    f"SELECT m, 0, 0, 0, :genesis FROM {source}"
-                ),
-                {"genesis": GENESIS_HASH},
-            )
-        for start in range(1, members + 1, 100_000):
+        for start in range(0, members, 100_000):
             with db.write() as session:
-                accounts.open_for_members(
-                    session, list(range(start, min(start + 100_000, members + 1)))
-                )
-        if not sqlite:
-            with db.write() as session:
-                session.execute(text("SELECT setval('members_id_seq', :n)"), {"n": members})
-                session.execute(text("ANALYZE"))
+                seed_members(session, min(100_000, members - start), now - dt.timedelta(days=400))
     finally:
         engine.dispose()
 

@@ -299,10 +299,7 @@ def test_refused_rows_are_written_with_their_reasons_and_the_rest_imported(
         "": ("validation_error", "event_id is missing."),
         "survey-typed": ("validation_error", "Attribute 'score' must be int, not str."),
         "undeclared": ("validation_error", "Attribute 'score' is not declared for bill_paid."),
-        "refund": (
-            "validation_error",
-            "Refund events are not taken yet: reverse the purchase's transaction instead.",
-        ),
+        "refund": ("validation_error", "A refund names the event it refunds."),
     }
     with rejects.open(encoding="utf-8") as handle:
         header = next(csv.reader(handle))

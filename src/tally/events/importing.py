@@ -41,11 +41,18 @@ class BadFile(ValidationFailed):
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """What a row is checked against: the programme's event types and its money."""
+    """What a row is checked against: the programme's event types, its money and the other
+    currencies it has a rate for (``decimals``: each currency taken and its minor unit)."""
 
     event_types: frozenset[str]
     currency: str
-    decimals: int
+    decimals: Mapping[str, int]
+
+    def refused_currency(self) -> str:
+        """Why an amount in another currency is refused (as the events API says it)."""
+        others = sorted(code for code in self.decimals if code != self.currency)
+        rates = f" or one it has a rate for ({', '.join(others)})" if others else ""
+        return f"Amounts must be in the programme's currency, {self.currency}{rates}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +182,8 @@ def checked(frame: pl.DataFrame, file: EventFile, rules: Rules) -> pl.DataFrame:
     """The chunk with each row's first problem (``code``, ``reason``; null when none), its
     ``event_id`` stripped of surrounding blanks and its ``occurred_at`` as a UTC moment."""
     frame = _with_optional(frame).with_columns(pl.col("event_id").str.strip_chars())
-    money = rules.currency
     amount, currency = pl.col("amount"), pl.col("currency")
+    exponent = currency.replace_strict(dict(rules.decimals), default=None, return_dtype=pl.Int64)
     moment = (
         pl.when(pl.col("occurred_at").str.contains(_MOMENT))
         .then(pl.col("occurred_at").str.replace(" ", "T"))
@@ -223,14 +230,14 @@ def checked(frame: pl.DataFrame, file: EventFile, rules: Rules) -> pl.DataFrame:
             'amount must be an exact decimal, e.g. "152.00".',
         ),
         (
-            currency.is_not_null() & (currency != money),
+            currency.is_not_null() & ~currency.is_in(sorted(rules.decimals)),
             INVALID,
-            f"Amounts must be in the programme's currency, {money}.",
+            rules.refused_currency(),
         ),
         (
-            amount.is_not_null() & (decimals > rules.decimals),
+            amount.is_not_null() & (decimals > exponent),
             INVALID,
-            f"{money} amounts have at most {rules.decimals} decimals.",
+            pl.format("{} amounts have at most {} decimals.", currency, exponent),
         ),
         (
             pl.col("channel").str.len_chars() > 40,

@@ -206,7 +206,12 @@ def _in_transaction(
         priced.version, priced.programme = current.version, current.programme
         priced.book, priced.policy = current.book, current.policy
     money = priced.programme.currency.point_value.currency
-    rules = importing.Rules(frozenset(priced.book.event_types), money, CURRENCY_EXPONENTS[money])
+    taken = [money, *priced.programme.currency.exchange_rates]
+    rules = importing.Rules(
+        frozenset(priced.book.event_types),
+        money,
+        {code: CURRENCY_EXPONENTS[code] for code in taken},
+    )
     rows = importing.checked(frame, file, rules)
     problems: dict[int, tuple[str, str]] = {
         row: (code, reason)
