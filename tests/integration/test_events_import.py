@@ -46,9 +46,11 @@ class Crash(Exception):
     """A failure injected after a chunk commits."""
 
 
-def _world(database: Database, count: int, now: datetime) -> list[int]:
-    """The import programme, partner MOBILE and ``count`` members."""
-    apply_campaigns(database, IMPORT_CAMPAIGNS)
+def _world(
+    database: Database, count: int, now: datetime, rates: dict[str, str] | None = None
+) -> list[int]:
+    """The import programme (with exchange ``rates``), partner MOBILE and ``count`` members."""
+    apply_campaigns(database, IMPORT_CAMPAIGNS, exchange_rates=rates)
     with database.write() as session:
         if session.scalar(select(Partner.id).where(Partner.code == "MOBILE")) is None:
             partners.create_partner(session, "MOBILE", "MOBILE partner", now)
@@ -140,6 +142,63 @@ def test_an_import_gives_exactly_what_the_batch_endpoint_gives(
     assert counters(second_database) == counters(database)
     assert counters(second_database)["budget:BILLS"] == 400  # used up, never passed
     assert _count(second_database, JournalEntry) == _count(database, JournalEntry)
+    for db in (database, second_database):
+        with db.read() as session:
+            assert verify(session).ok
+
+
+def test_refunds_and_other_currencies_import_as_the_batch_endpoint_takes_them(
+    database: Database,
+    second_database: Database,
+    settings: Settings,
+    app: Any,
+    client: Any,
+    tmp_path: Path,
+) -> None:
+    """Purchases, some in USD at the programme's rate, then refunds of some of them (a part,
+    the rest, one of a purchase never made, one in USD): the batch endpoint and the importer
+    store the same outcomes and leave the same balances and counters."""
+    now = utcnow()
+    app.state.clock = lambda: now
+    rates = {"USD": "7.1234"}
+    members = _world(database, 3, now, rates)
+    assert _world(second_database, 3, now, rates) == members
+    key = make_partner(database, "MOBILE", "events,members,read")
+    moment = "2026-12-02T10:00:00+08:00"
+    rows: list[dict[str, Any]] = [
+        {"type": "purchase", "event_id": f"p-{n}", "member_id": str(members[n % 3]),
+         "occurred_at": moment, "amount": f"{100 + n * 17}.40",
+         "currency": "USD" if n % 3 == 0 else "CNY"}
+        for n in range(9)
+    ]  # fmt: skip
+    rows += [
+        {"type": "refund", "event_id": "r-1", "member_id": str(members[1]), "refers_to": "p-1",
+         "occurred_at": moment, "amount": "50.00", "currency": "CNY"},
+        {"type": "refund", "event_id": "r-2", "member_id": str(members[1]), "refers_to": "p-1",
+         "occurred_at": moment, "amount": "67.40", "currency": "CNY"},
+        {"type": "refund", "event_id": "r-3", "member_id": str(members[0]), "refers_to": "p-3",
+         "occurred_at": moment, "amount": "10.00", "currency": "USD"},
+        {"type": "refund", "event_id": "r-4", "member_id": str(members[0]), "refers_to": "nope",
+         "occurred_at": moment, "amount": "1.00", "currency": "CNY"},
+        {"type": "purchase", "event_id": "p-9", "member_id": str(members[2]),
+         "occurred_at": moment, "amount": "10.00", "currency": "EUR"},
+    ]  # fmt: skip
+    answer = Api(client, key).post("/v1/events/batch", {"events": [api_event(r) for r in rows]})
+    assert answer.status_code == 200, answer.text
+    refused = {r["event_id"]: r["code"] for r in answer.json()["results"] if "code" in r}
+    path = write_rows(tmp_path / "events.csv", rows, [*COLUMNS, "refers_to"])
+    rejects = tmp_path / "rejects.csv"
+
+    report = _import(second_database, settings, path, now, chunk=100, rejects=rejects)
+
+    with rejects.open(encoding="utf-8") as handle:
+        assert {r["event_id"]: r["code"] for r in csv.DictReader(handle)} == refused
+    assert set(refused) == {"r-4", "p-9"}
+    assert (report.imported, report.rejected) == (12, 2)
+    assert stored(second_database) == stored(database)
+    assert stored(second_database)["r-2"][8] < 0  # took back points
+    assert balances(second_database) == balances(database)
+    assert counters(second_database) == counters(database)
     for db in (database, second_database):
         with db.read() as session:
             assert verify(session).ok

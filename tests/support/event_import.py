@@ -51,6 +51,8 @@ def api_event(row: dict[str, Any]) -> dict[str, Any]:
         body["amount"] = {"value": row["amount"], "currency": row["currency"]}
     if row.get("channel") is not None:
         body["channel"] = row["channel"]
+    if row.get("refers_to") is not None:
+        body["refers_to"] = row["refers_to"]
     attributes = {
         key.removeprefix("attr."): value
         for key, value in row.items()
