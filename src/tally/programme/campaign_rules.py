@@ -71,6 +71,7 @@ def campaign_spec(campaign: Campaign) -> book.CampaignSpec:
                 book.CapPer(cap.per),
                 cap.points,
                 book.Period(cap.period) if cap.period else None,
+                cap.times,
             )
             for cap in campaign.caps
         ),

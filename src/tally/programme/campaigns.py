@@ -160,16 +160,35 @@ class Schedule(Strict):
 
 
 class Cap(Strict):
+    """At most ``points`` from the campaign, or at most ``times`` events it fires on (one of
+    the two), per event or per member in each period."""
+
     per: Literal["member", "event"]
     period: Literal["day", "week", "month", "campaign"] | None = Field(
         default=None, description="For per: member only (weeks from Monday)."
     )
-    points: int = Field(ge=1, le=MAX_POINTS)
+    points: int | None = Field(default=None, ge=1, le=MAX_POINTS)
+    times: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_POINTS,
+        description="At most this many events the campaign fires on, per member and period "
+        "(share at most 3 times a week; period: campaign with times: 1 for a one-time task).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_the_limit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        return {name: value for name, value in dumped.items() if value is not None}
 
     @model_validator(mode="after")
     def _period(self) -> Cap:
+        if (self.points is None) == (self.times is None):
+            raise ValueError("a cap limits either points or times, exactly one of them")
         if (self.per == "member") != (self.period is not None):
             raise ValueError("a per-member cap has a period; a per-event cap has none")
+        if self.per == "event" and self.times is not None:
+            raise ValueError("a per-event cap limits points; times are counted per member")
         return self
 
 

@@ -85,11 +85,13 @@ class Period(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """At most ``points`` from the campaign per event, or per member in each ``period``."""
+    """At most ``points`` from the campaign per event, or per member in each ``period``; or
+    (``points`` None) at most ``times`` events of the member it fires on in each ``period``."""
 
     per: CapPer
-    points: int
+    points: int | None
     period: Period | None = None  # for per member only
+    times: int | None = None  # for per member only, instead of points
 
 
 @dataclass(frozen=True, slots=True)
