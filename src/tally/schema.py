@@ -16,6 +16,7 @@ from tally.accounts import models as account_models
 from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
 from tally.db.base import Base
+from tally.engagement import models as engagement_models
 from tally.events import models as event_models
 from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
@@ -55,6 +56,7 @@ MODEL_MODULES = (
     webhook_models,
     account_models,
     event_models,
+    engagement_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

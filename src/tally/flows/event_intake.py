@@ -33,6 +33,7 @@ from tally.errors import (
 from tally.events import counters
 from tally.events import repository as events
 from tally.events.models import StoredEvent
+from tally.flows import daily_sign_ins as daily
 from tally.flows.earning import Earning
 from tally.flows.earning import post as post_earnings
 from tally.flows.event_members import member_contexts
@@ -252,9 +253,11 @@ def process(
     consumed: dict[str, int] = {}
     version = programme_version(session, now)
     done: dict[int, Processed] = {}
-    for position, happening in happened:
+    member_of = [(reported[position].member_id, happening) for position, happening in happened]
+    days = daily.days(session, book, member_of, now, write=write)
+    for (position, happening), day in zip(happened, days, strict=True):
         report = reported[position]
-        outcome = engine.evaluate(book, happening, members[report.member_id], remaining)
+        outcome = daily.evaluate(book, happening, members[report.member_id], remaining, day)
         for key, points in outcome.consumption.items():
             remaining[key] = remaining.get(key, limits.get(key, 0)) - points
             consumed[key] = consumed.get(key, 0) + points

@@ -99,6 +99,8 @@ class Member:
     days_since_enrolment: int | None = None
     birthday_today: bool = False
     aggregates: Mapping[str, int | Decimal] = field(default_factory=dict)
+    sign_in_streak: int = 0  # consecutive days signed in, up to the event's day
+    sign_in_streak_broken: bool = False  # signed in before, but not yesterday or today
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +275,8 @@ def _env(event: Event, member: Member, local: datetime) -> dict[str, Any]:
             "tags": list(member.tags),
             "days_since_enrolment": member.days_since_enrolment,
             "birthday_today": member.birthday_today,
+            "sign_in_streak": member.sign_in_streak,
+            "sign_in_streak_broken": member.sign_in_streak_broken,
         },
     }
 
