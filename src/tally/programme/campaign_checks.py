@@ -8,7 +8,7 @@ Pure. Each refusal is a :class:`~tally.programme.shapes.Problem`; run by the loa
 from __future__ import annotations
 
 from tally.programme.campaign_rules import aggregate_types, attribute_types
-from tally.programme.campaigns import Award, Campaign
+from tally.programme.campaigns import Award, Campaign, task_cap
 from tally.programme.domain import CURRENCY_EXPONENTS, Programme
 from tally.programme.shapes import Path, Problem, format_path
 from tally.rules.condition_tree import (
@@ -79,6 +79,7 @@ def _campaign(
         problems.append(
             Problem((*path, "schedule", "until"), f"is before schedule.from ({schedule.from_})")
         )
+    problems += _task(path, campaign)
     rule_codes = {rule.code for rule in campaign.rules}
     for position, variant in enumerate(campaign.variants):
         if variant.code == HOLDOUT:
@@ -95,6 +96,20 @@ def _campaign(
     if problems:
         return problems  # conditions are checked against a campaign that holds together
     return _conditions(programme, path, campaign)
+
+
+def _task(path: Path, campaign: Campaign) -> list[Problem]:
+    """A task counts through a per-member times cap of its period, of at least its goal."""
+    task = campaign.task
+    if task is None or task_cap(campaign) is not None:
+        return []
+    return [
+        Problem(
+            (*path, "task"),
+            f"a task counts through a times cap of its period: add caps: [{{per: member, "
+            f"period: {task.period}, times: {task.goal}}}] (times at least the goal)",
+        )
+    ]
 
 
 def _award(programme: Programme, path: Path, award: Award) -> list[Problem]:

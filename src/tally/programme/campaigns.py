@@ -210,10 +210,20 @@ class Variant(Strict):
     )
 
 
+class Task(Strict):
+    """The campaign shown to members as a task with progress ("shared 2 of 3 this week"),
+    counted by the campaign's times cap of the same period."""
+
+    names: Names | None = Field(default=None, description="Defaults to the campaign's names.")
+    goal: int = Field(ge=1, le=10_000, description="Events to do in each period.")
+    period: Literal["day", "week", "month", "campaign"]
+
+
 class Campaign(Strict):
     code: Code
     names: Names
     on: list[EventCode] = Field(min_length=1, description="The event types it runs on.")
+    task: Task | None = Field(default=None, description="Shown to members as a task.")
     schedule: Schedule | None = None
     caps: list[Cap] = Field(default_factory=list, max_length=10)
     budget: Budget | None = None
@@ -237,3 +247,22 @@ class Campaign(Strict):
     def holdout_bp(self) -> int:
         """The holdout in ten-thousandths: "0.10" → 1000."""
         return int(Decimal(self.holdout or "0") * 10_000)
+
+
+def task_cap(campaign: Campaign) -> int | None:
+    """The index of the times cap that counts the campaign's task: per member, of the task's
+    period, of at least its goal (the first such); None without one."""
+    task = campaign.task
+    if task is None:
+        return None
+    return next(
+        (
+            index
+            for index, cap in enumerate(campaign.caps)
+            if cap.per == "member"
+            and cap.period == task.period
+            and cap.times is not None
+            and cap.times >= task.goal
+        ),
+        None,
+    )
