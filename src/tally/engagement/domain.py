@@ -1,7 +1,10 @@
-"""Daily sign-in streaks, pure: a member's days in the programme's zone, walked in order."""
+"""Engagement, pure: daily sign-in streaks (a member's days in the programme's zone, walked in
+order) and the shape of referral codes."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -38,3 +41,28 @@ def step(before: Streak | None, day: date, *, signs_in: bool) -> tuple[Streak | 
         return before, Day(before.length, False, repeats=before.last_day)
     length = before.length + 1 if before is not None and before.last_day == yesterday else 1
     return Streak(day, length), Day(length, broken)
+
+
+# Referral codes: 10 characters of an alphabet without look-alikes (no 0/O, 1/I/L, U): 30^10,
+# about 2^49 codes, drawn from a cryptographic source.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 10
+
+
+def new_referral_code(below: Callable[[int], int] = secrets.randbelow) -> str:
+    """A fresh random referral code."""
+    return "".join(CODE_ALPHABET[below(len(CODE_ALPHABET))] for _ in range(CODE_LENGTH))
+
+
+def clean_referral_code(text: str) -> str | None:
+    """A referral code as typed (any case, spaces or hyphens between groups) in its stored
+    form, or None when it cannot be one."""
+    code = text.strip().upper().replace("-", "").replace(" ", "")
+    if len(code) != CODE_LENGTH or any(char not in CODE_ALPHABET for char in code):
+        return None
+    return code
+
+
+def grouped(code: str) -> str:
+    """The code as shown: ``ABCDE-FGHJK``."""
+    return f"{code[:5]}-{code[5:]}"

@@ -34,6 +34,7 @@ from tally.events import counters
 from tally.events import repository as events
 from tally.events.models import StoredEvent
 from tally.flows import daily_sign_ins as daily
+from tally.flows import referrals
 from tally.flows.earning import Earning
 from tally.flows.earning import post as post_earnings
 from tally.flows.event_members import member_contexts
@@ -202,12 +203,15 @@ def process(
     *,
     write: bool = True,
     wait: bool = True,
+    source: str | None = None,
 ) -> list[Processed | TallyError | Busy]:
     """Each event's outcome, in order (see the module's docstring). A refused event (a member
     that does not exist or is frozen, a currency the programme does not take) is answered
     with its error and writes nothing; without ``wait``, an event whose member's wallet
-    another transaction holds is :data:`~tally.ledger.orders.BUSY`."""
-    source = events.source_of(origin.partner_id)
+    another transaction holds is :data:`~tally.ledger.orders.BUSY`. The events are stored
+    under ``source``, by default the origin's (``tally`` for those Tally raises itself, whose
+    points the origin funds)."""
+    source = source or events.source_of(origin.partner_id)
     results: dict[int, Processed | TallyError | Busy] = {}
     stored = events.find(session, source, [event.event_id for event in reported])
     repeats = events.by_ids(session, list(stored.values()))
@@ -272,6 +276,9 @@ def process(
         )
     if write and done:
         done = _store_and_post(session, origin, source, done, consumed, now, policy, programme)
+        referrals.complete(
+            session, programme, book, [*done.values()], now, policy, process, wait=wait
+        )
     results.update(done)
     return [results[position] for position in range(len(reported))]
 

@@ -23,7 +23,7 @@ from tally.rules.condition_tree import (
 )
 from tally.rules.conditions import ConditionError, compile_condition
 from tally.rules.engine import HOLDOUT
-from tally.rules.rule_book import BUILT_IN_EVENT_TYPES, campaign_schema
+from tally.rules.rule_book import BUILT_IN_EVENT_TYPES, RAISED_BY_TALLY, campaign_schema
 
 
 def check(programme: Programme) -> list[Problem]:
@@ -44,6 +44,13 @@ def check(programme: Programme) -> list[Problem]:
         return [*problems, Problem(("aggregates",), str(error))]
     for index, campaign in enumerate(programme.campaigns):
         problems += _campaign(programme, ("campaigns", index), campaign, known_types)
+    if programme.referral is not None:
+        for index, code in enumerate(programme.referral.qualifying):
+            where: Path = ("referral", "qualifying", index)
+            if code not in known_types:
+                problems.append(_unknown_type(where, code))
+            elif code in RAISED_BY_TALLY:
+                problems.append(Problem(where, f"{code} is raised by Tally: it cannot qualify"))
     return problems
 
 

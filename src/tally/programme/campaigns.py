@@ -249,6 +249,22 @@ class Campaign(Strict):
         return int(Decimal(self.holdout or "0") * 10_000)
 
 
+class Referral(Strict):
+    """Members refer new members with their referral code; the referred member's first event
+    of a ``qualifying`` type raises ``referral_completed`` for both (docs/rules.md)."""
+
+    qualifying: list[EventCode] = Field(
+        min_length=1, description="The event types that complete a referral, e.g. [purchase]."
+    )
+    share_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[^\s{}]+\{code\}[^\s{}]*$",
+        max_length=300,
+        description="The link members share, with {code} for their referral code, e.g. "
+        '"https://app.example.com/join?ref={code}".',
+    )
+
+
 def task_cap(campaign: Campaign) -> int | None:
     """The index of the times cap that counts the campaign's task: per member, of the task's
     period, of at least its goal (the first such); None without one."""
