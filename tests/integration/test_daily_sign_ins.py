@@ -4,7 +4,8 @@ broken streak, and a dry run that keeps nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -36,12 +37,18 @@ STREAKS = {
         {"code": "come-back", "when": "member.sign_in_streak_broken", "award": {"points": 1}},
     ],
 }
+LOYAL = {
+    "code": "LOYAL",
+    "names": {"zh-CN": "常来", "en": "Regulars"},
+    "on": ["purchase"],
+    "rules": [{"code": "streak", "when": "member.sign_in_streak >= 2", "award": {"points": 7}}],
+}
 World = tuple[Programme, Policy, int, int]
 
 
 @pytest.fixture
 def world(database: Database, settings: Settings) -> World:
-    programme = apply_campaigns(database, [*CAMPAIGNS, STREAKS])
+    programme = apply_campaigns(database, [*CAMPAIGNS, STREAKS, LOYAL])
     with database.write() as session:
         partner_id = partners.create_partner(session, "APP", "App", LATE).id
         member_id = enrol(session, Identity("phone", "13900000001"), {}, LATE)[0]
@@ -115,3 +122,26 @@ def test_a_dry_run_keeps_no_streak(database: Database, world: World) -> None:
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(SignInStreak)) == 0
     assert _process(database, world, [_sign_in(world, "a", LATE)])[0].points == 5
+
+
+def test_other_events_see_a_live_streak_in_the_same_batch_and_after(
+    database: Database, world: World
+) -> None:
+    def buy(event_id: str, at: datetime) -> Reported:
+        return Reported("purchase", event_id, world[3], at, amount=Decimal("1.00"), currency="CNY")
+
+    results = _process(
+        database,
+        world,
+        [
+            _sign_in(world, "a", LATE),
+            buy("p1", LATE),
+            _sign_in(world, "b", EARLY),
+            buy("p2", EARLY),
+        ],
+    )
+    assert [("streak", 7) in _rules(result) for result in results] == [False, False, False, True]
+    a_day_later = buy("p3", EARLY + timedelta(days=1))  # signed in yesterday: still alive
+    two_days_later = buy("p4", EARLY + timedelta(days=2))  # a day missed: no streak
+    assert ("streak", 7) in _rules(_process(database, world, [a_day_later])[0])
+    assert ("streak", 7) not in _rules(_process(database, world, [two_days_later])[0])

@@ -23,6 +23,8 @@ from tally.rules import engine
 from tally.rules.rule_book import RuleBook
 
 SIGN_IN = "sign_in"
+STREAK_FIELDS = frozenset({"member.sign_in_streak", "member.sign_in_streak_broken"})
+NO_STREAK = Day(0, False)
 
 
 def days(
@@ -34,7 +36,10 @@ def days(
     write: bool,
 ) -> list[Day]:
     """What each ``(member id, event)`` of a batch sees of its member's sign-ins, in order;
-    with ``write``, the streaks the batch leaves are kept."""
+    with ``write``, the streaks the batch leaves are kept. A batch without a sign-in, under
+    rules that read no streak, reads nothing."""
+    if not any(event.type == SIGN_IN for _, event in events) and not reads_streaks(book):
+        return [NO_STREAK] * len(events)
     known = repository.streaks(session, [member_id for member_id, _ in events])
     state: dict[int, Streak | None] = dict(known)
     seen = []
@@ -46,6 +51,17 @@ def days(
         after = {member: streak for member, streak in state.items() if streak is not None}
         repository.keep(session, known, after, now)
     return seen
+
+
+def reads_streaks(book: RuleBook) -> bool:
+    """Whether a condition of the book reads the member's streak."""
+    return any(
+        field in STREAK_FIELDS
+        for rule in book.rules
+        for condition in (rule.when, rule.items)
+        if condition is not None
+        for field in condition.fields
+    )
 
 
 def evaluate(
