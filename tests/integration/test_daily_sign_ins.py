@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from support.event_programme import CAMPAIGNS, apply_campaigns
+from support.race import race
 from tally.config import Settings
 from tally.db.session import Database
 from tally.engagement.models import SignInStreak
@@ -145,3 +146,21 @@ def test_other_events_see_a_live_streak_in_the_same_batch_and_after(
     two_days_later = buy("p4", EARLY + timedelta(days=2))  # a day missed: no streak
     assert ("streak", 7) in _rules(_process(database, world, [a_day_later])[0])
     assert ("streak", 7) not in _rules(_process(database, world, [two_days_later])[0])
+
+
+def test_racing_sign_ins_of_one_day_count_once(
+    dialect: str, database: Database, world: World
+) -> None:
+    """Six connections report the member's sign-ins of one day at once (other event ids): one
+    counts, the others are stored as counting nothing, and the streak is 1."""
+    if dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing races")
+
+    results = race(6, lambda i: _process(database, world, [_sign_in(world, f"r-{i}", EARLY)]))
+
+    assert all(isinstance(result, list) for result in results), results
+    assert sorted(result[0].points for result in results) == [0] * 5 + [5]  # type: ignore[index]
+    with database.read() as session:
+        streak = session.get(SignInStreak, world[3])
+        assert streak is not None
+        assert streak.streak == 1
