@@ -24,6 +24,7 @@ from tally.errors import ConcurrentChange, Conflict, ReferralRefused, TallyError
 from tally.flows import enrolment
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Origin, Policy
+from tally.ledger.orders import Busy
 from tally.members import service as members
 from tally.members.models import MemberStatus
 from tally.partners import service as partners
@@ -179,7 +180,7 @@ def complete(
     for result in results:
         if isinstance(result, TallyError):
             raise result
-        if not hasattr(result, "outcome"):
+        if isinstance(result, Busy):
             raise ConcurrentChange("A member of a referral is busy; retry.")
 
 
