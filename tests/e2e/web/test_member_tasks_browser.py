@@ -55,3 +55,9 @@ def test_a_member_signs_in_for_today_and_copies_the_referral_link(
     phone.goto(demo_site.url("/m/tasks"))  # the sign-in button is gone for today
     expect(phone.get_by_role("button", name="今日签到")).to_have_count(0)
     expect(phone.get_by_test_id("referral-code")).to_have_text(code)
+
+    phone.get_by_role("link", name="English").click()
+    expect(phone.locator("h1")).to_have_text("Daily sign-in")
+    expect(phone.get_by_test_id("streak")).to_have_text("Days in a row: 1")
+    expect(phone.locator("[data-task=SHARE]")).to_contain_text("0 of 3 this week")
+    phone.screenshot(path=str(artifacts / "member-tasks-en-phone.png"), full_page=True)
