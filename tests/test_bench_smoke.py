@@ -33,9 +33,14 @@ SMOKE = {
     "ledger_inprocess.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
     "events_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "expiry.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
 }
 #: A verification row each script's table must show passed (its exit code says so too).
-VERIFIED = {"events_api.py": "tally ledger verify", "expiry.py": "tally ledger verify"}
+VERIFIED = {
+    "events_api.py": "tally ledger verify",
+    "expiry.py": "tally ledger verify",
+    "events_import.py": "tally ledger verify",
+}
 TIMEOUT = 240
 
 

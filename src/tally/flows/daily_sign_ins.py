@@ -21,6 +21,7 @@ from tally.engagement import repository
 from tally.engagement.domain import Day, Streak, step
 from tally.rules import engine
 from tally.rules.rule_book import RuleBook
+from tally.rules.vectorised import Evaluator
 
 SIGN_IN = "sign_in"
 STREAK_FIELDS = frozenset({"member.sign_in_streak", "member.sign_in_streak_broken"})
@@ -65,17 +66,41 @@ def reads_streaks(book: RuleBook) -> bool:
 
 
 def evaluate(
+    evaluator: Evaluator,
     book: RuleBook,
-    event: engine.Event,
-    member: engine.Member,
+    events: Sequence[engine.Event],
+    members: Sequence[engine.Member],
+    days: Sequence[Day],
     remaining: Mapping[str, int],
-    day: Day,
+    paused: frozenset[str],
+) -> list[engine.Outcome]:
+    """The evaluator's outcomes of ``events`` in order, each member with the streak its event
+    sees; a sign-in that does not count is evaluated by no rule (and consumes nothing)."""
+    counted = [index for index, day in enumerate(days) if day.repeats is None]
+    found = evaluator(
+        book,
+        [events[index] for index in counted],
+        [_with_streak(members[index], days[index]) for index in counted],
+        remaining,
+        paused,
+    )
+    outcomes = dict(zip(counted, found, strict=True))
+    return [
+        outcomes[index]
+        if index in outcomes
+        else _uncounted(book, events[index], members[index], day)
+        for index, day in enumerate(days)
+    ]
+
+
+def _with_streak(member: engine.Member, day: Day) -> engine.Member:
+    return replace(member, sign_in_streak=day.streak, sign_in_streak_broken=day.broken)
+
+
+def _uncounted(
+    book: RuleBook, event: engine.Event, member: engine.Member, day: Day
 ) -> engine.Outcome:
-    """The engine's outcome of ``event`` for ``member`` with the streak it sees; a sign-in that
-    does not count is evaluated by no rule."""
-    member = replace(member, sign_in_streak=day.streak, sign_in_streak_broken=day.broken)
-    if day.repeats is None:
-        return engine.evaluate(book, event, member, remaining)
+    assert day.repeats is not None
     detail = f"signed in already on {day.repeats.isoformat()}: a sign-in counts once a day"
     skipped = tuple(
         engine.Skipped(rule.campaign.code, rule.spec.code, engine.Reason.CAPPED, detail)

@@ -8,9 +8,18 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support.rule_engine import WEDNESDAY_NOON, book, campaign, member, purchase, rule
+from support.rule_engine import WEDNESDAY_NOON, D, book, campaign, member, purchase, rule
 from tally.rules.engine import Outcome, Reason, counter_limits, evaluate
-from tally.rules.rule_book import Cap, CapPer, FixedGrowth, FixedPoints, Period, RuleBook
+from tally.rules.rule_book import (
+    Cap,
+    CapPer,
+    FixedGrowth,
+    FixedPoints,
+    Period,
+    PointsPer,
+    RuleBook,
+)
+from tally.rules.vectorised import evaluate_in_order, evaluate_many
 
 SHARE = campaign(
     "SHARE",
@@ -128,3 +137,25 @@ def test_a_campaign_never_fires_on_more_events_than_its_times(
         assert outcome.points in (0, sum(range(1, rules + 1)))
     assert all(count <= times for count in windows.values())
     assert sum(windows.values()) == sum(1 for o in outcomes if o.applied)
+
+
+def test_the_vectorised_evaluator_leaves_a_times_capped_campaign_to_the_engine() -> None:
+    """Bulk evaluation gives the engine's outcomes: events of a times-capped campaign go to
+    the engine, the others stay vectorised, and a streak field is read like the engine does."""
+    base = campaign(
+        "BASE",
+        rule("per", PointsPer(D("1.00"), 1), 10),
+        rule("loyal", FixedPoints(3), 5, when="member.sign_in_streak >= 2"),
+        on=("purchase",),
+    )
+    rule_book = book(base, SHARE)
+    events = [
+        *[_share(days) for days in (0, 0, 1, 1, 2)],
+        *[purchase("10.00", at=WEDNESDAY_NOON + timedelta(days=d)) for d in range(3)],
+    ]
+    members = [member(sign_in_streak=n % 3) for n in range(len(events))]
+    assert evaluate_many(rule_book, events, members, {}) == evaluate_in_order(
+        rule_book, events, members, {}
+    )
+    outcomes = evaluate_in_order(rule_book, events, members, {})
+    assert [o.points for o in outcomes] == [10, 10, 10, 0, 0, 13, 10, 10]  # streaks 2, 0, 1

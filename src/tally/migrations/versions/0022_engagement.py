@@ -3,7 +3,7 @@
 Each member's run of daily sign-ins, and referrals between members (issue 11).
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from tally.db.base import UTCDateTime
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
