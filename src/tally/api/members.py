@@ -13,11 +13,11 @@ from tally.access import domain as access
 from tally.access import service as access_service
 from tally.access.domain import Caller
 from tally.api import member_codes, schemas, views
-from tally.api.deps import Mutation, Reader, mutation, programme, reader
+from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
 from tally.api.member_codes import CODE_DESCRIPTION
 from tally.api.paths import MemberId
 from tally.errors import ValidationFailed
-from tally.flows import enrolment, referrals
+from tally.flows import enrolment, enrolment_events, referrals
 from tally.kit.clock import utcnow
 from tally.members import service as members
 from tally.partners.service import Scope
@@ -47,6 +47,7 @@ async def create_member(
     for an identity that has a member, a member's own code, or a frozen or merged referrer)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
+        now = utcnow()
         namespace = payload.external_id.namespace
         access.require_namespace(write.holder, programme(write.request, session), namespace)
         identity = members.Identity(payload.external_id.namespace, payload.external_id.id)
@@ -54,7 +55,7 @@ async def create_member(
         partner_id = write.holder.partner_id
         if payload.referral_code is None:
             member_id, created = enrolment.enrol(
-                session, identity, profile, utcnow(), partner_id=partner_id
+                session, identity, profile, now, partner_id=partner_id
             )
         else:
             member_id, created = referrals.enrol_referred(
@@ -62,9 +63,13 @@ async def create_member(
                 identity,
                 profile,
                 payload.referral_code,
-                utcnow(),
+                now,
                 actor=f"partner:{partner_id}",
                 partner_id=partner_id,
+            )
+        if created:
+            enrolment_events.raise_enrolled(
+                session, member_id, now, policy(write.request), programme(write.request, session)
             )
         return (201 if created else 200), _member(write, session, member_id)
 

@@ -11,8 +11,9 @@ from tally.access.domain import declared_namespace
 from tally.cli.common import emit, fail, open_database
 from tally.config import get_settings
 from tally.errors import NotFound, TallyError
-from tally.flows import enrolment, referrals
+from tally.flows import enrolment, enrolment_events, referrals
 from tally.kit.clock import utcnow
+from tally.ledger.posting import policy_for
 from tally.members import service as members
 from tally.programme import runtime
 from tally.staff.models import StaffUser
@@ -49,13 +50,19 @@ def enrol(
     """
     try:
         with open_database() as db, db.write() as session:
-            declared_namespace(runtime.effective(session, get_settings()), namespace)
+            now, settings = utcnow(), get_settings()
+            programme = runtime.effective(session, settings, now)
+            declared_namespace(programme, namespace)
             identity = members.Identity(namespace, external_id)
             if referral_code is None:
-                member_id, created = enrolment.enrol(session, identity, {}, utcnow())
+                member_id, created = enrolment.enrol(session, identity, {}, now)
             else:
                 member_id, created = referrals.enrol_referred(
-                    session, identity, {}, referral_code, utcnow(), actor="system"
+                    session, identity, {}, referral_code, now, actor="system"
+                )
+            if created:
+                enrolment_events.raise_enrolled(
+                    session, member_id, now, policy_for(programme, settings), programme
                 )
         emit({"member_id": member_id, "created": created})
     except TallyError as error:
