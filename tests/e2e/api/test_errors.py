@@ -1333,6 +1333,21 @@ UNKNOWN_EVENT_TYPE: dict[str, Build] = {
         api=w.key("webhooks"),
     ),
 }
+
+
+def _own_referral_code(w: World) -> Any:
+    """Enrol the world's member again with its own referral code."""
+    from tally.flows import referrals
+    from tally.kit.clock import utcnow
+
+    with w.database.write() as session:
+        code = referrals.code_of(session, w.member, utcnow())
+    body = {"external_id": {"namespace": "phone", "id": "13800000001"}, "referral_code": code}
+    return w.post("/v1/members", body)
+
+
+REFERRAL_REFUSED: dict[str, Build] = {"enrol a member with its own code": _own_referral_code}
+
 ADJUSTMENT_TOO_LARGE: dict[str, Build] = {
     "an adjustment above staff.max_adjustment": adjust({"points": 10_000_001, "reason": "typo"}),
     "a debit above it": adjust({"points": -10_000_001, "reason": "typo"}),
@@ -1360,6 +1375,7 @@ TABLE: list[Any] = [
         (409, "already_reversed", ALREADY_REVERSED),
         (409, "not_reversible", NOT_REVERSIBLE),
         (409, "identity_conflict", IDENTITY_CONFLICT),
+        (409, "referral_refused", REFERRAL_REFUSED),
         (409, "conflict", CONFLICT),
         (422, "payment_mismatch", PAYMENT_MISMATCH),
         (403, "not_eligible", NOT_ELIGIBLE),

@@ -20,12 +20,16 @@ from web_fixtures import DemoData
 from support.campaign_events import purchase, report
 from tally.audit.models import AuditEntry
 from tally.campaigns.models import CampaignOutcome, CampaignState
+from tally.demo.loader import DEMO_PROGRAMME
 from tally.kit.clock import utcnow
+from tally.programme import service as programme_service
 from tally.staff import service as staff
 
 client = web_fixtures.client
 demo_data = web_fixtures.demo_data
 PAGE = "/console/campaigns/HIGH_FREQUENCY"
+
+DEMO_CAMPAIGNS = programme_service.validate(DEMO_PROGRAMME.read_text(encoding="utf-8")).campaigns
 
 
 def _events(data: DemoData, count: int = 6) -> list[str]:
@@ -60,7 +64,7 @@ def test_the_campaigns_list_shows_each_campaign(client: TestClient, demo_data: D
 
     assert listed.status_code == 200, listed.text
     rows = re.findall(r'data-campaign="([A-Z_]+)"', listed.text)
-    assert rows == ["BASE", "BEVERAGES", "WEEKEND", "HIGH_FREQUENCY"]
+    assert rows == [campaign.code for campaign in DEMO_CAMPAIGNS]
     assert "进行中" in listed.text  # running
     assert 'id="nav-campaigns"' in listed.text
     row = listed.text.split('data-campaign="HIGH_FREQUENCY"', 1)[1].split("</tr>", 1)[0]

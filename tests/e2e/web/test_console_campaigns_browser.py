@@ -14,7 +14,9 @@ from playwright.sync_api import Page, expect
 from web_fixtures import DemoSite, sign_in
 
 from support.campaign_events import purchase, report
+from tally.demo.loader import DEMO_PROGRAMME
 from tally.kit.clock import utcnow
+from tally.programme import service as programme_service
 
 artifacts = web_fixtures.artifacts
 browser = web_fixtures.browser
@@ -24,6 +26,8 @@ page = web_fixtures.page
 phone = web_fixtures.phone
 
 pytestmark = pytest.mark.browser
+
+DEMO_CAMPAIGNS = programme_service.validate(DEMO_PROGRAMME.read_text(encoding="utf-8")).campaigns
 
 
 @pytest.mark.parametrize("device", ["phone", "page"])
@@ -39,7 +43,7 @@ def test_an_administrator_pauses_a_campaign_and_explores_events(
     view.click("#nav-campaigns")
 
     expect(view.locator("h1")).to_have_text("活动")
-    expect(view.locator("tr[data-campaign]")).to_have_count(4)
+    expect(view.locator("tr[data-campaign]")).to_have_count(len(DEMO_CAMPAIGNS))
     view.screenshot(path=str(artifacts / f"console-campaigns-{device}.png"), full_page=True)
     view.locator('tr[data-campaign="HIGH_FREQUENCY"] a').click()
     expect(view.locator("tr[data-arm]")).to_have_count(2)
