@@ -154,6 +154,19 @@ def aggregates(
     return result
 
 
+def in_period(
+    session: Session, since: datetime | None, until: datetime | None
+) -> list[StoredEvent]:
+    """The stored events that occurred at or after ``since`` and before ``until`` (``None``:
+    unbounded), in the order they were taken in (received, then id), in one statement."""
+    query = select(StoredEvent)
+    if since is not None:
+        query = query.where(StoredEvent.occurred_at >= since)
+    if until is not None:
+        query = query.where(StoredEvent.occurred_at < until)
+    return list(session.scalars(query.order_by(StoredEvent.received_at, StoredEvent.id)))
+
+
 def history(
     session: Session, member_id: int, *, limit: int = 50, before: datetime | None = None
 ) -> list[StoredEvent]:

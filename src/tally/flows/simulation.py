@@ -1,0 +1,364 @@
+"""Simulation of a draft programme: the events of a period — those stored, or a file's — replayed
+through the draft's rules beside what the running programme gave them, in one read-only
+transaction that writes nothing (``tally.rules.simulation`` does the comparing).
+
+What it reads, set-based: the period's stored events in one statement (in the order they were
+taken in), the members' states in one, their contexts for the rules (tier, plans, aggregates:
+``tally.flows.event_members``) once per programme for all of them, and their qualifying growth
+in one. Approximations, stated in ``docs/rules.md``: member contexts are those of now, not of
+each event's moment; caps and budgets start from zero at the period's first event; a stored
+event's growth counts for the tier if it was taken in within the running tier window of now,
+a file's events as if taken in now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from tally.config import Settings
+from tally.errors import TallyError, ValidationFailed
+from tally.events import repository as events
+from tally.events.models import StoredEvent
+from tally.flows import event_files
+from tally.flows.event_intake import Reported, book_for, check, typed_attributes, windows_of
+from tally.flows.event_members import member_contexts
+from tally.kit.clock import as_utc, end_of_day
+from tally.ledger import repository as ledger_repository
+from tally.members.models import MemberStatus
+from tally.programme import runtime
+from tally.programme.campaign_rules import rule_book
+from tally.programme.domain import CURRENCY_EXPONENTS, Money, Programme
+from tally.rules import engine, simulation
+from tally.rules.rule_book import RuleBook
+from tally.tiers import domain as tier_domain
+from tally.tiers import service as tiers
+from tally.tiers.domain import start_of_day
+
+STORED = "stored"
+FILE = "file"
+
+
+class Progress(Protocol):
+    """Told how many replays there are, then how many are done."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Events that occurred at or after ``since`` and before ``until`` (``None``: unbounded)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def holds(self, moment: datetime) -> bool:
+        return (self.since is None or moment >= self.since) and (
+            self.until is None or moment < self.until
+        )
+
+
+def period_of(since: str | None, until: str | None, zone: ZoneInfo) -> Period:
+    """``--since`` and ``--until``: ISO dates in the programme's zone, both days included
+    (``validation_failed`` for a date that cannot be read, or a period that ends before it
+    starts)."""
+
+    def day(value: str | None, name: str) -> date | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationFailed(
+                f"--{name} {value!r} is not an ISO-8601 date (2026-05-01).", field=name
+            ) from None
+
+    first, last = day(since, "since"), day(until, "until")
+    if first is not None and last is not None and first > last:
+        raise ValidationFailed(
+            f"--since {first.isoformat()} is after --until {last.isoformat()}.", field="since"
+        )
+    return Period(
+        None if first is None else start_of_day(first, zone),
+        None if last is None else end_of_day(last, zone),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """A report and what it was computed on."""
+
+    report: simulation.Report
+    source: str  # STORED or FILE
+    period: Period
+    running_version: int | None  # None: the built-in default programme
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    running: Programme
+    draft: Programme
+    running_book: RuleBook
+    draft_book: RuleBook
+
+
+def stored(
+    session: Session,
+    settings: Settings,
+    draft: Programme,
+    period: Period,
+    now: datetime,
+    progress: Progress | None = None,
+) -> Simulation:
+    """The period's stored events through ``draft``, beside the outcomes stored with them."""
+    version, running = runtime.in_force(session, settings, now)
+    sides = _Sides(running, draft, book_for(running), rule_book(draft))
+    rows = events.in_period(session, period.since, period.until)
+    member_ids = sorted({row.member_id for row in rows})
+    _, statuses = ledger_repository.wallet_states(session, member_ids)
+    contexts = member_contexts(session, sorted(statuses), draft, windows_of(draft), now)
+    window = tier_domain.windows(running.tier_model, now, running.zone).current
+    subjects = [
+        simulation.Subject(
+            str(row.id), str(row.member_id), tier_domain.in_window(window, as_utc(row.received_at))
+        )
+        for row in rows
+    ]
+    awarded = [simulation.Given.stored(row.points, row.growth, row.outcome) for row in rows]
+    counted = dict.fromkeys(member_ids, 0)
+    for subject, row in zip(subjects, rows, strict=True):
+        if subject.counts_for_tier:
+            counted[row.member_id] += row.growth
+    drafted = [
+        _subject(draft, sides.draft_book, _reported(row, sides.draft_book), contexts, _partner(row))
+        for row in rows
+    ]
+    if progress is not None:
+        progress.start(len(rows))
+    simulated = simulation.replay(sides.draft_book, drafted, _tick(progress))
+    base = _base_growth(session, member_ids, running, now, counted)
+    report = simulation.compare(
+        subjects,
+        awarded,
+        simulated,
+        _side(running, sides.running_book),
+        _side(draft, sides.draft_book),
+        base,
+    )
+    return Simulation(report, STORED, period, version, now)
+
+
+def from_file(
+    session: Session,
+    settings: Settings,
+    draft: Programme,
+    sent: Sequence[event_files.FileEvent],
+    period: Period,
+    now: datetime,
+    progress: Progress | None = None,
+) -> Simulation:
+    """A file's events (those of the period) through the running programme and through
+    ``draft``: nothing is stored, so both sides are replayed the same way."""
+    version, running = runtime.in_force(session, settings, now)
+    sides = _Sides(running, draft, book_for(running), rule_book(draft))
+    chosen = [event for event in sent if period.holds(event.occurred_at)]
+    member_ids = sorted({event.member_id for event in chosen})
+    _, statuses = ledger_repository.wallet_states(session, member_ids)
+    active = sorted(m for m, status in statuses.items() if status is MemberStatus.ACTIVE)
+    refusals = {m: _member_refusal(statuses.get(m)) for m in member_ids if m not in active}
+    subjects = [simulation.Subject(event.event_id, str(event.member_id)) for event in chosen]
+    if progress is not None:
+        progress.start(2 * len(chosen))
+    given = []
+    for programme, book in ((running, sides.running_book), (draft, sides.draft_book)):
+        contexts = member_contexts(session, active, programme, windows_of(programme), now)
+        replays = [
+            refusals[event.member_id]
+            if event.member_id in refusals
+            else _subject(programme, book, _from_file(book, event), contexts, None)
+            for event in chosen
+        ]
+        given.append(simulation.replay(book, replays, _tick(progress)))
+    base = _base_growth(session, active, running, now, {})
+    report = simulation.compare(
+        subjects,
+        given[0],
+        given[1],
+        _side(running, sides.running_book),
+        _side(draft, sides.draft_book),
+        base,
+    )
+    return Simulation(report, FILE, period, version, now)
+
+
+def _tick(progress: Progress | None) -> Callable[[int], None] | None:
+    return None if progress is None else progress.advance
+
+
+def _side(programme: Programme, book: RuleBook) -> simulation.Side:
+    rate = programme.currency.point_value.rate
+    ladder = programme.tiers
+
+    def tier_of(growth: int) -> str:
+        return ladder[tier_domain.qualified_index(ladder, growth)].code
+
+    return simulation.Side(book, rate.points, rate.minor_units, rate.currency, tier_of)
+
+
+def _base_growth(
+    session: Session,
+    member_ids: Sequence[int],
+    running: Programme,
+    now: datetime,
+    counted: Mapping[int, int],
+) -> dict[str, int]:
+    """Each member's qualifying growth now, less what the replayed events counted in it."""
+    values = tiers.qualifying_of(session, member_ids, now, running) if member_ids else {}
+    return {
+        str(member_id): value.up - counted.get(member_id, 0) for member_id, value in values.items()
+    }
+
+
+def _subject(
+    programme: Programme,
+    book: RuleBook,
+    reported: Reported,
+    contexts: Mapping[int, engine.Member],
+    partner: str | None,
+) -> tuple[engine.Event, engine.Member] | str:
+    """The event as ``programme`` reads it and its member, or the code of the error the
+    online path would refuse it with."""
+    member = contexts.get(reported.member_id)
+    if member is None:
+        return "not_found"
+    try:
+        check(reported, programme, book)
+    except TallyError as refusal:
+        return refusal.code
+    event = engine.Event(
+        type=reported.type,
+        occurred_at=reported.occurred_at,
+        partner=partner,
+        channel=reported.channel,
+        amount=reported.amount,
+        currency=reported.currency,
+        items=reported.items,
+        attributes=reported.attributes,
+    )
+    return event, member
+
+
+def _member_refusal(status: MemberStatus | None) -> str:
+    if status is None:
+        return "not_found"
+    return "member_merged" if status is MemberStatus.MERGED else "member_frozen"
+
+
+def _partner(row: StoredEvent) -> str | None:
+    return None if row.partner_id is None else str(row.partner_id)
+
+
+def _reported(row: StoredEvent, book: RuleBook) -> Reported:
+    """A stored event as it was reported, its attributes typed as ``book`` declares them."""
+    payload: Mapping[str, Any] = row.payload or {}
+    amount = None
+    if row.amount_minor is not None and row.currency is not None:
+        amount = Decimal(row.amount_minor).scaleb(-CURRENCY_EXPONENTS[row.currency])
+    items = tuple(
+        engine.Item(
+            sku=str(item["sku"]),
+            amount=Decimal(str(item["amount"])),
+            quantity=int(item.get("quantity", 1)),
+            name=item.get("name"),
+            category=item.get("category"),
+            labels=tuple(item.get("labels") or ()),
+        )
+        for item in payload.get("items") or ()
+    )
+    return Reported(
+        type=row.type,
+        event_id=row.event_id,
+        member_id=row.member_id,
+        occurred_at=as_utc(row.occurred_at),
+        amount=amount,
+        currency=row.currency,
+        items=items,
+        channel=row.channel,
+        attributes=typed_attributes(book, row.type, payload.get("attributes") or {}),
+        refers_to=row.refers_to,
+    )
+
+
+def _from_file(book: RuleBook, event: event_files.FileEvent) -> Reported:
+    return Reported(
+        type=event.type,
+        event_id=event.event_id,
+        member_id=event.member_id,
+        occurred_at=event.occurred_at,
+        amount=event.amount,
+        currency=event.currency,
+        channel=event.channel,
+        attributes=event_files.typed(book, event.type, event.attributes),
+    )
+
+
+def money_text(minor_units: int, currency: str) -> str:
+    """Minor units shown as money: ``12345, "CNY"`` → ``123.45 CNY``."""
+    return str(Money(minor_units, currency))
+
+
+def document(result: Simulation, *, differences: int = 100) -> dict[str, Any]:
+    """The report as JSON-ready data (``--json``); the first ``differences`` events the draft
+    prices differently (``events_differing`` counts them all)."""
+    report = result.report
+
+    def figures(value: simulation.Figures) -> dict[str, int]:
+        return asdict(value)
+
+    def line(value: simulation.Line) -> dict[str, Any]:
+        found: dict[str, Any] = {"campaign": value.campaign}
+        if value.rule is not None:
+            found["rule"] = value.rule
+        return {**found, "running": figures(value.running), "draft": figures(value.draft)}
+
+    def cost(minor_units: int, currency: str) -> dict[str, Any]:
+        return {
+            "minor_units": minor_units,
+            "currency": currency,
+            "text": money_text(minor_units, currency),
+        }
+
+    period = result.period
+    return {
+        "source": result.source,
+        "since": None if period.since is None else period.since.isoformat(),
+        "until": None if period.until is None else period.until.isoformat(),
+        "running_version": result.running_version,
+        "as_of": result.now.isoformat(),
+        "events": report.events,
+        "running": {
+            **figures(report.running),
+            "cost": cost(report.running_cost, report.running_currency),
+            "refused": dict(report.running_refused),
+        },
+        "draft": {
+            **figures(report.draft),
+            "cost": cost(report.draft_cost, report.draft_currency),
+            "refused": dict(report.draft_refused),
+        },
+        "campaigns": [line(value) for value in report.campaigns],
+        "rules": [line(value) for value in report.rules],
+        "budgets": [asdict(value) for value in report.budgets],
+        "tiers": [asdict(value) for value in report.tiers],
+        "events_differing": len(report.differences),
+        "differences": [asdict(value) for value in report.differences[:differences]],
+    }
