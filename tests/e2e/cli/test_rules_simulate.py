@@ -19,6 +19,7 @@ from sqlalchemy import MetaData, select
 
 from e2e.cli.clikit import run
 from support.event_programme import CAMPAIGNS, apply_campaigns
+from tally.cli import rules as rules_cli
 from tally.config import get_settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
@@ -353,3 +354,24 @@ def test_a_campaign_the_draft_drops_gives_nothing(world: World, tmp_path: Path) 
     assert _line(report, "WELCOME")["running"]["points"] == 5
     assert _line(report, "WELCOME")["draft"]["points"] == 0
     assert report["draft"]["points"] == report["running"]["points"] - 5
+
+
+def test_a_long_simulation_shows_a_progress_bar_and_the_same_report(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    same = str(_draft(tmp_path, _content(world)))
+    quiet = _simulate(same)
+    started: list[int] = []
+    original = rules_cli._Bar.start
+
+    def start(bar: rules_cli._Bar, total: int) -> None:
+        started.append(total)
+        original(bar, total)
+
+    monkeypatch.setattr("tally.cli.rules.PROGRESS_FROM", 1)
+    monkeypatch.setattr(rules_cli._Bar, "start", start)
+
+    shown = _simulate(same)
+
+    assert started == [3]
+    assert {**shown, "as_of": None} == {**quiet, "as_of": None}
