@@ -10,9 +10,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 
 from support.event_programme import CAMPAIGNS, apply_campaigns
 from tally.config import Settings
@@ -154,3 +156,33 @@ def _event(
             ]
         },
     )
+
+
+def test_a_simulation_reads_in_a_transaction_that_refuses_writes(
+    dialect: str, database: Database, settings: Settings
+) -> None:
+    programme = apply_campaigns(database, CAMPAIGNS)
+    now = utcnow() - timedelta(hours=1)
+    with database.write() as session:
+        member = enrol(session, Identity("phone", "13700009999"), {}, now)[0]
+        shop = partners.create_partner(session, "SHOP", "Shop", now).id
+        event_intake.process(
+            session,
+            Origin(partner_id=shop),
+            [_event(1, ("purchase", 0, 12_000, 12_000, 0, 0), [member], now)],
+            now,
+            policy_for(programme, settings),
+            programme,
+            event_intake.book_for(programme),
+        )
+
+    with database.read() as session:
+        simulation.read_only(session)
+        result = simulation.stored(session, settings, programme, simulation.Period(), now)
+        if dialect == "postgresql":
+            with pytest.raises(DBAPIError, match="read-only transaction"):
+                session.execute(delete(RuleCounter))
+
+    assert result.report.running.points == result.report.draft.points == 120 + 200
+    with database.read() as session:
+        assert session.get(RuleCounter, "budget:BONUS").used == 200  # type: ignore[union-attr]

@@ -105,6 +105,7 @@ def simulate(
     try:
         sent = None if events is None else event_files.read(events)
         with open_database(settings) as db, db.read() as session, _Bar() as bar:
+            simulation.read_only(session)
             zone = runtime.in_force(session, settings, now)[1].zone
             period = simulation.period_of(since, until, zone)
             if sent is None:

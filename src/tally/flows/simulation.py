@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tally.config import Settings
@@ -64,6 +65,13 @@ class Period:
         return (self.since is None or moment >= self.since) and (
             self.until is None or moment < self.until
         )
+
+
+def read_only(session: Session) -> None:
+    """Make the session's transaction refuse every write (PostgreSQL: ``SET TRANSACTION READ
+    ONLY``, its first statement); on SQLite the reading transaction is rolled back anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET TRANSACTION READ ONLY"))
 
 
 def period_of(since: str | None, until: str | None, zone: ZoneInfo) -> Period:

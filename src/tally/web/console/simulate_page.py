@@ -87,6 +87,7 @@ def simulate_upload(request: Request, name: str, content: bytes, since: str, unt
         return Outcome(since, until, name, tuple(str(error) for error in invalid.errors))
     now = clock_now(request)
     with database(request).read() as session:
+        simulation.read_only(session)
         zone = programme_in_force(request, session).zone
         try:
             period = simulation.period_of(since, until, zone)
