@@ -44,6 +44,7 @@ from tally.tiers.domain import start_of_day
 
 STORED = "stored"
 FILE = "file"
+DUPLICATE = "duplicate"  # a file's event repeating an earlier one's id: online, a repeat
 
 
 class Progress(Protocol):
@@ -111,14 +112,6 @@ class Simulation:
     now: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class _Sides:
-    running: Programme
-    draft: Programme
-    running_book: RuleBook
-    draft_book: RuleBook
-
-
 def stored(
     session: Session,
     settings: Settings,
@@ -129,7 +122,7 @@ def stored(
 ) -> Simulation:
     """The period's stored events through ``draft``, beside the outcomes stored with them."""
     version, running = runtime.in_force(session, settings, now)
-    sides = _Sides(running, draft, book_for(running), rule_book(draft))
+    draft_book = rule_book(draft)
     rows = events.in_period(session, period.since, period.until)
     member_ids = sorted({row.member_id for row in rows})
     _, statuses = ledger_repository.wallet_states(session, member_ids)
@@ -147,19 +140,19 @@ def stored(
         if subject.counts_for_tier:
             counted[row.member_id] += row.growth
     drafted = [
-        _subject(draft, sides.draft_book, _reported(row, sides.draft_book), contexts, _partner(row))
+        _subject(draft, draft_book, _reported(row, draft_book), contexts, _partner(row))
         for row in rows
     ]
     if progress is not None:
         progress.start(len(rows))
-    simulated = simulation.replay(sides.draft_book, drafted, _tick(progress))
+    simulated = simulation.replay(draft_book, drafted, _tick(progress))
     base = _base_growth(session, member_ids, running, now, counted)
     report = simulation.compare(
         subjects,
         awarded,
         simulated,
-        _side(running, sides.running_book),
-        _side(draft, sides.draft_book),
+        _side(running, book_for(running)),
+        _side(draft, draft_book),
         base,
     )
     return Simulation(report, STORED, period, version, now)
@@ -175,25 +168,34 @@ def from_file(
     progress: Progress | None = None,
 ) -> Simulation:
     """A file's events (those of the period) through the running programme and through
-    ``draft``: nothing is stored, so both sides are replayed the same way."""
+    ``draft``: nothing is stored, so both sides are replayed the same way. An event repeating
+    an earlier one's ``event_id`` gives nothing (online it would answer the first outcome)."""
     version, running = runtime.in_force(session, settings, now)
-    sides = _Sides(running, draft, book_for(running), rule_book(draft))
+    books = (book_for(running), rule_book(draft))
     chosen = [event for event in sent if period.holds(event.occurred_at)]
     member_ids = sorted({event.member_id for event in chosen})
     _, statuses = ledger_repository.wallet_states(session, member_ids)
     active = sorted(m for m, status in statuses.items() if status is MemberStatus.ACTIVE)
     refusals = {m: _member_refusal(statuses.get(m)) for m in member_ids if m not in active}
+    first: dict[str, int] = {}
+    repeats = {
+        position
+        for position, event in enumerate(chosen)
+        if first.setdefault(event.event_id, position) != position
+    }
     subjects = [simulation.Subject(event.event_id, str(event.member_id)) for event in chosen]
     if progress is not None:
         progress.start(2 * len(chosen))
     given = []
-    for programme, book in ((running, sides.running_book), (draft, sides.draft_book)):
+    for programme, book in zip((running, draft), books, strict=True):
         contexts = member_contexts(session, active, programme, windows_of(programme), now)
         replays = [
-            refusals[event.member_id]
+            DUPLICATE
+            if position in repeats
+            else refusals[event.member_id]
             if event.member_id in refusals
             else _subject(programme, book, _from_file(book, event), contexts, None)
-            for event in chosen
+            for position, event in enumerate(chosen)
         ]
         given.append(simulation.replay(book, replays, _tick(progress)))
     base = _base_growth(session, active, running, now, {})
@@ -201,8 +203,8 @@ def from_file(
         subjects,
         given[0],
         given[1],
-        _side(running, sides.running_book),
-        _side(draft, sides.draft_book),
+        _side(running, books[0]),
+        _side(draft, books[1]),
         base,
     )
     return Simulation(report, FILE, period, version, now)

@@ -247,19 +247,18 @@ def test_since_and_until_choose_the_events_replayed(world: World, tmp_path: Path
 
 def _file_events(world: World) -> pl.DataFrame:
     at = world.at.astimezone(UTC).isoformat()
+    one, two, three = (str(member) for member in world.members)
     return pl.DataFrame(
         {
-            "type": ["purchase", "survey_done", "survey_done", "purchase"],
-            "event_id": ["f-1", "f-2", "f-3", "f-4"],
-            "member_id": [
-                str(m) for m in (world.members[0], world.members[1], 999999, world.members[2])
-            ],
-            "occurred_at": [at, at, at, at],
-            "amount": ["152.50", None, None, "10.00"],
-            "currency": ["CNY", None, None, "CNY"],
-            "channel": ["app", None, None, None],
-            "attr.score": [None, "9", "9", None],
-            "attr.spent": [None, "9.50", "9.50", None],
+            "type": ["purchase", "survey_done", "survey_done", "purchase", "survey_done"],
+            "event_id": ["f-1", "f-2", "f-3", "f-4", "f-2"],
+            "member_id": [one, two, "999999", three, two],
+            "occurred_at": [at] * 5,
+            "amount": ["152.50", None, None, "10.00", None],
+            "currency": ["CNY", None, None, "CNY", None],
+            "channel": ["app", None, None, None, None],
+            "attr.score": [None, "9", "9", None, "9"],
+            "attr.spent": [None, "9.50", "9.50", None, "9.50"],
         }
     )
 
@@ -278,12 +277,14 @@ def test_a_file_of_events_is_priced_by_both_programmes(
     report = _simulate(str(_draft(tmp_path, content)), "--events", str(path))
 
     assert report["source"] == "file"
-    assert report["events"] == 4
-    # 152 and 10 (BASE) on the purchases; the survey 20 → 30; member 999999 does not exist.
+    assert report["events"] == 5
+    # 152 and 10 (BASE) on the purchases; the survey 20 → 30; member 999999 does not exist;
+    # f-2 sent again is a repeat (online: the first outcome, nothing more).
     survey = _line(report, "SURVEY", "happy")
     assert survey["running"]["points"] == 20
     assert survey["draft"]["points"] == 30
-    assert report["running"]["refused"] == {"not_found": 1}
+    assert report["running"]["refused"] == {"not_found": 1, "duplicate": 1}
+    assert report["draft"]["refused"] == {"not_found": 1, "duplicate": 1}
     assert _line(report, "BASE", "per-yuan")["draft"]["points"] == 162
     assert report["draft"]["points"] - report["running"]["points"] == 10
     assert _rows(world.database) == before
