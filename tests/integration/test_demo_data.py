@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from tally.config import Settings
 from tally.db.session import Database
 from tally.demo import loader
+from tally.events.models import RuleCounter, StoredEvent
 from tally.ledger.models import EntryKind, JournalEntry, Lot, Posting, Wallet
 from tally.ledger.verify import verify
 from tally.members.models import MemberIdentity, MemberProfile
@@ -58,19 +59,22 @@ def test_phone_numbers_and_partner_ids_carry_the_member_number(demo: Database) -
 
 
 def test_growth_follows_the_points_earned(demo: Database) -> None:
+    """Outside the campaigns (whose growth is their own rule's), growth follows points."""
+    replayed = JournalEntry.reference.not_like("event:%")
     with demo.read() as session:
         earned = dict(
             session.execute(
                 select(JournalEntry.member_id, func.sum(Lot.points))
                 .join(Lot, Lot.entry_id == JournalEntry.id)
-                .where(JournalEntry.kind == EntryKind.EARN)
+                .where(JournalEntry.kind == EntryKind.EARN, replayed)
                 .group_by(JournalEntry.member_id)
             ).all()
         )
         growth = dict(
             session.execute(
                 select(GrowthEntry.member_id, func.sum(GrowthEntry.points))
-                .where(GrowthEntry.journal_entry_id.is_not(None), GrowthEntry.points > 0)
+                .join(JournalEntry, JournalEntry.id == GrowthEntry.journal_entry_id)
+                .where(GrowthEntry.points > 0, replayed)
                 .group_by(GrowthEntry.member_id)
             ).all()
         )
@@ -78,6 +82,26 @@ def test_growth_follows_the_points_earned(demo: Database) -> None:
     assert demo_members
     for member, points in demo_members.items():
         assert growth.get(member) == points, member
+
+
+def test_the_last_fortnight_of_shop_purchases_went_through_the_campaigns(
+    demo: Database,
+) -> None:
+    with demo.read() as session:
+        purchases = session.scalars(select(StoredEvent).where(StoredEvent.type == "purchase")).all()
+        refunds = session.scalars(select(StoredEvent).where(StoredEvent.type == "refund")).all()
+        budget = session.get(RuleCounter, "budget:HIGH_FREQUENCY")
+        assert verify(session).ok
+    assert len(purchases) > 100
+    assert refunds
+    applied = {rule["campaign"] for event in purchases for rule in event.outcome["rules"]}
+    assert applied >= {"BASE", "BEVERAGES", "WEEKEND", "HIGH_FREQUENCY"}
+    assert all(
+        event.points == sum(r["points"] for r in event.outcome["rules"]) for event in purchases
+    )
+    assert budget is not None
+    assert 0 < budget.used <= 1_000_000
+    assert all(refund.points < 0 and refund.outcome["refund_of"] for refund in refunds)
 
 
 def test_points_issued_redeemed_expired_and_left_are_in_believable_proportion(

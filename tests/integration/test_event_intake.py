@@ -134,3 +134,42 @@ def test_a_batch_of_many_events_takes_as_many_statements_as_a_batch_of_few(
     assert many_statements == few_statements, executed
     with database.read() as session:
         assert verify(session).ok
+
+
+def test_racing_refunds_of_one_purchase_never_refund_the_same_money_twice(
+    dialect: str, database: Database, world: tuple[Programme, Policy, int]
+) -> None:
+    """Four refunds of 60.00 each race for a purchase of 200.00: three are taken (in turn, under
+    the purchase's lock), the fourth finds only 20.00 left and is refused; what was taken back
+    adds up to three tenths of the grant each, and the budget gets exactly that back."""
+    if dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing races")
+    (member,) = _members(database, 1)
+    (bought,) = _process(database, world, [_drinks("buy", member, "200.00")])
+    assert isinstance(bought, Processed)
+    assert bought.points == 400  # 200 base + the BONUS budget's 200
+
+    def refund(i: int) -> Any:
+        sent = Reported(
+            type="refund",
+            event_id=f"refund-{i}",
+            member_id=member,
+            occurred_at=NOW,
+            amount=Decimal("60.00"),
+            currency="CNY",
+            refers_to="buy",
+        )
+        return _process(database, world, [sent])[0]
+
+    results = race(4, refund)
+
+    taken = sorted(r.points for r in results if isinstance(r, Processed))
+    refused = [r for r in results if not isinstance(r, Processed)]
+    assert taken == [-120, -120, -120], results
+    assert len(refused) == 1
+    assert "exceeds what is left" in str(refused[0])
+    with database.read() as session:
+        purchase = session.scalars(select(StoredEvent).where(StoredEvent.event_id == "buy")).one()
+        assert purchase.refunded_minor == 18_000
+        assert session.get(RuleCounter, "budget:BONUS").used == 200 - 180  # type: ignore[union-attr]
+        assert verify(session).ok

@@ -82,10 +82,11 @@ def test_windowed_counts_and_sums_per_member(database: Database) -> None:
     ]
     with database.write() as session:
         events.insert(session, rows)
+        events.add_refunded(session, {rows[1]["id"]: 500})  # money refunded is not spend
     with database.read() as session:
         found = events.aggregates(session, [1, 2, 3], windows, NOW)
     assert found == {
-        1: {"purchases_30d": 2, "spend_30d": 3000},
+        1: {"purchases_30d": 2, "spend_30d": 2500},
         2: {"purchases_30d": 0, "spend_30d": 0},
         3: {"purchases_30d": 0, "spend_30d": 0},
     }

@@ -67,10 +67,17 @@ CAMPAIGNS: list[dict[str, Any]] = [
 ]
 
 
-def apply_campaigns(database: Database, campaigns: list[dict[str, Any]]) -> Programme:
-    """Apply the demo programme with ``campaigns`` (as version 1, a day ago)."""
+def apply_campaigns(
+    database: Database,
+    campaigns: list[dict[str, Any]],
+    exchange_rates: dict[str, str] | None = None,
+) -> Programme:
+    """Apply the demo programme with ``campaigns`` (as version 1, a day ago), and the
+    ``exchange_rates`` of other currencies events may come in."""
     demo = loader.load(DEMO.read_text(encoding="utf-8"), DEMO.name).dump()
     demo.pop("namespaces")
+    if exchange_rates:
+        demo["currency"] = {**demo["currency"], "exchange_rates": exchange_rates}
     content = {
         **demo,
         "partners": [OPERATOR],

@@ -100,6 +100,11 @@ class EventOutcome(BaseModel):
     programme_version: int
     rules: list[AppliedRule]
     skipped: list[SkippedRule]
+    refund_of: str | None = Field(
+        default=None,
+        description="For a refund: the event it took back from (its points and growth are "
+        "negative, a line per rule of that event).",
+    )
 
 
 class EventFailure(BaseModel):

@@ -101,6 +101,7 @@ def outcome_of(processed: Processed) -> EventOutcome:
         programme_version=processed.programme_version,
         rules=[AppliedRule.model_validate(rule) for rule in _applied(document)],
         skipped=[SkippedRule.model_validate(rule) for rule in document["skipped"]],
+        refund_of=document.get("refund_of"),
     )
 
 
@@ -108,7 +109,7 @@ def _applied(document: dict[str, object]) -> list[dict[str, object]]:
     rules = document["rules"]
     assert isinstance(rules, list)
     return [
-        {key: rule[key] for key in ("campaign", "rule", "points", "growth", "variant")}
+        {key: rule.get(key) for key in ("campaign", "rule", "points", "growth", "variant")}
         for rule in rules
     ]
 

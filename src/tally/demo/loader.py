@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tally.config import Settings
 from tally.db.raw import savepoint
+from tally.demo import events as demo_events
 from tally.demo import families as demo_families
 from tally.demo import history as demo_history
 from tally.demo import memberships as demo_memberships
@@ -43,7 +44,7 @@ DEMO_PROGRAMME = Path(__file__).with_name("programme.yaml")
 # The partners come from the programme file; each gets one API key with these scopes.
 PARTNER_SCOPES = (
     ("MOBILE", "members,earn,redeem,transfer,read,admin"),
-    ("SHOP", "members,earn,redeem,read"),
+    ("SHOP", "members,earn,redeem,read,events"),
     ("FOOD", "members,earn,redeem,read"),
     ("HOTEL", "members,earn,redeem,read"),
 )
@@ -80,6 +81,7 @@ class Summary:
     loaded: bool
     members: int = 0
     entries: int = 0
+    events: int = 0
     api_keys: dict[str, str] = field(default_factory=dict)
     staff: list[str] = field(default_factory=list)
     sample_member_id: int | None = None
@@ -154,6 +156,9 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     demo_tiers.seed(session, demo_programme, member_ids, now)
     demo_memberships.seed(session, demo_programme, member_ids, partner_ids["SHOP"], now)
     demo_families.seed(session, demo_programme, member_ids, partner_ids["FOOD"], now, policy)
+    summary.events = demo_events.report(
+        session, rng, member_ids, partner_ids["SHOP"], now, policy, demo_programme
+    )
     session.flush()
     report = jobs.expire(_same_session(session), now)
     summary.entries += report.members

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from tally.db.raw import Bulk, Raw, as_uuid
@@ -97,6 +97,31 @@ def lock_referred(
     return {row.event_id: row for row in rows}
 
 
+def of_transactions(
+    session: Session, entries: Sequence[tuple[uuid.UUID, int | None, str | None]]
+) -> dict[uuid.UUID, StoredEvent]:
+    """The stored events that posted ``entries`` (``(id, partner_id, reference)`` of an event's
+    earn or a refund's take-back), by entry id: found by the entries' references
+    (``event:<event_id>``) in one statement."""
+    wanted = {
+        (source_of(partner_id), reference.removeprefix("event:")): entry_id
+        for entry_id, partner_id, reference in entries
+        if reference and reference.startswith("event:")
+    }
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(StoredEvent).where(
+            tuple_(StoredEvent.source, StoredEvent.event_id).in_(sorted(wanted))
+        )
+    )
+    return {
+        wanted[(row.source, row.event_id)]: row
+        for row in rows
+        if row.transaction_id == wanted[(row.source, row.event_id)]
+    }
+
+
 def set_transactions(session: Session, transactions: Mapping[uuid.UUID, uuid.UUID]) -> None:
     """Record the transaction each stored event's points were posted in, in one statement."""
     _SET_TRANSACTIONS.execute(
@@ -126,7 +151,8 @@ def aggregates(
     session: Session, member_ids: Sequence[int], windows: Sequence[Window], now: datetime
 ) -> dict[int, dict[str, int]]:
     """Each member's value of each window as of ``now`` (a count, or a sum in minor units),
-    in one statement per window; members without events have zeros."""
+    in one statement per window, money refunded since left out; members without events have
+    zeros."""
     result: dict[int, dict[str, int]] = {
         member_id: {window.code: 0 for window in windows} for member_id in member_ids
     }
@@ -134,7 +160,8 @@ def aggregates(
         return result
     for window in windows:
         since = now.timestamp() - window.days * 86400
-        measure = "COUNT(*)" if window.measure == "count" else "COALESCE(SUM(amount_minor), 0)"
+        spent = "COALESCE(SUM(amount_minor - refunded_minor), 0)"
+        measure = "COUNT(*)" if window.measure == "count" else spent
         statement = Raw(
             f"SELECT member_id, {measure} FROM events"  # noqa: S608  (measure is Tally's)
             " WHERE member_id = ANY(:ms) AND type = ANY(:types)"

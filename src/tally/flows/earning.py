@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tally.errors import TallyError, ValidationFailed
+from tally.errors import NotReversible, TallyError, ValidationFailed
+from tally.events import repository as events
 from tally.ledger import repository as ledger_repository
 from tally.ledger import reversals
 from tally.ledger.domain import Origin, Policy, in_rounds
-from tally.ledger.models import EntryKind
+from tally.ledger.models import EntryKind, JournalEntry
 from tally.ledger.orders import Order, Outcome, post_orders, posted, scaled
 from tally.ledger.posting import Posted
 from tally.programme.domain import Programme
@@ -148,6 +149,17 @@ def _post_round(
     return outcomes
 
 
+def _refunded_in_part(session: Session, entry: JournalEntry) -> bool:
+    """Whether ``entry`` is the earn of an event a refund took part of back (reversing it
+    whole would take that part twice)."""
+    if entry.kind is not EntryKind.EARN or not (entry.reference or "").startswith("event:"):
+        return False
+    source = events.source_of(entry.partner_id)
+    stored = events.find(session, source, [(entry.reference or "").removeprefix("event:")])
+    found = events.by_ids(session, list(stored.values()))
+    return any(row.refunded_minor > 0 for row in found.values())
+
+
 def _growth(item: Earning) -> int:
     return item.order.points if item.growth is None else item.growth
 
@@ -179,6 +191,10 @@ def reverse(
     every window it counted in loses exactly it (see the member's growth history). Tiers move
     down only at evaluation."""
     original = ledger_repository.entry(session, entry_id)
+    if original is not None and _refunded_in_part(session, original):
+        raise NotReversible(
+            "Part of this purchase was refunded: send a refund event for the rest instead."
+        )
     result = reversals.reverse(session, origin, entry_id, now, policy)
     if original is None or original.kind is not EntryKind.EARN:
         return result

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -38,18 +38,21 @@ from tally.flows.earning import post as post_earnings
 from tally.flows.event_members import member_contexts
 from tally.kit.ids import uuid7
 from tally.ledger import repository as ledger_repository
-from tally.ledger.domain import Origin, Policy
+from tally.ledger import reversals
+from tally.ledger.domain import Origin, Policy, in_rounds
 from tally.ledger.models import EntryKind
 from tally.ledger.orders import BUSY, Busy, Line, Order
-from tally.ledger.posting import Posted
+from tally.ledger.posting import Posted, source_key
 from tally.members.models import MemberStatus
 from tally.programme import runtime
 from tally.programme.campaign_rules import rule_book
 from tally.programme.domain import CURRENCY_EXPONENTS, Programme
-from tally.rules import engine
+from tally.rules import engine, refunds
 from tally.rules.conditions import FieldType
 from tally.rules.events import event_problems
+from tally.rules.refunds import Refund
 from tally.rules.rule_book import RuleBook
+from tally.tiers import service as tiers
 
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?")
 
@@ -119,33 +122,67 @@ def outcome_document(outcome: engine.Outcome) -> dict[str, Any]:
     }
 
 
+REFUND = "refund"
+
+
 def check(event: Reported, programme: Programme, book: RuleBook) -> None:
     """Refuse what the programme cannot price (``validation_failed``, naming the field): an
     unknown event type, an attribute it does not declare or of another type, an amount in
-    another currency or with more decimals than that currency has, a refund (not taken yet)."""
+    another currency or with more decimals than that currency has, a refund without the event
+    it refunds or the money refunded."""
     if event.type not in book.event_types:
         raise ValidationFailed(f"Unknown event type {event.type!r}.", field="type")
     problems = event_problems(book, event.type, event.attributes)
     if problems:
         raise ValidationFailed(f"{problems[0][:1].upper()}{problems[0][1:]}.", field="attributes")
-    if event.type == "refund":
-        raise ValidationFailed(
-            "Refund events are not taken yet: reverse the purchase's transaction instead.",
-            field="type",
-        )
+    if event.type == REFUND:
+        if event.refers_to is None:
+            raise ValidationFailed("A refund names the event it refunds.", field="refers_to")
+        if event.amount is None or event.amount <= 0:
+            raise ValidationFailed("A refund states the money refunded.", field="amount")
+        if event.items:
+            raise ValidationFailed("A refund is of an amount, not of items.", field="items")
     money = programme.currency.point_value.currency
     if event.amount is not None or event.items:
-        if event.currency != money:
+        rates = programme.currency.exchange_rates
+        if event.currency != money and event.currency not in rates:
+            others = f" or one it has a rate for ({', '.join(sorted(rates))})" if rates else ""
             raise ValidationFailed(
-                f"Amounts must be in the programme's currency, {money}.", field="amount.currency"
+                f"Amounts must be in the programme's currency, {money}{others}.",
+                field="amount.currency",
             )
-        exponent = CURRENCY_EXPONENTS[money]
+        exponent = CURRENCY_EXPONENTS[event.currency or money]
         amounts = [event.amount] if event.amount is not None else []
         for amount in [*amounts, *(item.amount for item in event.items)]:
             if -int(amount.as_tuple().exponent) > exponent:
                 raise ValidationFailed(
-                    f"{money} amounts have at most {exponent} decimals.", field="amount"
+                    f"{event.currency} amounts have at most {exponent} decimals.", field="amount"
                 )
+
+
+def in_programme_money(event: Reported, programme: Programme) -> Reported:
+    """An event whose amounts are in another currency the programme has a rate for, in the
+    programme's money: each amount times the rate, rounded down to the minor unit (what was
+    sent is kept in the payload as ``sent_currency`` and ``sent_amount``)."""
+    money = programme.currency.point_value.currency
+    if event.currency is None or event.currency == money:
+        return event
+    rate = Decimal(programme.currency.exchange_rates[event.currency])
+    unit = Decimal(1).scaleb(-CURRENCY_EXPONENTS[money])
+
+    def convert(amount: Decimal) -> Decimal:
+        return (amount * rate).quantize(unit, rounding=ROUND_FLOOR)
+
+    sent = {"sent_currency": event.currency}
+    if event.amount is not None:
+        sent["sent_amount"] = str(event.amount)
+    return replace(
+        event,
+        amount=None if event.amount is None else convert(event.amount),
+        currency=money,
+        items=tuple(replace(item, amount=convert(item.amount)) for item in event.items),
+        payload={**event.payload, **sent},
+    )
 
 
 def typed_attributes(book: RuleBook, event_type: str, sent: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,6 +244,7 @@ def process(
     with its error and writes nothing; without ``wait``, an event whose member's wallet
     another transaction holds is :data:`~tally.ledger.orders.BUSY`."""
     source = events.source_of(origin.partner_id)
+    reported = list(reported)
     results: dict[int, Processed | TallyError | Busy] = {}
     stored = events.find(session, source, [event.event_id for event in reported])
     repeats = events.by_ids(session, list(stored.values()))
@@ -222,6 +260,8 @@ def process(
                 check(event, programme, book)
             except TallyError as error:
                 results[position] = error
+            else:
+                reported[position] = in_programme_money(event, programme)
     todo = [position for position in range(len(reported)) if position not in results]
     member_ids = sorted({reported[position].member_id for position in todo})
     if write:
@@ -236,41 +276,220 @@ def process(
         elif statuses[member_id] is not MemberStatus.ACTIVE:
             results[position] = _inactive(member_id, statuses[member_id])
     todo = [position for position in todo if position not in results]
-    members = member_contexts(
-        session,
-        sorted({reported[p].member_id for p in todo}),
-        programme,
-        windows_of(programme),
-        now,
-    )
-    happened = [(position, _engine_event(reported[position], origin)) for position in todo]
-    limits: dict[str, int] = {}
-    for position, happening in happened:
-        limits.update(engine.counter_limits(book, happening, str(reported[position].member_id)))
-    used = counters.lock(session, limits, now) if write else counters.used(session, limits)
-    remaining = {key: max(0, limit - used.get(key, 0)) for key, limit in limits.items()}
-    consumed: dict[str, int] = {}
-    version = programme_version(session, now)
-    done: dict[int, Processed] = {}
-    for position, happening in happened:
-        report = reported[position]
-        outcome = engine.evaluate(book, happening, members[report.member_id], remaining)
-        for key, points in outcome.consumption.items():
-            remaining[key] = remaining.get(key, limits.get(key, 0)) - points
-            consumed[key] = consumed.get(key, 0) + points
-        done[position] = Processed(
-            uuid7() if write else None,
-            report,
-            report.member_id,
-            outcome.points,
-            outcome.growth,
-            outcome_document(outcome),
-            version,
-        )
-    if write and done:
-        done = _store_and_post(session, origin, source, done, consumed, now, policy, programme)
-    results.update(done)
+    intake = _Intake(session, origin, source, now, policy, programme, book, write)
+    # In order: runs of earning events set-based, each refund on its own between them (a
+    # refund may take back what an earlier event of the batch earned, and give back its cap).
+    run: list[int] = []
+    for at in [*todo, None]:
+        if at is not None and reported[at].type != REFUND:
+            run.append(at)
+            continue
+        if run:
+            results.update(intake.earn({p: reported[p] for p in run}))
+            run = []
+        if at is not None:
+            results[at] = intake.refund(reported[at])
     return [results[position] for position in range(len(reported))]
+
+
+@dataclass(slots=True)
+class _Intake:
+    """What one call of :func:`process` works with."""
+
+    session: Session
+    origin: Origin
+    source: str
+    now: datetime
+    policy: Policy
+    programme: Programme
+    book: RuleBook
+    write: bool
+    version: int | None = None
+
+    def programme_version(self) -> int:
+        if self.version is None:
+            self.version = programme_version(self.session, self.now)
+        return self.version
+
+    def earn(self, reported: dict[int, Reported]) -> dict[int, Processed]:
+        """Evaluate earning events in order and, when writing, store and post them."""
+        session, now, book = self.session, self.now, self.book
+        members = member_contexts(
+            session,
+            sorted({event.member_id for event in reported.values()}),
+            self.programme,
+            windows_of(self.programme),
+            now,
+        )
+        happened = [
+            (position, _engine_event(event, self.origin)) for position, event in reported.items()
+        ]
+        limits: dict[str, int] = {}
+        for position, happening in happened:
+            limits.update(engine.counter_limits(book, happening, str(reported[position].member_id)))
+        used = counters.lock(session, limits, now) if self.write else counters.used(session, limits)
+        remaining = {key: max(0, limit - used.get(key, 0)) for key, limit in limits.items()}
+        consumed: dict[str, int] = {}
+        version = self.programme_version()
+        done: dict[int, Processed] = {}
+        for position, happening in happened:
+            report = reported[position]
+            outcome = engine.evaluate(book, happening, members[report.member_id], remaining)
+            for key, points in outcome.consumption.items():
+                remaining[key] = remaining.get(key, limits.get(key, 0)) - points
+                consumed[key] = consumed.get(key, 0) + points
+            done[position] = Processed(
+                uuid7() if self.write else None,
+                report,
+                report.member_id,
+                outcome.points,
+                outcome.growth,
+                outcome_document(outcome),
+                version,
+            )
+        if self.write and done:
+            done = _store_and_post(
+                session, self.origin, self.source, done, consumed, now, self.policy, self.programme
+            )
+        return done
+
+    def refund(self, event: Reported) -> Processed | TallyError:
+        """Take back, in proportion to the money refunded, what the purchase it refers to
+        earned (points, growth), and give back the caps and budgets it used."""
+        session = self.session
+        assert event.refers_to is not None
+        if self.write:
+            found = events.lock_referred(session, self.source, [event.refers_to])
+        else:
+            ids = events.find(session, self.source, [event.refers_to])
+            rows = events.by_ids(session, list(ids.values()))
+            found = {event_id: rows[stored_id] for event_id, stored_id in ids.items()}
+        purchase = found.get(event.refers_to)
+        try:
+            taken = _taken_back(event, purchase)
+        except TallyError as error:
+            return error
+        assert purchase is not None
+        refunded = minor_units(event.amount, event.currency) or 0
+        document = {
+            "refund_of": purchase.event_id,
+            "rules": [
+                {
+                    "campaign": line.campaign,
+                    "rule": line.rule,
+                    "points": line.points,
+                    "growth": line.growth,
+                }
+                for line in taken.lines
+            ],
+            "skipped": [],
+            "arms": dict(purchase.outcome.get("arms", {})),
+            "consumption": {key: -points for key, points in sorted(taken.given_back.items())},
+        }
+        processed = Processed(
+            uuid7() if self.write else None,
+            event,
+            event.member_id,
+            taken.points,
+            taken.growth,
+            document,
+            self.programme_version(),
+        )
+        if not self.write:
+            return processed
+        transaction_id = None
+        if purchase.transaction_id is not None and taken.points < 0:
+            try:
+                transaction_id = reversals.take_back(
+                    session,
+                    self.origin,
+                    purchase.transaction_id,
+                    -taken.points,
+                    self.now,
+                    reference=f"event:{event.event_id}",
+                    source_key=source_key(
+                        EntryKind.CLAWBACK, self.origin, f"event:{event.event_id}"
+                    ),
+                    details={"refund_of": purchase.event_id, "refunded_minor": refunded},
+                ).entry_id
+            except TallyError as error:
+                return error
+        if taken.growth < 0:
+            tiers.take_back(
+                session,
+                purchase.member_id,
+                -taken.growth,
+                purchase.received_at,
+                self.now,
+                journal_entry_id=transaction_id,
+                partner_id=self.origin.partner_id,
+            )
+        processed = replace(processed, transaction_id=transaction_id)
+        row = _row(self.source, self.origin, processed, self.now)
+        row["transaction_id"] = transaction_id
+        if processed.stored_id not in events.insert(session, [row]):
+            raise ConcurrentChange("A concurrent report of the same event was stored first; retry.")
+        events.add_refunded(session, {purchase.id: refunded})
+        counters.add(session, {key: -points for key, points in taken.given_back.items()}, self.now)
+        return processed
+
+
+def _taken_back(event: Reported, purchase: StoredEvent | None) -> Refund:
+    """What a refund takes back of the purchase it refers to, or why it cannot."""
+    if purchase is None:
+        raise ValidationFailed(
+            f"Event {event.refers_to!r} was not reported by this source.", field="refers_to"
+        )
+    if purchase.type == REFUND:
+        raise ValidationFailed(
+            "A refund refers to what was bought, not to a refund.", field="refers_to"
+        )
+    if purchase.member_id != event.member_id:
+        raise ValidationFailed(
+            f"Event {purchase.event_id!r} is another member's.", field="member_id"
+        )
+    refunded = minor_units(event.amount, event.currency) or 0
+    if purchase.amount_minor is None or purchase.currency != event.currency:
+        raise ValidationFailed(
+            f"Event {purchase.event_id!r} has no amount in {event.currency} to refund.",
+            field="refers_to",
+        )
+    left = purchase.amount_minor - purchase.refunded_minor
+    if refunded > left:
+        raise ValidationFailed(
+            f"The refund exceeds what is left to refund of {purchase.event_id!r}: "
+            f"{_decimal(left, event.currency)} {event.currency}.",
+            field="amount",
+        )
+    return refunds.refund(
+        _outcome_of(purchase.outcome),
+        Decimal(purchase.amount_minor),
+        Decimal(refunded),
+        Decimal(purchase.refunded_minor),
+    )
+
+
+def _outcome_of(document: Mapping[str, Any]) -> engine.Outcome:
+    """The applied rules of a stored outcome, as the engine gave them (for refunds)."""
+    return engine.Outcome(
+        applied=tuple(
+            engine.Applied(
+                rule["campaign"],
+                rule["rule"],
+                rule["points"],
+                rule.get("growth", 0),
+                counters=tuple(rule.get("counters", ())),
+            )
+            for rule in document.get("rules", [])
+        ),
+        skipped=(),
+        consumption={},
+        arms={},
+    )
+
+
+def _decimal(minor: int, currency: str | None) -> Decimal:
+    return Decimal(minor).scaleb(-CURRENCY_EXPONENTS[currency or ""])
 
 
 def with_repeats(
@@ -352,6 +571,24 @@ def _store_and_post(
         # Lost the race to a concurrent report of the same events: roll back and answer alone.
         raise ConcurrentChange("A concurrent report of the same event was stored first; retry.")
     earning = [position for position, processed in done.items() if processed.points > 0]
+    growing = [
+        position
+        for position, processed in done.items()
+        if not processed.points and processed.growth
+    ]
+    in_rounds(
+        growing,
+        lambda position: done[position].member_id,
+        lambda positions: tiers.credit_earns(
+            session,
+            [
+                tiers.EarnedGrowth(done[p].member_id, done[p].growth, None, origin.partner_id)
+                for p in positions
+            ],
+            now,
+            programme,
+        ),
+    )
     posted = post_earnings(
         session,
         [_earning(origin, done[position]) for position in earning],

@@ -37,6 +37,7 @@ class EntryKind(enum.StrEnum):
     REVERSAL = "reversal"
     MERGE = "merge"
     UNMERGE = "unmerge"
+    CLAWBACK = "clawback"  # part of an earn taken back (a refund of part of the money)
 
 
 class JournalEntry(Base):

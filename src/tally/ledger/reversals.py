@@ -95,6 +95,56 @@ def reverse(
     raise NotReversible(f"A {original.kind.value} transaction cannot be reversed.")
 
 
+def take_back(
+    session: Session,
+    origin: Origin,
+    earn_id: uuid.UUID,
+    points: int,
+    now: datetime,
+    *,
+    reference: str | None = None,
+    source_key: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Posted:
+    """Take ``points`` back of an earn (part of its money was refunded): clawed from what is
+    left of the lots it created, the rest reported as a shortfall (spent already). Recorded even
+    when nothing is left to claw (a zero entry), so the shortfall reaches settlement."""
+    original = repository.entry(session, earn_id)
+    if original is None or original.kind is not EntryKind.EARN or original.member_id is None:
+        raise NotFound(f"Transaction {earn_id} is not an earn.")
+    if repository.entry_reversal(session, earn_id) is not None:
+        raise AlreadyReversed(f"Transaction {earn_id} was already reversed.")
+    member_id = _lock_owner(session, original.member_id)
+    plan: list[tuple[int, int]] = []
+    wanted = points
+    for lot in repository.lots_created_by(session, earn_id):
+        if wanted and lot.remaining > 0:
+            plan.append((lot.id, min(wanted, lot.remaining)))
+            wanted -= plan[-1][1]
+    clawed = points - wanted
+    result = {"takes_back": str(earn_id), "clawed_back": clawed, "shortfall": wanted}
+    entry_id = post(
+        session,
+        kind=EntryKind.CLAWBACK,
+        legs=[
+            Leg(member_available(member_id), -clawed),
+            Leg(partner_issued(original.partner_id or 0), clawed),
+        ],
+        origin=origin,
+        member_id=member_id,
+        now=now,
+        reference=reference,
+        source_key=source_key,
+        details={**(details or {}), **result},
+        record_only=clawed == 0,
+    )
+    if plan and not repository.change_lots(
+        session, [(entry_id, lot_id, -taken) for lot_id, taken in plan]
+    ):
+        raise PointsChanged("The earned points changed during the take-back; retry.")
+    return Posted(entry_id, member_id, result)
+
+
 def _lock_owner(session: Session, member_id: int) -> int:
     """Lock the wallet of the member that now holds ``member_id``'s value (followed through
     merges) and return it, before anything of the original entry's lots is read: a spend (or a

@@ -142,6 +142,31 @@ class Currency(Strict):
     point_value: PointValue = Field(description="Money one point is worth.")
     default_validity_days: int = Field(ge=1, le=36_500, description="Life of earned points.")
     timezone: str = Field(description="IANA zone the programme's days are counted in.")
+    exchange_rates: dict[str, DecimalText] = Field(
+        default_factory=dict,
+        description="Other currencies events may be reported in: a unit of each is worth this "
+        'much of the programme\'s money, e.g. {USD: "7.1000"}.',
+    )
+
+    @field_validator("exchange_rates", mode="before")
+    @classmethod
+    def _rates_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: _decimal_text(rate) for key, rate in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _known_rates(self) -> Currency:
+        for code, rate in self.exchange_rates.items():
+            if code not in CURRENCY_EXPONENTS:
+                raise ValueError(f"exchange_rates: {code!r} is not a known ISO 4217 currency code")
+            if code == self.point_value.currency:
+                raise ValueError(f"exchange_rates: {code} is the programme's own money")
+            if Decimal(rate) <= 0 or -int(Decimal(rate).as_tuple().exponent) > 8:
+                raise ValueError(
+                    f"exchange_rates: the rate of {code} is more than 0 with at most 8 decimals"
+                )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -163,7 +163,7 @@ class EarnedGrowth:
 
     member_id: int
     points: int
-    journal_entry_id: uuid.UUID
+    journal_entry_id: uuid.UUID | None  # None: growth without points (an event's growth only)
     partner_id: int | None
 
 
@@ -328,6 +328,36 @@ def reverse(
         created_at=now,
     )
     return repository.growth_entry(session, entry_id)
+
+
+def take_back(
+    session: Session,
+    member_id: int,
+    growth: int,
+    counted_at: datetime,
+    now: datetime,
+    *,
+    journal_entry_id: uuid.UUID | None,
+    partner_id: int | None,
+) -> None:
+    """Take back ``growth`` of what an event credited at ``counted_at`` (part of its money was
+    refunded): a negative entry counted when the original was, so every window it fell in loses
+    exactly it. Tiers move down only at evaluation."""
+    repository.add_lifetime(session, member_id, -growth, floor=False)
+    repository.insert_growth(
+        session,
+        member_id=member_id,
+        origin_member_id=member_id,
+        points=-growth,
+        kind=GrowthKind.REVERSAL,
+        counted_at=counted_at,
+        journal_entry_id=journal_entry_id,
+        reverses_id=None,
+        partner_id=partner_id,
+        staff_id=None,
+        reason="refund",
+        created_at=now,
+    )
 
 
 def adjust(

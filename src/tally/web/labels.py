@@ -25,6 +25,7 @@ CONSOLE_KINDS: dict[str, str] = {
     EntryKind.REVERSAL: N_("Reversal"),
     EntryKind.MERGE: N_("Merge"),
     EntryKind.UNMERGE: N_("Unmerge"),
+    EntryKind.CLAWBACK: N_("Refund take-back"),
 }
 
 #: Entry kinds in words a member understands.
@@ -41,6 +42,7 @@ MEMBER_KINDS: dict[str, str] = {
     EntryKind.REVERSAL: N_("Cancelled"),
     EntryKind.MERGE: N_("Accounts combined"),
     EntryKind.UNMERGE: N_("Accounts separated"),
+    EntryKind.CLAWBACK: N_("Taken back for a refund"),
 }
 
 MEMBER_STATUSES: dict[str, str] = {

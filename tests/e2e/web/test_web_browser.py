@@ -112,11 +112,16 @@ def test_support_adjustment_changes_the_balance_and_shows_in_history(
     expect(newest).to_contain_text("补偿：物流延误")
     assert balance_of(demo_site, 5).available == before + 250
 
+    # Taking more than a member has is refused before any limit or confirmation applies.
+    poor = next(m for m in range(1, 21) if 0 < balance_of(demo_site, m).available < 9_000)
+    left = balance_of(demo_site, poor).available
+    page.goto(demo_site.url(f"/console/members/{poor}"))
     page.fill("#adjust input[name=points]", "-9999")
     page.fill("#adjust textarea[name=reason]", "too much")
     page.click("#adjust button[type=submit]")
     expect(page.locator(".flash-error")).to_have_text("积分不足。")
     expect(page.locator("#adjust input[name=points]")).to_have_value("-9999")
+    assert balance_of(demo_site, poor).available == left
     assert balance_of(demo_site, 5).available == before + 250
 
 

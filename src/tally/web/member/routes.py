@@ -73,7 +73,12 @@ def my_points(request: Request) -> Response:
     with database(request).read() as session:
         programme = programme_in_force(request, session)
         points = views.my_points(
-            session, member_id, now, programme.zone, programme.reminders.expiry.days_before
+            session,
+            member_id,
+            now,
+            programme.zone,
+            programme.reminders.expiry.days_before,
+            programme,
         )
         status = tier_views.status_of(session, member_id, now, programme)
     context = {"points": points, "status": status, "theme": status.theme, "page_url": "/m"}
@@ -103,8 +108,9 @@ def history(
     if member_id is None:
         return _welcome(request, "signed_out")
     with database(request).read() as session:
-        page = views.activity(session, member_id, before, views.HISTORY_PAGE)
-        theme = tier_views.theme_of(session, member_id, programme_in_force(request, session))
+        programme = programme_in_force(request, session)
+        page = views.activity(session, member_id, before, views.HISTORY_PAGE, programme)
+        theme = tier_views.theme_of(session, member_id, programme)
     block = "items" if is_htmx(request) else None
     context = {"page": page, "theme": theme, "page_url": "/m/history"}
     return _page(request, "member/history.html", context, block=block)
