@@ -1,6 +1,7 @@
 """The same answer online and in simulation: events processed online, in batches, then the
 running programme simulated over them as a draft, reproduce exactly the points and growth stored
-for every event — budgets consumed in the same order — and the simulation writes nothing."""
+for every event — budgets consumed in the same order, refunds taking back in proportion and
+giving caps and budgets back — and the simulation writes nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,14 +40,15 @@ _fresh = itertools.count()
 
 @st.composite
 def events(draw: st.DrawFn) -> tuple[str, int, int, int, int, int]:
-    """(type, member, amount in fen, drinks in fen, score, hours before now)."""
-    kind = draw(st.sampled_from(["purchase", "bill_paid", "sign_in", "survey_done"]))
+    """(type, member, amount in fen, drinks in fen, score, hours before now); a refund's
+    drinks say how many quarters of what is left of the latest purchase it refunds."""
+    kind = draw(st.sampled_from(["purchase", "bill_paid", "sign_in", "survey_done", "refund"]))
     amount = draw(st.sampled_from([0, 199, 5_000, 12_000, 30_000]) | st.integers(0, 30_000))
     return (
         kind,
         draw(st.integers(0, MEMBERS - 1)),
         amount,
-        draw(st.sampled_from([0, amount // 3, amount])),
+        draw(st.integers(1, 4) if kind == "refund" else st.sampled_from([0, amount // 3, amount])),
         draw(st.integers(0, 10)),
         draw(st.integers(0, 72)),
     )
@@ -80,9 +83,10 @@ def test_simulating_the_running_programme_reproduces_every_stored_outcome(
             shop = partners.create_partner(session, "SHOP", "Shop", now).id
         stored: list[Processed] = []
         numbers = itertools.count()
+        refundable: list[list[Any]] = []  # [event_id, member, fen left], latest last
         for position, batch in enumerate(batches):
             taken_in = now + timedelta(seconds=position)
-            sent = [_event(next(numbers), event, members, taken_in) for event in batch]
+            sent = [_event(next(numbers), e, members, taken_in, refundable) for e in batch]
             with database.write() as session:
                 results = event_intake.process(
                     session,
@@ -121,10 +125,30 @@ def test_simulating_the_running_programme_reproduces_every_stored_outcome(
 
 
 def _event(
-    number: int, event: tuple[str, int, int, int, int, int], members: list[int], taken_in: datetime
+    number: int,
+    event: tuple[str, int, int, int, int, int],
+    members: list[int],
+    taken_in: datetime,
+    refundable: list[list[Any]],
 ) -> Reported:
     kind, member, fen, drinks, score, hours = event
     occurred_at = taken_in - timedelta(hours=hours)
+    if kind == "refund":
+        if not refundable or refundable[-1][2] == 0:
+            kind = "sign_in"
+        else:
+            purchase = refundable[-1]
+            back = max(1, purchase[2] * drinks // 4)
+            purchase[2] -= back
+            return Reported(
+                "refund",
+                f"ev-{number}",
+                purchase[1],
+                taken_in,
+                Decimal(back).scaleb(-2),
+                "CNY",
+                refers_to=purchase[0],
+            )
     if kind == "sign_in":
         return Reported(kind, f"ev-{number}", members[member], occurred_at)
     if kind == "survey_done":
@@ -141,6 +165,8 @@ def _event(
     items = ()
     if kind == "purchase" and drinks:
         items = (engine.Item(sku="tea", amount=Decimal(drinks).scaleb(-2), category="drinks"),)
+    if fen:
+        refundable.append([f"ev-{number}", members[member], fen])
     return Reported(
         kind,
         f"ev-{number}",
@@ -169,7 +195,7 @@ def test_a_simulation_reads_in_a_transaction_that_refuses_writes(
         event_intake.process(
             session,
             Origin(partner_id=shop),
-            [_event(1, ("purchase", 0, 12_000, 12_000, 0, 0), [member], now)],
+            [_event(1, ("purchase", 0, 12_000, 12_000, 0, 0), [member], now, [])],
             now,
             policy_for(programme, settings),
             programme,

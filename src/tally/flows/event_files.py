@@ -1,8 +1,9 @@
 """Files of events (CSV or Parquet) read with polars: one event a row, in the columns
-``type,event_id,member_id,occurred_at`` and optionally ``amount,currency,channel`` and
-``attr.<name>`` (an attribute of the event). Amounts are exact decimals: text in a CSV, text or
-decimal in a Parquet file, never a float. A file with a missing or unknown column, or a row that
-cannot be read, is refused as a whole (``validation_failed``, naming the row and column)."""
+``type,event_id,member_id,occurred_at`` and optionally ``amount,currency,channel,refers_to``
+(a refund's) and ``attr.<name>`` (an attribute of the event). Amounts are exact decimals: text
+in a CSV, text or decimal in a Parquet file, never a float. A file with a missing or unknown
+column, or a row that cannot be read, is refused as a whole (``validation_failed``, naming the
+row and column)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tally.rules.conditions import FieldType
 from tally.rules.rule_book import RuleBook
 
 REQUIRED = ("type", "event_id", "member_id", "occurred_at")
-OPTIONAL = ("amount", "currency", "channel")
+OPTIONAL = ("amount", "currency", "channel", "refers_to")
 ATTRIBUTE = "attr."
 LIST_SEPARATOR = "|"  # a list attribute in a CSV cell: "a|b|c"
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?")
@@ -44,6 +45,7 @@ class FileEvent:
     amount: Decimal | None = None
     currency: str | None = None
     channel: str | None = None
+    refers_to: str | None = None  # a refund: the event_id of the event it refunds
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,6 +156,7 @@ def _event(path: Path, number: int, row: dict[str, Any]) -> FileEvent:
         amount=None if amount is None else Decimal(str(amount)),
         currency=None if amount is None else str(currency),
         channel=None if channel is None else str(channel),
+        refers_to=None if values.get("refers_to") is None else str(values["refers_to"]),
         attributes={
             name[len(ATTRIBUTE) :]: value
             for name, value in values.items()

@@ -28,7 +28,16 @@ from tally.errors import TallyError, ValidationFailed
 from tally.events import repository as events
 from tally.events.models import StoredEvent
 from tally.flows import event_files
-from tally.flows.event_intake import Reported, book_for, check, typed_attributes, windows_of
+from tally.flows.event_intake import (
+    REFUND,
+    Reported,
+    book_for,
+    check,
+    in_programme_money,
+    minor_units,
+    typed_attributes,
+    windows_of,
+)
 from tally.flows.event_members import member_contexts
 from tally.kit.clock import as_utc, end_of_day
 from tally.ledger import repository as ledger_repository
@@ -139,10 +148,7 @@ def stored(
     for subject, row in zip(subjects, rows, strict=True):
         if subject.counts_for_tier:
             counted[row.member_id] += row.growth
-    drafted = [
-        _subject(draft, draft_book, _reported(row, draft_book), contexts, _partner(row))
-        for row in rows
-    ]
+    drafted = _stored_replays(rows, draft, draft_book, contexts)
     if progress is not None:
         progress.start(len(rows))
     simulated = simulation.replay(draft_book, drafted, _tick(progress))
@@ -177,26 +183,13 @@ def from_file(
     _, statuses = ledger_repository.wallet_states(session, member_ids)
     active = sorted(m for m, status in statuses.items() if status is MemberStatus.ACTIVE)
     refusals = {m: _member_refusal(statuses.get(m)) for m in member_ids if m not in active}
-    first: dict[str, int] = {}
-    repeats = {
-        position
-        for position, event in enumerate(chosen)
-        if first.setdefault(event.event_id, position) != position
-    }
     subjects = [simulation.Subject(event.event_id, str(event.member_id)) for event in chosen]
     if progress is not None:
         progress.start(2 * len(chosen))
     given = []
     for programme, book in zip((running, draft), books, strict=True):
         contexts = member_contexts(session, active, programme, windows_of(programme), now)
-        replays = [
-            DUPLICATE
-            if position in repeats
-            else refusals[event.member_id]
-            if event.member_id in refusals
-            else _subject(programme, book, _from_file(book, event), contexts, None)
-            for position, event in enumerate(chosen)
-        ]
+        replays = _file_replays(chosen, programme, book, contexts, refusals)
         given.append(simulation.replay(book, replays, _tick(progress)))
     base = _base_growth(session, active, running, now, {})
     report = simulation.compare(
@@ -208,6 +201,63 @@ def from_file(
         base,
     )
     return Simulation(report, FILE, period, version, now)
+
+
+def _stored_replays(
+    rows: Sequence[StoredEvent],
+    draft: Programme,
+    book: RuleBook,
+    contexts: Mapping[int, engine.Member],
+) -> list[simulation.Replayed]:
+    """What the draft replays of each stored event: the event evaluated, or a refund taking
+    back from the purchase it refers to when that purchase is replayed too (otherwise the
+    refund's stored take-back stands)."""
+    bought: dict[tuple[str, str], int] = {}
+    replays: list[simulation.Replayed] = []
+    for position, row in enumerate(rows):
+        if row.type != REFUND:
+            bought[(row.source, row.event_id)] = position
+            reported = _reported(row, book)
+            replays.append(_subject(draft, book, reported, contexts, _partner(row)))
+            continue
+        of = bought.get((row.source, row.refers_to or ""))
+        if of is None:
+            replays.append(simulation.Given.stored(row.points, row.growth, row.outcome))
+        else:
+            purchase = rows[of].amount_minor or 0
+            replays.append(simulation.Refunding(of, purchase, row.amount_minor or 0))
+    return replays
+
+
+def _file_replays(
+    chosen: Sequence[event_files.FileEvent],
+    programme: Programme,
+    book: RuleBook,
+    contexts: Mapping[int, engine.Member],
+    refusals: Mapping[int, str],
+) -> list[simulation.Replayed]:
+    """What one side replays of each of a file's events (in file order): a repeated
+    ``event_id`` is a duplicate, a refund takes back from the earlier event it refers to."""
+    seen: dict[str, tuple[int, Reported]] = {}
+    replays: list[simulation.Replayed] = []
+    for position, event in enumerate(chosen):
+        reported = _from_file(book, event)
+        if event.event_id in seen:
+            replays.append(DUPLICATE)
+            continue
+        seen[event.event_id] = (position, reported)
+        if event.member_id in refusals:
+            replays.append(refusals[event.member_id])
+        elif event.type == REFUND:
+            purchase = seen.get(event.refers_to or "")
+            if purchase is not None and (
+                purchase[1].type == REFUND or purchase[1].member_id != event.member_id
+            ):
+                purchase = None
+            replays.append(_file_refund(programme, book, reported, purchase))
+        else:
+            replays.append(_subject(programme, book, reported, contexts, None))
+    return replays
 
 
 def _tick(progress: Progress | None) -> Callable[[int], None] | None:
@@ -245,26 +295,57 @@ def _subject(
     contexts: Mapping[int, engine.Member],
     partner: str | None,
 ) -> tuple[engine.Event, engine.Member] | str:
-    """The event as ``programme`` reads it and its member, or the code of the error the
-    online path would refuse it with."""
+    """The event as ``programme`` reads it (its money converted as online) and its member, or
+    the code of the error the online path would refuse it with."""
     member = contexts.get(reported.member_id)
     if member is None:
         return "not_found"
+    priced = _priced(programme, book, reported)
+    if isinstance(priced, str):
+        return priced
+    event = engine.Event(
+        type=priced.type,
+        occurred_at=priced.occurred_at,
+        partner=partner,
+        channel=priced.channel,
+        amount=priced.amount,
+        currency=priced.currency,
+        items=priced.items,
+        attributes=priced.attributes,
+    )
+    return event, member
+
+
+def _priced(programme: Programme, book: RuleBook, reported: Reported) -> Reported | str:
+    """``reported`` checked and in the programme's money, or the code it is refused with."""
     try:
         check(reported, programme, book)
     except TallyError as refusal:
         return refusal.code
-    event = engine.Event(
-        type=reported.type,
-        occurred_at=reported.occurred_at,
-        partner=partner,
-        channel=reported.channel,
-        amount=reported.amount,
-        currency=reported.currency,
-        items=reported.items,
-        attributes=reported.attributes,
+    return in_programme_money(reported, programme)
+
+
+def _file_refund(
+    programme: Programme,
+    book: RuleBook,
+    refund: Reported,
+    purchase: tuple[int, Reported] | None,
+) -> simulation.Refunding | str:
+    """A file's refund of an earlier event of the file, its money as ``programme`` reads it."""
+    priced = _priced(programme, book, refund)
+    if isinstance(priced, str):
+        return priced
+    if purchase is None:
+        return simulation.REFUSED_REFUND
+    position, bought = purchase
+    original = _priced(programme, book, bought)
+    if isinstance(original, str) or original.amount is None:
+        return simulation.REFUSED_REFUND
+    return simulation.Refunding(
+        position,
+        minor_units(original.amount, original.currency) or 0,
+        minor_units(priced.amount, priced.currency) or 0,
     )
-    return event, member
 
 
 def _member_refusal(status: MemberStatus | None) -> str:
@@ -278,10 +359,15 @@ def _partner(row: StoredEvent) -> str | None:
 
 
 def _reported(row: StoredEvent, book: RuleBook) -> Reported:
-    """A stored event as it was reported, its attributes typed as ``book`` declares them."""
+    """A stored event as it was sent (in the currency it was sent in, converted again by each
+    side as online), its attributes typed as ``book`` declares them."""
     payload: Mapping[str, Any] = row.payload or {}
+    currency = payload.get("sent_currency") or row.currency
     amount = None
-    if row.amount_minor is not None and row.currency is not None:
+    if "sent_currency" in payload:
+        sent = payload.get("sent_amount")
+        amount = None if sent is None else Decimal(str(sent))
+    elif row.amount_minor is not None and row.currency is not None:
         amount = Decimal(row.amount_minor).scaleb(-CURRENCY_EXPONENTS[row.currency])
     items = tuple(
         engine.Item(
@@ -300,11 +386,12 @@ def _reported(row: StoredEvent, book: RuleBook) -> Reported:
         member_id=row.member_id,
         occurred_at=as_utc(row.occurred_at),
         amount=amount,
-        currency=row.currency,
+        currency=currency,
         items=items,
         channel=row.channel,
         attributes=typed_attributes(book, row.type, payload.get("attributes") or {}),
         refers_to=row.refers_to,
+        payload=payload,
     )
 
 
@@ -318,6 +405,7 @@ def _from_file(book: RuleBook, event: event_files.FileEvent) -> Reported:
         currency=event.currency,
         channel=event.channel,
         attributes=event_files.typed(book, event.type, event.attributes),
+        refers_to=event.refers_to,
     )
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from tally.rules import engine
+from tally.rules import engine, refunds
 from tally.rules.rule_book import RuleBook
 
 PROGRESS_EVERY = 1_000  # events between two calls of a replay's ``tick``
@@ -67,19 +68,43 @@ class Given:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Refunding:
+    """A refund of the event at position ``of`` of the same replay: ``refunded`` of its
+    ``amount``, both in minor units of the programme's money."""
+
+    of: int
+    amount: int
+    refunded: int
+
+
+REFUSED_REFUND = "validation_error"  # the code a refund is refused with online
+
+Replayed = tuple[engine.Event, engine.Member] | Refunding | Given | str
+
+
 def replay(
     book: RuleBook,
-    events: Iterable[tuple[engine.Event, engine.Member] | str],
+    events: Iterable[Replayed],
     tick: Callable[[int], None] | None = None,
 ) -> list[Given]:
-    """Each event through ``book`` in order (a string: the side refuses that event, the
-    string says why), caps and budgets counted from zero in memory; ``tick(n)`` is told
-    every :data:`PROGRESS_EVERY` events replayed."""
+    """Each event through ``book`` in order, caps and budgets counted from zero in memory:
+    an event and its member are evaluated; a :class:`Refunding` takes back, in proportion, what
+    the side gave the event it refunds and gives its caps and budgets back (refused when that
+    event was refused, or more money is refunded than is left); a :class:`Given` stands as it
+    is (a refund of an event outside the replay); a string is why the side refuses the event.
+    ``tick(n)`` is told every :data:`PROGRESS_EVERY` events replayed."""
     remaining: dict[str, int] = {}
+    outcomes: dict[int, engine.Outcome] = {}
+    refunded: dict[int, int] = {}
     given: list[Given] = []
-    for position, subject in enumerate(events, start=1):
+    for position, subject in enumerate(events):
         if isinstance(subject, str):
             given.append(Given(refused=subject))
+        elif isinstance(subject, Given):
+            given.append(subject)
+        elif isinstance(subject, Refunding):
+            given.append(_refund(subject, outcomes, refunded, remaining))
         else:
             event, member = subject
             for key, limit in engine.counter_limits(book, event, member.id).items():
@@ -87,12 +112,37 @@ def replay(
             outcome = engine.evaluate(book, event, member, remaining)
             for key, points in outcome.consumption.items():
                 remaining[key] -= points
+            outcomes[position] = outcome
             given.append(Given.of(outcome))
-        if tick is not None and position % PROGRESS_EVERY == 0:
+        if tick is not None and (position + 1) % PROGRESS_EVERY == 0:
             tick(PROGRESS_EVERY)
     if tick is not None and len(given) % PROGRESS_EVERY:
         tick(len(given) % PROGRESS_EVERY)
     return given
+
+
+def _refund(
+    subject: Refunding,
+    outcomes: Mapping[int, engine.Outcome],
+    refunded: dict[int, int],
+    remaining: dict[str, int],
+) -> Given:
+    original = outcomes.get(subject.of)
+    before = refunded.get(subject.of, 0)
+    if original is None or subject.refunded > subject.amount - before:
+        return Given(refused=REFUSED_REFUND)
+    back = refunds.refund(
+        original, Decimal(subject.amount), Decimal(subject.refunded), Decimal(before)
+    )
+    refunded[subject.of] = before + subject.refunded
+    for key, points in back.given_back.items():
+        remaining[key] = remaining.get(key, 0) + points
+    return Given(
+        back.points,
+        back.growth,
+        tuple(Granted(line.campaign, line.rule, line.points, line.growth) for line in back.lines),
+        {key: -points for key, points in back.given_back.items()},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +173,8 @@ class Subject:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """Points and growth given, the events they were given on and the members affected."""
+    """Points and growth given (net of refunds' take-backs), the events that were given some
+    and the members they were given to."""
 
     points: int = 0
     growth: int = 0
@@ -232,7 +283,7 @@ class _Tally:
             for key in keys:
                 self.points[key] = self.points.get(key, 0) + granted.points
                 self.growth[key] = self.growth.get(key, 0) + granted.growth
-                if granted.points or granted.growth:
+                if granted.points > 0 or granted.growth > 0:
                     touched.add(key)
         for line in touched:
             self.events[line] = self.events.get(line, 0) + 1
@@ -251,7 +302,9 @@ class _Tally:
 
 def _totals(subjects: Sequence[Subject], given: Sequence[Given]) -> Figures:
     touched = [
-        (s.member_id, g) for s, g in zip(subjects, given, strict=True) if g.points or g.growth
+        (s.member_id, g)
+        for s, g in zip(subjects, given, strict=True)
+        if g.points > 0 or g.growth > 0
     ]
     return Figures(
         sum(g.points for g in given),

@@ -318,7 +318,7 @@ def test_bad_inputs_are_refused_with_clear_errors(world: World, tmp_path: Path) 
     assert refused.stderr == (
         "error [validation_error]: columns.csv: it lacks the column(s) member_id and it has "
         "unknown column(s) member, points; the columns are "
-        "type,event_id,member_id,occurred_at,amount,currency,channel and attr.<name>.\n"
+        "type,event_id,member_id,occurred_at,amount,currency,channel,refers_to and attr.<name>.\n"
     )
     rows = tmp_path / "rows.csv"
     rows.write_text(
@@ -376,3 +376,61 @@ def test_a_long_simulation_shows_a_progress_bar_and_the_same_report(
 
     assert started == [3]
     assert {**shown, "as_of": None} == {**quiet, "as_of": None}
+
+
+def _refund(world: World, event_id: str, refers_to: str, member: int, amount: str) -> None:
+    """A refund reported online after the fixture's events."""
+    with world.database.write() as session:
+        shop = partners.partner_by_code(session, "MOBILE")
+        assert shop is not None
+        at = world.at + timedelta(minutes=10)
+        [done] = event_intake.process(
+            session,
+            Origin(partner_id=shop.id),
+            [Reported("refund", event_id, member, at, Decimal(amount), "CNY", refers_to=refers_to)],
+            at,
+            policy_for(world.programme, get_settings()),
+            world.programme,
+            event_intake.book_for(world.programme),
+        )
+    assert isinstance(done, event_intake.Processed), done
+
+
+def test_a_refund_takes_back_in_proportion_what_each_side_gave(
+    world: World, tmp_path: Path
+) -> None:
+    _refund(world, "r-1", "e-1", world.members[0], "300.00")  # half of 600.00
+    same = _simulate(str(_draft(tmp_path, _content(world))))
+    content = _content(world)
+    _campaign(content, "BASE")["rules"][0]["award"]["points_per"]["points"] = 2
+
+    doubled = _simulate(str(_draft(tmp_path, content)))
+
+    assert same["events"] == 4
+    assert same["events_differing"] == 0
+    # The refund takes back half: 300 of BASE's 600 and 50 of BONUS's 100 (running), 600 of
+    # 1,200 and 50 (draft); BONUS's budget gets its 50 back on both sides.
+    assert same["running"]["points"] == 885 - 350
+    assert doubled["draft"]["points"] == 1565 - 650
+    assert _line(doubled, "BASE", "per-yuan")["draft"]["points"] == 1360 - 600
+    assert [b["draft_used"] for b in doubled["budgets"]] == [150]
+    assert doubled["running"]["events"] == 3  # a refund rewards nothing
+    [refund] = [d for d in doubled["differences"] if d["running_points"] < 0]
+    assert (refund["running_points"], refund["draft_points"]) == (-350, -650)
+
+
+def test_money_in_another_currency_is_converted_by_each_side_s_rates(
+    world: World, tmp_path: Path
+) -> None:
+    events = tmp_path / "hkd.csv"
+    events.write_text(
+        "type,event_id,member_id,occurred_at,amount,currency\n"
+        f"purchase,h-1,{world.members[0]},{world.at.isoformat()},100.00,HKD\n"
+    )
+    content = _content(world)
+    content["currency"]["exchange_rates"] = {"HKD": "0.9000"}
+
+    report = _simulate(str(_draft(tmp_path, content)), "--events", str(events))
+
+    assert report["running"]["refused"] == {"validation_error": 1}  # no HKD rate running
+    assert report["draft"]["points"] == 90  # 100.00 HKD → 90.00 CNY → 90 points
