@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 
-from support.event_programme import CAMPAIGNS, apply_campaigns
+from support.event_programme import CAMPAIGNS, EVENT_TYPES, apply_campaigns
+from support.membership_programme import DEMO, OPERATOR
 from tally.config import Settings
 from tally.db.engine import build_engine
 from tally.db.session import Database
@@ -31,7 +32,12 @@ from tally.ledger.domain import Origin
 from tally.ledger.posting import policy_for
 from tally.members.service import Identity
 from tally.partners import service as partners
+from tally.programme import loader
+from tally.programme import service as programme_service
+from tally.programme.domain import Programme
 from tally.rules import engine
+from tally.tiers import service as tiers
+from tally.tiers.models import GrowthKind
 
 MEMBERS = 3
 SECRET = "simulation-secret-" + "x" * 32
@@ -43,7 +49,7 @@ def events(draw: st.DrawFn) -> tuple[str, int, int, int, int, int]:
     """(type, member, amount in fen, drinks in fen, score, hours before now); a refund's
     drinks say how many quarters of what is left of the latest purchase it refunds."""
     kind = draw(st.sampled_from(["purchase", "bill_paid", "sign_in", "survey_done", "refund"]))
-    amount = draw(st.sampled_from([0, 199, 5_000, 12_000, 30_000]) | st.integers(0, 30_000))
+    amount = draw(st.sampled_from([0, 199, 5_000, 12_000, 30_000, 60_000]) | st.integers(0, 30_000))
     return (
         kind,
         draw(st.integers(0, MEMBERS - 1)),
@@ -54,6 +60,52 @@ def events(draw: st.DrawFn) -> tuple[str, int, int, int, int, int]:
     )
 
 
+# Rules that read the member at the event: the tier's multiplier (members move up as their
+# growth arrives) and windowed aggregates (a count and a spend of the days before).
+AGGREGATES = [
+    {"code": "purchases_2d", "of": "purchase", "measure": "count", "days": 2},
+    {"code": "spent_3d", "of": "purchase", "measure": "sum_amount", "days": 3},
+]
+MEMBER_RULES: list[dict[str, Any]] = [
+    *CAMPAIGNS,
+    {
+        "code": "LOYAL",
+        "names": {"zh-CN": "常客", "en": "Regulars"},
+        "on": ["purchase", "bill_paid"],
+        "rules": [
+            {"code": "tier", "priority": 50, "award": {"multiply": "tier"}},
+            {
+                "code": "regular",
+                "priority": 10,
+                "when": "member.purchases_2d >= 2 || member.spent_3d >= 150.00",
+                "award": {"points": 7},
+            },
+        ],
+    },
+]
+
+
+def _apply(database: Database, member_rules: bool) -> Programme:
+    if not member_rules:
+        return apply_campaigns(database, CAMPAIGNS)
+    demo = loader.load(DEMO.read_text(encoding="utf-8")).dump()
+    demo.pop("namespaces")
+    content = {
+        **demo,
+        "partners": [OPERATOR],
+        "plans": [],
+        "campaigns": MEMBER_RULES,
+        "event_types": EVENT_TYPES,
+        "aggregates": AGGREGATES,
+    }
+    content.pop("badges", None)
+    text = loader.dump(Programme.model_validate(content))
+    programme = programme_service.validate(text)
+    with database.write() as session:
+        programme_service.apply(session, programme, text, "tests", utcnow() - timedelta(days=1))
+    return programme
+
+
 BATCHES = st.lists(st.lists(events(), min_size=1, max_size=6), min_size=1, max_size=6)
 
 
@@ -62,9 +114,12 @@ BATCHES = st.lists(st.lists(events(), min_size=1, max_size=6), min_size=1, max_s
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(batches=BATCHES)
+@given(batches=BATCHES, member_rules=st.booleans())
 def test_simulating_the_running_programme_reproduces_every_stored_outcome(
-    sqlite_template: Path, tmp_path: Path, batches: list[list[tuple[str, int, int, int, int, int]]]
+    sqlite_template: Path,
+    tmp_path: Path,
+    batches: list[list[tuple[str, int, int, int, int, int]]],
+    member_rules: bool,
 ) -> None:
     path = tmp_path / f"same-{next(_fresh)}.db"
     shutil.copy(sqlite_template, path)
@@ -73,19 +128,22 @@ def test_simulating_the_running_programme_reproduces_every_stored_outcome(
         database_url=f"sqlite:///{path}", secret_key=SECRET, programme_refresh_seconds=0
     )
     try:
-        programme = apply_campaigns(database, CAMPAIGNS)
+        programme = _apply(database, member_rules)
         now = utcnow() - timedelta(hours=1)
+        enrolled = now - timedelta(days=4)
         with database.write() as session:
             members = [
-                enrol(session, Identity("phone", f"1370000{n:04d}"), {}, now - timedelta(days=4))[0]
+                enrol(session, Identity("phone", f"1370000{n:04d}"), {}, enrolled)[0]
                 for n in range(MEMBERS)
             ]
             shop = partners.create_partner(session, "SHOP", "Shop", now).id
+            for member, growth in zip(members, (950, 4_900), strict=False):  # near SILVER, GOLD
+                tiers.credit(session, member, growth, GrowthKind.ADJUST, enrolled, programme)
         stored: list[Processed] = []
         numbers = itertools.count()
         refundable: list[list[Any]] = []  # [event_id, member, fen left], latest last
         for position, batch in enumerate(batches):
-            taken_in = now + timedelta(seconds=position)
+            taken_in = now + timedelta(minutes=position)
             sent = [_event(next(numbers), e, members, taken_in, refundable) for e in batch]
             with database.write() as session:
                 results = event_intake.process(

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from tally.db.raw import Bulk, Raw, as_uuid
+from tally.db.raw import Bulk, Raw, as_datetime, as_uuid
 from tally.events.models import StoredEvent
 
 EVENT_COLUMNS = {  # name → PostgreSQL type
@@ -192,6 +192,26 @@ def in_period(
     if until is not None:
         query = query.where(StoredEvent.occurred_at < until)
     return list(session.scalars(query.order_by(StoredEvent.received_at, StoredEvent.id)))
+
+
+_OF_MEMBERS = Raw(
+    "SELECT member_id, type, occurred_at, received_at, COALESCE(amount_minor, 0) - refunded_minor"
+    " FROM events WHERE member_id = ANY(:ms) AND type = ANY(:types)"
+)
+
+
+def of_members(
+    session: Session, member_ids: Sequence[int], types: Sequence[str]
+) -> list[tuple[int, str, datetime, datetime, int]]:
+    """The members' events of ``types``: member, type, when it occurred and was taken in, and
+    its amount less what was refunded of it (minor units; 0 without one), in one statement."""
+    if not member_ids or not types:
+        return []
+    rows = _OF_MEMBERS.all(session, {"ms": sorted(set(member_ids)), "types": sorted(set(types))})
+    return [
+        (int(member), str(kind), as_datetime(occurred), as_datetime(received), int(spent))
+        for member, kind, occurred, received, spent in rows
+    ]
 
 
 def history(

@@ -3,12 +3,13 @@ through the draft's rules beside what the running programme gave them, in one re
 transaction that writes nothing (``tally.rules.simulation`` does the comparing).
 
 What it reads, set-based: the period's stored events in one statement (in the order they were
-taken in), the members' states in one, their contexts for the rules (tier, plans, aggregates:
-``tally.flows.event_members``) once per programme for all of them, and their qualifying growth
-in one. Approximations, stated in ``docs/rules.md``: member contexts are those of now, not of
-each event's moment; caps and budgets start from zero at the period's first event; a stored
-event's growth counts for the tier if it was taken in within the running tier window of now,
-a file's events as if taken in now.
+taken in), the members' states in one, their contexts for the rules once for all of them —
+for stored events as of the moment each was taken in (``tally.flows.simulation_members``),
+for a file's as of now (``tally.flows.event_members``) — and their qualifying growth in one.
+Approximations, stated in ``docs/rules.md``: paid plans and birthdays are those of now; caps
+and budgets start from zero at the period's first event; a stored event's growth counts for
+the tier if it was taken in within the running tier window of now, a file's events as if
+taken in now.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tally.flows.event_intake import (
     windows_of,
 )
 from tally.flows.event_members import member_contexts
+from tally.flows.simulation_members import at_their_moments
 from tally.kit.clock import as_utc, end_of_day
 from tally.ledger import repository as ledger_repository
 from tally.members.models import MemberStatus
@@ -135,7 +137,7 @@ def stored(
     rows = events.in_period(session, period.since, period.until)
     member_ids = sorted({row.member_id for row in rows})
     _, statuses = ledger_repository.wallet_states(session, member_ids)
-    contexts = member_contexts(session, sorted(statuses), draft, windows_of(draft), now)
+    contexts = at_their_moments(session, rows, sorted(statuses), draft, now)
     window = tier_domain.windows(running.tier_model, now, running.zone).current
     subjects = [
         simulation.Subject(
@@ -207,7 +209,7 @@ def _stored_replays(
     rows: Sequence[StoredEvent],
     draft: Programme,
     book: RuleBook,
-    contexts: Mapping[int, engine.Member],
+    contexts: Sequence[engine.Member | None],
 ) -> list[simulation.Replayed]:
     """What the draft replays of each stored event: the event evaluated, or a refund taking
     back from the purchase it refers to when that purchase is replayed too (otherwise the
@@ -218,7 +220,7 @@ def _stored_replays(
         if row.type != REFUND:
             bought[(row.source, row.event_id)] = position
             reported = _reported(row, book)
-            replays.append(_subject(draft, book, reported, contexts, _partner(row)))
+            replays.append(_subject(draft, book, reported, contexts[position], _partner(row)))
             continue
         of = bought.get((row.source, row.refers_to or ""))
         if of is None:
@@ -256,7 +258,7 @@ def _file_replays(
                 purchase = None
             replays.append(_file_refund(programme, book, reported, purchase))
         else:
-            replays.append(_subject(programme, book, reported, contexts, None))
+            replays.append(_subject(programme, book, reported, contexts.get(event.member_id), None))
     return replays
 
 
@@ -292,12 +294,11 @@ def _subject(
     programme: Programme,
     book: RuleBook,
     reported: Reported,
-    contexts: Mapping[int, engine.Member],
+    member: engine.Member | None,
     partner: str | None,
 ) -> tuple[engine.Event, engine.Member] | str:
     """The event as ``programme`` reads it (its money converted as online) and its member, or
     the code of the error the online path would refuse it with."""
-    member = contexts.get(reported.member_id)
     if member is None:
         return "not_found"
     priced = _priced(programme, book, reported)
