@@ -84,7 +84,8 @@ def simulate(
         typer.Option(
             "--events",
             help="Replay this CSV or Parquet file of events instead of the stored ones (columns "
-            "type, event_id, member_id, occurred_at, amount, currency, channel, attr.<name>); "
+            "type, event_id, member_id, occurred_at, amount, currency, channel, refers_to, "
+            "attr.<name>); "
             "the running programme's side is then computed by the same engine.",
             exists=True,
             dir_okay=False,
