@@ -245,28 +245,37 @@ def _event(
 def test_a_simulation_reads_in_a_transaction_that_refuses_writes(
     dialect: str, database: Database, settings: Settings
 ) -> None:
-    programme = apply_campaigns(database, CAMPAIGNS)
+    programme = _apply(database, member_rules=True)  # aggregates read on both databases
     now = utcnow() - timedelta(hours=1)
     with database.write() as session:
         member = enrol(session, Identity("phone", "13700009999"), {}, now)[0]
         shop = partners.create_partner(session, "SHOP", "Shop", now).id
-        event_intake.process(
-            session,
-            Origin(partner_id=shop),
-            [_event(1, ("purchase", 0, 12_000, 12_000, 0, 0), [member], now, [])],
-            now,
-            policy_for(programme, settings),
-            programme,
-            event_intake.book_for(programme),
-        )
+    sent = [("purchase", 0, 20_000, 0, 0, 0), ("purchase", 0, 12_000, 12_000, 0, 0)]
+    for number, event in enumerate(sent):
+        at = now + timedelta(minutes=number)
+        with database.write() as session:
+            event_intake.process(
+                session,
+                Origin(partner_id=shop),
+                [_event(number, event, [member], at, [])],
+                at,
+                policy_for(programme, settings),
+                programme,
+                event_intake.book_for(programme),
+            )
 
     with database.read() as session:
         simulation.read_only(session)
-        result = simulation.stored(session, settings, programme, simulation.Period(), now)
+        result = simulation.stored(
+            session, settings, programme, simulation.Period(), now + timedelta(minutes=5)
+        )
         if dialect == "postgresql":
             with pytest.raises(DBAPIError, match="read-only transaction"):
                 session.execute(delete(RuleCounter))
 
-    assert result.report.running.points == result.report.draft.points == 120 + 200
+    # 200; then 120, BONUS's whole budget of 200 and LOYAL's 7 (200.00 spent the day before).
+    report = result.report
+    assert report.differences == ()
+    assert report.running.points == report.draft.points == 200 + 120 + 200 + 7
     with database.read() as session:
         assert session.get(RuleCounter, "budget:BONUS").used == 200  # type: ignore[union-attr]
