@@ -164,6 +164,7 @@ class WrkResult:
     statuses: dict[str, int]
     first_error: str
     socket_errors: dict[str, int]
+    p95_ms: float = float("nan")  # wrk's p95, or the Python client's
     server_cpu_s: float = 0.0  # CPU seconds the server's processes used during the run
     completed: int = 0  # checkouts whose capture was answered 2xx (checkout runs only)
 
@@ -222,6 +223,7 @@ def run_wrk(
                 statuses={str(k): int(v) for k, v in data["statuses"].items()},
                 first_error=str(data["first_error"]),
                 socket_errors={str(k): int(v) for k, v in data["socket_errors"].items()},
+                p95_ms=float(data["p95_ms"]),
                 completed=int(data.get("completed", 0)),
             )
     raise RuntimeError(
@@ -323,6 +325,7 @@ def run_python_load(
         requests_per_s=len(latencies) / seconds,
         p50_ms=at(0.5),
         p90_ms=at(0.9),
+        p95_ms=at(0.95),
         p99_ms=at(0.99),
         max_ms=ordered[-1],
         mean_ms=sum(latencies) / len(latencies) if latencies else float("nan"),

@@ -298,20 +298,36 @@ class TallyServer:
 
     # -- CLI set-up ------------------------------------------------------------------------------
 
-    def create_partner_key(self, code: str = "BENCH") -> str:
-        """``tally partner create`` with the scopes the benchmark needs; returns the API key."""
-        cmd = [str(TALLY), "partner", "create", code, "--name", "Bench"]
-        cmd += ["--scopes", "members,earn,redeem,read"]
-        proc = subprocess.run(
-            cmd, env=self.env, capture_output=True, text=True, timeout=120, check=False
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """``tally <args>`` on the server's database (its exit code is the caller's to judge)."""
+        return subprocess.run(
+            [str(TALLY), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
+
+    def create_partner_key(
+        self, code: str = "BENCH", scopes: str = "members,earn,redeem,read"
+    ) -> str:
+        """``tally partner create`` with the scopes the benchmark needs; returns the API key."""
+        return self._api_key("partner", "create", code, "--name", "Bench", "--scopes", scopes)
+
+    def issue_key(self, code: str, scopes: str) -> str:
+        """``tally partner key-create`` for a partner that exists (e.g. one a programme file
+        declares); returns the API key."""
+        return self._api_key("partner", "key-create", code, "--scopes", scopes)
+
+    def _api_key(self, *args: str) -> str:
+        proc = self.cli(*args, timeout=120)
+        cmd = " ".join((str(TALLY), *args))
         if proc.returncode != 0:
-            raise ServerError(
-                f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
+            raise ServerError(f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         key = _find_api_key(proc.stdout)
         if key is None:
-            raise ServerError(f"no api_key in the output of `{' '.join(cmd)}`:\n{proc.stdout}")
+            raise ServerError(f"no api_key in the output of `{cmd}`:\n{proc.stdout}")
         return key
 
 

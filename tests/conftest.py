@@ -31,7 +31,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SECRET = "test-secret-" + "x" * 32
 DIALECTS = ("sqlite", "postgresql")
 # Fixtures shared by one suite, kept beside it.
-pytest_plugins = ["e2e.cli.clikit"]
+pytest_plugins = ["e2e.cli.clikit", "support.event_import"]
 
 
 #: Modules whose tests each take long alone (benchmarks in smoke mode, Schemathesis, the

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.postgres
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 #: Modules other scripts import; they have no command of their own.
-LIBRARIES = {"server.py", "verdicts.py"}
+LIBRARIES = {"seeding.py", "server.py", "verdicts.py"}
 #: Each script's smoke command; ``{pg}`` is the PostgreSQL server's URL.
 SMOKE = {
     "rawdb.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
@@ -31,6 +31,15 @@ SMOKE = {
     "ledger_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "ledger_quick.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
     "ledger_inprocess.py": ["--smoke", "--db", "postgres", "--postgres-url", "{pg}"],
+    "events_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "expiry.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+}
+#: A verification row each script's table must show passed (its exit code says so too).
+VERIFIED = {
+    "events_api.py": "tally ledger verify",
+    "expiry.py": "tally ledger verify",
+    "events_import.py": "tally ledger verify",
 }
 TIMEOUT = 240
 
@@ -57,7 +66,7 @@ def _run(script: str, args: list[str], env: dict[str, str]) -> tuple[str, int, s
         )
     except subprocess.TimeoutExpired as expired:
         return script, -1, f"timed out after {TIMEOUT} s\n{expired.stderr!s}"
-    return script, done.returncode, done.stdout[-4000:] + "\n" + done.stderr[-4000:]
+    return script, done.returncode, done.stdout[-12000:] + "\n" + done.stderr[-4000:]
 
 
 def test_every_benchmark_runs_in_smoke_mode(postgres_server: PostgresServer) -> None:
@@ -78,3 +87,8 @@ def test_every_benchmark_runs_in_smoke_mode(postgres_server: PostgresServer) -> 
 
     failed = {script: output for script, code, output in results if code != 0}
     assert not failed, "\n\n".join(f"== {s} ==\n{o}" for s, o in failed.items())
+    for script, _code, output in results:
+        if script in VERIFIED:
+            rows = [line for line in output.splitlines() if VERIFIED[script] in line]
+            assert rows, f"{script} printed no {VERIFIED[script]!r} row:\n{output}"
+            assert all(row.rstrip().endswith("PASS") for row in rows), "\n".join(rows)

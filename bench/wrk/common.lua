@@ -124,14 +124,16 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'TALLY_BENCH_RESULT {"kind":%s,"requests":%d,"responses":%d,"duration_s":%.3f,'
-      .. '"requests_per_s":%.2f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,'
+      .. '"requests_per_s":%.2f,"p50_ms":%.3f,"p90_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,'
+      .. '"max_ms":%.3f,'
       .. '"mean_ms":%.3f,"non2xx":%d,"statuses":{%s},"first_error":%s,'
       .. '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},'
       .. '"wrk_status_errors":%d,"completed":%d}\n',
     json_string(kind), summary.requests, total_responses, seconds,
     summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, latency.mean / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000, latency.mean / 1000,
     total_non2xx, table.concat(status_parts, ","), json_string(first),
     e.connect, e.read, e.write, e.timeout, e.status, total_completed))
 end

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, MetaData, text
 from tally.accounts import models as account_models
 from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
+from tally.campaigns import models as campaign_models
 from tally.db.base import Base
 from tally.events import models as event_models
 from tally.families import models as family_models
@@ -55,6 +56,7 @@ MODEL_MODULES = (
     webhook_models,
     account_models,
     event_models,
+    campaign_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

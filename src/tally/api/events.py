@@ -219,7 +219,7 @@ async def _dry_run(write: Mutation, bodies: list[EventRequest], *, batch: bool) 
     return Response(body.encode(), status_code=200, media_type="application/json")
 
 
-@router.get("/{event_id}", response_model=EventOutcome)
+@router.get("/{event_id:id}", response_model=EventOutcome)
 async def get_event(
     event_id: EventId,
     read: Annotated[Reader, Depends(reader(Scope.EVENTS))],

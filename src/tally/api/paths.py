@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BeforeValidator
+from starlette.convertors import Convertor, register_url_convertor
 
 MAX_ID = 2**62
 _DIGITS = re.compile(r"[1-9][0-9]{0,18}")
@@ -42,3 +43,19 @@ MembershipId = Annotated[
     str, Path(pattern=UUID_PATTERN, description="The membership's id (a UUID).")
 ]
 EventId = Annotated[str, Path(pattern=UUID_PATTERN, description="Tally's id of the stored event.")]
+
+
+class CanonicalUuid(Convertor[str]):
+    """A path segment that is a canonical lower-case UUID, kept as text: a route ``{x:id}``
+    matches ids only, so a sibling path (``/v1/events/batch``) is not also a GET of an id."""
+
+    regex = UUID_PATTERN.strip("^$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", CanonicalUuid())

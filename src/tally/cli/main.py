@@ -8,6 +8,7 @@ import typer
 import uvicorn
 
 from tally.cli import (
+    events,
     families,
     jobs,
     ledger,
@@ -33,6 +34,7 @@ app.add_typer(members.app, name="member")
 app.add_typer(memberships.app, name="membership")
 app.add_typer(families.app, name="family")
 app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(events.app, name="events")
 app.add_typer(jobs.jobs_app, name="jobs")
 tiers.register(members.app)
 app.add_typer(programme.app, name="programme")

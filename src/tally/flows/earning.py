@@ -78,7 +78,16 @@ def post(
         orders,
         lambda item: item.order.member_id if isinstance(item, Earning) else item.member_id,
         lambda distinct: _post_round(session, distinct, now, policy, programme, wait),
+        shares=_shares_a_round,
     )
+
+
+def _shares_a_round(item: Earning | Order) -> bool:
+    """Whether an order may be posted in one round with its member's neighbouring ones: an earn
+    that is not multiplied by the member's tier (an earlier earn of the round may change it)."""
+    if isinstance(item, Earning):
+        return item.order.kind is EntryKind.EARN and not item.apply_tier_multiplier
+    return item.kind is EntryKind.EARN
 
 
 def _post_round(
@@ -89,7 +98,7 @@ def _post_round(
     programme: Programme,
     wait: bool,
 ) -> list[Outcome]:
-    """Orders of distinct members."""
+    """Orders of distinct members (or several earns of one, in their order)."""
     earnings = [item if isinstance(item, Earning) else Earning(item) for item in items]
     refused: dict[int, TallyError] = {}
     for position, item in enumerate(earnings):
@@ -108,7 +117,7 @@ def _post_round(
     }
     ledger_orders = [
         scaled(item.order, multipliers[item.order.member_id])
-        if item.order.member_id in multipliers
+        if item.apply_tier_multiplier and item.order.member_id in multipliers
         else item.order
         for item in earnings
     ]
@@ -133,10 +142,16 @@ def _post_round(
         and result.entry_id is not None
         and _growth(item)
     ]
+    # Growth is credited earn by earn (in rounds of distinct members), so tiers move as they
+    # would one earn at a time.
     moves = dict(
         zip(
-            [credit.member_id for credit in credits],
-            tiers.credit_earns(session, credits, now, programme),
+            [credit.journal_entry_id for credit in credits],
+            in_rounds(
+                credits,
+                lambda credit: credit.member_id,
+                lambda distinct: tiers.credit_earns(session, distinct, now, programme),
+            ),
             strict=True,
         )
     )
@@ -144,7 +159,7 @@ def _post_round(
     for position, item in enumerate(earnings):
         outcome = refused.get(position) or results[position]
         if isinstance(outcome, Posted) and item.order.kind is EntryKind.EARN:
-            outcome = _with_growth(outcome, item, multipliers, moves)
+            outcome = _with_growth(outcome, item, multipliers, moves.get(outcome.entry_id))
         outcomes.append(outcome)
     return outcomes
 
@@ -168,17 +183,17 @@ def _with_growth(
     result: Posted,
     item: Earning,
     multipliers: dict[int, int],
-    moves: dict[int, tuple[str, str | None]],
+    move: tuple[str, str | None] | None,
 ) -> Posted:
     """The earn's details with the growth it carried and the upgrade it caused."""
     member_id = item.order.member_id
     details: dict[str, Any] = dict(result.details)
-    multiplier_bp = multipliers.get(member_id)
+    multiplier_bp = multipliers.get(member_id) if item.apply_tier_multiplier else None
     if multiplier_bp is not None:
         details.update({"base_points": item.order.points, "multiplier_bp": multiplier_bp})
     if item.growth is not None or multiplier_bp is not None:
         details["growth"] = _growth(item)
-    tier_code, upgraded_from = moves.get(member_id, (None, None))
+    tier_code, upgraded_from = move or (None, None)
     if upgraded_from is not None:
         details.update({"tier": tier_code, "upgraded_from": upgraded_from})
     return replace(result, details=details)

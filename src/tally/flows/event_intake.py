@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tally.campaigns import repository as campaign_ops
 from tally.errors import (
     ConcurrentChange,
     MemberFrozen,
@@ -52,6 +53,7 @@ from tally.rules.conditions import FieldType
 from tally.rules.events import event_problems
 from tally.rules.refunds import Refund
 from tally.rules.rule_book import RuleBook
+from tally.rules.vectorised import Evaluator, evaluate_in_order
 from tally.tiers import service as tiers
 
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?")
@@ -238,11 +240,13 @@ def process(
     *,
     write: bool = True,
     wait: bool = True,
+    evaluator: Evaluator = evaluate_in_order,
 ) -> list[Processed | TallyError | Busy]:
     """Each event's outcome, in order (see the module's docstring). A refused event (a member
     that does not exist or is frozen, a currency the programme does not take) is answered
     with its error and writes nothing; without ``wait``, an event whose member's wallet
-    another transaction holds is :data:`~tally.ledger.orders.BUSY`."""
+    another transaction holds is :data:`~tally.ledger.orders.BUSY`. ``evaluator`` evaluates
+    the events in order (the bulk importer's is vectorised, with the same outcomes)."""
     source = events.source_of(origin.partner_id)
     reported = list(reported)
     results: dict[int, Processed | TallyError | Busy] = {}
@@ -276,7 +280,10 @@ def process(
         elif statuses[member_id] is not MemberStatus.ACTIVE:
             results[position] = _inactive(member_id, statuses[member_id])
     todo = [position for position in todo if position not in results]
-    intake = _Intake(session, origin, source, now, policy, programme, book, write)
+    paused = campaign_ops.paused(session)
+    intake = _Intake(
+        session, origin, source, now, policy, programme, book, write, evaluator, paused=paused
+    )
     # In order: runs of earning events set-based, each refund on its own between them (a
     # refund may take back what an earlier event of the batch earned, and give back its cap).
     run: list[int] = []
@@ -304,7 +311,9 @@ class _Intake:
     programme: Programme
     book: RuleBook
     write: bool
+    evaluator: Evaluator = evaluate_in_order
     version: int | None = None
+    paused: frozenset[str] = frozenset()  # the campaigns paused now (read once per call)
 
     def programme_version(self) -> int:
         if self.version is None:
@@ -332,11 +341,16 @@ class _Intake:
         consumed: dict[str, int] = {}
         version = self.programme_version()
         done: dict[int, Processed] = {}
-        for position, happening in happened:
+        outcomes = self.evaluator(
+            book,
+            [happening for _, happening in happened],
+            [members[reported[position].member_id] for position, _ in happened],
+            remaining,
+            self.paused,
+        )
+        for (position, _happening), outcome in zip(happened, outcomes, strict=True):
             report = reported[position]
-            outcome = engine.evaluate(book, happening, members[report.member_id], remaining)
             for key, points in outcome.consumption.items():
-                remaining[key] = remaining.get(key, limits.get(key, 0)) - points
                 consumed[key] = consumed.get(key, 0) + points
             done[position] = Processed(
                 uuid7() if self.write else None,
@@ -429,6 +443,7 @@ class _Intake:
         row["transaction_id"] = transaction_id
         if processed.stored_id not in events.insert(session, [row]):
             raise ConcurrentChange("A concurrent report of the same event was stored first; retry.")
+        campaign_ops.record_refund(session, row, purchase.outcome)
         events.add_refunded(session, {purchase.id: refunded})
         counters.add(session, {key: -points for key, points in taken.given_back.items()}, self.now)
         return processed
@@ -577,17 +592,12 @@ def _store_and_post(
         if not processed.points and processed.growth
     ]
     in_rounds(
-        growing,
-        lambda position: done[position].member_id,
-        lambda positions: tiers.credit_earns(
-            session,
-            [
-                tiers.EarnedGrowth(done[p].member_id, done[p].growth, None, origin.partner_id)
-                for p in positions
-            ],
-            now,
-            programme,
-        ),
+        [
+            tiers.EarnedGrowth(done[p].member_id, done[p].growth, None, origin.partner_id)
+            for p in growing
+        ],
+        lambda credit: credit.member_id,
+        lambda distinct: tiers.credit_earns(session, distinct, now, programme),
     )
     posted = post_earnings(
         session,
@@ -606,6 +616,7 @@ def _store_and_post(
         transactions[stored_id] = result.entry_id
         done[position] = replace(done[position], transaction_id=result.entry_id)
     events.set_transactions(session, transactions)
+    campaign_ops.record_outcomes(session, list(rows.values()))
     counters.add(session, consumed, now)
     return done
 

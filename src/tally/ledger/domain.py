@@ -319,17 +319,26 @@ def balance_of(
 
 
 def in_rounds(
-    items: Sequence[T], member_of: Callable[[T], int], post: Callable[[list[T]], list[R]]
+    items: Sequence[T],
+    member_of: Callable[[T], int],
+    post: Callable[[list[T]], list[R]],
+    shares: Callable[[T], bool] | None = None,
 ) -> list[R]:
     """``post`` over ``items`` in rounds that name each member at most once — the k-th round
     holds each member's k-th item, so a member's items keep their order — and its results in
-    the order of ``items``."""
-    turns: dict[int, int] = defaultdict(int)
+    the order of ``items``. Consecutive items of a member that ``shares`` (earns: they only add
+    lots) go in one round together, in their order."""
+    turns: dict[int, int] = {}
+    sharing: dict[int, bool] = {}
     rounds: list[list[int]] = []
     for position, item in enumerate(items):
         member_id = member_of(item)
-        turn = turns[member_id]
-        turns[member_id] = turn + 1
+        joins = shares is not None and shares(item)
+        if member_id in turns and joins and sharing[member_id]:
+            turn = turns[member_id]
+        else:
+            turn = turns.get(member_id, -1) + 1
+        turns[member_id], sharing[member_id] = turn, joins
         if turn == len(rounds):
             rounds.append([])
         rounds[turn].append(position)

@@ -8,6 +8,7 @@ the API's group commit hands over all the orders that reach a worker together (A
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -173,9 +174,9 @@ def post_orders(
     ``wait``, an order whose member's wallet another transaction holds is not posted
     (:data:`BUSY`) rather than waited for.
 
-    The orders go in rounds that name each member once, so a member's orders see each other
-    in turn. Raises (and the caller rolls back) only when the database refuses a write, such
-    as a reference used before.
+    The orders go in rounds that name each member once (a member's consecutive earns together),
+    so a member's orders see each other in turn. Raises (and the caller rolls back) only when
+    the database refuses a write, such as a reference used before.
 
     Holds of these members past their timeout are lapsed first, so the orders see the balance
     every reader sees; recording a lapse may wait for a lock, so without ``wait`` those
@@ -185,6 +186,7 @@ def post_orders(
         orders,
         lambda order: order.member_id,
         lambda distinct: _post_round(session, distinct, now, policy, wait),
+        shares=lambda order: order.kind is EntryKind.EARN,
     )
 
 
@@ -218,7 +220,7 @@ class _Accepted:
 def _post_round(
     session: Session, orders: Sequence[Order], now: datetime, policy: Policy, wait: bool
 ) -> list[Outcome]:
-    """Post orders of distinct members."""
+    """Post orders of distinct members (or several earns of one, in their order)."""
     outcomes: list[Outcome | None] = [None] * len(orders)
     # Locked up front, refused orders' members too: one statement instead of two.
     members = [order.member_id for order in orders]
@@ -448,7 +450,11 @@ def _earn(
     entry_id = journal.add(_draft(order, legs, now, None if plain else {"lines": lines}))
     for credit in item.credits:
         effects.new_lots.append((member_id, entry_id, credit.points, credit.expires_at))
-    after = [*live[member_id], *((credit.expires_at, credit.points) for credit in item.credits)]
+    by_expiry: dict[datetime, int] = defaultdict(int)
+    for expires_at, points in [*live[member_id], *((c.expires_at, c.points) for c in item.credits)]:
+        by_expiry[expires_at] += points
+    after = list(by_expiry.items())
+    live[member_id] = after  # the member's next earn of the round sees these lots
     details: dict[str, Any] = {"points": order.points}
     if plain:
         details["expires_at"] = lines[0]["expires_at"]

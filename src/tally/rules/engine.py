@@ -17,7 +17,7 @@ grant to what is left; ``stop`` ends the evaluation when its rule fires (its con
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Context, Decimal
@@ -54,6 +54,7 @@ class Reason(StrEnum):
     NOT_THIS_EVENT_TYPE = "not_this_event_type"
     HOLDOUT = "holdout"
     STOPPED_BY_HIGHER_RULE = "stopped_by_higher_rule"
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,9 +283,15 @@ class _Run:
     """The state of one evaluation."""
 
     def __init__(
-        self, book: RuleBook, event: Event, member: Member, remaining: Mapping[str, int]
+        self,
+        book: RuleBook,
+        event: Event,
+        member: Member,
+        remaining: Mapping[str, int],
+        paused: Collection[str],
     ) -> None:
         self.event = event
+        self.paused = paused
         self.member = member
         local = event.occurred_at.astimezone(book.zone)
         self.day = local.date()
@@ -316,6 +323,8 @@ class _Run:
             return skip(Reason.NOT_THIS_EVENT_TYPE)
         if not _in_schedule(campaign, self.day):
             return skip(Reason.OUTSIDE_SCHEDULE, self.day.isoformat())
+        if campaign.code in self.paused:
+            return skip(Reason.PAUSED)
         if self.stopped:
             return skip(Reason.STOPPED_BY_HIGHER_RULE)
         if arm == HOLDOUT:
@@ -408,12 +417,17 @@ class _Run:
 
 
 def evaluate(
-    book: RuleBook, event: Event, member: Member, remaining: Mapping[str, int] | None = None
+    book: RuleBook,
+    event: Event,
+    member: Member,
+    remaining: Mapping[str, int] | None = None,
+    *,
+    paused: Collection[str] = frozenset(),
 ) -> Outcome:
     """The outcome of ``event`` for ``member``. ``remaining`` says what each counter of
     :func:`counter_limits` has left (never more than its limit); a counter not in it has its
-    whole limit."""
-    run = _Run(book, event, member, remaining or {})
+    whole limit. The rules of the campaigns in ``paused`` give nothing (skipped as ``paused``)."""
+    run = _Run(book, event, member, remaining or {}, paused)
     for rule in book.rules:
         run.run(rule)
     return Outcome(tuple(run.applied), tuple(run.skipped), run.consumption, run.arms)

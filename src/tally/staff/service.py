@@ -31,6 +31,7 @@ class Permission(enum.StrEnum):
     AUDIT = "audit"  # browse the audit log
     RECORD_CONSENT = "record_consent"  # record a member's consent told at the desk or by phone
     ACCOUNTS = "accounts"  # read partner and system accounts and the outstanding liability
+    CAMPAIGNS = "campaigns"  # pause and resume campaigns
 
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -45,7 +46,9 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
             Permission.RECORD_CONSENT,
         }
     ),
-    StaffRole.OPS: frozenset({Permission.VIEW, Permission.ADJUST, Permission.OPEN_AS_MEMBER}),
+    StaffRole.OPS: frozenset(
+        {Permission.VIEW, Permission.ADJUST, Permission.OPEN_AS_MEMBER, Permission.CAMPAIGNS}
+    ),
     StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST, Permission.ACCOUNTS}),
     StaffRole.AUDITOR: frozenset({Permission.VIEW, Permission.AUDIT, Permission.ACCOUNTS}),
 }

@@ -55,6 +55,14 @@ def programme() -> Programme:
                 {"code": "shop", "owner": RELATED},
                 {"code": "food", "owner": UNRELATED},
             ],
+            "campaigns": [
+                {
+                    "code": "SPRING",
+                    "names": {"zh-CN": "春季", "en": "Spring"},
+                    "on": ["purchase"],
+                    "rules": [{"code": "flat", "award": {"points": 1}}],
+                }
+            ],
             # Up to 1,000 points an API adjustment posts at once; above, it is a request.
             "staff": {**content["staff"], "api_adjustment_limit": 1_000},
             "plans": [
@@ -827,6 +835,31 @@ ROWS: list[Row] = [
         NOT_FOUND,
         OK,
         OK,
+    ),
+    # Campaigns: any partner reads what runs (without budgets); results and pauses are the
+    # operator's channels'.
+    Row("GET", "/v1/campaigns", Scope.READ, get(lambda _w: "/v1/campaigns")),
+    Row("GET", "/v1/campaigns/{code}", Scope.READ, get(lambda _w: "/v1/campaigns/SPRING")),
+    Row(
+        "GET",
+        "/v1/campaigns/{code}/results",
+        Scope.READ,
+        get(lambda _w: "/v1/campaigns/SPRING/results"),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/campaigns/{code}/pause",
+        Scope.ADMIN,
+        post(lambda _w: "/v1/campaigns/SPRING/pause"),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/campaigns/{code}/resume",
+        Scope.ADMIN,
+        post(lambda _w: "/v1/campaigns/SPRING/resume"),
+        **OPERATOR_ONLY,
     ),
     # A partner reads itself with any of its keys (tests/e2e/api/test_partner_accounts.py
     # shows that each sees only itself).

@@ -103,6 +103,7 @@ RULES_IN_WORDS = {
     ("GET /v1/members/lookup", "code"): "either namespace and id, or a member code",
     ("POST /v1/transfers", "to_member_id"): "another member than the one it is from",
     ("POST /v1/holds/{hold_id}/capture", "points"): "at most the points held",
+    ("POST /v1/members/{member_id}/earn", "lines"): "lines whose points add up to the earn's",
     ("POST /v1/members/{member_id}/memberships", "plan"): "a plan of the programme in force",
 }
 

@@ -264,6 +264,8 @@ def test_the_command_tree_is_complete() -> None:
         "jobs deliver", "jobs reminders",
         # a draft programme's rules simulated on past events
         "rules simulate",
+        # bulk accrual
+        "events import",
     }  # fmt: skip
     leaves = {
         " ".join(p)

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from campaign_samples import campaign_samples
 
 from tally.adjustments.domain import Guardrails
 from tally.demo.loader import DEMO_PROGRAMME
@@ -581,6 +582,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         *sessions_and_audit_samples(base, support, auditor),
         *webhook_samples(base, admin),
         *account_samples(base, auditor),
+        *campaign_samples(base, admin, auditor),
         *[
             (
                 "member/code.html",

@@ -9,7 +9,9 @@ from tally.web.console import (
     actions,
     adjustments_page,
     audit_page,
+    campaigns_page,
     consents_page,
+    events_page,
     home,
     member_page,
     partners_page,
@@ -37,6 +39,8 @@ STAFF_ROUTERS = (
     staff_page.router,
     webhooks_page.router,
     accounts_page.router,
+    campaigns_page.router,
+    events_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
