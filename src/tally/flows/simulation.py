@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tally.campaigns import repository as campaign_ops
 from tally.config import Settings
 from tally.errors import TallyError, ValidationFailed
 from tally.events import repository as events
@@ -153,7 +154,15 @@ def stored(
     drafted = _stored_replays(rows, draft, draft_book, contexts)
     if progress is not None:
         progress.start(len(rows))
-    simulated = simulation.replay(draft_book, drafted, _tick(progress))
+    pauses = [  # as they stood when each event was taken in (its stored skips say)
+        frozenset(
+            str(skip["campaign"])
+            for skip in row.outcome.get("skipped", [])
+            if skip.get("reason") == engine.Reason.PAUSED
+        )
+        for row in rows
+    ]
+    simulated = simulation.replay(draft_book, drafted, _tick(progress), pauses)
     base = _base_growth(session, member_ids, running, now, counted)
     report = simulation.compare(
         subjects,
@@ -186,13 +195,14 @@ def from_file(
     active = sorted(m for m, status in statuses.items() if status is MemberStatus.ACTIVE)
     refusals = {m: _member_refusal(statuses.get(m)) for m in member_ids if m not in active}
     subjects = [simulation.Subject(event.event_id, str(event.member_id)) for event in chosen]
+    paused = campaign_ops.paused(session)  # as online now
     if progress is not None:
         progress.start(2 * len(chosen))
     given = []
     for programme, book in zip((running, draft), books, strict=True):
         contexts = member_contexts(session, active, programme, windows_of(programme), now)
         replays = _file_replays(chosen, programme, book, contexts, refusals)
-        given.append(simulation.replay(book, replays, _tick(progress)))
+        given.append(simulation.replay(book, replays, _tick(progress), [paused] * len(replays)))
     base = _base_growth(session, active, running, now, {})
     report = simulation.compare(
         subjects,

@@ -13,7 +13,7 @@ told what each counter has left).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -87,12 +87,14 @@ def replay(
     book: RuleBook,
     events: Iterable[Replayed],
     tick: Callable[[int], None] | None = None,
+    paused: Sequence[Collection[str]] = (),
 ) -> list[Given]:
     """Each event through ``book`` in order, caps and budgets counted from zero in memory:
     an event and its member are evaluated; a :class:`Refunding` takes back, in proportion, what
     the side gave the event it refunds and gives its caps and budgets back (refused when that
     event was refused, or more money is refunded than is left); a :class:`Given` stands as it
     is (a refund of an event outside the replay); a string is why the side refuses the event.
+    ``paused`` names, for each event, the campaigns paused (empty: none for any event).
     ``tick(n)`` is told every :data:`PROGRESS_EVERY` events replayed."""
     remaining: dict[str, int] = {}
     outcomes: dict[int, engine.Outcome] = {}
@@ -109,7 +111,8 @@ def replay(
             event, member = subject
             for key, limit in engine.counter_limits(book, event, member.id).items():
                 remaining.setdefault(key, limit)
-            outcome = engine.evaluate(book, event, member, remaining)
+            stopped = paused[position] if paused else frozenset()
+            outcome = engine.evaluate(book, event, member, remaining, paused=stopped)
             for key, points in outcome.consumption.items():
                 remaining[key] -= points
             outcomes[position] = outcome

@@ -19,6 +19,7 @@ from sqlalchemy import MetaData, select
 
 from e2e.cli.clikit import run
 from support.event_programme import CAMPAIGNS, apply_campaigns
+from tally.campaigns import repository as campaign_ops
 from tally.cli import rules as rules_cli
 from tally.config import get_settings
 from tally.db.engine import build_engine
@@ -434,3 +435,31 @@ def test_money_in_another_currency_is_converted_by_each_side_s_rates(
 
     assert report["running"]["refused"] == {"validation_error": 1}  # no HKD rate running
     assert report["draft"]["points"] == 90  # 100.00 HKD → 90.00 CNY → 90 points
+
+
+def test_a_campaign_paused_when_an_event_came_in_stays_paused_for_it(
+    world: World, tmp_path: Path
+) -> None:
+    at = world.at + timedelta(minutes=20)
+    with world.database.write() as session:
+        campaign_ops.set_paused(session, "WELCOME", paused=True, by="staff:1", now=at)
+        shop = partners.partner_by_code(session, "MOBILE")
+        assert shop is not None
+        [done] = event_intake.process(
+            session,
+            Origin(partner_id=shop.id),
+            [Reported("sign_in", "e-4", world.members[2], at)],
+            at,
+            policy_for(world.programme, get_settings()),
+            world.programme,
+            event_intake.book_for(world.programme),
+        )
+        campaign_ops.set_paused(session, "WELCOME", paused=False, by="staff:1", now=at)
+    assert isinstance(done, event_intake.Processed)
+    assert done.points == 0
+
+    report = _simulate(str(_draft(tmp_path, _content(world))))
+
+    assert report["events"] == 4
+    assert report["events_differing"] == 0
+    assert _line(report, "WELCOME", "daily")["draft"]["points"] == 5  # e-3 only
