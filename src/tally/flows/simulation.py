@@ -28,6 +28,7 @@ from tally.campaigns import repository as campaign_ops
 from tally.config import Settings
 from tally.errors import TallyError, ValidationFailed
 from tally.events import repository as events
+from tally.events.importing import DUPLICATE_IN_FILE
 from tally.events.models import StoredEvent
 from tally.flows import event_files
 from tally.flows.event_intake import (
@@ -56,7 +57,6 @@ from tally.tiers.domain import start_of_day
 
 STORED = "stored"
 FILE = "file"
-DUPLICATE = "duplicate"  # a file's event repeating an earlier one's id: online, a repeat
 
 
 class Progress(Protocol):
@@ -255,7 +255,7 @@ def _file_replays(
     for position, event in enumerate(chosen):
         reported = _from_file(book, event)
         if event.event_id in seen:
-            replays.append(DUPLICATE)
+            replays.append(DUPLICATE_IN_FILE)  # as the importer refuses it
             continue
         seen[event.event_id] = (position, reported)
         if event.member_id in refusals:

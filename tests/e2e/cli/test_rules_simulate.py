@@ -284,8 +284,8 @@ def test_a_file_of_events_is_priced_by_both_programmes(
     survey = _line(report, "SURVEY", "happy")
     assert survey["running"]["points"] == 20
     assert survey["draft"]["points"] == 30
-    assert report["running"]["refused"] == {"not_found": 1, "duplicate": 1}
-    assert report["draft"]["refused"] == {"not_found": 1, "duplicate": 1}
+    assert report["running"]["refused"] == {"not_found": 1, "duplicate_in_file": 1}
+    assert report["draft"]["refused"] == {"not_found": 1, "duplicate_in_file": 1}
     assert _line(report, "BASE", "per-yuan")["draft"]["points"] == 162
     assert report["draft"]["points"] - report["running"]["points"] == 10
     assert _rows(world.database) == before
