@@ -16,7 +16,8 @@ from tally.cli.common import emit, fail, open_database
 from tally.cli.programme import read_programme
 from tally.config import get_settings
 from tally.errors import TallyError
-from tally.flows import event_files, simulation
+from tally.events import importing
+from tally.flows import simulation
 from tally.kit.clock import utcnow
 from tally.programme import runtime
 
@@ -104,7 +105,7 @@ def simulate(
     settings = get_settings()
     now = utcnow()
     try:
-        sent = None if events is None else event_files.read(events)
+        sent = None if events is None else importing.open_file(events)
         with open_database(settings) as db, db.read() as session, _Bar() as bar:
             simulation.read_only(session)
             zone = runtime.in_force(session, settings, now)[1].zone

@@ -28,9 +28,9 @@ from tally.campaigns import repository as campaign_ops
 from tally.config import Settings
 from tally.errors import TallyError, ValidationFailed
 from tally.events import repository as events
-from tally.events.importing import DUPLICATE_IN_FILE
+from tally.events.importing import EventFile
 from tally.events.models import StoredEvent
-from tally.flows import event_files
+from tally.flows import simulation_files
 from tally.flows.event_intake import (
     REFUND,
     Reported,
@@ -179,29 +179,37 @@ def from_file(
     session: Session,
     settings: Settings,
     draft: Programme,
-    sent: Sequence[event_files.FileEvent],
+    file: EventFile,
     period: Period,
     now: datetime,
     progress: Progress | None = None,
 ) -> Simulation:
-    """A file's events (those of the period) through the running programme and through
-    ``draft``: nothing is stored, so both sides are replayed the same way. An event repeating
-    an earlier one's ``event_id`` gives nothing (online it would answer the first outcome)."""
+    """A file's events (those of the period; a row whose time cannot be read is kept, refused)
+    through the running programme and through ``draft``, each reading the rows as the importer
+    does: nothing is stored, so both sides are replayed the same way."""
     version, running = runtime.in_force(session, settings, now)
     books = (book_for(running), rule_book(draft))
-    chosen = [event for event in sent if period.holds(event.occurred_at)]
-    member_ids = sorted({event.member_id for event in chosen})
+    frame = simulation_files.rows_of(file)
+    subjects, moments = simulation_files.subjects(frame, file)
+    keep = [moment is None or period.holds(moment) for moment in moments]
+    subjects = simulation_files.kept(subjects, keep)
+    sides = [
+        simulation_files.kept(simulation_files.side(frame, file, programme, book), keep)
+        for programme, book in zip((running, draft), books, strict=True)
+    ]
+    member_ids = sorted(
+        {entry.member_id for entries in sides for entry in entries if not isinstance(entry, str)}
+    )
     _, statuses = ledger_repository.wallet_states(session, member_ids)
     active = sorted(m for m, status in statuses.items() if status is MemberStatus.ACTIVE)
     refusals = {m: _member_refusal(statuses.get(m)) for m in member_ids if m not in active}
-    subjects = [simulation.Subject(event.event_id, str(event.member_id)) for event in chosen]
     paused = campaign_ops.paused(session)  # as online now
     if progress is not None:
-        progress.start(2 * len(chosen))
+        progress.start(2 * len(subjects))
     given = []
-    for programme, book in zip((running, draft), books, strict=True):
+    for programme, book, entries in zip((running, draft), books, sides, strict=True):
         contexts = member_contexts(session, active, programme, windows_of(programme), now)
-        replays = _file_replays(chosen, programme, book, contexts, refusals)
+        replays = _file_replays(entries, programme, book, contexts, refusals)
         given.append(simulation.replay(book, replays, _tick(progress), [paused] * len(replays)))
     base = _base_growth(session, active, running, now, {})
     report = simulation.compare(
@@ -242,33 +250,32 @@ def _stored_replays(
 
 
 def _file_replays(
-    chosen: Sequence[event_files.FileEvent],
+    entries: Sequence[Reported | str],
     programme: Programme,
     book: RuleBook,
     contexts: Mapping[int, engine.Member],
     refusals: Mapping[int, str],
 ) -> list[simulation.Replayed]:
-    """What one side replays of each of a file's events (in file order): a repeated
-    ``event_id`` is a duplicate, a refund takes back from the earlier event it refers to."""
+    """What one side replays of each of a file's rows (in file order): a refused row stays
+    refused, a refund takes back from the earlier event of the member it refers to."""
     seen: dict[str, tuple[int, Reported]] = {}
     replays: list[simulation.Replayed] = []
-    for position, event in enumerate(chosen):
-        reported = _from_file(book, event)
-        if event.event_id in seen:
-            replays.append(DUPLICATE_IN_FILE)  # as the importer refuses it
+    for position, entry in enumerate(entries):
+        if isinstance(entry, str):
+            replays.append(entry)
             continue
-        seen[event.event_id] = (position, reported)
-        if event.member_id in refusals:
-            replays.append(refusals[event.member_id])
-        elif event.type == REFUND:
-            purchase = seen.get(event.refers_to or "")
+        purchase = seen.get(entry.refers_to or "") if entry.type == REFUND else None
+        seen.setdefault(entry.event_id, (position, entry))
+        if entry.member_id in refusals:
+            replays.append(refusals[entry.member_id])
+        elif entry.type == REFUND:
             if purchase is not None and (
-                purchase[1].type == REFUND or purchase[1].member_id != event.member_id
+                purchase[1].type == REFUND or purchase[1].member_id != entry.member_id
             ):
-                purchase = None
-            replays.append(_file_refund(programme, book, reported, purchase))
+                purchase = None  # online: refused, as naming no refundable event of the member
+            replays.append(_file_refund(programme, book, entry, purchase))
         else:
-            replays.append(_subject(programme, book, reported, contexts.get(event.member_id), None))
+            replays.append(_subject(programme, book, entry, contexts.get(entry.member_id), None))
     return replays
 
 
@@ -403,20 +410,6 @@ def _reported(row: StoredEvent, book: RuleBook) -> Reported:
         attributes=typed_attributes(book, row.type, payload.get("attributes") or {}),
         refers_to=row.refers_to,
         payload=payload,
-    )
-
-
-def _from_file(book: RuleBook, event: event_files.FileEvent) -> Reported:
-    return Reported(
-        type=event.type,
-        event_id=event.event_id,
-        member_id=event.member_id,
-        occurred_at=event.occurred_at,
-        amount=event.amount,
-        currency=event.currency,
-        channel=event.channel,
-        attributes=event_files.typed(book, event.type, event.attributes),
-        refers_to=event.refers_to,
     )
 
 
