@@ -81,6 +81,12 @@ class MemberFrozen(TallyError):
     title = "The member is frozen"
 
 
+class ReferralRefused(TallyError):
+    code = "referral_refused"
+    status = 409
+    title = "The referral is refused"
+
+
 class MemberMerged(TallyError):
     code = "member_merged"
     status = 409
@@ -337,6 +343,7 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     IdempotencyKeyRequired,
     MemberFrozen,
     MemberMerged,
+    ReferralRefused,
     DuplicateReference,
     AlreadyReversed,
     NotReversible,

@@ -17,6 +17,7 @@ from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
 from tally.campaigns import models as campaign_models
 from tally.db.base import Base
+from tally.engagement import models as engagement_models
 from tally.events import models as event_models
 from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
@@ -57,6 +58,7 @@ MODEL_MODULES = (
     account_models,
     event_models,
     campaign_models,
+    engagement_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from tally.config import Settings
 from tally.db.session import Database
 from tally.demo import loader
+from tally.engagement.models import SignInStreak
 from tally.events.models import RuleCounter, StoredEvent
 from tally.ledger.models import EntryKind, JournalEntry, Lot, Posting, Wallet
 from tally.ledger.verify import verify
@@ -125,3 +126,24 @@ def test_points_issued_redeemed_expired_and_left_are_in_believable_proportion(
     assert 0.3 <= (available + held) / issued <= 0.75
     assert len(tiers) >= 3  # spread over the ladder by how much members spend
     assert tiers.most_common(1)[0][0] in {"BRONZE", "SILVER", "GOLD"}  # a pyramid
+
+
+def test_the_demo_signs_members_in_day_by_day_and_shares_within_the_weekly_cap(
+    demo: Database,
+) -> None:
+    with demo.read() as session:
+        sign_ins = session.scalars(select(StoredEvent).where(StoredEvent.type == "sign_in")).all()
+        shares = session.scalars(select(StoredEvent).where(StoredEvent.type == "share")).all()
+        streaks = session.scalars(select(SignInStreak)).all()
+        assert verify(session).ok
+    assert sign_ins
+    assert {event.source for event in sign_ins} == {"tally"}
+    assert all(event.points >= 5 for event in sign_ins)  # each its day's first
+    assert max(streak.streak for streak in streaks) >= 7
+    assert any("STREAK" in {r["campaign"] for r in e.outcome["rules"]} for e in sign_ins)
+    rewarded: dict[tuple[int, str], int] = {}
+    for share in shares:
+        for key in share.outcome["consumption"]:
+            rewarded[share.member_id, key] = rewarded.get((share.member_id, key), 0) + 1
+    assert rewarded
+    assert max(rewarded.values()) <= 3

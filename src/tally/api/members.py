@@ -17,7 +17,7 @@ from tally.api.deps import Mutation, Reader, mutation, programme, reader
 from tally.api.member_codes import CODE_DESCRIPTION
 from tally.api.paths import MemberId
 from tally.errors import ValidationFailed
-from tally.flows import enrolment
+from tally.flows import enrolment, referrals
 from tally.kit.clock import utcnow
 from tally.members import service as members
 from tally.partners.service import Scope
@@ -42,18 +42,30 @@ def _member(write: Mutation, session: Session, member_id: int) -> schemas.Member
 async def create_member(
     payload: schemas.MemberCreate, write: Annotated[Mutation, Depends(mutation(Scope.MEMBERS))]
 ) -> Response:
-    """Enrol a member for an external identity, or return the member that already has it."""
+    """Enrol a member for an external identity, or return the member that already has it.
+    With a ``referral_code``, the new member is linked to its referrer (`referral_refused`
+    for an identity that has a member, a member's own code, or a frozen or merged referrer)."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
         namespace = payload.external_id.namespace
         access.require_namespace(write.holder, programme(write.request, session), namespace)
-        member_id, created = enrolment.enrol(
-            session,
-            members.Identity(payload.external_id.namespace, payload.external_id.id),
-            payload.profile.model_dump(exclude_none=True),
-            utcnow(),
-            partner_id=write.holder.partner_id,
-        )
+        identity = members.Identity(payload.external_id.namespace, payload.external_id.id)
+        profile = payload.profile.model_dump(exclude_none=True)
+        partner_id = write.holder.partner_id
+        if payload.referral_code is None:
+            member_id, created = enrolment.enrol(
+                session, identity, profile, utcnow(), partner_id=partner_id
+            )
+        else:
+            member_id, created = referrals.enrol_referred(
+                session,
+                identity,
+                profile,
+                payload.referral_code,
+                utcnow(),
+                actor=f"partner:{partner_id}",
+                partner_id=partner_id,
+            )
         return (201 if created else 200), _member(write, session, member_id)
 
     return await write.run(work)

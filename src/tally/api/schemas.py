@@ -93,6 +93,13 @@ class Profile(Strict):
 class MemberCreate(Strict):
     external_id: ExternalIdentity
     profile: Profile = Field(default_factory=Profile)
+    referral_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z -]{1,20}$")] | None = (
+        Field(
+            default=None,
+            description="The referral code of the member who referred this new member "
+            "(`ABCDE-FGHJK`; any case, hyphens and spaces ignored).",
+        )
+    )
 
 
 class MemberProfile(BaseModel):

@@ -11,7 +11,7 @@ from tally.access.domain import declared_namespace
 from tally.cli.common import emit, fail, open_database
 from tally.config import get_settings
 from tally.errors import NotFound, TallyError
-from tally.flows import enrolment
+from tally.flows import enrolment, referrals
 from tally.kit.clock import utcnow
 from tally.members import service as members
 from tally.programme import runtime
@@ -33,16 +33,30 @@ def _staff_id(session: object, username: str) -> int:
 
 
 @app.command("enrol")
-def enrol(namespace: NamespaceArgument, external_id: ExternalIdArgument) -> None:
+def enrol(
+    namespace: NamespaceArgument,
+    external_id: ExternalIdArgument,
+    referral_code: Annotated[
+        str | None,
+        typer.Option("--referral-code", help="The code of the member who referred this one."),
+    ] = None,
+) -> None:
     """Enrol a member for an identity, or print the member that already has it.
 
-    The namespace must be one the programme declares (the operator may use every one).
+    The namespace must be one the programme declares (the operator may use every one). With
+    --referral-code the new member is linked to its referrer; an identity that has a member
+    already, a member's own code or a frozen or merged referrer is refused.
     """
     try:
         with open_database() as db, db.write() as session:
             declared_namespace(runtime.effective(session, get_settings()), namespace)
             identity = members.Identity(namespace, external_id)
-            member_id, created = enrolment.enrol(session, identity, {}, utcnow())
+            if referral_code is None:
+                member_id, created = enrolment.enrol(session, identity, {}, utcnow())
+            else:
+                member_id, created = referrals.enrol_referred(
+                    session, identity, {}, referral_code, utcnow(), actor="system"
+                )
         emit({"member_id": member_id, "created": created})
     except TallyError as error:
         fail(error)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tally.config import Settings
 from tally.db.raw import savepoint
+from tally.demo import engagement as demo_engagement
 from tally.demo import events as demo_events
 from tally.demo import families as demo_families
 from tally.demo import history as demo_history
@@ -158,6 +159,9 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     demo_families.seed(session, demo_programme, member_ids, partner_ids["FOOD"], now, policy)
     summary.events = demo_events.report(
         session, rng, member_ids, partner_ids["SHOP"], now, policy, demo_programme
+    )
+    summary.events += demo_engagement.report(
+        session, rng, member_ids, partner_ids["MOBILE"], now, policy, demo_programme
     )
     session.flush()
     report = jobs.expire(_same_session(session), now)

@@ -34,6 +34,8 @@ from tally.errors import (
 from tally.events import counters
 from tally.events import repository as events
 from tally.events.models import StoredEvent
+from tally.flows import daily_sign_ins as daily
+from tally.flows import referrals
 from tally.flows.earning import Earning
 from tally.flows.earning import post as post_earnings
 from tally.flows.event_members import member_contexts
@@ -241,13 +243,16 @@ def process(
     write: bool = True,
     wait: bool = True,
     evaluator: Evaluator = evaluate_in_order,
+    source: str | None = None,
 ) -> list[Processed | TallyError | Busy]:
     """Each event's outcome, in order (see the module's docstring). A refused event (a member
     that does not exist or is frozen, a currency the programme does not take) is answered
     with its error and writes nothing; without ``wait``, an event whose member's wallet
     another transaction holds is :data:`~tally.ledger.orders.BUSY`. ``evaluator`` evaluates
-    the events in order (the bulk importer's is vectorised, with the same outcomes)."""
-    source = events.source_of(origin.partner_id)
+    the events in order (the bulk importer's is vectorised, with the same outcomes). The
+    events are stored under ``source``, by default the origin's (``tally`` for those Tally
+    raises itself, whose points the origin funds)."""
+    source = source or events.source_of(origin.partner_id)
     reported = list(reported)
     results: dict[int, Processed | TallyError | Busy] = {}
     stored = events.find(session, source, [event.event_id for event in reported])
@@ -282,7 +287,17 @@ def process(
     todo = [position for position in todo if position not in results]
     paused = campaign_ops.paused(session)
     intake = _Intake(
-        session, origin, source, now, policy, programme, book, write, evaluator, paused=paused
+        session,
+        origin,
+        source,
+        now,
+        policy,
+        programme,
+        book,
+        write,
+        evaluator,
+        paused=paused,
+        wait=wait,
     )
     # In order: runs of earning events set-based, each refund on its own between them (a
     # refund may take back what an earlier event of the batch earned, and give back its cap).
@@ -312,6 +327,7 @@ class _Intake:
     book: RuleBook
     write: bool
     evaluator: Evaluator = evaluate_in_order
+    wait: bool = True
     version: int | None = None
     paused: frozenset[str] = frozenset()  # the campaigns paused now (read once per call)
 
@@ -341,10 +357,13 @@ class _Intake:
         consumed: dict[str, int] = {}
         version = self.programme_version()
         done: dict[int, Processed] = {}
-        outcomes = self.evaluator(
+        member_of = [(reported[position].member_id, happening) for position, happening in happened]
+        outcomes = daily.evaluate(
+            self.evaluator,
             book,
             [happening for _, happening in happened],
             [members[reported[position].member_id] for position, _ in happened],
+            daily.days(session, book, member_of, now, write=self.write),
             remaining,
             self.paused,
         )
@@ -364,6 +383,16 @@ class _Intake:
         if self.write and done:
             done = _store_and_post(
                 session, self.origin, self.source, done, consumed, now, self.policy, self.programme
+            )
+            referrals.complete(
+                session,
+                self.programme,
+                book,
+                done.values(),
+                now,
+                self.policy,
+                process,
+                wait=self.wait,
             )
         return done
 

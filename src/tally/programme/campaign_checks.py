@@ -8,7 +8,7 @@ Pure. Each refusal is a :class:`~tally.programme.shapes.Problem`; run by the loa
 from __future__ import annotations
 
 from tally.programme.campaign_rules import aggregate_types, attribute_types
-from tally.programme.campaigns import Award, Campaign
+from tally.programme.campaigns import Award, Campaign, task_cap
 from tally.programme.domain import CURRENCY_EXPONENTS, Programme
 from tally.programme.shapes import Path, Problem, format_path
 from tally.rules.condition_tree import (
@@ -23,7 +23,7 @@ from tally.rules.condition_tree import (
 )
 from tally.rules.conditions import ConditionError, compile_condition
 from tally.rules.engine import HOLDOUT
-from tally.rules.rule_book import BUILT_IN_EVENT_TYPES, campaign_schema
+from tally.rules.rule_book import BUILT_IN_EVENT_TYPES, RAISED_BY_TALLY, campaign_schema
 
 
 def check(programme: Programme) -> list[Problem]:
@@ -44,6 +44,13 @@ def check(programme: Programme) -> list[Problem]:
         return [*problems, Problem(("aggregates",), str(error))]
     for index, campaign in enumerate(programme.campaigns):
         problems += _campaign(programme, ("campaigns", index), campaign, known_types)
+    if programme.referral is not None:
+        for index, code in enumerate(programme.referral.qualifying):
+            where: Path = ("referral", "qualifying", index)
+            if code not in known_types:
+                problems.append(_unknown_type(where, code))
+            elif code in RAISED_BY_TALLY:
+                problems.append(Problem(where, f"{code} is raised by Tally: it cannot qualify"))
     return problems
 
 
@@ -79,6 +86,7 @@ def _campaign(
         problems.append(
             Problem((*path, "schedule", "until"), f"is before schedule.from ({schedule.from_})")
         )
+    problems += _task(path, campaign)
     rule_codes = {rule.code for rule in campaign.rules}
     for position, variant in enumerate(campaign.variants):
         if variant.code == HOLDOUT:
@@ -95,6 +103,20 @@ def _campaign(
     if problems:
         return problems  # conditions are checked against a campaign that holds together
     return _conditions(programme, path, campaign)
+
+
+def _task(path: Path, campaign: Campaign) -> list[Problem]:
+    """A task counts through a per-member times cap of its period, of at least its goal."""
+    task = campaign.task
+    if task is None or task_cap(campaign) is not None:
+        return []
+    return [
+        Problem(
+            (*path, "task"),
+            f"a task counts through a times cap of its period: add caps: [{{per: member, "
+            f"period: {task.period}, times: {task.goal}}}] (times at least the goal)",
+        )
+    ]
 
 
 def _award(programme: Programme, path: Path, award: Award) -> list[Problem]:

@@ -24,11 +24,13 @@ MEASURE_TYPES = {"count": FieldType.INT, "sum_amount": FieldType.DECIMAL}
 
 
 def attribute_types(programme: Programme) -> dict[str, dict[str, FieldType]]:
-    """The declared attributes of each event type, by type code."""
-    return {
-        spec.code: {name: FIELD_TYPES[kind] for name, kind in spec.attributes.items()}
-        for spec in programme.event_types
-    }
+    """The attributes of each event type, by type code: those Tally gives the types it
+    raises, and the declared ones."""
+    found = {code: dict(fields) for code, fields in book.BUILT_IN_ATTRIBUTES.items()}
+    for spec in programme.event_types:
+        declared = {name: FIELD_TYPES[kind] for name, kind in spec.attributes.items()}
+        found[spec.code] = {**found.get(spec.code, {}), **declared}
+    return found
 
 
 def aggregate_types(programme: Programme) -> dict[str, FieldType]:
@@ -71,6 +73,7 @@ def campaign_spec(campaign: Campaign) -> book.CampaignSpec:
                 book.CapPer(cap.per),
                 cap.points,
                 book.Period(cap.period) if cap.period else None,
+                cap.times,
             )
             for cap in campaign.caps
         ),

@@ -160,16 +160,35 @@ class Schedule(Strict):
 
 
 class Cap(Strict):
+    """At most ``points`` from the campaign, or at most ``times`` events it fires on (one of
+    the two), per event or per member in each period."""
+
     per: Literal["member", "event"]
     period: Literal["day", "week", "month", "campaign"] | None = Field(
         default=None, description="For per: member only (weeks from Monday)."
     )
-    points: int = Field(ge=1, le=MAX_POINTS)
+    points: int | None = Field(default=None, ge=1, le=MAX_POINTS)
+    times: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_POINTS,
+        description="At most this many events the campaign fires on, per member and period "
+        "(share at most 3 times a week; period: campaign with times: 1 for a one-time task).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_the_limit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        return {name: value for name, value in dumped.items() if value is not None}
 
     @model_validator(mode="after")
     def _period(self) -> Cap:
+        if (self.points is None) == (self.times is None):
+            raise ValueError("a cap limits either points or times, exactly one of them")
         if (self.per == "member") != (self.period is not None):
             raise ValueError("a per-member cap has a period; a per-event cap has none")
+        if self.per == "event" and self.times is not None:
+            raise ValueError("a per-event cap limits points; times are counted per member")
         return self
 
 
@@ -191,10 +210,20 @@ class Variant(Strict):
     )
 
 
+class Task(Strict):
+    """The campaign shown to members as a task with progress ("shared 2 of 3 this week"),
+    counted by the campaign's times cap of the same period."""
+
+    names: Names | None = Field(default=None, description="Defaults to the campaign's names.")
+    goal: int = Field(ge=1, le=10_000, description="Events to do in each period.")
+    period: Literal["day", "week", "month", "campaign"]
+
+
 class Campaign(Strict):
     code: Code
     names: Names
     on: list[EventCode] = Field(min_length=1, description="The event types it runs on.")
+    task: Task | None = Field(default=None, description="Shown to members as a task.")
     schedule: Schedule | None = None
     caps: list[Cap] = Field(default_factory=list, max_length=10)
     budget: Budget | None = None
@@ -218,3 +247,38 @@ class Campaign(Strict):
     def holdout_bp(self) -> int:
         """The holdout in ten-thousandths: "0.10" → 1000."""
         return int(Decimal(self.holdout or "0") * 10_000)
+
+
+class Referral(Strict):
+    """Members refer new members with their referral code; the referred member's first event
+    of a ``qualifying`` type raises ``referral_completed`` for both (docs/rules.md)."""
+
+    qualifying: list[EventCode] = Field(
+        min_length=1, description="The event types that complete a referral, e.g. [purchase]."
+    )
+    share_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[^\s{}]+\{code\}[^\s{}]*$",
+        max_length=300,
+        description="The link members share, with {code} for their referral code, e.g. "
+        '"https://app.example.com/join?ref={code}".',
+    )
+
+
+def task_cap(campaign: Campaign) -> int | None:
+    """The index of the times cap that counts the campaign's task: per member, of the task's
+    period, of at least its goal (the first such); None without one."""
+    task = campaign.task
+    if task is None:
+        return None
+    return next(
+        (
+            index
+            for index, cap in enumerate(campaign.caps)
+            if cap.per == "member"
+            and cap.period == task.period
+            and cap.times is not None
+            and cap.times >= task.goal
+        ),
+        None,
+    )

@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from tally.programme.campaigns import AggregateSpec, BadgeSpec, Campaign, EventTypeSpec
+from tally.programme.campaigns import (
+    AggregateSpec,
+    BadgeSpec,
+    Campaign,
+    EventTypeSpec,
+    Referral,
+)
 from tally.programme.shapes import (
     Code,
     DecimalText,
@@ -477,6 +483,7 @@ class Programme(Strict):
     )
     badges: list[BadgeSpec] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
+    referral: Referral | None = Field(default=None, description="Members refer new members.")
 
     def tier(self, code: str) -> Tier | None:
         return next((tier for tier in self.tiers if tier.code == code), None)

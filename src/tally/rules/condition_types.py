@@ -120,6 +120,8 @@ MEMBER_FIELDS: Mapping[str, FieldType] = {
     "member.tags": FieldType.STRING_LIST,
     "member.days_since_enrolment": FieldType.INT,
     "member.birthday_today": FieldType.BOOL,
+    "member.sign_in_streak": FieldType.INT,
+    "member.sign_in_streak_broken": FieldType.BOOL,
 }
 ITEM_FIELDS: Mapping[str, FieldType] = {
     "item.sku": FieldType.STRING,

@@ -29,6 +29,7 @@ from tally.rules.rule_book import (
     Award,
     Badge,
     CampaignSpec,
+    Cap,
     CapPer,
     CompiledRule,
     FixedGrowth,
@@ -99,6 +100,8 @@ class Member:
     days_since_enrolment: int | None = None
     birthday_today: bool = False
     aggregates: Mapping[str, int | Decimal] = field(default_factory=dict)
+    sign_in_streak: int = 0  # consecutive days signed in, up to the event's day
+    sign_in_streak_broken: bool = False  # signed in before, but not yesterday or today
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +130,8 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The rules applied (in order) and skipped, each campaign's arm, and the points each
-    counter key consumed."""
+    """The rules applied (in order) and skipped, each campaign's arm, and what each counter
+    key consumed: points, or for a times cap the one event (counted once per campaign)."""
 
     applied: tuple[Applied, ...]
     skipped: tuple[Skipped, ...]
@@ -197,20 +200,32 @@ def _in_schedule(campaign: CampaignSpec, day: date) -> bool:
     )
 
 
-def _limits(campaign: CampaignSpec, member_id: str, day: date) -> list[tuple[str, int, Reason]]:
-    """The campaign's counters (budget first) with their limits; per-event caps included,
-    under keys starting with ``event:`` that are never persisted."""
-    limits = []
+def _limits(
+    campaign: CampaignSpec, member_id: str, day: date
+) -> list[tuple[str, int, Reason, Cap | None]]:
+    """The campaign's counters (budget first) with their limits and, for a cap, the cap;
+    per-event caps included, under keys starting with ``event:`` that are never persisted.
+    A times cap's counter counts the events the campaign fired on, not points."""
+    limits: list[tuple[str, int, Reason, Cap | None]] = []
     if campaign.budget is not None:
-        limits.append((budget_key(campaign.code), campaign.budget, Reason.BUDGET_EXHAUSTED))
+        limits.append((budget_key(campaign.code), campaign.budget, Reason.BUDGET_EXHAUSTED, None))
     for index, cap in enumerate(campaign.caps):
         if cap.per is CapPer.EVENT:
             key = f"event:{campaign.code}:{index}"
         else:
             assert cap.period is not None
             key = cap_key(campaign.code, index, cap.period, member_id, day)
-        limits.append((key, cap.points, Reason.CAPPED))
+        limit = cap.points if cap.points is not None else cap.times
+        assert limit is not None
+        limits.append((key, limit, Reason.CAPPED, cap))
     return limits
+
+
+def _times_detail(cap: Cap) -> str:
+    """``at most once, 0 left``, ``at most 3 times a week, 0 left``."""
+    times = "once" if cap.times == 1 else f"{cap.times} times"
+    period = "" if cap.period is Period.CAMPAIGN else f" a {cap.period}"
+    return f"at most {times}{period}, 0 left"
 
 
 def counter_limits(book: RuleBook, event: Event, member_id: str) -> dict[str, int]:
@@ -221,7 +236,7 @@ def counter_limits(book: RuleBook, event: Event, member_id: str) -> dict[str, in
         key: limit
         for campaign in book.campaigns
         if event.type in campaign.on and _in_schedule(campaign, day)
-        for key, limit, _ in _limits(campaign, member_id, day)
+        for key, limit, _, _ in _limits(campaign, member_id, day)
         if not key.startswith("event:")
     }
 
@@ -261,6 +276,8 @@ def _env(event: Event, member: Member, local: datetime) -> dict[str, Any]:
             "tags": list(member.tags),
             "days_since_enrolment": member.days_since_enrolment,
             "birthday_today": member.birthday_today,
+            "sign_in_streak": member.sign_in_streak,
+            "sign_in_streak_broken": member.sign_in_streak_broken,
         },
     }
 
@@ -299,12 +316,19 @@ class _Run:
         self.item_envs = [_item_env(self.env, item) for item in event.items]
         self.item_points = [0] * len(event.items)
         self.accrued = 0
-        self.counters: dict[str, list[tuple[str, Reason]]] = {}
+        self.counters: dict[str, list[tuple[str, Reason]]] = {}  # of points
+        self.times: dict[str, list[tuple[str, Cap]]] = {}  # of events fired on
+        self.counted: set[str] = set()  # campaigns this event already counted against times
         self.left: dict[str, int] = {}
         for campaign in book.campaigns:
             limits = _limits(campaign, member.id, self.day)
-            self.counters[campaign.code] = [(key, reason) for key, _, reason in limits]
-            for key, limit, _ in limits:
+            self.counters[campaign.code] = [
+                (key, reason) for key, _, reason, cap in limits if cap is None or cap.times is None
+            ]
+            self.times[campaign.code] = [
+                (key, cap) for key, _, _, cap in limits if cap is not None and cap.times is not None
+            ]
+            for key, limit, _, _ in limits:
                 self.left[key] = max(0, min(limit, remaining.get(key, limit)))
         self.consumption: dict[str, int] = {}
         self.arms = {c.code: arm_of(member.id, c) for c in book.campaigns if c.is_tested}
@@ -347,6 +371,10 @@ class _Run:
         if on_amount and self.event.amount is None:
             return skip(Reason.CONDITION_FALSE, "the event has no amount")
         self.stopped = spec.stop
+        if campaign.code not in self.counted:
+            spent = [cap for key, cap in self.times[campaign.code] if self.left[key] < 1]
+            if spent:
+                return skip(Reason.CAPPED, _times_detail(spent[0]))
         shares, growth = self._award(award, matching)
         asked = sum(shares)
         granted, cut_by = self._grant(campaign.code, asked)
@@ -368,7 +396,17 @@ class _Run:
                 counters=self._persisted(campaign.code) if granted else (),
             )
         )
+        self._count(campaign.code)
         return None
+
+    def _count(self, campaign: str) -> None:
+        """Count this event once against the campaign's times caps."""
+        if campaign in self.counted:
+            return
+        self.counted.add(campaign)
+        for key, _ in self.times[campaign]:
+            self.left[key] -= 1
+            self.consumption[key] = self.consumption.get(key, 0) + 1
 
     def _award(self, award: Award, matching: list[int] | None) -> tuple[list[int], int]:
         """The points asked, one share per matching item (or one for the event), and the

@@ -29,6 +29,11 @@ BUILT_IN_EVENT_TYPES = (
     "member_enrolled",
     "referral_completed",
 )
+#: Types Tally raises itself, and the attributes it gives them.
+RAISED_BY_TALLY = ("member_enrolled", "referral_completed")
+BUILT_IN_ATTRIBUTES: Mapping[str, Mapping[str, FieldType]] = {
+    "referral_completed": {"role": FieldType.STRING},  # referrer or referred
+}
 BUCKETS = 10_000  # A/B arms and holdout shares are counted in ten-thousandths
 
 
@@ -85,11 +90,13 @@ class Period(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """At most ``points`` from the campaign per event, or per member in each ``period``."""
+    """At most ``points`` from the campaign per event, or per member in each ``period``; or
+    (``points`` None) at most ``times`` events of the member it fires on in each ``period``."""
 
     per: CapPer
-    points: int
+    points: int | None
     period: Period | None = None  # for per member only
+    times: int | None = None  # for per member only, instead of points
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,5 +211,6 @@ def compile_book(
     ]
     ordered = sorted(compiled, key=lambda rule: -rule.spec.priority)  # stable: file order
     event_types: dict[str, Mapping[str, FieldType]] = {code: {} for code in BUILT_IN_EVENT_TYPES}
+    event_types.update(BUILT_IN_ATTRIBUTES)
     event_types.update(attributes or {})
     return RuleBook(zone, campaigns, tuple(ordered), event_types)

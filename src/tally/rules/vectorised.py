@@ -140,6 +140,8 @@ def _points_rules(book: RuleBook, campaign: CampaignSpec) -> int:
 
 
 def _supported(book: RuleBook, campaign: CampaignSpec) -> bool:
+    if any(cap.times is not None for cap in campaign.caps):
+        return False  # a cap of times (events fired on, not points): the engine counts it
     persisted = [c for c in _counters(campaign) if c.persisted]
     if persisted and _points_rules(book, campaign) > 1:
         return False
@@ -244,7 +246,13 @@ def _field(name: str, event: Event, member: Member) -> Any:
     match rest:
         case "plans" | "tags":
             return list(getattr(member, rest))
-        case "tier" | "days_since_enrolment" | "birthday_today":
+        case (
+            "tier"
+            | "days_since_enrolment"
+            | "birthday_today"
+            | "sign_in_streak"
+            | "sign_in_streak_broken"
+        ):
             return getattr(member, rest)
         case _:
             return member.aggregates.get(rest)
@@ -278,6 +286,8 @@ def _counters(campaign: CampaignSpec) -> list[_Counter]:
         key = budget_key(code)
         found.append(_Counter(f"_key:{key}", Reason.BUDGET_EXHAUSTED, True, campaign.budget, key))
     for index, cap in enumerate(campaign.caps):
+        if cap.points is None:
+            continue  # a cap of times: its campaign is the engine's (see _supported)
         if cap.per is CapPer.EVENT:
             found.append(_Counter(f"_left:{code}:{index}", Reason.CAPPED, False, cap.points))
         else:

@@ -53,6 +53,7 @@ MESSAGES: dict[str, str] = {
     "idempotency_key_required": N_("The request is missing its idempotency key."),
     "member_frozen": N_("This member is frozen."),
     "member_merged": N_("This member was merged into another member."),
+    "referral_refused": N_("This referral cannot be accepted."),
     "duplicate_reference": N_("This reference was already used."),
     "already_reversed": N_("This was already reversed."),
     "not_reversible": N_("This cannot be reversed."),

@@ -62,3 +62,31 @@ def test_the_operator_uses_a_namespace_a_partner_owns(database_url: str) -> None
     enrolled = json.loads(run("member", "enrol", "shop", "u-1").stdout)
 
     assert enrolled == {"member_id": 1, "created": True}
+
+
+def test_enrol_with_a_referral_code_links_the_referrer_and_refuses_abuse(
+    database_url: str,
+) -> None:
+    run("member", "enrol", "phone", "13800000001")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO referral_codes (member_id, code, created_at)"
+                    " VALUES (1, 'ABCDE23456', '2026-12-04 00:00:00')"
+                )
+            )
+    finally:
+        engine.dispose()
+
+    referred = json.loads(
+        run("member", "enrol", "phone", "13800000002", "--referral-code", "abcde-23456").stdout
+    )
+    own = run("member", "enrol", "phone", "13800000001", "--referral-code", "ABCDE23456", code=2)
+    unknown = run("member", "enrol", "phone", "13800000003", "--referral-code", "X", code=2)
+
+    assert referred == {"member_id": 2, "created": True}
+    assert own.stderr == "error [referral_refused]: A member cannot refer themselves.\n"
+    assert "error [validation_error]: No member has the referral code 'X'." in unknown.stderr
+    assert members(database_url) == 2

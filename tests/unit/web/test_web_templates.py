@@ -591,6 +591,31 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             )
             for code, refusal, block in member_code_samples()
         ],
+        *[
+            ("member/tasks.html", {**base, "engagement": sample, "theme": "default"}, None)
+            for sample in tasks_samples()
+        ],
+    ]
+
+
+def tasks_samples() -> list[Any]:
+    """The tasks page: signed in today with a streak and tasks of every period; a first visit
+    with no streak, no tasks and no share link."""
+    from tally.flows.member_engagement import Engagement
+    from tally.flows.member_tasks import TaskProgress
+    from tally.programme.shapes import Names
+
+    names = Names.model_validate({"zh-CN": "分享<b>", "en": "Share <b>"})
+    tasks = [
+        TaskProgress("SIGN_IN", names, ("sign_in",), 1, "day", 1),
+        TaskProgress("SHARE", names, ("share",), 3, "week", 2),
+        TaskProgress("READ", names, ("content_read",), 5, "month", 0),
+        TaskProgress("PROFILE", names, ("profile_completed",), 1, "campaign", 0),
+        TaskProgress("REVIEWS", names, ("review",), 2, "campaign", 1),
+    ]
+    return [
+        Engagement(7, True, tasks, "ABCDE-FGHJK", "https://app.example/join?ref=ABCDEFGHJK"),
+        Engagement(0, False, [], "ABCDE-FGHJK", None),
     ]
 
 
