@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -159,7 +159,7 @@ def aggregates(
     if not member_ids:
         return result
     for window in windows:
-        since = now.timestamp() - window.days * 86400
+        since = now - timedelta(days=window.days)  # exact: a float timestamp drifts by a µs
         spent = "COALESCE(SUM(amount_minor - refunded_minor), 0)"
         measure = "COUNT(*)" if window.measure == "count" else spent
         statement = Raw(
@@ -172,7 +172,7 @@ def aggregates(
             {
                 "ms": sorted(set(member_ids)),
                 "types": list(window.types),
-                "since": datetime.fromtimestamp(since, tz=now.tzinfo),
+                "since": since,
                 "now": now,
             },
         )

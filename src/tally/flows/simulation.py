@@ -15,7 +15,7 @@ taken in now.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -26,11 +26,13 @@ from sqlalchemy.orm import Session
 
 from tally.campaigns import repository as campaign_ops
 from tally.config import Settings
+from tally.engagement.domain import Streak, step
 from tally.errors import TallyError, ValidationFailed
 from tally.events import repository as events
 from tally.events.importing import EventFile
 from tally.events.models import StoredEvent
 from tally.flows import simulation_files
+from tally.flows.daily_sign_ins import SIGN_IN
 from tally.flows.event_intake import (
     REFUND,
     Reported,
@@ -162,6 +164,7 @@ def stored(
         )
         for row in rows
     ]
+    drafted = _with_streaks(drafted, draft.zone)
     simulated = simulation.replay(draft_book, drafted, _tick(progress), pauses)
     base = _base_growth(session, member_ids, running, now, counted)
     report = simulation.compare(
@@ -209,7 +212,9 @@ def from_file(
     given = []
     for programme, book, entries in zip((running, draft), books, sides, strict=True):
         contexts = member_contexts(session, active, programme, windows_of(programme), now)
-        replays = _file_replays(entries, programme, book, contexts, refusals)
+        replays = _with_streaks(
+            _file_replays(entries, programme, book, contexts, refusals), programme.zone
+        )
         given.append(simulation.replay(book, replays, _tick(progress), [paused] * len(replays)))
     base = _base_growth(session, active, running, now, {})
     report = simulation.compare(
@@ -277,6 +282,29 @@ def _file_replays(
         else:
             replays.append(_subject(programme, book, entry, contexts.get(entry.member_id), None))
     return replays
+
+
+def _with_streaks(
+    replays: Sequence[simulation.Replayed], zone: ZoneInfo
+) -> list[simulation.Replayed]:
+    """The replays with each member's sign-in streak as the event sees it, the streaks
+    counted from none at the first event replayed, as online (``tally.engagement.domain.step``):
+    a sign-in on a day already signed in counts for nothing (no rule, nothing consumed)."""
+    streaks: dict[str, Streak | None] = {}
+    found: list[simulation.Replayed] = []
+    for replay in replays:
+        if not isinstance(replay, tuple):
+            found.append(replay)
+            continue
+        event, member = replay
+        day = event.occurred_at.astimezone(zone).date()
+        streaks[member.id], view = step(streaks.get(member.id), day, signs_in=event.type == SIGN_IN)
+        if view.repeats is not None:
+            found.append(simulation.Given())
+        else:
+            streak = replace(member, sign_in_streak=view.streak, sign_in_streak_broken=view.broken)
+            found.append((event, streak))
+    return found
 
 
 def _tick(progress: Progress | None) -> Callable[[int], None] | None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tally.events import repository as events
 from tally.events.models import StoredEvent
-from tally.flows.event_intake import windows_of
+from tally.flows.event_intake import REFUND, windows_of
 from tally.flows.event_members import member_contexts
 from tally.programme.domain import CURRENCY_EXPONENTS, Programme
 from tally.rules import engine
@@ -38,8 +38,9 @@ def at_their_moments(
     (``None``: a member no longer known); ``member_ids`` are the members still known."""
     windows = windows_of(programme)
     current = member_contexts(session, member_ids, programme, windows, now)
+    runs = _runs(rows)
     tiers = _tiers_at(session, rows, member_ids)
-    totals = _aggregates_at(session, rows, member_ids, windows)
+    totals = _aggregates_at(session, rows, runs, member_ids, windows)
     unit = Decimal(10) ** -CURRENCY_EXPONENTS[programme.currency.point_value.currency]
     first = programme.tiers[0]
     today = now.astimezone(programme.zone).date()
@@ -73,11 +74,28 @@ def at_their_moments(
     return found
 
 
+def _runs(rows: Sequence[StoredEvent]) -> list[int]:
+    """Each row's run within the batch it came in (rows taken in at one moment): a batch is
+    evaluated in runs of earning events, a refund on its own between them, each run seeing
+    what the runs before it stored — so the refunds before a row in its batch count its run."""
+    found: list[int] = []
+    moment, refunds = None, 0
+    for row in rows:
+        if row.received_at != moment:
+            moment, refunds = row.received_at, 0
+        if row.type == REFUND:
+            refunds += 1
+        found.append(refunds)
+    return found
+
+
 def _tiers_at(
     session: Session, rows: Sequence[StoredEvent], member_ids: Sequence[int]
 ) -> list[str | None]:
     """Each row's member's tier code just before its ``received_at`` (a change made at that
-    moment came from the batch itself); ``None``: no change since, the tier of now stands."""
+    moment came from its batch, after it was evaluated — unless a refund split the batch and
+    an earlier run moved the member: not told apart); ``None``: no change since, the tier of
+    now stands."""
     changes: dict[int, list[tuple[datetime, str | None, str]]] = {}
     for member, before, after, at in tier_repository.changes_of(session, member_ids):
         changes.setdefault(member, []).append((at, before, after))
@@ -101,24 +119,29 @@ def _tiers_at(
 def _aggregates_at(
     session: Session,
     rows: Sequence[StoredEvent],
+    runs: Sequence[int],
     member_ids: Sequence[int],
     windows: Sequence[events.Window],
 ) -> dict[str, list[int]]:
     """Each window's value for each row: the member's events of its types that occurred in
-    the ``days`` before the row was received and were taken in before it (a count, or the
-    amounts less what was refunded since)."""
+    the ``days`` before the row was received and were stored before its run (taken in before
+    it, or by an earlier run of its batch): a count, or the amounts less what was refunded
+    since."""
     if not windows:
         return {}
     types = sorted({kind for window in windows for kind in window.types})
     found = events.of_members(session, member_ids, types)
+    replayed = {(row.member_id, row.type, row.received_at, row.occurred_at): run
+                for row, run in zip(rows, runs, strict=True)}  # fmt: skip
     history = pl.DataFrame(
-        found,
+        [(*event, replayed.get(event[:4], 0)) for event in found],
         schema={
             "member_id": pl.Int64,
             "type": pl.String,
             "occurred_at": pl.Datetime("us", "UTC"),
             "received_at": pl.Datetime("us", "UTC"),
             "spent": pl.Int64,
+            "stored_run": pl.Int64,
         },
         orient="row",
     )
@@ -127,8 +150,14 @@ def _aggregates_at(
             "position": range(len(rows)),
             "member_id": [row.member_id for row in rows],
             "at": [row.received_at for row in rows],
+            "run": list(runs),
         },
-        schema={"position": pl.Int64, "member_id": pl.Int64, "at": pl.Datetime("us", "UTC")},
+        schema={
+            "position": pl.Int64,
+            "member_id": pl.Int64,
+            "at": pl.Datetime("us", "UTC"),
+            "run": pl.Int64,
+        },
     )
     totals: dict[str, list[int]] = {}
     for window in windows:
@@ -137,7 +166,13 @@ def _aggregates_at(
             .filter(
                 (pl.col("occurred_at") > pl.col("at") - timedelta(days=window.days))
                 & (pl.col("occurred_at") <= pl.col("at"))
-                & (pl.col("received_at") < pl.col("at"))
+                & (
+                    (pl.col("received_at") < pl.col("at"))
+                    | (
+                        (pl.col("received_at") == pl.col("at"))
+                        & (pl.col("stored_run") < pl.col("run"))
+                    )
+                )
             )
             .group_by("position")
             .agg(pl.len().alias("count") if window.measure == "count" else pl.col("spent").sum())
