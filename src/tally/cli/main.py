@@ -16,6 +16,7 @@ from tally.cli import (
     memberships,
     partners,
     programme,
+    rules,
     staff,
     tiers,
 )
@@ -37,6 +38,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(jobs.jobs_app, name="jobs")
 tiers.register(members.app)
 app.add_typer(programme.app, name="programme")
+app.add_typer(rules.app, name="rules")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 demo_app = typer.Typer(help="The demo ecosystem.", no_args_is_help=True)

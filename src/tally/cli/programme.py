@@ -117,7 +117,7 @@ def _default_user() -> str:
         return "unknown"
 
 
-def _read(path: Path) -> tuple[Programme, str]:
+def read_programme(path: Path) -> tuple[Programme, str]:
     """The validated programme in ``path`` and its text; prints every error and exits 1."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -140,7 +140,7 @@ def programme_schema() -> str:
 @app.command("validate")
 def validate(file: FileArgument) -> None:
     """Check a programme file; print "valid", or each error with its line and field (exit 1)."""
-    _read(file)
+    read_programme(file)
     typer.echo("valid")
 
 
@@ -149,7 +149,7 @@ def plan(file: FileArgument, effective_from: EffectiveFromOption = None) -> None
     """Show what is in force and scheduled, then what applying a programme file (now, or from
     --effective-from) would change against the version it follows, and what it would do to
     members at the next tier evaluation. Applies nothing."""
-    programme, _text = _read(file)
+    programme, _text = read_programme(file)
     settings = get_settings()
     now = utcnow()
     try:
@@ -176,7 +176,7 @@ def apply(
     """Apply a programme file as the next version, atomically, in force now or from
     --effective-from (every server switches then, without a restart); an identical file is
     refused. Prints what it changed and its impact on members (read just before)."""
-    programme, text = _read(file)
+    programme, text = read_programme(file)
     settings = get_settings()
     try:
         now = utcnow()

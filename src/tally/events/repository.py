@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from tally.db.raw import Bulk, Raw, as_uuid
+from tally.db.raw import Bulk, Raw, as_datetime, as_uuid
 from tally.events.models import StoredEvent
 
 EVENT_COLUMNS = {  # name → PostgreSQL type
@@ -159,7 +159,7 @@ def aggregates(
     if not member_ids:
         return result
     for window in windows:
-        since = now.timestamp() - window.days * 86400
+        since = now - timedelta(days=window.days)  # exact: a float timestamp drifts by a µs
         spent = "COALESCE(SUM(amount_minor - refunded_minor), 0)"
         measure = "COUNT(*)" if window.measure == "count" else spent
         statement = Raw(
@@ -172,13 +172,46 @@ def aggregates(
             {
                 "ms": sorted(set(member_ids)),
                 "types": list(window.types),
-                "since": datetime.fromtimestamp(since, tz=now.tzinfo),
+                "since": since,
                 "now": now,
             },
         )
         for member_id, value in rows:
             result[int(member_id)][window.code] = int(value)
     return result
+
+
+def in_period(
+    session: Session, since: datetime | None, until: datetime | None
+) -> list[StoredEvent]:
+    """The stored events that occurred at or after ``since`` and before ``until`` (``None``:
+    unbounded), in the order they were taken in (received, then id), in one statement."""
+    query = select(StoredEvent)
+    if since is not None:
+        query = query.where(StoredEvent.occurred_at >= since)
+    if until is not None:
+        query = query.where(StoredEvent.occurred_at < until)
+    return list(session.scalars(query.order_by(StoredEvent.received_at, StoredEvent.id)))
+
+
+_OF_MEMBERS = Raw(
+    "SELECT member_id, type, occurred_at, received_at, COALESCE(amount_minor, 0) - refunded_minor"
+    " FROM events WHERE member_id = ANY(:ms) AND type = ANY(:types)"
+)
+
+
+def of_members(
+    session: Session, member_ids: Sequence[int], types: Sequence[str]
+) -> list[tuple[int, str, datetime, datetime, int]]:
+    """The members' events of ``types``: member, type, when it occurred and was taken in, and
+    its amount less what was refunded of it (minor units; 0 without one), in one statement."""
+    if not member_ids or not types:
+        return []
+    rows = _OF_MEMBERS.all(session, {"ms": sorted(set(member_ids)), "types": sorted(set(types))})
+    return [
+        (int(member), str(kind), as_datetime(occurred), as_datetime(received), int(spent))
+        for member, kind, occurred, received, spent in rows
+    ]
 
 
 def history(

@@ -228,7 +228,7 @@ def _in_transaction(
     members = _member_problems(session, rows)
     problems.update(members)
     rows = rows.filter(~pl.col(ROW).is_in(list(members)))
-    reported = _reported(rows, file, priced.book)
+    reported = reported_of(rows, file, priced.book)
     numbers = rows[ROW].to_list()
     results = _processed(session, origin, reported, now, priced, one_by_one=one_by_one)
     imported = points = growth = 0
@@ -323,7 +323,7 @@ def _member_problems(session: Session, rows: pl.DataFrame) -> dict[int, tuple[st
     }
 
 
-def _reported(rows: pl.DataFrame, file: EventFile, book: RuleBook) -> list[Reported]:
+def reported_of(rows: pl.DataFrame, file: EventFile, book: RuleBook) -> list[Reported]:
     """The events the checked rows report, as the events API reads a request's."""
     names = file.attributes
     columns = ["type", "event_id", "member_id", "occurred_at", "amount", "currency", "channel"]

@@ -599,3 +599,21 @@ def move_growth_back(session: Session, holder: int, origin: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(total or 0)
+
+
+_CHANGES_OF = Raw(
+    "SELECT member_id, from_code, to_code, changed_at FROM tier_changes"
+    " WHERE member_id = ANY(:ms) ORDER BY member_id, id"
+)
+
+
+def changes_of(
+    session: Session, member_ids: Sequence[int]
+) -> list[tuple[int, str | None, str, datetime]]:
+    """Every tier change of the members, in order: member, from, to, when; one statement."""
+    if not member_ids:
+        return []
+    return [
+        (int(member), None if before is None else str(before), str(after), as_datetime(at))
+        for member, before, after, at in _CHANGES_OF.all(session, {"ms": sorted(set(member_ids))})
+    ]

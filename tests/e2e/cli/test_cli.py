@@ -262,6 +262,8 @@ def test_the_command_tree_is_complete() -> None:
         "jobs idempotency",
         # webhook delivery and expiry reminders
         "jobs deliver", "jobs reminders",
+        # a draft programme's rules simulated on past events
+        "rules simulate",
         # bulk accrual
         "events import",
     }  # fmt: skip

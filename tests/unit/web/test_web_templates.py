@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from tally.adjustments.domain import Guardrails
 from tally.demo.loader import DEMO_PROGRAMME
 from tally.families.domain import FamilyMode, FamilyRole, FamilyStatus
 from tally.families.service import FamilyView, InvitationLine, MemberLine
+from tally.flows.simulation import Period, Simulation
 from tally.flows.status import PlanStatus
 from tally.partners.models import Partner
 from tally.privacy import service as privacy
@@ -21,6 +23,7 @@ from tally.privacy.domain import Collection, CollectionMethod, ConsentAct, Purpo
 from tally.programme import loader
 from tally.programme.changes import changes
 from tally.programme.domain import Money, Programme
+from tally.rules.simulation import Budget, Figures, Line, Report, TierDifference
 from tally.staff.models import StaffRole, StaffUser
 from tally.web import i18n, labels, tier_views
 from tally.web.console import partners_page
@@ -28,6 +31,7 @@ from tally.web.console.adjustment_views import Confirmation, RequestRow
 from tally.web.console.auth import Staff
 from tally.web.console.consent_views import ConsentCard, PartnerChoice
 from tally.web.console.programme_page import PlanResult, VersionDetail, VersionRow
+from tally.web.console.simulate_page import Outcome
 from tally.web.console.views import (
     ExpiringRow,
     HistoryPage,
@@ -490,6 +494,10 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             None,
         ),
         *[
+            ("console/simulate.html", {**base, "staff": admin, "outcome": sample, "shown": 1}, None)
+            for sample in simulate_samples()
+        ],
+        *[
             (
                 "member/status.html",
                 {**base, "status": sample, "theme": sample.theme},
@@ -608,6 +616,38 @@ def tasks_samples() -> list[Any]:
     return [
         Engagement(7, True, tasks, "ABCDE-FGHJK", "https://app.example/join?ref=ABCDEFGHJK"),
         Engagement(0, False, [], "ABCDE-FGHJK", None),
+    ]
+
+
+def simulate_samples() -> list[Outcome | None]:
+    """The form alone, a draft's errors, and a report with budgets, tiers and refusals."""
+    one = Figures(points=120, growth=120, events=1, members=1)
+    two = Figures(points=240, growth=1200, events=1, members=1)
+    report = Report(
+        events=3,
+        running=one,
+        draft=two,
+        running_cost=120,
+        draft_cost=240,
+        running_currency="CNY",
+        draft_currency="CNY",
+        running_refused={},
+        draft_refused={"validation_error": 2},
+        campaigns=(Line("BASE", None, one, two),),
+        rules=(Line("BASE", "per-yuan", one, two),),
+        budgets=(Budget("BASE", None, 0, 500, 240),),
+        tiers=(
+            TierDifference("7", 120, 1200, 120, 1200, "BRONZE", "SILVER"),
+            TierDifference("8", 0, 1000, 0, 1000, "BRONZE", "SILVER"),
+        ),
+        differences=(),
+    )
+    result = Simulation(report, "stored", Period(NOW, None), 2, NOW)
+    return [
+        None,
+        Outcome("", "", "draft.yaml", ("draft.yaml:3: currency: <b>bad</b>",)),
+        Outcome("2026-06-01", "", "draft <i>.yaml", result=result),
+        Outcome("", "", "draft.yaml", result=replace(result, running_version=None)),
     ]
 
 

@@ -18,6 +18,7 @@ from tally.web.console import (
     programme_page,
     sessions_page,
     sign_in,
+    simulate_page,
     staff_page,
     webhooks_page,
 )
@@ -29,6 +30,7 @@ STAFF_ROUTERS = (
     member_page.router,
     actions.router,
     consents_page.router,
+    simulate_page.router,  # before programme_page's /programme/{version}
     programme_page.router,
     adjustments_page.router,
     sessions_page.router,
