@@ -54,7 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import verdicts
-from ledger_api import WrkResult, loadavg, log, machine_info, run_wrk
+from ledger_api import WrkResult, loadavg, log, machine_info, run_clients, run_wrk
 from rawdb import PgbenchResult, SqliteLoopResult, free_port, postgres, sqlite_commit_loop
 from seeding import seed_members
 from server import MemoryReport, ServerError, TallyServer
@@ -235,35 +235,7 @@ def closed_loop(
                     completed[0] += body.count('"event_id"') - failed
         conn.close()
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.monotonic() - started
-    ordered = sorted(latencies) or [float("nan")]
-
-    def at(share: float) -> float:
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-    return WrkResult(
-        kind=kind,
-        requests=len(latencies),
-        duration_s=seconds,
-        requests_per_s=len(latencies) / seconds,
-        p50_ms=at(0.5),
-        p90_ms=at(0.9),
-        p95_ms=at(0.95),
-        p99_ms=at(0.99),
-        max_ms=ordered[-1],
-        mean_ms=sum(latencies) / len(latencies) if latencies else float("nan"),
-        non2xx=sum(statuses.values()),
-        statuses=statuses,
-        first_error=first_error[0] if first_error else "",
-        socket_errors=errors,
-        completed=completed[0],
-    )
+    return run_clients(kind, clients, client, latencies, statuses, first_error, errors, completed)
 
 
 def singles(

@@ -306,6 +306,22 @@ def run_python_load(
                 captures.append(answer[1]["hold"]["id"])
         conn.close()
 
+    return run_clients(kind, clients, client, latencies, statuses, first_error, errors, completed)
+
+
+def run_clients(
+    kind: str,
+    clients: int,
+    client: Any,
+    latencies: list[float],
+    statuses: dict[str, int],
+    first_error: list[str],
+    errors: dict[str, int],
+    completed: list[int],
+) -> WrkResult:
+    """Run ``client(n)`` on ``clients`` threads until each returns, and report what they
+    gathered (latencies in ms, refused statuses, the first error, socket errors, completed
+    operations) as wrk would."""
     started = time.monotonic()
     workers = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for worker in workers:
