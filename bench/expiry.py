@@ -585,8 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_end"] = loadavg()
     rows = build_rows(runs, targets=not args.smoke)
     failed = [r for r in rows if r.verdict == "FAIL"]
-    checks = sum(r.verdict != "info" for r in rows)
-    overall = "PASS" if not failed else f"FAIL ({len(failed)} of {checks} checks failed)"
+    overall = verdicts.overall(rows)
     print()
     print(f"{command}   ({started:%Y-%m-%d %H:%M} UTC, {info['nproc']} CPUs, {info.get('cpu')})")
     print(render_table(rows))

@@ -783,9 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_end"] = loadavg()
     rows = build_rows(runs, args)
     failed = [r for r in rows if r.verdict == "FAIL"]
-    overall = "PASS" if not failed else f"FAIL ({len(failed)} of "
-    if failed:
-        overall += f"{sum(r.verdict != 'info' for r in rows)} checks failed)"
+    overall = verdicts.overall(rows)
     print()
     print(f"{command}   ({started:%Y-%m-%d %H:%M} UTC, {info['nproc']} CPUs, {info.get('cpu')})")
     print(render_table(rows))

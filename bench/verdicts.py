@@ -24,6 +24,13 @@ def check(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def overall(rows: list[Row]) -> str:
+    """The run's verdict: ``PASS``, or ``FAIL (n of m checks failed)``."""
+    failed = sum(r.verdict == "FAIL" for r in rows)
+    checks = sum(r.verdict != "info" for r in rows)
+    return "PASS" if not failed else f"FAIL ({failed} of {checks} checks failed)"
+
+
 def render_table(rows: list[Row]) -> str:
     """The rows as aligned text columns, for the terminal."""
     headers = ("database", "figure", "measured", "limit", "verdict")
