@@ -17,6 +17,9 @@ class Scope(enum.StrEnum):
     ADMIN = "admin"
     WEBHOOKS = "webhooks"
     EVENTS = "events"
+    CATALOG = "catalog"
+    MALL = "mall"
+    COUPONS = "coupons"
 
 
 #: Scopes only the operator's own channels may hold (see ``tally.access``).

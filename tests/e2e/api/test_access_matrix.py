@@ -30,7 +30,7 @@ from tally.programme.runtime import default_programme
 OPERATOR, RELATED, UNRELATED = "MOBILE", "SHOP", "FOOD"
 EVERY_SCOPE = ",".join(scope.value for scope in Scope)
 # Every scope a non-operator key may have.
-PARTNER_SCOPES = "members,earn,redeem,read,admin,webhooks,events"
+PARTNER_SCOPES = "members,earn,redeem,read,admin,webhooks,events,catalog,mall,coupons"
 PRICE = {"minor_units": 1000, "currency": "CNY"}
 Send = Callable[[], Any]
 Expect = tuple[int, str | None]
