@@ -194,3 +194,16 @@ def _event_id(data: DemoData, stored: str) -> str:
         row = session.get(StoredEvent, UUID(stored))
         assert row is not None
         return row.event_id
+
+
+def test_a_members_page_leads_to_their_events(client: TestClient, demo_data: DemoData) -> None:
+    ids = _events(demo_data, 1)
+    as_staff(client, "support")
+
+    page = client.get("/console/members/1")
+    found = re.search(r'<a class="button" href="([^"]+)" id="member-events">([^<]+)</a>', page.text)
+    assert found is not None, "no link to the member's events"
+    assert found.group(2) == "事件与规则"
+    events = client.get(found.group(1))
+    assert events.status_code == 200
+    assert f'data-event="{ids[0]}"' in events.text
