@@ -877,6 +877,22 @@ ROWS: list[Row] = [
         ),
         **TIED,
     ),
+    # A member's engagement: the member's own pages and app (the operator's channels).
+    Row(
+        "GET",
+        "/v1/members/{member_id}/engagement",
+        Scope.READ,
+        get(member_path("/engagement")),
+        **OPERATOR_ONLY,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/sign-ins",
+        Scope.EVENTS,
+        post(member_path("/sign-ins")),
+        **OPERATOR_ONLY,
+        operator=CREATED,
+    ),
 ]
 
 CALLERS = ("no key", "lacking scope", "unrelated", "related", "operator")
