@@ -45,6 +45,10 @@ class ValidationFailed(TallyError):
     title = "The request is not valid"
 
 
+class UnknownReferralCode(ValidationFailed):
+    """A referral code no member has (counted against the partner that named it)."""
+
+
 class NotFound(TallyError):
     code = "not_found"
     status = 404

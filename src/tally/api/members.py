@@ -13,12 +13,22 @@ from tally.access import domain as access
 from tally.access import service as access_service
 from tally.access.domain import Caller
 from tally.api import member_codes, schemas, views
-from tally.api.deps import Mutation, Reader, mutation, policy, programme, reader
+from tally.api.deps import (
+    Mutation,
+    Reader,
+    database,
+    in_executor,
+    mutation,
+    policy,
+    programme,
+    reader,
+)
 from tally.api.member_codes import CODE_DESCRIPTION
 from tally.api.paths import MemberId
-from tally.errors import ValidationFailed
+from tally.errors import UnknownReferralCode, ValidationFailed
 from tally.flows import enrolment, enrolment_events, referrals
 from tally.kit.clock import utcnow
+from tally.member_codes import service as code_lookups
 from tally.members import service as members
 from tally.partners.service import Scope
 
@@ -73,7 +83,16 @@ async def create_member(
             )
         return (201 if created else 200), _member(write, session, member_id)
 
-    return await write.run(work)
+    try:
+        return await write.run(work)
+    except UnknownReferralCode:  # counted, in a transaction of its own, against probing
+        await in_executor(write.request, lambda: _count_unknown_code(write))
+        raise
+
+
+def _count_unknown_code(write: Mutation) -> None:
+    with database(write.request).write() as session:
+        code_lookups.count_miss(session, write.holder.partner_id, utcnow())
 
 
 @router.get(

@@ -20,11 +20,18 @@ from sqlalchemy.orm import Session
 from tally.audit import service as audit
 from tally.engagement import repository
 from tally.engagement.domain import clean_referral_code, new_referral_code
-from tally.errors import ConcurrentChange, Conflict, ReferralRefused, TallyError, ValidationFailed
+from tally.errors import (
+    ConcurrentChange,
+    Conflict,
+    ReferralRefused,
+    TallyError,
+    UnknownReferralCode,
+)
 from tally.flows import enrolment
 from tally.ledger import repository as ledger_repository
 from tally.ledger.domain import Origin, Policy
 from tally.ledger.orders import Busy
+from tally.member_codes import service as member_codes
 from tally.members import service as members
 from tally.members.models import MemberStatus
 from tally.partners import service as partners
@@ -58,10 +65,14 @@ def enrol_referred(
 ) -> tuple[int, bool]:
     """Enrol a new member referred by the owner of ``code`` (see the module's docstring):
     ``(member id, created)``, as :func:`tally.flows.enrolment.enrol`."""
+    if partner_id is not None:
+        member_codes.require_lookups_left(session, partner_id, now)
     cleaned = clean_referral_code(code)
     referrer = None if cleaned is None else repository.owner_of(session, cleaned)
     if cleaned is None or referrer is None:
-        raise ValidationFailed(f"No member has the referral code {code!r}.", field="referral_code")
+        raise UnknownReferralCode(
+            f"No member has the referral code {code!r}.", field="referral_code"
+        )
     status = ledger_repository.wallet_states(session, [referrer])[1].get(referrer)
     if status is MemberStatus.MERGED:
         raise ReferralRefused("The referral code's member was merged into another member.")

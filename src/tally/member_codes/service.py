@@ -46,12 +46,7 @@ def resolve(session: Session, partner_id: int, code: str, now: datetime, secret:
     """The active member showing ``code``; ``not_found`` for a malformed, unknown or expired
     code or a frozen or merged member's, ``rate_limited`` once the partner has named too many
     such codes this minute (count a miss with :func:`count_miss`, in a transaction of its own)."""
-    window = domain.window_of(now)
-    if repository.misses(session, partner_id, window) >= domain.MISSES_PER_WINDOW:
-        raise RateLimited(
-            "Too many lookups of unknown member codes; retry later.",
-            retry_after=domain.retry_after(now),
-        )
+    require_lookups_left(session, partner_id, now)
     found = (
         repository.active_member_of(session, domain.digest(code, secret), now)
         if domain.is_well_formed(code)
@@ -62,6 +57,17 @@ def resolve(session: Session, partner_id: int, code: str, now: datetime, secret:
     return found
 
 
+def require_lookups_left(session: Session, partner_id: int, now: datetime) -> None:
+    """``rate_limited`` once ``partner_id`` has named too many unknown codes this minute —
+    member codes and referral codes alike share the budget, so neither can be probed."""
+    if repository.misses(session, partner_id, domain.window_of(now)) >= domain.MISSES_PER_WINDOW:
+        raise RateLimited(
+            "Too many lookups of unknown codes; retry later.",
+            retry_after=domain.retry_after(now),
+        )
+
+
 def count_miss(session: Session, partner_id: int, now: datetime) -> None:
-    """Count a lookup of ``partner_id`` that named no valid code."""
+    """Count a lookup of ``partner_id`` that named no valid code (a member code or a
+    referral code)."""
     repository.count_miss(session, partner_id, domain.window_of(now))

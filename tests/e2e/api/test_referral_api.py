@@ -3,6 +3,7 @@ each refusal a problem document with its stable code that writes nothing."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tally.db.session import Database
 from tally.engagement.models import Referral
 from tally.flows import referrals
 from tally.kit.clock import utcnow
+from tally.member_codes.domain import MISSES_PER_WINDOW
 
 
 @pytest.fixture
@@ -64,9 +66,15 @@ def test_a_refused_referral_writes_nothing(
 ) -> None:
     before = db_state(database)
     body = assert_problem(_enrol(api, phone, sent or code[1]), status, problem)
+    after = db_state(database)
+    counted = after.pop("member_code_misses")
     if problem == "validation_error" and sent == "ZZZZZ-ZZZZZ":
         assert "No member has the referral code" in body["detail"]
-    assert db_state(database) == before
+        assert len(counted) == 1  # an unknown code counts against probing, nothing else
+    else:
+        assert counted == before["member_code_misses"]
+    before.pop("member_code_misses")
+    assert after == before
 
 
 def test_an_identity_with_a_member_is_not_referred(
@@ -77,3 +85,22 @@ def test_an_identity_with_a_member_is_not_referred(
     body = assert_problem(_enrol(api, "13700000004", code[1]), 409, "referral_refused")
     assert "Only a new member" in body["detail"]
     assert db_state(database) == before
+
+
+def test_unknown_codes_are_rate_limited_against_probing(
+    api: Api, database: Database, code: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = datetime(2026, 12, 4, 9, 0, 5, tzinfo=UTC)
+    monkeypatch.setattr("tally.api.members.utcnow", lambda: at)
+    for serial in range(MISSES_PER_WINDOW):
+        probe = _enrol(api, f"1370001{serial:04d}", f"ZZZZZ-ZZ{serial:03d}")
+        assert_problem(probe, 422, "validation_error")
+
+    before = db_state(database)
+    refused = _enrol(api, "13700020000", code[1])  # even a real code, until the minute is over
+    assert_problem(refused, 429, "rate_limited")
+    assert refused.headers["retry-after"] == "55"
+    assert db_state(database) == before
+
+    monkeypatch.setattr("tally.api.members.utcnow", lambda: at + timedelta(minutes=1))
+    assert _enrol(api, "13700020000", code[1]).status_code == 201
