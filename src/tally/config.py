@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", description="The programme's time zone.")
     default_locale: str = Field(default="zh-CN")
     max_points_per_operation: int = Field(default=1_000_000_000, ge=1)
+    outbox_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days an outbox event is kept after it was fanned out, once each of its "
+        "webhook deliveries is final (delivered or given up); older ones and their deliveries "
+        "are purged by `tally jobs outbox` (and in `tally serve`).",
+    )
     idempotency_retention_days: int = Field(
         default=30,
         ge=1,

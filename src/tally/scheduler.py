@@ -16,6 +16,7 @@ from tally.ledger import jobs, reminders
 from tally.memberships import jobs as membership_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
+from tally.webhooks import retention as outbox_retention
 from tally.webhooks.dispatch import dispatch
 from tally.webhooks.sender import Sender, SenderOptions
 
@@ -66,6 +67,12 @@ class Scheduler:
                 lambda: idempotency.purge(
                     self._db.write,
                     now - timedelta(days=self._settings.idempotency_retention_days),
+                ),
+            ),
+            (
+                "outbox",
+                lambda: outbox_retention.purge(
+                    self._db.write, now - timedelta(days=self._settings.outbox_retention_days)
                 ),
             ),
             (

@@ -26,6 +26,7 @@ from tally.memberships import jobs as membership_jobs
 from tally.programme import runtime
 from tally.tiers import jobs as tier_jobs
 from tally.webhooks import repository as webhook_repository
+from tally.webhooks import retention as outbox_retention
 from tally.webhooks.dispatch import dispatch
 from tally.webhooks.sender import Sender
 
@@ -266,6 +267,28 @@ def purge_idempotency(
                 found = {"records": idempotency.purgeable(session, before)}
         else:
             found = {"purged": idempotency.purge(db.write, before)}
+    emit({**_head(moment, dry_run), "retention_days": days, "before": before.isoformat(), **found})
+
+
+@jobs_app.command("outbox")
+def purge_outbox(
+    as_of: Annotated[
+        str | None, as_of_option("Purge outbox events fanned out before the retention")
+    ] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Purge outbox events fanned out more than `TALLY_OUTBOX_RETENTION_DAYS` (default 30)
+    before the moment whose webhook deliveries are all final, with those deliveries, in bounded
+    chunks (an expiry reminder is kept while it could be due again; safe to re-run)."""
+    moment = job_moment(as_of, dry_run)
+    days = get_settings().outbox_retention_days
+    before = moment - timedelta(days=days)
+    with open_database() as db:
+        if dry_run:
+            with db.read() as session:
+                found = {"events": outbox_retention.purgeable(session, before)}
+        else:
+            found = {"purged": outbox_retention.purge(db.write, before)}
     emit({**_head(moment, dry_run), "retention_days": days, "before": before.isoformat(), **found})
 
 
