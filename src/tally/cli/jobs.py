@@ -18,6 +18,7 @@ from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
 from tally.flows import sign_ins
 from tally.idempotency import service as idempotency
+from tally.job_failures import repository as job_failures
 from tally.job_failures.service import Failure, reported
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
@@ -368,4 +369,32 @@ def reminders(
             "due": report.due,
             "emitted": report.emitted,
         }
+    )
+
+
+@jobs_app.command("failures")
+def list_failures(
+    job: Annotated[
+        str | None, typer.Option("--job", help="Only this job's (expiry, lapses, tiers …).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+) -> None:
+    """List the rows jobs passed over (most recently failed first): the job, the row, the
+    error's code and message, how many runs met it and when. Writes nothing."""
+    with open_database() as db, db.read() as session:
+        rows = job_failures.recent(session, limit, job)
+    emit(
+        [
+            {
+                "job": row.job,
+                "kind": row.row_kind,
+                "id": row.row_id,
+                "code": row.error_code,
+                "error": row.message,
+                "failures": row.failures,
+                "first_failed_at": row.first_failed_at.isoformat(),
+                "last_failed_at": row.last_failed_at.isoformat(),
+            }
+            for row in rows
+        ]
     )

@@ -67,3 +67,9 @@ def test_expire_reports_what_it_could_not_do_and_does_the_rest(cli_database: Dat
     assert failed["code"] == "insufficient_points"
     again = json.loads(run("jobs", "expire").stdout)
     assert (again["members"], again["failures"]) == (0, 1)
+
+    listed = json.loads(run("jobs", "failures").stdout)
+    assert [
+        (row["job"], row["kind"], row["id"], row["code"], row["failures"]) for row in listed
+    ] == [("expiry", "member", str(members[0]), "insufficient_points", 2)]
+    assert json.loads(run("jobs", "failures", "--job", "tiers").stdout) == []
