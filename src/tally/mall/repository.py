@@ -293,9 +293,14 @@ def claim_codes(
     )
     if not is_sqlite(driver_of(session)):
         pick = pick.with_for_update(skip_locked=True)
+    # Picked first, then claimed: a LIMIT inside the UPDATE's subquery may be run again per
+    # row by PostgreSQL and claim more than asked.
+    picked = list(session.scalars(pick))
+    if not picked:
+        return []
     statement = (
         update(Code)
-        .where(Code.id.in_(pick.scalar_subquery()), Code.order_id.is_(None))
+        .where(Code.id.in_(picked), Code.order_id.is_(None))
         .values(order_id=order_id, claimed_at=now)
         .returning(Code.code)
         .execution_options(synchronize_session=False)
