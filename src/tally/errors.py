@@ -324,6 +324,43 @@ class UnknownEventType(TallyError):
     title = "No such webhook event type"
 
 
+# The rewards mall.
+class SoldOut(TallyError):
+    code = "sold_out"
+    status = 409
+    title = "The item is sold out"
+
+
+class LimitReached(TallyError):
+    code = "limit_reached"
+    status = 409
+    title = "The member has reached the item's limit"
+
+
+class SaleNotOpen(TallyError):
+    code = "sale_not_open"
+    status = 409
+    title = "The item is not on sale now"
+
+
+class OrderRefunded(TallyError):
+    code = "order_refunded"
+    status = 409
+    title = "The order was refunded"
+
+
+class InvalidTransition(TallyError):
+    code = "invalid_transition"
+    status = 409
+    title = "The order cannot do that in its state"
+
+
+class NotAvailable(TallyError):
+    code = "not_available"
+    status = 409
+    title = "This part of the mall is not available yet"
+
+
 # Sessions and sign-in (pages only: not part of the API's contract, so not in ALL_ERRORS).
 class SignInThrottled(TallyError):
     code = "sign_in_throttled"
@@ -377,4 +414,10 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     WebhookTargetRefused,
     UnknownEventType,
     AdjustmentTooLarge,
+    SoldOut,
+    LimitReached,
+    SaleNotOpen,
+    OrderRefunded,
+    InvalidTransition,
+    NotAvailable,
 )

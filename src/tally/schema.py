@@ -23,6 +23,7 @@ from tally.families import models as family_models
 from tally.idempotency import models as idempotency_models
 from tally.job_failures import models as job_failure_models
 from tally.ledger import models as ledger_models
+from tally.mall import models as mall_models
 from tally.member_codes import models as member_code_models
 from tally.members import models as member_models
 from tally.memberships import models as membership_models
@@ -59,6 +60,7 @@ MODEL_MODULES = (
     event_models,
     campaign_models,
     engagement_models,
+    mall_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -261,7 +261,7 @@ def test_the_command_tree_is_complete() -> None:
         # identities in the programme's namespaces
         "member enrol", "member link",
         # purging Idempotency-Key records past their retention
-        "jobs idempotency", "jobs outbox", "jobs failures",
+        "jobs idempotency", "jobs outbox", "jobs failures", "jobs orders", "jobs refunds",
         # webhook delivery and expiry reminders
         "jobs deliver", "jobs reminders",
         # a draft programme's rules simulated on past events
