@@ -23,6 +23,9 @@ class EventType(enum.StrEnum):
     TIER_CHANGED = "tier.changed"
     MEMBERSHIP_CHANGED = "membership.changed"
     FAMILY_CHANGED = "family.changed"
+    COUPON_ISSUED = "coupon.issued"
+    COUPON_REDEEMED = "coupon.redeemed"
+    COUPON_ROLLED_BACK = "coupon.rolled_back"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_DISABLED = "webhook.disabled"
 
