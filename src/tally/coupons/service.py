@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -422,6 +422,7 @@ def grant(
     asked goes on). Members are assumed active (the caller checked them)."""
     if not grants:
         return []
+    grants = [replace(item, template=domain.normalise(item.template)) for item in grants]
     rows_of = repository.templates_by_code(session, sorted({item.template for item in grants}))
     repeated = repository.existing_grants(session, [item.key for item in grants])
     results: dict[str, Granted] = {}
@@ -654,6 +655,11 @@ def wallet(
             continue
         items.append(WalletItem(coupon, row, domain.wallet_state(coupon.status, terms, now)))
     return items
+
+
+def issued_grants(session: Session, keys: Sequence[str]) -> set[str]:
+    """Which grant keys were issued already."""
+    return repository.existing_grants(session, keys)
 
 
 def active_member_ids(session: Session, after: int, limit: int) -> list[int]:

@@ -83,7 +83,12 @@ def upgrade() -> None:
         sa.Column(
             "source",
             sa.Enum(
-                "operator", "rule", "benefit", "purchase", name="source", native_enum=False,
+                "operator",
+                "rule",
+                "benefit",
+                "purchase",
+                name="source",
+                native_enum=False,
                 length=16,
             ),
             nullable=False,
