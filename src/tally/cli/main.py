@@ -8,6 +8,7 @@ import typer
 import uvicorn
 
 from tally.cli import (
+    coupons,
     events,
     families,
     jobs,
@@ -39,6 +40,7 @@ app.add_typer(jobs.jobs_app, name="jobs")
 tiers.register(members.app)
 app.add_typer(programme.app, name="programme")
 app.add_typer(rules.app, name="rules")
+app.add_typer(coupons.app, name="coupons")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 demo_app = typer.Typer(help="The demo ecosystem.", no_args_is_help=True)
