@@ -321,7 +321,7 @@ def _visible(session: Session, caller: Caller, code: str) -> CouponTemplate:
     status_code=201,
     responses={403: {"description": "forbidden: a partner's template for others"}, **COUPON_ERRORS},
 )
-async def create_template(
+async def create_coupon_template(
     payload: TemplateCreate,
     write: Annotated[Mutation, Depends(mutation(KeyScope.COUPONS))],
 ) -> Response:
@@ -345,7 +345,7 @@ async def create_template(
 
 
 @router.get("/v1/coupon-templates", response_model=TemplateList)
-async def list_templates(
+async def list_coupon_templates(
     read: Annotated[Reader, Depends(reader(KeyScope.COUPONS))],
 ) -> TemplateList:
     """The templates the caller sees (its own and those it accepts; all for the operator's
@@ -368,7 +368,7 @@ async def list_templates(
     response_model=TemplateOut,
     responses={404: {"description": "not_found"}},
 )
-async def get_template(
+async def get_coupon_template(
     code: TemplateCode, read: Annotated[Reader, Depends(reader(KeyScope.COUPONS))]
 ) -> TemplateOut:
     """One template with its counts."""
@@ -385,7 +385,7 @@ async def get_template(
     status_code=201,
     responses={403: {"description": "forbidden: not_owner"}, **COUPON_ERRORS},
 )
-async def issue(
+async def issue_coupons(
     code: TemplateCode,
     payload: IssueRequest,
     write: Annotated[Mutation, Depends(mutation(KeyScope.COUPONS))],
@@ -418,17 +418,19 @@ async def issue(
 
 
 @router.post("/v1/coupons/validate", response_model=ValidationOut, responses=COUPON_ERRORS)
-async def validate(
-    payload: CheckoutRequest, read: Annotated[Reader, Depends(reader(KeyScope.COUPONS))]
-) -> ValidationOut:
+async def validate_coupon(
+    payload: CheckoutRequest, write: Annotated[Mutation, Depends(mutation(KeyScope.COUPONS))]
+) -> Response:
     """What the coupon takes off the cart at the caller's checkout now, or why it does not
-    apply (``valid`` false with a ``reason``). A read: it changes nothing and needs no
-    Idempotency-Key."""
+    apply (``valid`` false with a ``reason``). It changes nothing; like every POST it takes an
+    Idempotency-Key, whose retry is answered as the first time."""
 
-    def work(session: Session, caller: Caller) -> ValidationOut:
-        found = coupons.assess(session, _ask(payload), _checkout(caller), clock_now(read.request))
+    def work(session: Session) -> tuple[int, BaseModel]:
+        found = coupons.assess(
+            session, _ask(payload), _checkout(write.holder), clock_now(write.request)
+        )
         quote, template = found.quote, found.template
-        return ValidationOut(
+        return 200, ValidationOut(
             valid=quote is not None,
             code=domain.formatted(found.code),
             template=template.code if template is not None else None,
@@ -439,13 +441,13 @@ async def validate(
             detail=domain.REASON_TEXT[found.reason] if found.reason else None,
         )
 
-    return await read.run(work)
+    return await write.run(work)
 
 
 @router.post(
     "/v1/coupons/redeem", response_model=RedemptionOut, status_code=201, responses=COUPON_ERRORS
 )
-async def redeem(
+async def redeem_coupon(
     payload: CheckoutRequest, write: Annotated[Mutation, Depends(mutation(KeyScope.COUPONS))]
 ) -> Response:
     """Use the coupon on the cart once: the redemption and its discount, or
@@ -466,7 +468,7 @@ async def redeem(
     response_model=RedemptionOut,
     responses={403: {"description": "forbidden: not_owner"}, **COUPON_ERRORS},
 )
-async def roll_back(
+async def roll_back_redemption(
     redemption_id: RedemptionId,
     write: Annotated[Mutation, Depends(mutation(KeyScope.COUPONS))],
 ) -> Response:
