@@ -92,12 +92,16 @@ def test_a_rule_issues_a_coupon_with_the_event_once(
     (done,) = _run(database, settings, world, [_purchase("p-1", member)])
     (again,) = _run(database, settings, world, [_purchase("p-1", member)])
 
-    assert isinstance(done, Processed) and isinstance(again, Processed)
+    assert isinstance(done, Processed)
+    assert isinstance(again, Processed)
     rule = next(item for item in done.outcome["rules"] if item["campaign"] == "GIFT")
-    assert rule["coupon"] == "WELCOME10" and rule["points"] == 0
+    assert rule["coupon"] == "WELCOME10"
+    assert rule["points"] == 0
     (issued,) = done.outcome["coupons"]
-    assert issued["template"] == "WELCOME10" and issued["refused"] is None
-    assert again.repeat and _codes(database) == 1
+    assert issued["template"] == "WELCOME10"
+    assert issued["refused"] is None
+    assert again.repeat
+    assert _codes(database) == 1
     with database.read() as session:
         (item,) = coupons.wallet(session, member, NOW)
         assert (item.coupon.id, item.coupon.source.value, item.state) == (
@@ -116,7 +120,8 @@ def test_a_dry_run_names_the_coupon_and_issues_nothing(
 ) -> None:
     (dry,) = _run(database, settings, world, [_purchase("p-2", member)], write=False)
 
-    assert isinstance(dry, Processed) and dry.stored_id is None
+    assert isinstance(dry, Processed)
+    assert dry.stored_id is None
     assert [r["coupon"] for r in dry.outcome["rules"] if r["coupon"]] == ["WELCOME10"]
     assert "coupons" not in dry.outcome
     assert _codes(database) == 0
@@ -130,7 +135,8 @@ def test_an_unknown_template_is_reported_and_the_event_still_counts(
 
     (done,) = _run(database, settings, world, [_purchase("p-3", member)])
 
-    assert isinstance(done, Processed) and done.points == 20
+    assert isinstance(done, Processed)
+    assert done.points == 20
     assert done.outcome["coupons"] == [
         {"template": "WELCOME10", "coupon_id": None, "refused": "unknown_template"}
     ]

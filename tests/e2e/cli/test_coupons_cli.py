@@ -55,9 +55,11 @@ def test_issue_show_and_the_monthly_job(db: Database, monkeypatch: pytest.Monkey
     again = json.loads(run("jobs", "coupons", "--as-of", NOW.isoformat()).output)
     shown = json.loads(run("coupons", "show", TEMPLATE).output)
 
-    assert issued["issued"] == 3 and all(item["member_id"] is None for item in issued["codes"])
+    assert issued["issued"] == 3
+    assert all(item["member_id"] is None for item in issued["codes"])
     assert wallet["codes"][0]["member_id"] == member
-    assert "may not issue coupons" in refused.output and "[not_found]" in unknown.output
+    assert "may not issue coupons" in refused.output
+    assert "[not_found]" in unknown.output
     assert (month["month"], month["members"], month["issued"]) == ("2026-12", 1, 2)
     assert (again["issued"], again["repeats"]) == (0, 2)
     assert shown["use"] == {"codes": 6, "in_wallets": 3, "redeemed": 0, "rolled_back": 0}

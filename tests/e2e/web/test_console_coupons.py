@@ -44,9 +44,10 @@ def test_an_administrator_creates_a_template_and_issue_codes_once(
     listed = client.get("/console/coupons")
     code = _code()
     form = {
-        "csrf": hidden(listed.text, "csrf"), "nonce": _nonce(listed.text), "code": code.lower(),
-        "kind": "percent", "value": "12.5", "cap": "30.00", "min_spend": "100", "name_zh": "春季券",
-        "name_en": "Spring", "categories": "food, drinks", "total": "50", "valid_until": "2099-12-31",
+        "csrf": hidden(listed.text, "csrf"), "nonce": _nonce(listed.text),
+        "code": code.lower(), "kind": "percent", "value": "12.5", "cap": "30.00",
+        "min_spend": "100", "name_zh": "春季券", "name_en": "Spring",
+        "categories": "food, drinks", "total": "50", "valid_until": "2099-12-31",
     }  # fmt: skip
 
     created = client.post("/console/coupons", data=form)
@@ -60,20 +61,24 @@ def test_an_administrator_creates_a_template_and_issue_codes_once(
         assert (row.categories, row.total_limit) == (["food", "drinks"], 50)
         assert row.valid_until == datetime(2099, 12, 31, 16, tzinfo=UTC)  # 1 Jan, Shanghai
     shown = client.get(created.headers["location"])
-    assert "减 12.5%" in shown.text and "最多减 ¥30.00" in shown.text
+    assert "减 12.5%" in shown.text
+    assert "最多减 ¥30.00" in shown.text
     issue = {"csrf": hidden(shown.text, "csrf"), "nonce": _nonce(shown.text), "count": "3"}
     done = client.post(f"/console/coupons/{code}/issue", data=issue)
     repeat = client.post(f"/console/coupons/{code}/issue", data=issue)
-    assert done.status_code == 200 and repeat.status_code == 303
+    assert done.status_code == 200
+    assert repeat.status_code == 303
     generated = re.search(r'data-testid="issued-codes">([^<]*)<', done.text)
-    assert generated is not None and len(generated.group(1).split()) == 3
+    assert generated is not None
+    assert len(generated.group(1).split()) == 3
     assert "已发放 3 个券码" in done.text
     with demo_data.db.read() as session:
         assert session.scalar(select(CouponTemplate.issued).where(CouponTemplate.code == code)) == 3
         actions = session.scalars(
             select(AuditEntry.action).where(AuditEntry.action.like("coupon.%"))
         ).all()
-    assert actions.count("coupon.template_create") >= 1 and actions.count("coupon.issue") >= 1
+    assert actions.count("coupon.template_create") >= 1
+    assert actions.count("coupon.issue") >= 1
     later = client.get(f"/console/coupons/{code}")
     assert generated.group(1).split()[0] not in later.text  # listed afterwards only masked
 
@@ -81,7 +86,8 @@ def test_an_administrator_creates_a_template_and_issue_codes_once(
 def test_an_auditor_sees_no_form_and_is_refused(client: TestClient, demo_data: DemoData) -> None:
     as_staff(client, "auditor")
     listed = client.get("/console/coupons")
-    assert listed.status_code == 200 and 'id="nav-coupons"' in listed.text
+    assert listed.status_code == 200
+    assert 'id="nav-coupons"' in listed.text
     assert 'name="nonce"' not in listed.text
     refused = client.post(
         "/console/coupons", data={"csrf": hidden(listed.text, "csrf"), "code": _code()}
@@ -116,8 +122,8 @@ def test_the_wallet_shows_valid_used_and_expired(client: TestClient, demo_data: 
             ("USED", None),
             ("GONE", now - timedelta(days=1)),
         ):
-            spec = coupons.TemplateSpec(_code(), Kind.AMOUNT, 1500, {"zh-CN": f"{name}券", "en": name},
-                                        valid_until=until)  # fmt: skip
+            names = {"zh-CN": f"{name}券", "en": name}
+            spec = coupons.TemplateSpec(_code(), Kind.AMOUNT, 1500, names, valid_until=until)
             made[name] = coupons.create_template(session, spec, "CNY", now)
             issued_at = now - timedelta(days=2)  # GONE was still valid then
             coupons.issue(
@@ -132,8 +138,13 @@ def test_the_wallet_shows_valid_used_and_expired(client: TestClient, demo_data: 
 
     assert wallet.status_code == 200, wallet.text
     states = re.findall(r'data-state="(\w+)"', wallet.text)
-    assert states.count("valid") >= 1 and "used" in states and "expired" in states
-    assert "VALID券" in wallet.text and "减 ¥15.00" in wallet.text
-    assert "已使用" in wallet.text and "已于" in wallet.text
+    assert states.count("valid") >= 1
+    assert "used" in states
+    assert "expired" in states
+    assert "VALID券" in wallet.text
+    assert "减 ¥15.00" in wallet.text
+    assert "已使用" in wallet.text
+    assert "已于" in wallet.text
     english = client.get("/m/coupons", headers={"Accept-Language": "en"}, params={"lang": "en"})
-    assert "My coupons" in english.text and "¥15.00 off" in english.text
+    assert "My coupons" in english.text
+    assert "¥15.00 off" in english.text

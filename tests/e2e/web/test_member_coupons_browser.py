@@ -39,11 +39,12 @@ def _wallet(site: DemoSite) -> tuple[str, str]:
     now = utcnow()
     tag = os.urandom(2).hex().upper()
     with site.db.write() as session:
+        food = {"zh-CN": "美食八折券", "en": "20% off food"}
         specs = [
-            coupons.TemplateSpec(f"B{tag}FOOD", Kind.PERCENT, 2000, {"zh-CN": "美食八折券", "en": "20% off food"},
-                                 cap=3000, min_spend=10_000, valid_until=now + timedelta(days=20)),
-            coupons.TemplateSpec(f"B{tag}USED", Kind.AMOUNT, 500, {"zh-CN": "五元券", "en": "5 off"}),
-            coupons.TemplateSpec(f"B{tag}OLD", Kind.AMOUNT, 1000, {"zh-CN": "十元券", "en": "10 off"},
+            coupons.TemplateSpec(f"B{tag}FOOD", Kind.PERCENT, 2000, food, cap=3000,
+                                 min_spend=10_000, valid_until=now + timedelta(days=20)),
+            coupons.TemplateSpec(f"B{tag}USED", Kind.AMOUNT, 500, {"zh-CN": "五元券", "en": "5"}),
+            coupons.TemplateSpec(f"B{tag}OLD", Kind.AMOUNT, 1000, {"zh-CN": "十元券", "en": "10"},
                                  valid_until=now - timedelta(days=1)),
         ]  # fmt: skip
         rows = [coupons.create_template(session, spec, "CNY", now) for spec in specs]
@@ -53,7 +54,8 @@ def _wallet(site: DemoSite) -> tuple[str, str]:
             )
         used = session.scalar(select(Coupon.code).where(Coupon.template_id == rows[1].id))
         code = session.scalar(select(Coupon.code).where(Coupon.template_id == rows[0].id))
-        assert used is not None and code is not None
+        assert used is not None
+        assert code is not None
         checkout = coupons.Checkout(partner_id=1, partner_code="SHOP")
         coupons.redeem(session, coupons.Ask(used, Cart(2000), MEMBER), checkout, now)
     return rows[0].code, code
@@ -62,7 +64,7 @@ def _wallet(site: DemoSite) -> tuple[str, str]:
 def test_a_member_sees_its_wallet_and_copies_a_code(
     phone: Page, demo_site: DemoSite, artifacts: Path
 ) -> None:
-    template, code = _wallet(demo_site)
+    _template, code = _wallet(demo_site)
     phone.context.grant_permissions(["clipboard-read", "clipboard-write"])
     phone.goto(
         demo_site.url(f"/m/sign-in?token={mint_token(demo_site.settings.secret_key, MEMBER)}")

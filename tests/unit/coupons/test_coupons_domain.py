@@ -60,7 +60,8 @@ def test_codes_are_readable_and_typed_back_in_any_form() -> None:
     codes = domain.new_codes(2000)
     assert len(set(codes)) == 2000
     for code in codes[:50]:
-        assert len(code) == domain.CODE_LENGTH and set(code) <= set(domain.ALPHABET)
+        assert len(code) == domain.CODE_LENGTH
+        assert set(code) <= set(domain.ALPHABET)
         shown = domain.formatted(code)
         assert shown.count("-") == 2
         assert domain.normalise(f" {shown.lower()} ") == code

@@ -84,12 +84,12 @@ def coupon_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[S
                 "issued": ["ABCD-2345-EFGH"],
             },
             None,
-        ),  # fmt: skip
+        ),
         (
             "console/coupon.html",
             {**detail, "staff": auditor, "template": shared, "terms": rows[1][1], "issued": []},
             None,
-        ),  # fmt: skip
+        ),
         ("member/coupons.html", {**base, "sections": wallet, "theme": "black-gold"}, None),
         (
             "member/coupons.html",
