@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 
 from tally.api import campaigns as campaigns_api
 from tally.api import consents as consents_api
+from tally.api import coupons as coupons_api
 from tally.api import engagement as engagement_api
 from tally.api import events as events_api
 from tally.api import families as families_api
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(events_api.router)
     app.include_router(campaigns_api.router)
     app.include_router(engagement_api.router)
+    app.include_router(coupons_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.

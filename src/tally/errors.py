@@ -375,6 +375,27 @@ class LinkAlreadyUsed(TallyError):
     title = "This sign-in link was already used"
 
 
+# Coupons (the rewards mall).
+class CouponNotApplicable(TallyError):
+    """A coupon refused at a checkout; ``reason`` is one of ``tally.coupons.domain.Reason``."""
+
+    code = "coupon_not_applicable"
+    status = 409
+    title = "The coupon does not apply"
+
+
+class CouponsExhausted(TallyError):
+    code = "coupons_exhausted"
+    status = 409
+    title = "The template's total limit leaves no room for these codes"
+
+
+class DuplicateCode(TallyError):
+    code = "duplicate_code"
+    status = 409
+    title = "This code is already used"
+
+
 ALL_ERRORS: tuple[type[TallyError], ...] = (
     ValidationFailed,
     NotFound,
@@ -420,4 +441,7 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     OrderRefunded,
     InvalidTransition,
     NotAvailable,
+    CouponNotApplicable,
+    CouponsExhausted,
+    DuplicateCode,
 )

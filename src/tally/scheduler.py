@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from tally.config import Settings
 from tally.db.session import Database
-from tally.flows import mall_jobs, sign_ins
+from tally.flows import coupon_allowances, mall_jobs, sign_ins
 from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
@@ -63,6 +63,10 @@ class Scheduler:
                 ),
             ),
             ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
+            (
+                "coupons",
+                lambda: coupon_allowances.issue_allowances(self._db.write, now, programme),
+            ),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
             ("orders", lambda: mall_jobs.lapse_unpaid(self._db.write, now, policy)),
             ("refunds", lambda: mall_jobs.refund_late(self._db.write, now, policy)),

@@ -16,6 +16,7 @@ from tally.accounts import models as account_models
 from tally.adjustments import models as adjustment_models
 from tally.audit import models as audit_models
 from tally.campaigns import models as campaign_models
+from tally.coupons import models as coupon_models
 from tally.db.base import Base
 from tally.engagement import models as engagement_models
 from tally.events import models as event_models
@@ -61,6 +62,7 @@ MODEL_MODULES = (
     campaign_models,
     engagement_models,
     mall_models,
+    coupon_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

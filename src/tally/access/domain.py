@@ -259,3 +259,53 @@ def no_relationship(caller: Caller, member_id: int, act: str) -> Forbidden:
         Reason.NO_RELATIONSHIP,
         member_id=member_id,
     )
+
+
+# --- Coupons ----------------------------------------------------------------------------------
+
+
+def sees_template(caller: Caller, owner_partner_id: int | None, partners: Collection[str]) -> bool:
+    """Whether the caller sees a coupon template: the operator's channels see every one; a
+    partner the ones it created and the ones it accepts (no partner scope, or one naming it)."""
+    return (
+        caller.is_operator_channel
+        or owner_partner_id == caller.partner_id
+        or not partners
+        or caller.partner_code in partners
+    )
+
+
+def require_template_visible(
+    caller: Caller, owner_partner_id: int | None, partners: Collection[str], code: str
+) -> None:
+    """``not_found`` for a template the caller does not see (its existence does not leak)."""
+    if not sees_template(caller, owner_partner_id, partners):
+        raise NotFound(f"Coupon template {code} does not exist.")
+
+
+def require_template_owner(
+    caller: Caller, owner_partner_id: int | None, partners: Collection[str], code: str
+) -> None:
+    """Issuing codes of a template: the operator's channels, or the partner that created it;
+    another partner that sees it is ``forbidden`` (``not_owner``)."""
+    require_template_visible(caller, owner_partner_id, partners, code)
+    if not caller.is_operator_channel and owner_partner_id != caller.partner_id:
+        raise _forbidden(
+            f"Coupon template {code} was created by another partner; only that partner and the "
+            "operator's channels issue its codes.",
+            Reason.NOT_OWNER,
+        )
+
+
+def require_own_coupon_scope(caller: Caller, partners: Collection[str]) -> None:
+    """Creating a template: the operator's channels scope it as they like; a partner only to
+    itself (``scope.partners`` exactly its own code), so that no partner funds discounts at
+    another's checkout."""
+    if caller.is_operator_channel or list(partners) == [caller.partner_code]:
+        return
+    raise _forbidden(
+        f"Partner {caller.partner_code} may create only coupon templates redeemable at its own "
+        f'checkout: give "scope": {{"partners": ["{caller.partner_code}"]}}. Templates for other '
+        "partners are the operator's channels' to create.",
+        Reason.OPERATOR_CHANNEL_ONLY,
+    )

@@ -16,7 +16,7 @@ import typer
 
 from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
-from tally.flows import mall_jobs, sign_ins
+from tally.flows import coupon_allowances, mall_jobs, sign_ins
 from tally.idempotency import service as idempotency
 from tally.job_failures import repository as job_failures
 from tally.job_failures.service import Failure, reported
@@ -215,6 +215,25 @@ def tiers(
             return
         report = tier_jobs.evaluate(db.write, moment, programme, programme_version=version)
     emit({**_head(moment, dry_run), **report.as_dict()})
+
+
+@jobs_app.command("coupons")
+def coupons(
+    as_of: Annotated[str | None, as_of_option("Issue the month's coupon allowances")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Issue the month's coupon allowances of the tiers and paid plans (``monthly_coupons``
+    benefits naming a template): once per member, template and month (idempotent; safe to
+    re-run or run concurrently)."""
+    moment = job_moment(as_of, dry_run)
+    settings = get_settings()
+    with open_database(settings) as db:
+        with db.read() as session:
+            programme = runtime.effective(session, settings, moment)
+            found = coupon_allowances.preview(session, moment, programme) if dry_run else None
+        if found is None:
+            found = coupon_allowances.issue_allowances(db.write, moment, programme)
+    emit({**_head(moment, dry_run), **found.as_dict()})
 
 
 @jobs_app.command("memberships")

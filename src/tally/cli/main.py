@@ -9,6 +9,7 @@ import uvicorn
 
 from tally.cli import (
     campaigns,
+    coupons,
     events,
     families,
     jobs,
@@ -41,6 +42,7 @@ tiers.register(members.app)
 app.add_typer(programme.app, name="programme")
 app.add_typer(rules.app, name="rules")
 app.add_typer(campaigns.app, name="campaign")
+app.add_typer(coupons.app, name="coupons")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 demo_app = typer.Typer(help="The demo ecosystem.", no_args_is_help=True)

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tally.campaigns import repository as campaign_ops
+from tally.coupons import service as coupons
+from tally.coupons.domain import Source
 from tally.errors import (
     ConcurrentChange,
     MemberFrozen,
@@ -106,6 +108,7 @@ def outcome_document(outcome: engine.Outcome) -> dict[str, Any]:
                 "growth": applied.growth,
                 "variant": applied.variant,
                 "badge": applied.badge,
+                "coupon": applied.coupon,
                 "cut": applied.cut,
                 "cut_by": applied.cut_by.value if applied.cut_by else None,
                 "counters": list(applied.counters),
@@ -608,6 +611,7 @@ def _store_and_post(
 ) -> dict[int, Processed]:
     """Store the outcomes (a report another transaction stored first is answered as its
     repeat), post the points as earns with one line per rule, add to the counters."""
+    done = _issue_coupons(session, done, now)
     rows = {position: _row(source, origin, processed, now) for position, processed in done.items()}
     inserted = events.insert(session, list(rows.values()))
     lost = [position for position, row in rows.items() if row["id"] not in inserted]
@@ -648,6 +652,46 @@ def _store_and_post(
     campaign_ops.record_outcomes(session, list(rows.values()))
     counters.add(session, consumed, now)
     return done
+
+
+def _issue_coupons(
+    session: Session, done: dict[int, Processed], now: datetime
+) -> dict[int, Processed]:
+    """Issue the coupons the rules gave, in the events' transaction, once per stored event and
+    rule; each event's outcome lists them under ``coupons`` (the code issued, or why none
+    was). Dry runs and the simulator never get here: their outcomes only name the template
+    each rule would give (``rules[].coupon``)."""
+    asked = [
+        (
+            position,
+            coupons.Grant(
+                processed.member_id,
+                rule["coupon"],
+                f"rule:{processed.stored_id}:{rule['campaign']}/{rule['rule']}",
+            ),
+        )
+        for position, processed in done.items()
+        for rule in processed.outcome["rules"]
+        if rule.get("coupon")
+    ]
+    if not asked:
+        return done
+    issued: dict[int, list[dict[str, Any]]] = {}
+    granted = coupons.grant(session, [item for _position, item in asked], Source.RULE, now)
+    for (position, _grant), result in zip(asked, granted, strict=True):
+        issued.setdefault(position, []).append(
+            {
+                "template": result.grant.template,
+                "coupon_id": result.coupon_id,
+                "refused": result.refused,
+            }
+        )
+    return {
+        position: replace(processed, outcome={**processed.outcome, "coupons": issued[position]})
+        if position in issued
+        else processed
+        for position, processed in done.items()
+    }
 
 
 def _earning(origin: Origin, processed: Processed) -> Earning:

@@ -79,6 +79,29 @@ def active_candidates(session: Session, member_id: int, now: datetime) -> list[M
     )
 
 
+def active_plans(
+    session: Session, member_ids: Sequence[int], as_of: datetime
+) -> dict[int, list[str]]:
+    """The plans in force at ``as_of`` of each of ``member_ids`` (one read; members without
+    one are left out)."""
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        select(Membership.member_id, Membership.plan_code)
+        .where(
+            Membership.member_id.in_(list(member_ids)),
+            Membership.status == MembershipStatus.ACTIVE,
+            Membership.current_period_start <= as_of,
+            Membership.current_period_end > as_of,
+        )
+        .order_by(Membership.member_id, Membership.plan_code)
+    ).all()
+    found: dict[int, list[str]] = {}
+    for member_id, plan_code in rows:
+        found.setdefault(int(member_id), []).append(str(plan_code))
+    return found
+
+
 def insert_membership(session: Session, values: dict[str, Any]) -> Membership:
     """Insert a membership; a concurrent duplicate fails on the open-membership index."""
     row = Membership(**values)

@@ -32,6 +32,9 @@ class EventType(enum.StrEnum):
     ORDER_LAPSED = "order.lapsed"
     ORDER_REFUNDED = "order.refunded"
     MALL_CODES_LOW = "mall.codes_low"
+    COUPON_ISSUED = "coupon.issued"
+    COUPON_REDEEMED = "coupon.redeemed"
+    COUPON_ROLLED_BACK = "coupon.rolled_back"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_DISABLED = "webhook.disabled"
 

@@ -49,6 +49,8 @@ def award_of(award: Award) -> book.Award:
         return book.GrowthPer(Decimal(award.growth_per.amount), award.growth_per.growth)
     if award.growth is not None:
         return book.FixedGrowth(award.growth)
+    if award.coupon is not None:
+        return book.Coupon(award.coupon)
     assert award.badge is not None
     return book.Badge(award.badge)
 

@@ -100,6 +100,11 @@ class Award(Strict):
     growth_per: GrowthPerAmount | None = None
     growth: int | None = Field(default=None, ge=1, le=MAX_POINTS)
     badge: Code | None = None
+    coupon: Code | None = Field(
+        default=None,
+        description="The code of a coupon template: one of its codes goes into the member's "
+        "wallet, in the event's transaction (once per event and rule).",
+    )
 
     @field_validator("multiply")
     @classmethod
@@ -122,7 +127,7 @@ class Award(Strict):
         if len(given) != 1:
             raise ValueError(
                 "an award has exactly one of points_per, points, multiply, growth_per, growth, "
-                f"badge; got {', '.join(given) or 'none'}"
+                f"badge, coupon; got {', '.join(given) or 'none'}"
             )
         return self
 

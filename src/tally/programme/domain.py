@@ -13,7 +13,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from tally.programme.campaigns import (
     AggregateSpec,
@@ -199,6 +206,18 @@ class BirthdayGift(Strict):
 class MonthlyCoupons(Strict):
     kind: Literal["monthly_coupons"]
     count: int = Field(ge=1, le=1000, description="Coupons granted each month.")
+    template: Code | None = Field(
+        default=None,
+        description="The coupon template issued: `tally jobs coupons` puts `count` of its codes "
+        "into each member's wallet once a month. Without it the allowance is only shown.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _template_when_named(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("template") is None:
+            dumped.pop("template", None)
+        return dumped
 
 
 AnyBenefit = FreeReturns | PriorityService | BirthdayGift | MonthlyCoupons
@@ -224,9 +243,22 @@ def stack_benefits(*sources: list[AnyBenefit]) -> list[AnyBenefit]:
                 stacked[benefit.kind] = benefit
             elif isinstance(benefit, MonthlyCoupons) and isinstance(held, MonthlyCoupons):
                 stacked[benefit.kind] = MonthlyCoupons.model_construct(
-                    kind="monthly_coupons", count=held.count + benefit.count
+                    kind="monthly_coupons",
+                    count=held.count + benefit.count,
+                    template=held.template if held.template == benefit.template else None,
                 )
     return list(stacked.values())
+
+
+def coupon_allowances(*sources: list[AnyBenefit]) -> dict[str, int]:
+    """The coupons a month brings, by template: the ``monthly_coupons`` benefits that name a
+    template, of a tier and of the paid plans in force, added up."""
+    found: dict[str, int] = {}
+    for benefits in sources:
+        for benefit in benefits:
+            if isinstance(benefit, MonthlyCoupons) and benefit.template is not None:
+                found[benefit.template] = found.get(benefit.template, 0) + benefit.count
+    return found
 
 
 class Flags(Strict):

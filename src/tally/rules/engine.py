@@ -32,6 +32,7 @@ from tally.rules.rule_book import (
     Cap,
     CapPer,
     CompiledRule,
+    Coupon,
     FixedGrowth,
     FixedPoints,
     GrowthPer,
@@ -115,6 +116,7 @@ class Applied:
     growth: int = 0
     variant: str | None = None
     badge: str | None = None
+    coupon: str | None = None  # the template of the coupon the rule gives
     cut: int = 0
     cut_by: Reason | None = None
     counters: tuple[str, ...] = ()
@@ -149,6 +151,11 @@ class Outcome:
     @property
     def badges(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a.badge for a in self.applied if a.badge is not None))
+
+    @property
+    def coupons(self) -> tuple[Applied, ...]:
+        """The rules that give a coupon (the template is each one's ``coupon``)."""
+        return tuple(a for a in self.applied if a.coupon is not None)
 
 
 def bucket(member_id: str, campaign_code: str) -> int:
@@ -391,6 +398,7 @@ class _Run:
                 growth=growth,
                 variant=arm,
                 badge=award.code if isinstance(award, Badge) else None,
+                coupon=award.template if isinstance(award, Coupon) else None,
                 cut=asked - granted,
                 cut_by=cut_by,
                 counters=self._persisted(campaign.code) if granted else (),
@@ -427,7 +435,7 @@ class _Run:
                 if matching is None:
                     return [_multiplied(self.accrued, factor)], 0
                 return [_multiplied(self.item_points[i], factor) for i in matching], 0
-            case Badge():
+            case Badge() | Coupon():
                 return [], 0
 
     def _persisted(self, campaign: str) -> tuple[str, ...]:

@@ -73,7 +73,14 @@ class Badge:
     code: str
 
 
-Award = PointsPer | FixedPoints | Multiply | GrowthPer | FixedGrowth | Badge
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    """A code of the coupon template ``template`` into the member's wallet."""
+
+    template: str
+
+
+Award = PointsPer | FixedPoints | Multiply | GrowthPer | FixedGrowth | Badge | Coupon
 
 
 class CapPer(StrEnum):

@@ -48,6 +48,7 @@ from tally.rules.rule_book import (
     CampaignSpec,
     CapPer,
     CompiledRule,
+    Coupon,
     FixedGrowth,
     FixedPoints,
     GrowthPer,
@@ -368,6 +369,7 @@ class _Vectorised:
         asked = _by_arm(rule, arm, lambda a: _award(a)[0])
         growth = _by_arm(rule, arm, lambda a: _award(a)[1])
         badge = _by_arm(rule, arm, lambda a: pl.lit(a.code if isinstance(a, Badge) else None))
+        coupon = _by_arm(rule, arm, lambda a: pl.lit(a.template if isinstance(a, Coupon) else None))
         frame = frame.with_columns(
             pl.when(fires).then(asked).otherwise(0).cast(pl.Int64).alias("_asked"),
             pl.when(fires).then(growth).otherwise(0).cast(pl.Int64).alias("_growth"),
@@ -394,6 +396,7 @@ class _Vectorised:
             pl.when(granted > 0).then(keys).otherwise(None).alias(f"r{index}_keys"),
             arm.alias(f"r{index}_arm"),
             badge.cast(pl.String).alias(f"r{index}_badge"),
+            coupon.cast(pl.String).alias(f"r{index}_coupon"),
             (pl.col("_accrued") + granted).alias("_accrued"),
         )  # fmt: skip
         self.frame = frame
@@ -483,7 +486,7 @@ class _Vectorised:
             skipped: list[Skipped] = []
             consumption: dict[str, int] = {}
             for index, rule in enumerate(rules):
-                reason, detail, points, growth, cut, cut_by, keys, arm, badge = row[
+                reason, detail, points, growth, cut, cut_by, keys, arm, badge, coupon = row[
                     index * len(_PARTS) : (index + 1) * len(_PARTS)
                 ]
                 code = rule.campaign.code
@@ -500,6 +503,7 @@ class _Vectorised:
                         growth=growth,
                         variant=arm,
                         badge=badge,
+                        coupon=coupon,
                         cut=cut,
                         cut_by=None if cut_by is None else Reason(cut_by),
                         counters=tuple(keys or ()),
@@ -516,7 +520,9 @@ class _Vectorised:
         return found
 
 
-_PARTS = ("reason", "detail", "points", "growth", "cut", "cut_by", "keys", "arm", "badge")
+_PARTS = (
+    "reason", "detail", "points", "growth", "cut", "cut_by", "keys", "arm", "badge", "coupon",
+)  # fmt: skip
 
 
 def _awards(rule: CompiledRule) -> list[tuple[str | None, Award]]:
@@ -557,7 +563,7 @@ def _award(award: Award) -> tuple[pl.Expr, pl.Expr]:
             scaled = pl.col("_tier4") if factor is None else pl.lit(_scaled(factor), _I128)
             accrued = pl.col("_accrued").cast(_I128)
             return ((accrued * scaled) // SCALE - accrued).clip(lower_bound=0), zero
-        case _:  # a badge
+        case _:  # a badge or a coupon
             return zero, zero
 
 

@@ -97,6 +97,9 @@ MESSAGES: dict[str, str] = {
     "not_invitee": N_("Only the invited member can answer this invitation."),
     "not_family_member": N_("This member is not in this family."),
     "not_member_itself": N_("Only the member concerned can do this."),
+    "coupon_not_applicable": N_("The coupon does not apply."),
+    "coupons_exhausted": N_("The template's limit leaves no room for that many codes."),
+    "duplicate_code": N_("This code is already used by another coupon template."),
     "csrf_failed": N_("This form has expired. Reload the page and try again."),
     "internal_error": N_("Something went wrong on our side. Nothing was changed."),
 }

@@ -218,6 +218,35 @@ def world(app: Any, database: Database) -> Iterator[World]:
         yield found
 
 
+# --- coupons ---
+COUPON_NAMES = {"zh-CN": "券", "en": "Coupon"}
+
+
+def _coupon_template(w: World, api: Api, **fields: Any) -> str:
+    code = unique("C").replace("-", "").upper()
+    body = {"code": code, "kind": "amount", "value": 100, "names": COUPON_NAMES, **fields}
+    w.ok(api.post("/v1/coupon-templates", body))
+    return code
+
+
+def _shop_template(w: World) -> str:
+    """A template SHOP made for its own checkout."""
+    return _coupon_template(w, w.shop, scope={"partners": [RELATED]})
+
+
+def _shared_code(w: World) -> str:
+    """A shared-code template of the operator's, accepted everywhere."""
+    return _coupon_template(w, w.operator, shared_code=True)
+
+
+def _checkout(code: str) -> dict[str, Any]:
+    return {"code": code, "cart": {"amount": 1_000}}
+
+
+def _shop_redemption(w: World) -> str:
+    return str(w.ok(w.shop.post("/v1/coupons/redeem", _checkout(_shared_code(w))))["redemption_id"])
+
+
 # --- The rows ---------------------------------------------------------------------------------
 # Each row: the route, the scope a key needs, how to send the request as a caller (setting up
 # what it acts on first), and what the unrelated partner, the related one and the operator's
@@ -1062,6 +1091,79 @@ ROWS: list[Row] = [
         **MALL_SUPPLIER,
     ),
     Row("GET", "/v1/members/{member_id}/orders", Scope.MALL, get(member_path("/orders"))),
+    # --- coupons ---
+    Row(
+        "POST",
+        "/v1/coupon-templates",
+        Scope.COUPONS,
+        post(
+            lambda _w: "/v1/coupon-templates",
+            lambda _w: {
+                "code": unique("C").replace("-", "").upper(),
+                "kind": "percent",
+                "value": 1000,
+                "names": COUPON_NAMES,
+                "scope": {"partners": [RELATED]},
+            },
+        ),
+        FORBIDDEN,
+        CREATED,
+        CREATED,
+    ),
+    Row("GET", "/v1/coupon-templates", Scope.COUPONS, get(lambda _w: "/v1/coupon-templates")),
+    Row(
+        "GET",
+        "/v1/coupon-templates/{code}",
+        Scope.COUPONS,
+        setup_then(_shop_template, lambda api, code: api.get(f"/v1/coupon-templates/{code}")),
+        NOT_FOUND,
+    ),
+    Row(
+        "POST",
+        "/v1/coupon-templates/{code}/issue",
+        Scope.COUPONS,
+        setup_then(
+            _shop_template,
+            lambda api, code: api.post(f"/v1/coupon-templates/{code}/issue", {"count": 2}),
+        ),
+        NOT_FOUND,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/coupons/validate",
+        Scope.COUPONS,
+        setup_then(
+            _shared_code, lambda api, code: api.post("/v1/coupons/validate", _checkout(code))
+        ),
+    ),
+    Row(
+        "POST",
+        "/v1/coupons/redeem",
+        Scope.COUPONS,
+        setup_then(_shared_code, lambda api, code: api.post("/v1/coupons/redeem", _checkout(code))),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/redemptions/{redemption_id}/rollback",
+        Scope.COUPONS,
+        setup_then(
+            _shop_redemption, lambda api, found: api.post(f"/v1/redemptions/{found}/rollback")
+        ),
+        **OWN_ONLY,
+    ),
+    Row(
+        "GET",
+        "/v1/members/{member_id}/coupons",
+        Scope.COUPONS,
+        get(member_path("/coupons")),
+        FORBIDDEN,
+        unrelated_reason="no_relationship",
+    ),
 ]
 
 CALLERS = ("no key", "lacking scope", "unrelated", "related", "operator")

@@ -1353,6 +1353,50 @@ ADJUSTMENT_TOO_LARGE: dict[str, Build] = {
     "a debit above it": adjust({"points": -10_000_001, "reason": "typo"}),
 }
 
+# --- coupons ---
+COUPON_NAMES = {"zh-CN": "券", "en": "Coupon"}
+
+
+def _coupon_template(w: World, **fields: Any) -> str:
+    """A template the world's partner (the operator's channel) made; its code."""
+    code = unique("T").replace("-", "").upper()
+    body = {"code": code, "kind": "amount", "value": 100, "names": COUPON_NAMES, **fields}
+    w.ok(w.key("coupons").post("/v1/coupon-templates", body))
+    return code
+
+
+def _redeem_short(w: World) -> Callable[[], Any]:
+    code = _coupon_template(w, shared_code=True, min_spend=10_000)
+    return w.post(
+        "/v1/coupons/redeem", {"code": code, "cart": {"amount": 9_999}}, api=w.key("coupons")
+    )
+
+
+def _exhausted(w: World) -> Callable[[], Any]:
+    code = _coupon_template(w, limit={"total": 1})
+    coupons = w.key("coupons")
+    w.ok(coupons.post(f"/v1/coupon-templates/{code}/issue", {"count": 1}))
+    return w.post(f"/v1/coupon-templates/{code}/issue", {"count": 1}, api=coupons)
+
+
+def _duplicate_template(w: World) -> Callable[[], Any]:
+    code = _coupon_template(w)
+    body = {"code": code, "kind": "percent", "value": 100, "names": COUPON_NAMES}
+    return w.post("/v1/coupon-templates", body, api=w.key("coupons"))
+
+
+COUPON_NOT_APPLICABLE: dict[str, Build] = {
+    "a coupon below its minimum spend": _redeem_short,
+    "an unknown code": lambda w: w.post(
+        "/v1/coupons/redeem",
+        {"code": "ZZZZ-ZZZZ-ZZZZ", "cart": {"amount": 1}},
+        api=w.key("coupons"),
+    ),
+}
+COUPONS_EXHAUSTED: dict[str, Build] = {"codes beyond the total limit": _exhausted}
+DUPLICATE_CODE: dict[str, Build] = {"a template code taken": _duplicate_template}
+
+
 TABLE: list[Any] = [
     pytest.param(
         status,
@@ -1398,6 +1442,9 @@ TABLE: list[Any] = [
         (422, "adjustment_too_large", ADJUSTMENT_TOO_LARGE),
         (422, "webhook_target_refused", WEBHOOK_TARGET_REFUSED),
         (422, "unknown_event_type", UNKNOWN_EVENT_TYPE),
+        (409, "coupon_not_applicable", COUPON_NOT_APPLICABLE),
+        (409, "coupons_exhausted", COUPONS_EXHAUSTED),
+        (409, "duplicate_code", DUPLICATE_CODE),
     )
     for name, build in cases.items()
 ]

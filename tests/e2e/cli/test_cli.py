@@ -268,6 +268,8 @@ def test_the_command_tree_is_complete() -> None:
         "rules simulate",
         # bulk accrual
         "events import",
+        # coupons: templates, issuing as staff, the monthly allowances
+        "coupons list", "coupons show", "coupons issue", "jobs coupons",
     }  # fmt: skip
     leaves = {
         " ".join(p)

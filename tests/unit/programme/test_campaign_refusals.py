@@ -122,7 +122,8 @@ REFUSED = [
      "quoted decimal string"),
     ("two effects in one award", "award: {multiply: tier}", "award: {multiply: tier, points: 5}",
      "award: {multiply: tier, points: 5}", 0, "campaigns[0].rules[1].award",
-     "exactly one of points_per, points, multiply, growth_per, growth, badge; got points, "
+     "exactly one of points_per, points, multiply, growth_per, growth, badge, coupon; got "
+     "points, "
      "multiply"),
     ("a factor below 1", "award: {multiply: tier}", 'award: {multiply: "0.5"}',
      'award: {multiply: "0.5"}', 0, "campaigns[0].rules[1].award.multiply",

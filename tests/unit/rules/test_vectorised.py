@@ -17,6 +17,7 @@ from tally.rules.rule_book import (
     Badge,
     Cap,
     CapPer,
+    Coupon,
     FixedGrowth,
     FixedPoints,
     GrowthPer,
@@ -48,6 +49,7 @@ awards = st.one_of(
     st.builds(GrowthPer, st.sampled_from([D("1.00"), D("0.20")]), st.integers(1, 3)),
     st.builds(FixedGrowth, st.integers(1, 50)),
     st.builds(Badge, st.just("BIG")),
+    st.builds(Coupon, st.just("WELCOME10")),
 )  # fmt: skip
 caps = st.lists(
     st.one_of(
@@ -173,6 +175,7 @@ def test_the_demo_shapes_are_vectorised() -> None:
             "FREQUENT",
             rule("triple", Multiply(D("3")), 35, when="event.amount >= 50"),
             rule("badge", Badge("BIG"), 35, when="event.amount >= 150"),
+            rule("coupon", Coupon("WELCOME10"), 35, when="event.amount >= 100"),
             caps=(Cap(CapPer.MEMBER, 400, Period.MONTH), Cap(CapPer.EVENT, 200)),
             budget=2000,
             holdout_bp=1000,
@@ -198,6 +201,7 @@ def test_the_demo_shapes_are_vectorised() -> None:
     assert outcomes == evaluate_in_order(demo, events, members, remaining)
     assert sum(o.consumption.get("budget:BUDGET", 0) for o in outcomes) == 120
     assert any(s.reason == "budget_exhausted" for o in outcomes for s in o.skipped)
+    assert any(a.coupon == "WELCOME10" for o in outcomes for a in o.applied)
     assert any(a.cut_by == "capped" for o in outcomes for a in o.applied)
 
 

@@ -11,6 +11,7 @@ from tally.web.console import (
     audit_page,
     campaigns_page,
     consents_page,
+    coupons_page,
     events_page,
     home,
     member_page,
@@ -41,6 +42,7 @@ STAFF_ROUTERS = (
     accounts_page.router,
     campaigns_page.router,
     events_page.router,
+    coupons_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
