@@ -91,6 +91,12 @@ MESSAGES: dict[str, str] = {
     "not_invitee": N_("Only the invited member can answer this invitation."),
     "not_family_member": N_("This member is not in this family."),
     "not_member_itself": N_("Only the member concerned can do this."),
+    "sold_out": N_("Sorry, this item is sold out."),
+    "limit_reached": N_("The limit for this item has been reached."),
+    "sale_not_open": N_("This item is not on sale right now."),
+    "order_refunded": N_("This order was refunded; it cannot be changed any more."),
+    "invalid_transition": N_("This order cannot do that in its current state."),
+    "not_available": N_("This part of the mall is not available yet."),
     "csrf_failed": N_("This form has expired. Reload the page and try again."),
     "internal_error": N_("Something went wrong on our side. Nothing was changed."),
 }
