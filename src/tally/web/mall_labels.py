@@ -65,6 +65,8 @@ LIMIT_PERIODS: dict[str, str] = {
     "total": N_("%(count)s per member"),
     "sale": N_("%(count)s per member in this sale"),
 }
+#: A flash sale's phase.
+SALE_PHASES: dict[str, str] = {"upcoming": N_("Upcoming"), "open": N_("On now"), "over": N_("Over")}
 
 ALL: dict[str, Any] = {
     "statuses": STATUSES,
@@ -73,4 +75,5 @@ ALL: dict[str, Any] = {
     "events": EVENTS,
     "kinds": KINDS,
     "limit_periods": LIMIT_PERIODS,
+    "sale_phases": SALE_PHASES,
 }

@@ -13,6 +13,8 @@ from tally.web.console import (
     consents_page,
     events_page,
     home,
+    mall_items,
+    mall_orders,
     member_page,
     partners_page,
     programme_page,
@@ -41,6 +43,8 @@ STAFF_ROUTERS = (
     accounts_page.router,
     campaigns_page.router,
     events_page.router,
+    mall_items.router,
+    mall_orders.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).

@@ -193,12 +193,8 @@ def _refusal(request: Request, error: TallyError, member_id: int, code: str, qua
             if row is not None:
                 view = mall_views.item_view(session, row, [], member_id, standing, programme, at)
                 needed = view.unit_points * quantity
-        return gettext(
-            request,
-            MISSING,
-            missing=f"{max(needed - available, 1):,}",
-            available=f"{available:,}",
-        )
+        missing, have = format(max(needed - available, 1), ","), format(available, ",")
+        return gettext(request, MISSING, missing=missing, available=have)
     field = error.extra.get("field")
     if error.code == "validation_error" and field in FIELDS:
         return gettext(request, FIELDS[str(field)])
