@@ -60,7 +60,9 @@ def _item(data: DemoData, kind: str = "physical", **extra: Any) -> str:
 
 def _actor(data: DemoData) -> flow.Actor:
     with data.db.read() as session:
-        return flow.Actor(partner_id=partners.partner_by_code(session, "MOBILE").id, is_operator=True)
+        return flow.Actor(
+            partner_id=partners.partner_by_code(session, "MOBILE").id, is_operator=True
+        )
 
 
 def _order(data: DemoData, code: str, **extra: Any) -> uuid.UUID:
@@ -128,7 +130,9 @@ def test_the_catalog_lists_items_and_an_item_shows_its_sale(
     listed = client.get(f"/console/mall/items?q={code.lower()}")
     assert listed.status_code == 200
     row = listed.text.split(f'data-item="{code}"', 1)[1].split("</tr>", 1)[0]
-    assert ">7<" in row and "运营方" in row and "进行中" in row  # owner: the operator; on now
+    assert ">7<" in row
+    assert "运营方" in row
+    assert "进行中" in row
     page = client.get(f"/console/mall/items/{code}")
     assert page.status_code == 200
     assert 'data-testid="sale-stock">20<' in page.text
@@ -172,8 +176,10 @@ def test_an_administrator_edits_an_item_once_and_bad_input_changes_nothing(
         item = repository.item_by_code(session, code)
         assert item is not None
         assert (item.points, item.cash_minor_units, item.names["en"]) == (250, 990, "New name")
-        assert item.sale_points == 5 and item.sale_stock == 10
-        assert item.sale_starts_at is not None and item.sale_starts_at.hour == 2  # 10:00 +08:00
+        assert item.sale_points == 5
+        assert item.sale_stock == 10
+        assert item.sale_starts_at is not None
+        assert item.sale_starts_at.hour == 2
         version = item.version
     again = client.post(f"{url}/edit", data=form)
     assert again.status_code == 303
@@ -194,7 +200,8 @@ def test_codes_are_uploaded_from_text_and_a_file(client: TestClient, demo_data: 
     as_staff(client, "admin")
     url = f"/console/mall/items/{code}"
     page = client.get(url).text
-    assert 'data-testid="pool">0<' in page and 'data-testid="low-water"' in page
+    assert 'data-testid="pool">0<' in page
+    assert 'data-testid="low-water"' in page
     done = client.post(
         f"{url}/codes",
         data={**_form(page, f"{url}/codes"), "codes": "A-1\nA-2\n\nA-1\n"},
@@ -202,7 +209,8 @@ def test_codes_are_uploaded_from_text_and_a_file(client: TestClient, demo_data: 
     )
     assert done.status_code == 303, done.text
     shown = client.get(url).text
-    assert 'data-testid="pool">4<' in shown and 'data-testid="low-water"' not in shown
+    assert 'data-testid="pool">4<' in shown
+    assert 'data-testid="low-water"' not in shown
     assert _audited(demo_data, "mall.codes_upload")[-1] == {"item": code, "added": 4}
 
 
@@ -219,7 +227,8 @@ def test_orders_are_filtered_shipped_delivered_and_audited(
     assert str(order_id) in by_member
     assert "请输入" in client.get("/console/mall/orders?member=abc").text or True
     page = client.get(f"/console/mall/orders/{order_id}")
-    assert page.status_code == 200 and "王芳" in page.text
+    assert page.status_code == 200
+    assert "王芳" in page.text
     assert 'action="/console/mall/orders/' not in page.text  # support may not fulfil
     assert _audited(demo_data, "mall.order_view")[-1] == {"order": str(order_id)}
 
@@ -254,7 +263,8 @@ def test_a_refund_asks_for_confirmation_then_gives_points_back(
         data={**_form(page, f"{url}/refund"), "quantity": "1", "reason": "broken"},
         headers={"Accept-Language": "en"},
     )
-    assert ask.status_code == 200 and 'data-testid="refund-confirm"' in ask.text
+    assert ask.status_code == 200
+    assert 'data-testid="refund-confirm"' in ask.text
     assert "100 points back to the member, 1 units restocked" in ask.text
     assert _row(demo_data, order_id).refunded_points == 0  # nothing yet
     confirm = {
@@ -278,11 +288,13 @@ def test_a_refund_asks_for_confirmation_then_gives_points_back(
     refused = client.post(
         f"{url}/refund", data={**_form(too_much, f"{url}/refund"), "points": "999999"}
     )
-    assert refused.status_code == 422 and _row(demo_data, order_id).refunded_points == 100
+    assert refused.status_code == 422
+    assert _row(demo_data, order_id).refunded_points == 100
     page = client.get(url).text
     assert client.post(f"{url}/cancel", data=_form(page, f"{url}/cancel")).status_code == 303
     row = _row(demo_data, order_id)
-    assert row.payment_status.value == "refunded" and row.refunded_points == 300
+    assert row.payment_status.value == "refunded"
+    assert row.refunded_points == 300
 
 
 def test_orders_due_to_the_automatic_refund_are_listed(
@@ -294,7 +306,8 @@ def test_orders_due_to_the_automatic_refund_are_listed(
     later_id = _order(demo_data, later, address={"line": "4 Road"})
     as_staff(client, "auditor")
     shown = client.get("/console/mall/orders/due?hours=6").text
-    assert str(due_id) in shown and str(later_id) not in shown
+    assert str(due_id) in shown
+    assert str(later_id) not in shown
     assert str(later_id) in client.get("/console/mall/orders/due?hours=168").text
     assert client.get("/console/mall/orders/due?hours=0").status_code == 400
     with demo_data.db.write() as session:

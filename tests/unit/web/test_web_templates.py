@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from campaign_samples import campaign_samples
+from mall_samples import mall_samples
 
 from tally.adjustments.domain import Guardrails
 from tally.demo.loader import DEMO_PROGRAMME
@@ -583,6 +584,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         *webhook_samples(base, admin),
         *account_samples(base, auditor),
         *campaign_samples(base, admin, auditor),
+        *mall_samples(base, admin, auditor),
         *[
             (
                 "member/code.html",

@@ -31,8 +31,7 @@ from tally.web import queries
 from tally.web.console import once
 from tally.web.console.auth import Staff, record, require
 from tally.web.console.pages import error_flash, flash, page
-from tally.web.http import gettext
-from tally.web.http import programme_in_force, redirect
+from tally.web.http import gettext, programme_in_force, redirect
 from tally.web.i18n import N_
 from tally.web.sessions import Flash, now
 
@@ -86,7 +85,9 @@ def items_page(
         owners = queries.partner_names(session, (row.owner_partner_id for row in rows))
     context = {
         "rows": [
-            ItemRow(row, owners.get(row.owner_partner_id or 0), catalog.cash_of(row), _phase(row, at))
+            ItemRow(
+                row, owners.get(row.owner_partner_id or 0), catalog.cash_of(row), _phase(row, at)
+            )
             for row in rows
         ],
         "query": q.strip(),
@@ -143,7 +144,9 @@ def item_page(
             item.owner_partner_id or 0
         )
         slots = catalog.slots(session, [item]).get(item.id, [])
-        pool = repository.free_codes(session, item.id) if item.kind is ItemKind.DIGITAL_CODE else None
+        pool = (
+            repository.free_codes(session, item.id) if item.kind is ItemKind.DIGITAL_CODE else None
+        )
         values = dict(form) if form is not None else _form_of(item, request)
     can_edit = staff.can(Permission.MALL)
     context: dict[str, Any] = {
@@ -164,9 +167,7 @@ def item_page(
         "section": "mall",
         "page_url": _url(code),
     }
-    return page(
-        request, "console/mall/item.html", staff, context, status=status, flashes=flashes
-    )
+    return page(request, "console/mall/item.html", staff, context, status=status, flashes=flashes)
 
 
 @router.get("/mall/items/{code}")
@@ -243,7 +244,10 @@ def problem(request: Request, error: TallyError) -> Flash:
     technical detail)."""
     shown = error_flash(request, error)
     if error.code == "validation_error":
-        return Flash("error", gettext(request, N_("%(text)s (%(detail)s)"), text=shown.text, detail=error.detail))
+        return Flash(
+            "error",
+            gettext(request, N_("%(text)s (%(detail)s)"), text=shown.text, detail=error.detail),
+        )
     return shown
 
 
@@ -252,7 +256,9 @@ async def _fields(request: Request) -> dict[str, str]:
     return {key: value for key, value in raw.items() if isinstance(value, str)}
 
 
-def _done(request: Request, staff: Staff, code: str, outcome: object, message: str, **params: object) -> Response:
+def _done(
+    request: Request, staff: Staff, code: str, outcome: object, message: str, **params: object
+) -> Response:
     if isinstance(outcome, once.Done):
         flash(request, "info", N_("This form was already sent; nothing was repeated."))
     else:
@@ -311,8 +317,12 @@ async def add_stock(request: Request, staff: Keeper, code: ItemCode) -> Response
 
         outcome = once.run(database(request), submitted, work)
     except TallyError as error:
-        return item_page(request, staff, code, status=error.status, flashes=[problem(request, error)])
-    return _done(request, staff, code, outcome, N_("%(count)s units added to the stock."), count=added)
+        return item_page(
+            request, staff, code, status=error.status, flashes=[problem(request, error)]
+        )
+    return _done(
+        request, staff, code, outcome, N_("%(count)s units added to the stock."), count=added
+    )
 
 
 async def _codes(request: Request) -> tuple[dict[str, str], list[str]]:
@@ -351,7 +361,9 @@ async def upload_codes(request: Request, staff: Keeper, code: ItemCode) -> Respo
 
         outcome = once.run(database(request), submitted, work)
     except TallyError as error:
-        return item_page(request, staff, code, status=error.status, flashes=[problem(request, error)])
+        return item_page(
+            request, staff, code, status=error.status, flashes=[problem(request, error)]
+        )
     if isinstance(outcome, once.Done):
         return _done(request, staff, code, outcome, "")
     added, free = outcome

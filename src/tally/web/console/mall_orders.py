@@ -328,9 +328,7 @@ def cancel(request: Request, staff: Keeper, order_id: OrderId, nonce: Text = "")
     def change(session: Session) -> Order:
         return flow.cancel(session, _actor(staff), order_id, now(request), policy(request))
 
-    return _act(
-        request, staff, order_id, nonce, "cancel", change, N_("The order is cancelled.")
-    )
+    return _act(request, staff, order_id, nonce, "cancel", change, N_("The order is cancelled."))
 
 
 def _refund_amount(quantity: str, points: str) -> tuple[int | None, int | None]:
@@ -361,7 +359,9 @@ def refund(
         units, amount = _refund_amount(quantity, points)
         why = reason.strip() or None
         if units is not None and amount is not None:
-            raise ValidationFailed("Refund either a quantity or points, not both.", field="quantity")
+            raise ValidationFailed(
+                "Refund either a quantity or points, not both.", field="quantity"
+            )
         with database(request).read() as session:
             row = repository.order(session, order_id)
             if row is None:

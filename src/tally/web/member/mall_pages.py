@@ -282,7 +282,11 @@ def my_orders(request: Request) -> Response:
 
 
 def _order_page(
-    request: Request, member_id: int, order_id: uuid.UUID, *, status: int = 200,
+    request: Request,
+    member_id: int,
+    order_id: uuid.UUID,
+    *,
+    status: int = 200,
     flashes: list[Flash] | None = None,
 ) -> Response:
     with database(request).read() as session:
@@ -310,9 +314,7 @@ def show_order(request: Request, order_id: OrderId) -> Response:
 
 
 @router.post("/orders/{order_id}/cancel")
-def cancel(
-    request: Request, order_id: OrderId, csrf: Field = "", nonce: Field = ""
-) -> Response:
+def cancel(request: Request, order_id: OrderId, csrf: Field = "", nonce: Field = "") -> Response:
     """Cancel one of the member's orders not fulfilled yet (its points come back), once."""
     browser = auth.member_session(request)
     if not browser.csrf_matches(csrf):

@@ -172,7 +172,9 @@ def _limit(
     if sale is not None and sale.phase == "open" and sale.per_member_limit is not None:
         window = domain.sale_window(sale.starts_at)
         bought = repository.counted(session, item.id, member_id, window)
-        return LimitView(sale.per_member_limit, "sale", max(sale.per_member_limit - bought, 0), True)
+        return LimitView(
+            sale.per_member_limit, "sale", max(sale.per_member_limit - bought, 0), True
+        )
     found = catalog.limit_of(item)
     if found is None:
         return None
@@ -397,5 +399,3 @@ def order_of(session: Session, member_id: int, order_id: uuid.UUID) -> OrderCard
     view = flow.get_order(session, MEMBER_ACTOR, order_id)
     item = repository.item(session, row.item_id)
     return _card(row, view, item, flow.order_events(session, MEMBER_ACTOR, order_id))
-
-
