@@ -15,15 +15,15 @@ STATUSES: dict[str, str] = {
     "completed": N_("Completed"),
     "refunded": N_("Refunded"),
     "lapsed": N_("Lapsed"),
-    "cancelled": N_("Cancelled"),
+    "cancelled": N_("Order cancelled"),
 }
 PAYMENTS: dict[str, str] = {
     "pending": N_("Not paid yet"),
-    "paid": N_("Paid"),
+    "paid": N_("Payment received"),
     "part_refunded": N_("Partly refunded"),
     "refunded": N_("Refunded"),
     "lapsed": N_("Not paid in time"),
-    "cancelled": N_("Cancelled"),
+    "cancelled": N_("Cancelled before payment"),
 }
 FULFILMENTS: dict[str, str] = {
     "unfulfilled": N_("Not sent yet"),
@@ -35,9 +35,9 @@ FULFILMENTS: dict[str, str] = {
 #: Order events (``placed`` and :class:`tally.mall.domain.Action` values).
 EVENTS: dict[str, str] = {
     "placed": N_("Order placed"),
-    "paid": N_("Paid"),
+    "paid": N_("Payment received"),
     "lapsed": N_("Not paid in time: points and stock given back"),
-    "cancelled": N_("Cancelled"),
+    "cancelled": N_("Order cancelled"),
     "fulfilment_requested": N_("Requested from the supplier"),
     "shipped": N_("Shipped"),
     "delivered": N_("Delivered"),

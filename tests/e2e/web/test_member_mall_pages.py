@@ -168,7 +168,7 @@ def test_a_points_only_order_is_paid_at_once_and_its_form_is_used_once(
     shown = web.get(f"/m/mall/orders/{order_id}", headers=EN).text
     assert "Thank you! Your order is placed." in shown
     assert 'data-testid="status">Completed' in shown
-    assert 'data-testid="payment">Paid' in shown
+    assert 'data-testid="payment">Payment received' in shown
     assert 'data-testid="fulfilment">Delivered' in shown
     assert 'data-event="placed"' in shown
     assert 'data-event="completed"' in shown
@@ -210,7 +210,7 @@ def test_points_and_cash_wait_for_the_payment_partner(mall: Mall, shopper: Shopp
             POLICY,
         )
     paid = web.get(f"/m/mall/orders/{order_id}", headers=EN).text
-    assert 'data-testid="payment">Paid' in paid
+    assert 'data-testid="payment">Payment received' in paid
     assert 'data-testid="awaiting-payment"' not in paid
     assert 'data-event="paid"' in paid
 

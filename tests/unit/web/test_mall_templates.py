@@ -7,7 +7,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from mall_samples import NOW, sale_view, item_view, order_card
+from mall_samples import NOW, item_view, order_card, sale_view
 from test_web_templates import chrome
 
 from tally.programme.domain import Money
