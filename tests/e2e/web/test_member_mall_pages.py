@@ -378,3 +378,21 @@ def test_another_members_order_and_signed_out_visitors(
             answer = visitor.get(url)
             assert answer.status_code == 303
             assert answer.headers["location"] == "/m"
+
+
+def test_the_mall_pages_through_its_items(
+    mall: Mall, shopper: Shopper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tally.web.member.mall_views.PAGE_SIZE", 2)
+    for code in ("A1", "A2", "A3"):
+        mall.item(code, "donation", 10, categories=["a"])
+    mall.item("B1", "donation", 10, categories=["b"])
+    web = shopper()
+    first = web.get("/m/mall?category=a", headers=EN).text
+    assert re.findall(r'data-item="(\w+)"', first) == ["A1", "A2"]
+    more = re.search(r'href="(/m/mall\?after=\d+&amp;category=a)" data-testid="more"', first)
+    assert more is not None
+    second = web.get(more.group(1).replace("&amp;", "&"), headers=EN).text
+    assert re.findall(r'data-item="(\w+)"', second) == ["A3"]
+    assert 'data-testid="more"' not in second
+    assert 'data-category="b"' in second  # every category stays offered

@@ -79,6 +79,7 @@ def browse(
     request: Request,
     q: Annotated[str, Query(max_length=100)] = "",
     category: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]*$")] = None,
+    after: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """The mall: its items (searched by text, browsed by category) as the member sees them."""
     member_id = auth.signed_in_member(request)
@@ -89,7 +90,14 @@ def browse(
         programme = programme_in_force(request, session)
         standing = flow.standing_of(session, member_id, programme, at)
         shelf = mall_views.shelf(
-            session, member_id, standing, programme, at, query=q, category=category or None
+            session,
+            member_id,
+            standing,
+            programme,
+            at,
+            query=q,
+            category=category or None,
+            after=after,
         )
         context = _context(request, member_id, session)
         balance = ledger.balance(session, member_id, at, programme.zone).available

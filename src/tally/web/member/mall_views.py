@@ -23,8 +23,7 @@ from tally.programme.shapes import Names
 
 #: Items on the mall's front page (and per page of a search).
 PAGE_SIZE = 60
-#: How many of the shop's items a search or category looks through (the catalog is read in id
-#: order; a member never sees more than this in one list).
+#: How many of the shop's items the category list is made of (the catalog in id order).
 SCAN = 500
 #: The member pages act for the operator on the member's own orders (the pages check that the
 #: order is the member's before anything).
@@ -235,12 +234,22 @@ def item_view(
 
 @dataclass(frozen=True, slots=True)
 class Shelf:
-    """The mall's front page or a search: the items and the categories to browse."""
+    """The mall's front page or a search: the items, the categories to browse, and the id to
+    continue after (``None``: nothing more)."""
 
     items: list[ItemView]
     categories: list[str]
     query: str
     category: str | None
+    next_after: int | None = None
+
+
+def _visible(row: Item, standing: Standing, now: datetime) -> bool:
+    """Whether a member sees an active item: not past its window, and an exclusive one only in
+    a tier flagged ``mall_exclusive``."""
+    return (row.ends_at is None or row.ends_at > now) and (
+        not row.is_exclusive or standing.tier_is_exclusive
+    )
 
 
 def shelf(
@@ -252,29 +261,35 @@ def shelf(
     *,
     query: str,
     category: str | None,
+    after: int | None = None,
 ) -> Shelf:
-    """The items a member browses (what the shop sells now or soon; an exclusive item only to
-    the tiers it is for), filtered by text and category, with every category of the shop."""
-    rows = catalog.shop_items(session, text_query=None, category=None, after=None, limit=SCAN)
-    visible = [
-        row
-        for row in rows
-        if (row.ends_at is None or row.ends_at > now)
-        and (not row.is_exclusive or standing.tier_is_exclusive)
-    ]
-    categories = sorted({name for row in visible for name in catalog.categories_of(row)})
-    wanted = query.strip().lower()
-    chosen = [
-        row
-        for row in visible
-        if (not wanted or wanted in row.search_text)
-        and (category is None or category in catalog.categories_of(row))
-    ][:PAGE_SIZE]
+    """A page of the items a member browses (on sale now or soon), searched by text and
+    category in the database, in catalog order after item id ``after``; with the categories of
+    the first :data:`SCAN` items of the shop."""
+    everything = catalog.shop_items(session, text_query=None, category=None, after=None, limit=SCAN)
+    categories = sorted(
+        {
+            name
+            for row in everything
+            if _visible(row, standing, now)
+            for name in catalog.categories_of(row)
+        }
+    )
+    rows = catalog.shop_items(
+        session,
+        text_query=query.strip() or None,
+        category=category,
+        after=after,
+        limit=PAGE_SIZE + 1,
+    )
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
     views = [
         item_view(session, row, [], member_id, standing, programme, now, with_limit=False)
-        for row in chosen
+        for row in rows
+        if _visible(row, standing, now)
     ]
-    return Shelf(views, categories, query.strip(), category)
+    return Shelf(views, categories, query.strip(), category, rows[-1].id if more else None)
 
 
 def front_page_items(shelf_page: Shelf) -> list[ItemView]:
