@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import web_fixtures
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -314,3 +315,19 @@ def test_orders_due_to_the_automatic_refund_are_listed(
         flow.ship(session, _actor(demo_data), due_id, "SF", "SF2", utcnow())
     assert str(due_id) not in client.get("/console/mall/orders/due?hours=6").text
     assert re.search(r"/console/mall/orders/due", shown)
+
+
+def test_the_catalog_pages_on(
+    client: TestClient, demo_data: DemoData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _item(demo_data, "donation"), _item(demo_data, "donation")
+    monkeypatch.setattr("tally.web.console.mall_items.LIST_SIZE", 1)
+    as_staff(client, "auditor")
+    page = client.get("/console/mall/items?q=t").text
+    found = re.search(r'rel="next" href="(/console/mall/items\?after=\d+&amp;q=t)"', page)
+    assert found is not None
+    codes = set(re.findall(r'data-item="(T\w+)"', page))
+    following = client.get(found.group(1).replace("&amp;", "&")).text
+    assert len(codes) == 1
+    assert codes.isdisjoint(re.findall(r'data-item="(T\w+)"', following))
+    assert {first, second} - codes  # not everything on the first page

@@ -337,8 +337,16 @@ def mall_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[Sam
             | {"view": OrderView(_order(address=None, carrier=None), "completed", [], None)},
             None,
         ),
-        ("console/mall/items.html", {**base, "staff": admin, "rows": rows, "query": "mug"}, None),
-        ("console/mall/items.html", {**base, "staff": auditor, "rows": [], "query": ""}, None),
+        (
+            "console/mall/items.html",
+            {**base, "staff": admin, "rows": rows, "query": "mug", "next_after": 9},
+            None,
+        ),
+        (
+            "console/mall/items.html",
+            {**base, "staff": auditor, "rows": [], "query": "", "next_after": None},
+            None,
+        ),
         (
             "console/mall/item.html",
             {**base, "staff": admin, "item": item, **item_context, "can_edit": True},

@@ -45,6 +45,7 @@ CODES_FORM = "mall-codes"
 #: The most codes one upload takes (a larger pool goes through the API or the CLI).
 MAX_CODES = 10_000
 MAX_UPLOAD = 1_000_000
+LIST_SIZE = 100
 #: Audit actions of the catalog's changes.
 ITEM_CHANGE = "mall.item_change"
 STOCK_ADD = "mall.stock_add"
@@ -76,12 +77,24 @@ def _phase(item: Item, at: datetime) -> str | None:
 
 @router.get("/mall/items")
 def items_page(
-    request: Request, staff: Viewer, q: Annotated[str, Query(max_length=100)] = ""
+    request: Request,
+    staff: Viewer,
+    q: Annotated[str, Query(max_length=100)] = "",
+    after: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    """Every item of the catalog (searched by code, name or description)."""
+    """The catalog in id order, :data:`LIST_SIZE` a page (searched by code, name or
+    description)."""
     at = now(request)
     with database(request).read() as session:
-        rows = catalog.list_managed(session, catalog.OPERATOR, text_query=q.strip() or None)
+        rows = catalog.list_managed(
+            session,
+            catalog.OPERATOR,
+            text_query=q.strip() or None,
+            after=after,
+            limit=LIST_SIZE + 1,
+        )
+        more = len(rows) > LIST_SIZE
+        rows = rows[:LIST_SIZE]
         owners = queries.partner_names(session, (row.owner_partner_id for row in rows))
     context = {
         "rows": [
@@ -91,6 +104,7 @@ def items_page(
             for row in rows
         ],
         "query": q.strip(),
+        "next_after": rows[-1].id if more else None,
         "section": "mall",
         "page_url": "/console/mall/items",
     }
