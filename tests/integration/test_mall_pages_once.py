@@ -1,6 +1,7 @@
 """The member mall's buy form is placed once, even when the same form arrives on several
-connections at the same instant (both databases; on PostgreSQL real parallel transactions): the claim of the
-form in the idempotency records lets one order through and tells the others what it did."""
+connections at the same instant (both databases; on PostgreSQL in real parallel transactions):
+the claim of the form in the idempotency records lets one order through and tells the others
+what it did."""
 
 from __future__ import annotations
 
