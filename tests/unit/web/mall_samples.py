@@ -38,7 +38,6 @@ def item_view(**changes: Any) -> ItemView:
         names={"zh-CN": "马克杯 <b>", "en": "Mug <b>"},
         descriptions={"zh-CN": "陶瓷", "en": "Ceramic"},
         image="/static/favicon.svg",
-        categories=["home"],
         base_points=800,
         unit_points=700,
         tier_points=700,
@@ -82,7 +81,6 @@ def order_card(**changes: Any) -> OrderCard:
         id=ORDER_ID,
         item_code="MUG",
         names={"zh-CN": "马克杯", "en": "Mug"},
-        image=None,
         kind="physical",
         status="processing",
         payment_status="paid",
@@ -103,9 +101,9 @@ def order_card(**changes: Any) -> OrderCard:
         created_at=NOW,
         can_cancel=True,
         events=[
-            EventLine("placed", NOW, 1400, 2, False),
-            EventLine("paid", NOW, None, None, False),
-            EventLine("auto_refunded", NOW, 1400, 2, True),
+            EventLine("placed", NOW, 1400),
+            EventLine("paid", NOW, None),
+            EventLine("auto_refunded", NOW, 1400),
         ],
     )
     return replace(base, **changes)
@@ -263,7 +261,7 @@ def mall_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[Sam
         samples.append(
             (
                 "member/mall/order.html",
-                {**member, "order": card, "is_physical": True, "nonce": "n"},
+                {**member, "order": card, "nonce": "n"},
                 None,
             )
         )

@@ -79,7 +79,7 @@ def test_an_order_awaiting_payment_explains_the_payment(renderer: Renderer) -> N
         ship_by=None,
         cash=Money(1250, "CNY"),
     )
-    context = {**chrome("en"), "theme": "default", "is_physical": True, "nonce": "n"}
+    context = {**chrome("en"), "theme": "default", "nonce": "n"}
     html = renderer.render("en", "member/mall/order.html", {**context, "order": card})
     assert "Pay CN¥12.50 to complete this order" in html
     assert "before 2026-11-26 12:30" in html

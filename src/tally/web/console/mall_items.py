@@ -270,9 +270,7 @@ async def _fields(request: Request) -> dict[str, str]:
     return {key: value for key, value in raw.items() if isinstance(value, str)}
 
 
-def _done(
-    request: Request, staff: Staff, code: str, outcome: object, message: str, **params: object
-) -> Response:
+def _done(request: Request, code: str, outcome: object, message: str, **params: object) -> Response:
     if isinstance(outcome, once.Done):
         flash(request, "info", N_("This form was already sent; nothing was repeated."))
     else:
@@ -305,7 +303,7 @@ async def edit_item(request: Request, staff: Keeper, code: ItemCode) -> Response
         return item_page(
             request, staff, code, status=error.status, flashes=[problem(request, error)], form=form
         )
-    return _done(request, staff, code, outcome, N_("The item was saved."))
+    return _done(request, code, outcome, N_("The item was saved."))
 
 
 @router.post("/mall/items/{code}/stock")
@@ -334,9 +332,7 @@ async def add_stock(request: Request, staff: Keeper, code: ItemCode) -> Response
         return item_page(
             request, staff, code, status=error.status, flashes=[problem(request, error)]
         )
-    return _done(
-        request, staff, code, outcome, N_("%(count)s units added to the stock."), count=added
-    )
+    return _done(request, code, outcome, N_("%(count)s units added to the stock."), count=added)
 
 
 async def _codes(request: Request) -> tuple[dict[str, str], list[str]]:
@@ -379,11 +375,10 @@ async def upload_codes(request: Request, staff: Keeper, code: ItemCode) -> Respo
             request, staff, code, status=error.status, flashes=[problem(request, error)]
         )
     if isinstance(outcome, once.Done):
-        return _done(request, staff, code, outcome, "")
+        return _done(request, code, outcome, "")
     added, free = outcome
     return _done(
         request,
-        staff,
         code,
         outcome,
         N_("%(added)s codes added; the pool has %(free)s free codes."),

@@ -21,7 +21,6 @@ from tally.kit import text as text_rule
 from tally.ledger import service as ledger
 from tally.mall import repository
 from tally.mall import service as catalog
-from tally.mall.domain import ItemKind
 from tally.mall.models import Order
 from tally.mall.schemas import CODE_PATTERN
 from tally.web import sessions, tier_views
@@ -304,7 +303,6 @@ def _order_page(
         context = _context(request, member_id, session)
     context.update(
         order=order,
-        is_physical=order.kind == ItemKind.PHYSICAL.value,
         nonce=mall_once.issue(request, mall_once.CANCEL_FORM) if order.can_cancel else "",
         page_url=f"/m/mall/orders/{order_id}",
         flashes=auth.member_session(request).pop_flashes() + (flashes or []),

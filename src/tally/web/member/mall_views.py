@@ -75,7 +75,6 @@ class ItemView:
     names: dict[str, str]
     descriptions: dict[str, str] | None
     image: str | None
-    categories: list[str]
     base_points: int
     unit_points: int
     tier_points: int | None
@@ -208,7 +207,6 @@ def item_view(
         names=dict(item.names),
         descriptions=dict(item.descriptions) if item.descriptions else None,
         image=item.images[0] if item.images else None,
-        categories=catalog.categories_of(item),
         base_points=item.points,
         unit_points=unit,
         tier_points=tier_price if tier_price is not None and tier_price < item.points else None,
@@ -306,8 +304,6 @@ class EventLine:
     kind: str
     at: datetime
     points: int | None
-    quantity: int | None
-    by_system: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +313,6 @@ class OrderCard:
     id: uuid.UUID
     item_code: str
     names: dict[str, str]
-    image: str | None
     kind: str
     status: str
     payment_status: str
@@ -357,7 +352,6 @@ def _card(
         id=row.id,
         item_code=row.item_code,
         names=dict(item.names) if item else {"en": row.item_code},
-        image=item.images[0] if item and item.images else None,
         kind=row.kind.value,
         status=view.status,
         payment_status=row.payment_status.value,
@@ -385,16 +379,7 @@ def _card(
         ],
         created_at=row.created_at,
         can_cancel=domain.allowed(state, Action.CANCEL) is not None,
-        events=[
-            EventLine(
-                event.kind,
-                event.created_at,
-                event.points,
-                event.quantity,
-                event.partner_id is None and event.staff_id is None and event.kind != "placed",
-            )
-            for event in events
-        ],
+        events=[EventLine(event.kind, event.created_at, event.points) for event in events],
     )
 
 
