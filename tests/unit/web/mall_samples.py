@@ -255,7 +255,14 @@ def mall_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[Sam
         ("member/mall/orders.html", {**base, "orders": []}, None),
     ]
     for view in views:
-        context = {"item": view, "available": 900, "now": NOW, "nonce": "n", "coupons": True}
+        context = {
+            "item": view,
+            "available": 900,
+            "now": NOW,
+            "nonce": "n",
+            "coupons": True,
+            "pay_minutes": 30,
+        }
         samples.append(("member/mall/item.html", {**member, **context, "form": {}}, None))
     for card in order_cards():
         samples.append(

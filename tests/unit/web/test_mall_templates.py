@@ -31,6 +31,7 @@ def _item_page(renderer: Renderer, locale: str, **changes: object) -> str:
         "now": NOW,
         "nonce": "n",
         "coupons": False,
+        "pay_minutes": 30,
         "form": {},
     }
     return renderer.render(locale, "member/mall/item.html", context)

@@ -21,6 +21,7 @@ from tally.kit import text as text_rule
 from tally.ledger import service as ledger
 from tally.mall import repository
 from tally.mall import service as catalog
+from tally.mall.domain import PAYMENT_WINDOW_SECONDS
 from tally.mall.models import Order
 from tally.mall.schemas import CODE_PATTERN
 from tally.web import sessions, tier_views
@@ -140,6 +141,7 @@ def _item_page(
         now=at,
         nonce=nonce or mall_once.issue(request, mall_once.BUY_FORM),
         coupons=mall_coupons.discounts_wired(),
+        pay_minutes=PAYMENT_WINDOW_SECONDS // 60,
         form=dict(form or {}),
         flashes=browser.pop_flashes() + (flashes or []),
         page_url=f"/m/mall/items/{code}",
