@@ -16,6 +16,12 @@ from tally.errors import NotAvailable
 from tally.mall.models import Item, Order
 
 
+def discounts_wired() -> bool:
+    """Whether an order's ``coupon`` is applied (:func:`discount` wired to the coupons domain);
+    the member pages offer the coupon field only then."""
+    return False
+
+
 def ensure_issuable(session: Session, item: Item) -> None:
     """Refuse, before anything is written, a coupon-kind item whose coupon cannot be issued."""
     del session

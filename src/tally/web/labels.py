@@ -9,6 +9,7 @@ from tally.ledger.models import EntryKind
 from tally.members.models import MemberStatus
 from tally.staff.models import StaffRole
 from tally.tiers.models import GrowthKind, TierChangeReason
+from tally.web import mall_labels
 from tally.web.i18n import N_
 
 #: Entry kinds in the operator's vocabulary.
@@ -172,4 +173,5 @@ ALL: dict[str, Any] = {
     "request_statuses": REQUEST_STATUSES,
     "consent_channels": CONSENT_CHANNELS,
     "collection_methods": COLLECTION_METHODS,
+    "mall": mall_labels.ALL,
 }

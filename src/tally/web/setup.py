@@ -18,6 +18,7 @@ from tally.web.http import Web, redirect
 from tally.web.member import code_page as member_code
 from tally.web.member import coupons_page as member_coupons
 from tally.web.member import engagement_page as member_engagement
+from tally.web.member import mall_pages as member_mall
 from tally.web.member import privacy as member_privacy
 from tally.web.member import routes as member
 from tally.web.templating import STATIC_DIR, STATIC_PREFIX, Renderer
@@ -46,6 +47,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(member_privacy.router)
     app.include_router(member_engagement.router)
     app.include_router(member_coupons.router)
+    app.include_router(member_mall.router)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request) -> Response:

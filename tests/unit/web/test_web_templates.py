@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from campaign_samples import campaign_samples
 from coupon_samples import coupon_samples
+from mall_samples import mall_samples
 
 from tally.adjustments.domain import Guardrails
 from tally.demo.loader import DEMO_PROGRAMME
@@ -585,6 +586,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
         *account_samples(base, auditor),
         *campaign_samples(base, admin, auditor),
         *coupon_samples(base, admin, auditor),
+        *mall_samples(base, admin, auditor),
         *[
             (
                 "member/code.html",

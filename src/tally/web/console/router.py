@@ -14,6 +14,8 @@ from tally.web.console import (
     coupons_page,
     events_page,
     home,
+    mall_items,
+    mall_orders,
     member_page,
     partners_page,
     programme_page,
@@ -43,6 +45,8 @@ STAFF_ROUTERS = (
     campaigns_page.router,
     events_page.router,
     coupons_page.router,
+    mall_items.router,
+    mall_orders.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
