@@ -482,7 +482,7 @@ async def place_order(
     if refused is not None:
         raise refused
     try:
-        return await write.post(Refusable(work))
+        return await write.post_in_line(f"mall-item:{payload.item}", Refusable(work))
     except TallyError as error:
         flash_api.note_refusal(payload.item, error)
         raise

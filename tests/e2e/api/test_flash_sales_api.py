@@ -126,9 +126,7 @@ def test_a_key_used_before_replays_its_order_not_sold_out(
     assert again.json()["id"] == bought.json()["id"]
 
 
-def test_before_and_after_the_window_reading_only(
-    api: Api, mall: Mall, database: Database
-) -> None:
+def test_before_and_after_the_window_reading_only(api: Api, mall: Mall, database: Database) -> None:
     starts = NOW + timedelta(hours=1)
     flash_item(mall, 3, starts)
     member = mall.member(100, name="early")
