@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from apikit import assert_problem, db_state, tolerant_client
+from apikit import assert_problem, db_state, issue_key, tolerant_client
 from sqlalchemy import func, select
 
 from conftest import Api, make_partner
@@ -142,3 +142,31 @@ def test_before_and_after_the_window_reading_only(api: Api, mall: Mall, database
     assert_problem(order(api, late), 409, "sale_not_open")
     assert_problem(order(api, late), 409, "sale_not_open")
     assert sale_stock(database) == 2
+
+
+def test_the_quick_path_asks_who_calls_first(api: Api, mall: Mall, database: Database) -> None:
+    flash_item(mall, 1, NOW - timedelta(minutes=1))
+    member, late = mall.member(100, name="w1"), mall.member(100, name="w2")
+    assert order(api, member).status_code == 201
+    read_only_key = issue_key(database, api.key, "read")
+    BOARD.clear("FLASH")
+    refused_by_writer = Api(api.client, read_only_key).post(
+        f"/v1/members/{late}/orders", {"item": "FLASH"}
+    )
+    assert_problem(order(api, late), 409, "sold_out")
+    assert BOARD.is_marked("FLASH")
+    readonly = Api(api.client, read_only_key).post(f"/v1/members/{late}/orders", {"item": "FLASH"})
+    assert readonly.status_code == refused_by_writer.status_code == 403
+    assert readonly.json()["code"] == refused_by_writer.json()["code"]
+    stranger = api.client.post(
+        f"/v1/members/{late}/orders",
+        json={"item": "FLASH"},
+        headers={"Authorization": "Bearer tly_nope.nope", "Idempotency-Key": "k"},
+    )
+    assert_problem(stranger, 401, "unauthorized")
+    supplier = make_partner(database, "VIDEO", "mall,read")
+    assert_problem(
+        Api(api.client, supplier).post(f"/v1/members/{late}/orders", {"item": "FLASH"}),
+        403,
+        readonly.json()["code"],
+    )
