@@ -110,7 +110,8 @@ WORK = UnitsOfWork()
 class Refusable:
     """A unit of work whose refusal is an answer like any other: in a batch, a ``TallyError``
     it raises (its savepoint rolled back, so it wrote nothing) answers it there, in its place
-    among the batch's writes, instead of sending it to be done again alone. For use cases many
+    among the batch's writes, instead of sending it to be done again alone (one that says
+    "retry" is still done alone). For use cases many
     callers race for, where most are refused (a flash sale's orders, ADR 29)."""
 
     work: Work
@@ -142,7 +143,7 @@ def _refusal_in_savepoint(session: Session, work: Work) -> Any:
         with savepoint(session):
             return work(session)
     except TallyError as error:
-        return error
+        return ALONE if error.retryable else error  # "retry": done alone, as a plain unit is
     except Exception:
         return ALONE
     finally:
