@@ -51,6 +51,7 @@ from tally.programme.runtime import ProgrammeCache
 from tally.scheduler import Deliverer, Scheduler
 from tally.web.setup import install_web
 from tally.webhooks.service import system_resolver
+from tally.writer.lines import Lines
 
 API_DESCRIPTION = """
 Tally's partner API. Authenticate with `Authorization: Bearer <api key>`; every write takes an
@@ -123,6 +124,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.group_commit = api_writes.group_commit(
         database, executor, settings, programme, app.state.secret
     )
+    # PostgreSQL: the orders of a flash sale's item are written in a line per item (ADR 29).
+    app.state.lines = None if executor is None else Lines(app.state.group_commit.writer, executor)
     app.state.webhook_resolver = system_resolver  # tests resolve names their own way
 
     app.add_exception_handler(TallyError, handle_tally_error)

@@ -8,7 +8,7 @@ authenticates and reads in one transaction.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -31,6 +31,7 @@ from tally.programme.domain import Programme
 from tally.programme.runtime import ProgrammeCache
 from tally.writer.group_commit import GroupCommit
 from tally.writer.kinds import WORK, Kind
+from tally.writer.lines import Lines
 from tally.writer.submission import Submission
 
 T = TypeVar("T")
@@ -155,7 +156,25 @@ class Mutation:
         commit = _group_commit(self.request)
         return await self._write(commit, write, commit.writer.kinds.of(write))
 
-    async def _write(self, commit: GroupCommit, write: object, kind: Kind) -> Response:
+    async def post_in_line(self, line: str, write: object) -> Response:
+        """As :meth:`post`, but in line ``line`` when the app has lines (PostgreSQL): the writes
+        of one hot resource (a flash sale's item) written in their order of arrival, one batch
+        at a time (:mod:`tally.writer.lines`, ADR 29)."""
+        commit = _group_commit(self.request)
+        lines: Lines | None = getattr(self.request.app.state, "lines", None)
+        if lines is None:
+            return await self._write(commit, write, commit.writer.kinds.of(write))
+        return await self._write(
+            commit, write, commit.writer.kinds.of(write), lambda s: lines.write(line, s)
+        )
+
+    async def _write(
+        self,
+        commit: GroupCommit,
+        write: object,
+        kind: Kind,
+        send: Callable[[Submission], Awaitable[Submission]] | None = None,
+    ) -> Response:
         request = self.request
         submission = self._submission = Submission(
             write,
@@ -166,7 +185,7 @@ class Mutation:
             scope=self.scope,
         )
         try:
-            answered = await commit.write(submission)
+            answered = await (send or commit.write)(submission)
         finally:
             if submission.caller is not None:
                 authenticated(request)  # no second look-up of the key for a refusal

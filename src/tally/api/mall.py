@@ -16,17 +16,19 @@ from pydantic import BaseModel, Field, StrictInt, StringConstraints
 from sqlalchemy.orm import Session
 
 from tally.access.domain import Caller, require_operator_channel
+from tally.api import flash_sales as flash_api
 from tally.api.deps import Mutation, Reader, clock_now, mutation, policy, programme, reader
 from tally.api.memberships import Amount
 from tally.api.paths import UUID_PATTERN, MemberId
 from tally.api.schemas import Strict
-from tally.errors import NotFound
+from tally.errors import NotFound, TallyError
 from tally.flows import mall_orders as flow
 from tally.mall import service as catalog
 from tally.mall.models import Item, Slot
 from tally.mall.schemas import ItemCreate, ItemUpdate
 from tally.partners.service import Scope
 from tally.programme.domain import CURRENCY_EXPONENTS
+from tally.writer.kinds import Refusable
 
 router = APIRouter(tags=["mall"])
 
@@ -474,7 +476,16 @@ async def place_order(
         )
         return 201, _order_answer(session, write.holder, row.id)
 
-    return await write.run(work)
+    # Flash sales (ADR 29): a hot item's sure refusals are answered reading only, and its
+    # orders are posted as refusable units (a refusal answered in its batch).
+    refused = await flash_api.quick_refusal(write, member_id, payload.item, payload.quantity)
+    if refused is not None:
+        raise refused
+    try:
+        return await write.post_in_line(f"mall-item:{payload.item}", Refusable(work))
+    except TallyError as error:
+        flash_api.note_refusal(payload.item, error)
+        raise
 
 
 @router.post(

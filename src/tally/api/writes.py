@@ -21,7 +21,7 @@ from tally.programme.domain import Programme
 from tally.programme.runtime import ProgrammeCache
 from tally.writer.events import EventReport, PartnerEvents
 from tally.writer.group_commit import GroupCommit
-from tally.writer.kinds import Context, Kinds
+from tally.writer.kinds import REFUSABLE, Context, Kinds, Refusable
 from tally.writer.ledger import PartnerWrites
 from tally.writer.writer import Writer
 
@@ -44,6 +44,7 @@ def kinds() -> Kinds:
         Kinds()
         .register(PartnerWrites(posted_answer), Earning, Order, Capture, Void)
         .register(PartnerEvents(events_api.answer), EventReport)
+        .register(REFUSABLE, Refusable)
     )
 
 

@@ -141,7 +141,8 @@ def _accepting_partner(session: Session, item: Item, actor: Actor, programme: Pr
     return partners.partner_by_code(session, channel.code).id
 
 
-def _window_or_refuse(item: Item, now: datetime) -> None:
+def check_window(item: Item, now: datetime) -> None:
+    """``sale_not_open`` outside the item's window, or outside its flash sale when it has one."""
     if not item.is_active or not domain.is_open(item.starts_at, item.ends_at, now):
         raise SaleNotOpen(f"Item {item.code} is not on sale now.", item=item.code)
     sale = catalog.sale_of(item)
@@ -213,7 +214,7 @@ def place_order(
     item = repository.item_by_code(session, request.item)
     if item is None:
         raise NotFound(f"Item {request.item} does not exist.", item=request.item)
-    _window_or_refuse(item, now)
+    check_window(item, now)
     if item.kind is ItemKind.COUPON:
         mall_coupons.ensure_issuable(session, item)
     if item.kind is ItemKind.PHYSICAL and not request.address:

@@ -68,7 +68,7 @@ class GroupCommit:
                 batch, queue.items = queue.items, []
                 done, busy = self._batched(batch)
                 for index, answer in done.items():
-                    _settle(batch[index], answer)
+                    settle(batch[index], answer)
                 rest: list[Submission] = []
                 for index, submission in enumerate(batch):
                     if index in done:
@@ -82,7 +82,7 @@ class GroupCommit:
                     continue
                 if self._executor is None:
                     for submission in rest:
-                        _settle(submission, self.writer.answer_alone(submission))
+                        settle(submission, self.writer.answer_alone(submission))
                     continue
                 for submission in rest:  # side by side on the executor's threads
                     task = loop.create_task(self._alone_elsewhere(submission))
@@ -108,10 +108,10 @@ class GroupCommit:
     async def _alone_elsewhere(self, submission: Submission) -> None:
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(self._executor, self.writer.answer_alone, submission)
-        _settle(submission, answer)
+        settle(submission, answer)
 
 
-def _settle(submission: Submission, answer: Answer) -> None:
+def settle(submission: Submission, answer: Answer) -> None:
     """Hand the waiting caller its answer."""
     future = submission.future
     assert future is not None

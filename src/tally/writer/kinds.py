@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from tally.access.domain import Caller
 from tally.db.raw import savepoint
+from tally.errors import TallyError
 from tally.ledger.domain import Policy
 from tally.programme.domain import Programme
 
@@ -103,6 +104,53 @@ def _in_savepoint(session: Session, work: Work) -> Any:
 
 
 WORK = UnitsOfWork()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusable:
+    """A unit of work whose refusal is an answer like any other: in a batch, a ``TallyError``
+    it raises (its savepoint rolled back, so it wrote nothing) answers it there, in its place
+    among the batch's writes, instead of sending it to be done again alone (one that says
+    "retry" is still done alone). For use cases many
+    callers race for, where most are refused (a flash sale's orders, ADR 29)."""
+
+    work: Work
+
+
+class RefusableUnits:
+    """The kind of :class:`Refusable` units of work (otherwise as :class:`UnitsOfWork`)."""
+
+    name = "refusable_work"
+
+    def post_many(
+        self, session: Session, writes: Sequence[Refusable], context: Context
+    ) -> list[Any]:
+        if context.alone:
+            return [write.work(session) for write in writes]
+        if not context.wait:
+            return [ALONE] * len(writes)
+        return [_refusal_in_savepoint(session, write.work) for write in writes]
+
+    def answer(
+        self, session: Session, write: Refusable, outcome: tuple[int, Model], context: Context
+    ) -> tuple[int, str]:
+        status, model = outcome
+        return status, model.model_dump_json()
+
+
+def _refusal_in_savepoint(session: Session, work: Work) -> Any:
+    try:
+        with savepoint(session):
+            return work(session)
+    except TallyError as error:
+        return ALONE if error.retryable else error  # "retry": done alone, as a plain unit is
+    except Exception:
+        return ALONE
+    finally:
+        session.expire_all()
+
+
+REFUSABLE = RefusableUnits()
 
 
 class Kinds:
