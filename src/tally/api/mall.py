@@ -75,7 +75,7 @@ class ShipRequest(Strict):
     tracking_number: Text128
 
 
-class RefundRequest(Strict):
+class OrderRefundRequest(Strict):
     quantity: Annotated[StrictInt, Field(ge=1, le=99)] | None = Field(
         default=None, description="Units to refund (restocked); absent with points: all left."
     )
@@ -593,13 +593,13 @@ async def cancel_order(
 async def refund_order(
     order_id: OrderId,
     write: Annotated[Mutation, Depends(mutation(Scope.MALL))],
-    payload: RefundRequest | None = None,
+    payload: OrderRefundRequest | None = None,
 ) -> Any:
     """Refund a paid order, all of it (no body) or part: `quantity` units (their points back,
     restocked) or `points`."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        body = payload or RefundRequest()
+        body = payload or OrderRefundRequest()
         row = flow.refund(
             session,
             _actor(write.holder),
