@@ -832,6 +832,31 @@ def member_orders(session: Session, actor: Actor, member_id: int) -> list[OrderV
     return views(session, rows)
 
 
+def list_orders(
+    session: Session,
+    actor: Actor,
+    *,
+    member_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[OrderView]:
+    """The orders the actor manages, newest first, of one member and with one
+    :func:`~tally.mall.domain.summary` status when given."""
+    statuses = domain.summary_statuses(status) if status is not None else None
+    if member_id is not None:
+        members.get(session, member_id)
+    rows = repository.list_orders(
+        session,
+        owner=actor.partner_id,
+        everyone=actor.is_operator,
+        item_id=None,
+        summary_filter=statuses,
+        limit=limit,
+        member_id=member_id,
+    )
+    return views(session, rows)
+
+
 def order_events(session: Session, actor: Actor, order_id: uuid.UUID) -> list[Any]:
     """Every change of an order the actor manages, oldest first."""
     get_order(session, actor, order_id)

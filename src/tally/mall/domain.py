@@ -173,6 +173,30 @@ def summary(state: State) -> str:
     return "processing"
 
 
+_PAID_FULFILMENTS = (F.UNFULFILLED, F.REQUESTED, F.CANCELLED)
+#: For each word of :func:`summary`, the payment and fulfilment statuses it stands for (what a
+#: filter on it looks for).
+SUMMARY_STATUSES: dict[str, tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]]] = {
+    "awaiting_payment": ((P.PENDING,), tuple(F)),
+    "processing": (_OPEN_PAID, _PAID_FULFILMENTS),
+    "shipped": (_OPEN_PAID, (F.SHIPPED,)),
+    "completed": (_OPEN_PAID, (F.DELIVERED,)),
+    "refunded": ((P.REFUNDED,), tuple(F)),
+    "lapsed": ((P.LAPSED,), tuple(F)),
+    "cancelled": ((P.CANCELLED,), tuple(F)),
+}
+
+
+def summary_statuses(word: str) -> tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]]:
+    """The statuses :func:`summary` calls ``word``; ``validation_error`` for another word."""
+    found = SUMMARY_STATUSES.get(word)
+    if found is None:
+        raise ValidationFailed(
+            f"status must be one of {', '.join(SUMMARY_STATUSES)}.", field="status"
+        )
+    return found
+
+
 # --- Limits and windows -----------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ class Permission(enum.StrEnum):
     RECORD_CONSENT = "record_consent"  # record a member's consent told at the desk or by phone
     ACCOUNTS = "accounts"  # read partner and system accounts and the outstanding liability
     CAMPAIGNS = "campaigns"  # pause and resume campaigns
+    MALL = "mall"  # manage the mall's catalog, code pools and orders (ship, cancel, refund)
 
 
 ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
@@ -47,7 +48,13 @@ ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
         }
     ),
     StaffRole.OPS: frozenset(
-        {Permission.VIEW, Permission.ADJUST, Permission.OPEN_AS_MEMBER, Permission.CAMPAIGNS}
+        {
+            Permission.VIEW,
+            Permission.ADJUST,
+            Permission.OPEN_AS_MEMBER,
+            Permission.CAMPAIGNS,
+            Permission.MALL,
+        }
     ),
     StaffRole.FINANCE: frozenset({Permission.VIEW, Permission.ADJUST, Permission.ACCOUNTS}),
     StaffRole.AUDITOR: frozenset({Permission.VIEW, Permission.AUDIT, Permission.ACCOUNTS}),
