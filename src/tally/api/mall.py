@@ -138,6 +138,7 @@ class ItemOut(BaseModel):
     slots: list[SlotOut]
     low_water: int | None
     active: bool
+    plan: str | None = Field(description="A plan item: the programme plan it sells.")
     created_at: datetime
     updated_at: datetime
 
@@ -179,6 +180,9 @@ class OrderOut(BaseModel):
     tracking_number: str | None
     ticket_code: str | None
     codes: list[str]
+    membership_id: str | None = Field(
+        description="A plan order: the membership it pays for (it starts on payment)."
+    )
     refunded_points: int
     refunded_quantity: int
     shipped_at: datetime | None
@@ -260,6 +264,7 @@ def item_out(row: Item, slots: list[Slot]) -> ItemOut:
         ],
         low_water=row.low_water,
         active=row.is_active,
+        plan=row.plan_code,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -292,6 +297,7 @@ def order_out(view: flow.OrderView) -> OrderOut:
         tracking_number=row.tracking_number,
         ticket_code=row.ticket_code,
         codes=view.codes,
+        membership_id=str(row.membership_id) if row.membership_id else None,
         refunded_points=row.refunded_points,
         refunded_quantity=row.refunded_quantity,
         shipped_at=row.shipped_at,

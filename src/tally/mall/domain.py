@@ -37,11 +37,12 @@ class ItemKind(enum.StrEnum):
     BOOKING = "booking"  # a time slot with a capacity
     TICKET = "ticket"  # a ticket code issued on payment
     DONATION = "donation"  # complete once paid
+    PLAN = "plan"  # a programme plan: a membership of it starts on payment
 
 
 #: Kinds complete (delivered) as soon as they are paid.
 DELIVERED_ON_PAYMENT = frozenset(
-    {ItemKind.DIGITAL_CODE, ItemKind.BOOKING, ItemKind.TICKET, ItemKind.DONATION}
+    {ItemKind.DIGITAL_CODE, ItemKind.BOOKING, ItemKind.TICKET, ItemKind.DONATION, ItemKind.PLAN}
 )
 #: Kinds the 48-hour sweep watches: someone must still act after the payment.
 AWAITING_FULFILMENT = frozenset({ItemKind.PHYSICAL, ItemKind.PARTNER_BENEFIT})

@@ -154,6 +154,10 @@ class ItemCreate(Strict):
         default=None, description="A digital-code pool below this many codes raises an alert."
     )
     active: StrictBool = True
+    plan: ItemCode | None = Field(
+        default=None,
+        description="A plan item: the programme plan it sells (a membership starts on payment).",
+    )
 
     _images = field_validator("images")(_checked_images)
 
@@ -167,6 +171,10 @@ class ItemCreate(Strict):
             raise ValueError("only a booking item has slots")
         if self.kind is ItemKind.DIGITAL_CODE and self.stock not in (None, 0):
             raise ValueError("a digital-code item's stock is its pool: upload codes instead")
+        if (self.kind is ItemKind.PLAN) != (self.plan is not None):
+            raise ValueError("a plan item names its plan; other items name none")
+        if self.kind is ItemKind.PLAN and self.sale is not None:
+            raise ValueError("a plan item has no flash sale")
         return self
 
 

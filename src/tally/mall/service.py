@@ -15,7 +15,14 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from tally.errors import ConcurrentChange, Conflict, NotFound, TallyError, ValidationFailed
+from tally.errors import (
+    ConcurrentChange,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TallyError,
+    ValidationFailed,
+)
 from tally.mall import domain, repository
 from tally.mall.domain import Eligibility, ItemKind, LimitPeriod, Pricing, Sale
 from tally.mall.models import Item, Slot
@@ -78,6 +85,14 @@ def _check_programme(
             )
 
 
+def _check_plan(manager: Manager, programme: Programme, plan: str) -> None:
+    """A plan item sells a plan of the programme, and only the operator sells plans."""
+    if not manager.is_operator:
+        raise Forbidden("Only the operator sells the programme's paid plans in the mall.")
+    if programme.plan(plan) is None:
+        raise ValidationFailed(f"plan {plan} is not a plan of the programme.", field="plan")
+
+
 def _sale_values(sale: SaleIn | None) -> dict[str, Any]:
     return {
         "sale_starts_at": sale.starts_at if sale else None,
@@ -103,6 +118,8 @@ def create_item(
     """A new item owned by the manager (a supplier's own, or the operator's); its code is
     unique (``conflict`` when taken)."""
     _check_programme(programme, spec.tier_prices, spec.eligibility.tiers, spec.eligibility.plans)
+    if spec.plan is not None:
+        _check_plan(manager, programme, spec.plan)
     ship_within = domain.parse_duration(spec.ship_within)
     if repository.item_by_code(session, spec.code) is not None:
         raise Conflict(f"An item with code {spec.code} exists already.", item=spec.code)
@@ -137,6 +154,7 @@ def create_item(
             "ship_within": spec.ship_within,
             "ship_within_seconds": int(ship_within.total_seconds()),
             "low_water": spec.low_water,
+            "plan_code": spec.plan,
             **_sale_values(spec.sale),
             "is_active": spec.active,
             "version": 1,
@@ -311,7 +329,7 @@ def parse_items(entries: Any) -> list[ItemCreate]:
 def _as_update(spec: ItemCreate) -> ItemUpdate:
     """The fields an import entry gives, as changes to the item of its code (a digital-code
     item's stock is its pool and is left alone)."""
-    given = spec.model_fields_set - {"code", "kind"}
+    given = spec.model_fields_set - {"code", "kind", "plan"}
     if spec.kind is ItemKind.DIGITAL_CODE:
         given -= {"stock"}
     if not spec.slots:
@@ -340,6 +358,10 @@ def import_items(
             if found.kind is not spec.kind:
                 raise ValidationFailed(
                     f"its kind is {found.kind.value}; a kind never changes.", field="kind"
+                )
+            if found.plan_code != spec.plan:
+                raise ValidationFailed(
+                    f"it sells plan {found.plan_code}; an item's plan never changes.", field="plan"
                 )
             update_item(session, manager, spec.code, _as_update(spec), programme, now)
             done.append(Imported(spec.code, "updated"))
