@@ -19,7 +19,7 @@ from tally.access.domain import Caller, require_operator_channel
 from tally.api.deps import Mutation, Reader, clock_now, mutation, policy, programme, reader
 from tally.api.memberships import Amount
 from tally.api.paths import UUID_PATTERN, MemberId
-from tally.api.schemas import Strict
+from tally.api.schemas import Strict, strict_examples
 from tally.errors import NotFound
 from tally.flows import mall_orders as flow
 from tally.mall import service as catalog
@@ -60,6 +60,20 @@ class OrderCreate(Strict):
         "wired to the mall).",
     )
 
+    model_config = strict_examples(
+        {
+            "item": "MUG",
+            "quantity": 1,
+            "address": {
+                "name": "王芳",
+                "phone": "13800000017",
+                "line": "朝阳区建国路 88 号",
+                "city": "北京",
+                "country": "CN",
+            },
+        }
+    )
+
 
 class PaymentCreate(Strict):
     reference: Annotated[
@@ -67,13 +81,22 @@ class PaymentCreate(Strict):
     ]
     amount: Amount
 
+    model_config = strict_examples(
+        {
+            "reference": "PAY-20261204-0001",
+            "amount": {"minor_units": 9900, "currency": "CNY"},
+        }
+    )
+
 
 class ShipRequest(Strict):
     carrier: Text64
     tracking_number: Text128
 
+    model_config = strict_examples({"carrier": "SF", "tracking_number": "SF1403998877"})
 
-class RefundRequest(Strict):
+
+class OrderRefund(Strict):
     quantity: Annotated[StrictInt, Field(ge=1, le=99)] | None = Field(
         default=None, description="Units to refund (restocked); absent with points: all left."
     )
@@ -82,11 +105,15 @@ class RefundRequest(Strict):
     )
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
 
+    model_config = strict_examples({"quantity": 1, "reason": "One unit arrived broken"})
+
 
 class CodesUpload(Strict):
     codes: list[Annotated[str, StringConstraints(min_length=1, max_length=191)]] = Field(
         min_length=1, max_length=10_000
     )
+
+    model_config = strict_examples({"codes": ["VM-0001-7919", "VM-0002-5838"]})
 
 
 class CashOut(BaseModel):
@@ -588,13 +615,13 @@ async def cancel_order(
 async def refund_order(
     order_id: OrderId,
     write: Annotated[Mutation, Depends(mutation(Scope.MALL))],
-    payload: RefundRequest | None = None,
+    payload: OrderRefund | None = None,
 ) -> Any:
     """Refund a paid order, all of it (no body) or part: `quantity` units (their points back,
     restocked) or `points`."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        body = payload or RefundRequest()
+        body = payload or OrderRefund()
         row = flow.refund(
             session,
             _actor(write.holder),

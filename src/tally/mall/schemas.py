@@ -122,8 +122,39 @@ class SlotIn(Strict):
     capacity: Count
 
 
+ITEM_EXAMPLE: dict[str, Any] = {
+    "code": "HEADPHONES",
+    "kind": "physical",
+    "names": {"zh-CN": "降噪耳机", "en": "Noise-cancelling headphones"},
+    "descriptions": {"zh-CN": "顺丰包邮。", "en": "Shipped free by SF."},
+    "categories": ["electronics"],
+    "images": ["/static/mall/headphones.svg"],
+    "price": {"points": 6000, "cash": {"amount": "99.00", "currency": "CNY"}},
+    "tier_prices": {"GOLD": 5500},
+    "stock": 30,
+    "per_member_limit": {"count": 1, "period": "month"},
+    "ship_within": "PT48H",
+}
+
+
 class ItemCreate(Strict):
     """A new item (the issue's ``POST /v1/mall/items`` body)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                ITEM_EXAMPLE,
+                {
+                    "code": "VIP88-CARD",
+                    "kind": "plan",
+                    "plan": "VIP88",
+                    "names": {"zh-CN": "88会员年卡", "en": "88 VIP, one year"},
+                    "price": {"points": 4400, "cash": {"amount": "44.00", "currency": "CNY"}},
+                },
+            ]
+        },
+    )
 
     code: ItemCode
     kind: ItemKind
@@ -181,6 +212,11 @@ class ItemCreate(Strict):
 class ItemUpdate(Strict):
     """Changes to an item: each field present replaces the item's (``null`` clears an optional
     one); the code and kind never change."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"price": {"points": 5500}, "stock": 40}]},
+    )
 
     names: Texts | None = None
     descriptions: Descriptions | None = None
