@@ -147,3 +147,46 @@ def test_the_demo_signs_members_in_day_by_day_and_shares_within_the_weekly_cap(
             rewarded[share.member_id, key] = rewarded.get((share.member_id, key), 0) + 1
     assert rewarded
     assert max(rewarded.values()) <= 3
+
+
+def test_the_mall_has_a_catalog_of_every_kind_and_orders_in_each_state(demo: Database) -> None:
+    from pathlib import Path
+
+    import tally
+    from tally.flows import mall_orders
+    from tally.mall import service as catalog
+    from tally.mall.domain import ItemKind
+    from tally.mall.models import Code
+
+    static = Path(tally.__file__).parent / "web" / "static"
+    with demo.read() as session:
+        items = catalog.list_managed(session, catalog.OPERATOR)
+        orders = mall_orders.list_orders(session, mall_orders.Actor(is_operator=True))
+        free_codes = session.scalar(
+            select(func.count()).select_from(Code).where(Code.order_id.is_(None))
+        )
+    assert len(items) >= 12
+    assert {item.kind for item in items} == set(ItemKind) - {ItemKind.COUPON}
+    for item in items:
+        assert set(item.names) == {"zh-CN", "en"}, item.code
+        assert item.images, item.code
+        for image in item.images:
+            assert image.startswith("/static/mall/"), image
+            assert (static / image.removeprefix("/static/")).is_file(), image
+    by_code = {item.code: item for item in items}
+    assert by_code["VIDEO-MONTH"].low_water is not None
+    assert by_code["VIDEO-MONTH"].stock == free_codes > 0
+    assert by_code["POWER-BANK"].tier_points
+    assert by_code["BLACK-GOLD-DINNER"].is_exclusive
+    assert by_code["HEADPHONES"].cash_minor_units
+    assert by_code["VIP88-CARD"].plan_code == "VIP88"
+    assert by_code["SPA"].kind is ItemKind.BOOKING
+    now = max(order.order.created_at for order in orders)
+    sales = [catalog.sale_of(item) for item in items if catalog.sale_of(item) is not None]
+    assert any(sale.starts_at <= now < sale.ends_at for sale in sales if sale)  # in progress
+    assert any(now < sale.starts_at for sale in sales if sale)  # starting soon
+    statuses = Counter(order.status for order in orders)
+    assert {"processing", "shipped", "completed", "awaiting_payment", "refunded"} <= set(statuses)
+    shipped = [order.order for order in orders if order.status == "shipped"]
+    assert all(order.tracking_number for order in shipped)
+    assert any(order.codes for order in orders)

@@ -20,7 +20,7 @@ from tally.api import flash_sales as flash_api
 from tally.api.deps import Mutation, Reader, clock_now, mutation, policy, programme, reader
 from tally.api.memberships import Amount
 from tally.api.paths import UUID_PATTERN, MemberId
-from tally.api.schemas import Strict
+from tally.api.schemas import Strict, strict_examples
 from tally.errors import NotFound, TallyError
 from tally.flows import mall_orders as flow
 from tally.mall import service as catalog
@@ -62,6 +62,20 @@ class OrderCreate(Strict):
         "wired to the mall).",
     )
 
+    model_config = strict_examples(
+        {
+            "item": "MUG",
+            "quantity": 1,
+            "address": {
+                "name": "王芳",
+                "phone": "13800000017",
+                "line": "朝阳区建国路 88 号",
+                "city": "北京",
+                "country": "CN",
+            },
+        }
+    )
+
 
 class PaymentCreate(Strict):
     reference: Annotated[
@@ -69,13 +83,22 @@ class PaymentCreate(Strict):
     ]
     amount: Amount
 
+    model_config = strict_examples(
+        {
+            "reference": "PAY-20261204-0001",
+            "amount": {"minor_units": 9900, "currency": "CNY"},
+        }
+    )
+
 
 class ShipRequest(Strict):
     carrier: Text64
     tracking_number: Text128
 
+    model_config = strict_examples({"carrier": "SF", "tracking_number": "SF1403998877"})
 
-class OrderRefundRequest(Strict):
+
+class OrderRefund(Strict):
     quantity: Annotated[StrictInt, Field(ge=1, le=99)] | None = Field(
         default=None, description="Units to refund (restocked); absent with points: all left."
     )
@@ -84,11 +107,15 @@ class OrderRefundRequest(Strict):
     )
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
 
+    model_config = strict_examples({"quantity": 1, "reason": "One unit arrived broken"})
+
 
 class CodesUpload(Strict):
     codes: list[Annotated[str, StringConstraints(min_length=1, max_length=191)]] = Field(
         min_length=1, max_length=10_000
     )
+
+    model_config = strict_examples({"codes": ["VM-0001-7919", "VM-0002-5838"]})
 
 
 class CashOut(BaseModel):
@@ -140,6 +167,7 @@ class ItemOut(BaseModel):
     slots: list[SlotOut]
     low_water: int | None
     active: bool
+    plan: str | None = Field(description="A plan item: the programme plan it sells.")
     created_at: datetime
     updated_at: datetime
 
@@ -181,6 +209,9 @@ class OrderOut(BaseModel):
     tracking_number: str | None
     ticket_code: str | None
     codes: list[str]
+    membership_id: str | None = Field(
+        description="A plan order: the membership it pays for (it starts on payment)."
+    )
     refunded_points: int
     refunded_quantity: int
     shipped_at: datetime | None
@@ -262,6 +293,7 @@ def item_out(row: Item, slots: list[Slot]) -> ItemOut:
         ],
         low_water=row.low_water,
         active=row.is_active,
+        plan=row.plan_code,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -294,6 +326,7 @@ def order_out(view: flow.OrderView) -> OrderOut:
         tracking_number=row.tracking_number,
         ticket_code=row.ticket_code,
         codes=view.codes,
+        membership_id=str(row.membership_id) if row.membership_id else None,
         refunded_points=row.refunded_points,
         refunded_quantity=row.refunded_quantity,
         shipped_at=row.shipped_at,
@@ -593,13 +626,13 @@ async def cancel_order(
 async def refund_order(
     order_id: OrderId,
     write: Annotated[Mutation, Depends(mutation(Scope.MALL))],
-    payload: OrderRefundRequest | None = None,
+    payload: OrderRefund | None = None,
 ) -> Any:
     """Refund a paid order, all of it (no body) or part: `quantity` units (their points back,
     restocked) or `points`."""
 
     def work(session: Session) -> tuple[int, BaseModel]:
-        body = payload or OrderRefundRequest()
+        body = payload or OrderRefund()
         row = flow.refund(
             session,
             _actor(write.holder),

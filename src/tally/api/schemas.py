@@ -64,6 +64,16 @@ def _state_the_text_rule(schema: dict[str, Any]) -> None:
                 option["pattern"] = text.PATTERN
 
 
+def strict_examples(*examples: dict[str, Any]) -> ConfigDict:
+    """The configuration of a :class:`Strict` body with its own OpenAPI ``examples``."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        _state_the_text_rule(schema)
+        schema["examples"] = list(examples)
+
+    return ConfigDict(extra="forbid", json_schema_extra=extra)
+
+
 class Strict(BaseModel):
     """A request body: unknown fields are refused, and no text may carry control, format or
     bidirectional characters (:mod:`tally.kit.text`)."""

@@ -14,6 +14,7 @@ from tally.cli import (
     families,
     jobs,
     ledger,
+    mall,
     members,
     memberships,
     partners,
@@ -43,6 +44,7 @@ app.add_typer(programme.app, name="programme")
 app.add_typer(rules.app, name="rules")
 app.add_typer(campaigns.app, name="campaign")
 app.add_typer(coupons.app, name="coupons")
+app.add_typer(mall.app, name="mall")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 demo_app = typer.Typer(help="The demo ecosystem.", no_args_is_help=True)

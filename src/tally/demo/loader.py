@@ -18,6 +18,7 @@ from tally.demo import engagement as demo_engagement
 from tally.demo import events as demo_events
 from tally.demo import families as demo_families
 from tally.demo import history as demo_history
+from tally.demo import mall as demo_mall
 from tally.demo import memberships as demo_memberships
 from tally.demo import tiers as demo_tiers
 from tally.errors import TallyError
@@ -44,7 +45,7 @@ JOINING_DAYS = 420
 DEMO_PROGRAMME = Path(__file__).with_name("programme.yaml")
 # The partners come from the programme file; each gets one API key with these scopes.
 PARTNER_SCOPES = (
-    ("MOBILE", "members,earn,redeem,transfer,read,admin"),
+    ("MOBILE", "members,earn,redeem,transfer,read,admin,catalog,mall"),
     ("SHOP", "members,earn,redeem,read,events"),
     ("FOOD", "members,earn,redeem,read"),
     ("HOTEL", "members,earn,redeem,read"),
@@ -83,6 +84,7 @@ class Summary:
     members: int = 0
     entries: int = 0
     events: int = 0
+    items: int = 0
     api_keys: dict[str, str] = field(default_factory=dict)
     staff: list[str] = field(default_factory=list)
     sample_member_id: int | None = None
@@ -120,8 +122,12 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
             operator_channel=demo_programme.is_operator_channel(code),
         )
         summary.api_keys[code] = plain
+    staff_ids: dict[str, int] = {}
     for username, display, role in STAFF:
-        staff.create(session, username, DEMO_PASSWORD, role, display, now - timedelta(days=400))
+        user = staff.create(
+            session, username, DEMO_PASSWORD, role, display, now - timedelta(days=400)
+        )
+        staff_ids[username] = user.id
         summary.staff.append(username)
     start = now - timedelta(days=HISTORY_DAYS)
     member_ids = []
@@ -157,6 +163,9 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     demo_tiers.seed(session, demo_programme, member_ids, now)
     demo_memberships.seed(session, demo_programme, member_ids, partner_ids["SHOP"], now)
     demo_families.seed(session, demo_programme, member_ids, partner_ids["FOOD"], now, policy)
+    summary.items = demo_mall.seed(
+        session, demo_programme, member_ids, partner_ids["MOBILE"], staff_ids["admin"], now, policy
+    )
     summary.events = demo_events.report(
         session, rng, member_ids, partner_ids["SHOP"], now, policy, demo_programme
     )

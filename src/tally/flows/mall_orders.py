@@ -33,7 +33,7 @@ from tally.errors import (
     ValidationFailed,
 )
 from tally.errors import LimitReached as LimitReachedError
-from tally.flows import mall_coupons
+from tally.flows import mall_coupons, mall_plans
 from tally.kit.ids import uuid7
 from tally.ledger import holds, orders, reversals
 from tally.ledger.domain import Origin, Policy, partner_redeemed
@@ -225,6 +225,12 @@ def place_order(
         raise ValidationFailed("A booking names its slot; other items take none.", field="slot")
     standing = standing_of(session, member_id, programme, now)
     check_eligible(item, standing)
+    membership_id = None
+    if item.kind is ItemKind.PLAN:
+        by = memberships.Actor(partner_id=actor.partner_id, staff_id=actor.staff_id)
+        membership_id = mall_plans.reserve(
+            session, item, member_id, request.quantity, programme, now, by
+        )
     unit, on_sale = domain.unit_points(catalog.pricing_of(item), standing.tier_code, now)
     points = unit * request.quantity
     order_id = uuid7()
@@ -278,6 +284,7 @@ def place_order(
             "pay_by": now + timedelta(seconds=domain.PAYMENT_WINDOW_SECONDS) if cash else None,
             "address": request.address,
             "slot_id": slot_id,
+            "membership_id": membership_id,
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -444,6 +451,8 @@ def _fulfil_on_payment(
         return  # physical: shipped by its supplier or the operator
     values: dict[str, Any] = {"delivered_at": now}
     details: dict[str, Any] | None = None
+    if row.kind is ItemKind.PLAN:
+        details = {"membership_id": mall_plans.start(session, row, now)}
     if row.kind is ItemKind.DIGITAL_CODE:
         codes = repository.claim_codes(session, item.id, row.id, row.quantity, now)
         if len(codes) < row.quantity:
@@ -756,6 +765,7 @@ def _give_back(
     """Return ``plan.points`` through the ledger and restock ``plan.quantity``: the whole of
     a capture not refunded before is reversed (the points go back to the lots they came from);
     any other part is credited from the accepting partner's redeemed points."""
+    mall_plans.check_refund(row, plan.is_full)
     if plan.points > 0 and row.capture_entry_id is not None:
         if plan.is_full and row.refunded_points == 0:
             reversals.reverse(session, _origin(row), row.capture_entry_id, now, policy)
@@ -778,6 +788,7 @@ def _give_back(
     _restock(session, row, plan.quantity)
     if plan.is_full:
         mall_coupons.release(session, row, now)
+        mall_plans.release(session, row, now)
 
 
 def _refunded_values(row: Order, plan: domain.Refund) -> dict[str, Any]:
@@ -829,6 +840,31 @@ def member_orders(session: Session, actor: Actor, member_id: int) -> list[OrderV
     members.get(session, member_id)
     rows = repository.orders_of_member(
         session, member_id, actor.partner_id, everyone=actor.is_operator
+    )
+    return views(session, rows)
+
+
+def list_orders(
+    session: Session,
+    actor: Actor,
+    *,
+    member_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[OrderView]:
+    """The orders the actor manages, newest first, of one member and with one
+    :func:`~tally.mall.domain.summary` status when given."""
+    statuses = domain.summary_statuses(status) if status is not None else None
+    if member_id is not None:
+        members.get(session, member_id)
+    rows = repository.list_orders(
+        session,
+        owner=actor.partner_id,
+        everyone=actor.is_operator,
+        item_id=None,
+        summary_filter=statuses,
+        limit=limit,
+        member_id=member_id,
     )
     return views(session, rows)
 

@@ -37,11 +37,12 @@ class ItemKind(enum.StrEnum):
     BOOKING = "booking"  # a time slot with a capacity
     TICKET = "ticket"  # a ticket code issued on payment
     DONATION = "donation"  # complete once paid
+    PLAN = "plan"  # a programme plan: a membership of it starts on payment
 
 
 #: Kinds complete (delivered) as soon as they are paid.
 DELIVERED_ON_PAYMENT = frozenset(
-    {ItemKind.DIGITAL_CODE, ItemKind.BOOKING, ItemKind.TICKET, ItemKind.DONATION}
+    {ItemKind.DIGITAL_CODE, ItemKind.BOOKING, ItemKind.TICKET, ItemKind.DONATION, ItemKind.PLAN}
 )
 #: Kinds the 48-hour sweep watches: someone must still act after the payment.
 AWAITING_FULFILMENT = frozenset({ItemKind.PHYSICAL, ItemKind.PARTNER_BENEFIT})
@@ -171,6 +172,30 @@ def summary(state: State) -> str:
     if state.fulfilment is F.SHIPPED:
         return "shipped"
     return "processing"
+
+
+_PAID_FULFILMENTS = (F.UNFULFILLED, F.REQUESTED, F.CANCELLED)
+#: For each word of :func:`summary`, the payment and fulfilment statuses it stands for (what a
+#: filter on it looks for).
+SUMMARY_STATUSES: dict[str, tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]]] = {
+    "awaiting_payment": ((P.PENDING,), tuple(F)),
+    "processing": (_OPEN_PAID, _PAID_FULFILMENTS),
+    "shipped": (_OPEN_PAID, (F.SHIPPED,)),
+    "completed": (_OPEN_PAID, (F.DELIVERED,)),
+    "refunded": ((P.REFUNDED,), tuple(F)),
+    "lapsed": ((P.LAPSED,), tuple(F)),
+    "cancelled": ((P.CANCELLED,), tuple(F)),
+}
+
+
+def summary_statuses(word: str) -> tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]]:
+    """The statuses :func:`summary` calls ``word``; ``validation_error`` for another word."""
+    found = SUMMARY_STATUSES.get(word)
+    if found is None:
+        raise ValidationFailed(
+            f"status must be one of {', '.join(SUMMARY_STATUSES)}.", field="status"
+        )
+    return found
 
 
 # --- Limits and windows -----------------------------------------------------------------------

@@ -69,6 +69,8 @@ class Item(Base):
     ship_within: Mapped[str] = mapped_column(String(32))
     ship_within_seconds: Mapped[int] = mapped_column(BigInteger)
     low_water: Mapped[int | None] = mapped_column(Integer)
+    #: The programme plan a ``plan`` item sells (a membership of it starts on payment).
+    plan_code: Mapped[str | None] = mapped_column(String(64))
     sale_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sale_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sale_points: Mapped[int | None] = mapped_column(BigInteger)
@@ -194,6 +196,10 @@ class Order(Base):
     ship_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     slot_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("mall_slots.id"))
+    #: The membership a ``plan`` order pays for (pending until the order is paid).
+    membership_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("memberships.id"), index=True
+    )
     carrier: Mapped[str | None] = mapped_column(String(64))
     tracking_number: Mapped[str | None] = mapped_column(String(128))
     ticket_code: Mapped[str | None] = mapped_column(String(32), unique=True)

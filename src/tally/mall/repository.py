@@ -405,9 +405,12 @@ def list_orders(
     item_id: int | None,
     summary_filter: tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]] | None,
     limit: int,
+    member_id: int | None = None,
 ) -> list[Order]:
-    """Orders newest first, filtered by owner, item and statuses."""
+    """Orders newest first, filtered by owner, item, member and statuses."""
     query = select(Order).order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    if member_id is not None:
+        query = query.where(Order.member_id == member_id)
     if not everyone:
         query = query.where(
             Order.owner_partner_id.is_(None) if owner is None else Order.owner_partner_id == owner

@@ -122,8 +122,39 @@ class SlotIn(Strict):
     capacity: Count
 
 
+ITEM_EXAMPLE: dict[str, Any] = {
+    "code": "HEADPHONES",
+    "kind": "physical",
+    "names": {"zh-CN": "降噪耳机", "en": "Noise-cancelling headphones"},
+    "descriptions": {"zh-CN": "顺丰包邮。", "en": "Shipped free by SF."},
+    "categories": ["electronics"],
+    "images": ["/static/mall/headphones.svg"],
+    "price": {"points": 6000, "cash": {"amount": "99.00", "currency": "CNY"}},
+    "tier_prices": {"GOLD": 5500},
+    "stock": 30,
+    "per_member_limit": {"count": 1, "period": "month"},
+    "ship_within": "PT48H",
+}
+
+
 class ItemCreate(Strict):
     """A new item (the issue's ``POST /v1/mall/items`` body)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                ITEM_EXAMPLE,
+                {
+                    "code": "VIP88-CARD",
+                    "kind": "plan",
+                    "plan": "VIP88",
+                    "names": {"zh-CN": "88会员年卡", "en": "88 VIP, one year"},
+                    "price": {"points": 4400, "cash": {"amount": "44.00", "currency": "CNY"}},
+                },
+            ]
+        },
+    )
 
     code: ItemCode
     kind: ItemKind
@@ -154,6 +185,10 @@ class ItemCreate(Strict):
         default=None, description="A digital-code pool below this many codes raises an alert."
     )
     active: StrictBool = True
+    plan: ItemCode | None = Field(
+        default=None,
+        description="A plan item: the programme plan it sells (a membership starts on payment).",
+    )
 
     _images = field_validator("images")(_checked_images)
 
@@ -167,12 +202,21 @@ class ItemCreate(Strict):
             raise ValueError("only a booking item has slots")
         if self.kind is ItemKind.DIGITAL_CODE and self.stock not in (None, 0):
             raise ValueError("a digital-code item's stock is its pool: upload codes instead")
+        if (self.kind is ItemKind.PLAN) != (self.plan is not None):
+            raise ValueError("a plan item names its plan; other items name none")
+        if self.kind is ItemKind.PLAN and self.sale is not None:
+            raise ValueError("a plan item has no flash sale")
         return self
 
 
 class ItemUpdate(Strict):
     """Changes to an item: each field present replaces the item's (``null`` clears an optional
     one); the code and kind never change."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"price": {"points": 5500}, "stock": 40}]},
+    )
 
     names: Texts | None = None
     descriptions: Descriptions | None = None

@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from tally.errors import ConcurrentChange, Conflict, NotFound, ValidationFailed
+from tally.errors import (
+    ConcurrentChange,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TallyError,
+    ValidationFailed,
+)
 from tally.mall import domain, repository
 from tally.mall.domain import Eligibility, ItemKind, LimitPeriod, Pricing, Sale
 from tally.mall.models import Item, Slot
@@ -77,6 +85,14 @@ def _check_programme(
             )
 
 
+def _check_plan(manager: Manager, programme: Programme, plan: str) -> None:
+    """A plan item sells a plan of the programme, and only the operator sells plans."""
+    if not manager.is_operator:
+        raise Forbidden("Only the operator sells the programme's paid plans in the mall.")
+    if programme.plan(plan) is None:
+        raise ValidationFailed(f"plan {plan} is not a plan of the programme.", field="plan")
+
+
 def _sale_values(sale: SaleIn | None) -> dict[str, Any]:
     return {
         "sale_starts_at": sale.starts_at if sale else None,
@@ -102,6 +118,8 @@ def create_item(
     """A new item owned by the manager (a supplier's own, or the operator's); its code is
     unique (``conflict`` when taken)."""
     _check_programme(programme, spec.tier_prices, spec.eligibility.tiers, spec.eligibility.plans)
+    if spec.plan is not None:
+        _check_plan(manager, programme, spec.plan)
     ship_within = domain.parse_duration(spec.ship_within)
     if repository.item_by_code(session, spec.code) is not None:
         raise Conflict(f"An item with code {spec.code} exists already.", item=spec.code)
@@ -136,6 +154,7 @@ def create_item(
             "ship_within": spec.ship_within,
             "ship_within_seconds": int(ship_within.total_seconds()),
             "low_water": spec.low_water,
+            "plan_code": spec.plan,
             **_sale_values(spec.sale),
             "is_active": spec.active,
             "version": 1,
@@ -264,6 +283,93 @@ def upload_codes(
     added = repository.insert_codes(session, row.id, list(dict.fromkeys(cleaned)), now)
     repository.add_stock(session, row.id, added)
     return added, repository.free_codes(session, row.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What an import did to one item: ``created`` or ``updated``."""
+
+    code: str
+    action: str
+
+
+def _where(index: int, entry: Any) -> str:
+    code = entry.get("code") if isinstance(entry, dict) else None
+    return f"item {index}" + (f" ({code})" if isinstance(code, str) and code else "")
+
+
+def parse_items(entries: Any) -> list[ItemCreate]:
+    """A list of items in the ``POST /v1/mall/items`` shape, checked; the first problem is a
+    ``validation_error`` naming the item's index (from 0), its code and the field."""
+    if not isinstance(entries, list) or not entries:
+        raise ValidationFailed("An item file is a non-empty list of items.", field="items")
+    specs: list[ItemCreate] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = _where(index, entry)
+        if not isinstance(entry, dict):
+            raise ValidationFailed(f"{where}: an item is a mapping.", index=index, field="")
+        try:
+            spec = ItemCreate.model_validate(entry)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ValidationFailed(
+                f"{where}: {field or 'item'}: {first['msg']}", index=index, field=field
+            ) from None
+        if spec.code in seen:
+            raise ValidationFailed(
+                f"{where}: the code {spec.code} appears twice.", index=index, field="code"
+            )
+        seen.add(spec.code)
+        specs.append(spec)
+    return specs
+
+
+def _as_update(spec: ItemCreate) -> ItemUpdate:
+    """The fields an import entry gives, as changes to the item of its code (a digital-code
+    item's stock is its pool and is left alone)."""
+    given = spec.model_fields_set - {"code", "kind", "plan"}
+    if spec.kind is ItemKind.DIGITAL_CODE:
+        given -= {"stock"}
+    if not spec.slots:
+        given -= {"slots"}
+    return ItemUpdate.model_validate({field: getattr(spec, field) for field in given})
+
+
+def import_items(
+    session: Session,
+    manager: Manager,
+    specs: list[ItemCreate],
+    programme: Programme,
+    now: datetime,
+) -> list[Imported]:
+    """Create each item whose code is new and change each that exists (the fields its entry
+    gives replace the item's; a kind never changes), in the caller's one transaction: any
+    refusal names the item's index and code and, raised, leaves nothing written."""
+    done: list[Imported] = []
+    for index, spec in enumerate(specs):
+        try:
+            found = repository.item_by_code(session, spec.code)
+            if found is None:
+                create_item(session, manager, spec, programme, now)
+                done.append(Imported(spec.code, "created"))
+                continue
+            if found.kind is not spec.kind:
+                raise ValidationFailed(
+                    f"its kind is {found.kind.value}; a kind never changes.", field="kind"
+                )
+            if found.plan_code != spec.plan:
+                raise ValidationFailed(
+                    f"it sells plan {found.plan_code}; an item's plan never changes.", field="plan"
+                )
+            update_item(session, manager, spec.code, _as_update(spec), programme, now)
+            done.append(Imported(spec.code, "updated"))
+        except TallyError as error:
+            raise type(error)(
+                f"item {index} ({spec.code}): {error.detail}", **{**error.extra, "index": index}
+            ) from None
+    return done
 
 
 def list_managed(

@@ -1395,6 +1395,185 @@ COUPON_NOT_APPLICABLE: dict[str, Build] = {
 }
 COUPONS_EXHAUSTED: dict[str, Build] = {"codes beyond the total limit": _exhausted}
 DUPLICATE_CODE: dict[str, Build] = {"a template code taken": _duplicate_template}
+# --- The mall -------------------------------------------------------------------------------
+
+
+def _mall(w: World) -> Api:
+    """The world's partner (the operator's channel MOBILE) with the catalog and mall scopes,
+    under the demo programme (its tiers)."""
+    w.programme()
+    return w.key("catalog,mall")
+
+
+def _mall_item(w: World, kind: str = "donation", points: int = 10, **extra: Any) -> str:
+    """A new item of the operator's; its code."""
+    code = unique("item")
+    body = {"code": code, "kind": kind, "names": {"zh-CN": "商品", "en": "Item"}}
+    w.ok(_mall(w).post("/v1/mall/items", {**body, "price": {"points": points}, **extra}))
+    return code
+
+
+def _order_body(item: str, kind: str = "donation", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"item": item, **extra}
+    if kind == "physical":
+        body["address"] = {"line": "1 Road"}
+    return body
+
+
+def _mall_order(w: World, kind: str = "physical", **extra: Any) -> str:
+    """An order of the world's member (100 points) for a new 10-point item; its id."""
+    item = _mall_item(w, kind, **extra)
+    body = _order_body(item, kind)
+    return str(w.ok(_mall(w).post(f"/v1/members/{w.member}/orders", body))["id"])
+
+
+def _order(item: Callable[[World], str], kind: str = "donation", **extra: Any) -> Build:
+    """The world's member orders the item ``item`` prepares."""
+
+    def build(w: World) -> Callable[[], Any]:
+        body = _order_body(item(w), kind, **extra)
+        return w.post(f"/v1/members/{w.member}/orders", body, api=_mall(w))
+
+    return build
+
+
+def _bought_once(kind: str = "donation", **extra: Any) -> Callable[[World], str]:
+    """An item the world's member bought once already (the slot ``AM`` of a booking)."""
+
+    def item(w: World) -> str:
+        code = _mall_item(w, kind, **extra)
+        body = {"item": code, "slot": "AM"} if kind == "booking" else {"item": code}
+        w.ok(_mall(w).post(f"/v1/members/{w.member}/orders", body))
+        return code
+
+    return item
+
+
+def _order_action(
+    action: str, order: Callable[[World], str], body: dict[str, Any] | None = None
+) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        return w.post(f"/v1/orders/{order(w)}/{action}", body, api=_mall(w))
+
+    return build
+
+
+def _refunded_order(w: World) -> str:
+    """A physical order refunded in full before it shipped."""
+    found = _mall_order(w)
+    w.ok(_mall(w).post(f"/v1/orders/{found}/refund"))
+    return found
+
+
+def _shipped_order(w: World) -> str:
+    found = _mall_order(w)
+    w.ok(_mall(w).post(f"/v1/orders/{found}/ship", SHIP))
+    return found
+
+
+def _delivered_order(w: World) -> str:
+    found = _shipped_order(w)
+    w.ok(_mall(w).post(f"/v1/orders/{found}/deliver"))
+    return found
+
+
+def _awaiting_payment(w: World) -> str:
+    """A points-plus-cash order waiting for its cash part (5.00 CNY)."""
+    cash = {"points": 10, "cash": {"amount": "5.00", "currency": "CNY"}}
+    return _mall_order(w, price=cash)
+
+
+def _sale(starts_in: timedelta, ends_in: timedelta, stock: int = 10) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "starts_at": (now + starts_in).isoformat(),
+        "ends_at": (now + ends_in).isoformat(),
+        "points": 5,
+        "stock": stock,
+        "per_member_limit": 1,
+    }
+
+
+def _slots(capacity: int) -> dict[str, Any]:
+    starts = (utcnow() + timedelta(days=3)).isoformat()
+    return {"slots": [{"code": "AM", "starts_at": starts, "capacity": capacity}]}
+
+
+SHIP = {"carrier": "SF", "tracking_number": "SF123"}
+HOUR = timedelta(hours=1)
+
+SOLD_OUT: dict[str, Build] = {
+    "an item with no stock": _order(lambda w: _mall_item(w, stock=0)),
+    "an item whose last unit was sold": _order(_bought_once(stock=1)),
+    "two units of the one left": _order(lambda w: _mall_item(w, stock=1), quantity=2),
+    "a code item with an empty pool": _order(lambda w: _mall_item(w, "digital_code")),
+    "a booking slot that is full": _order(
+        _bought_once("booking", **_slots(1)), "booking", slot="AM"
+    ),
+    "a sale whose stock is gone": _order(lambda w: _mall_item(w, sale=_sale(-HOUR, HOUR, stock=0))),
+}
+
+LIMIT_REACHED: dict[str, Build] = {
+    "a second unit of a one-per-member item": _order(_bought_once(per_member_limit={"count": 1})),
+    "three units of a two-a-month item": _order(
+        lambda w: _mall_item(w, per_member_limit={"count": 2, "period": "month"}), quantity=3
+    ),
+    "a second unit in a flash sale of one per member": _order(
+        _bought_once(sale=_sale(-HOUR, HOUR))
+    ),
+}
+
+SALE_NOT_OPEN: dict[str, Build] = {
+    "an item not on sale yet": _order(
+        lambda w: _mall_item(w, starts_at=(utcnow() + HOUR).isoformat())
+    ),
+    "an item whose window closed": _order(
+        lambda w: _mall_item(
+            w,
+            starts_at=(utcnow() - 2 * HOUR).isoformat(),
+            ends_at=(utcnow() - HOUR).isoformat(),
+        )
+    ),
+    "an inactive item": _order(lambda w: _mall_item(w, active=False)),
+    "a flash sale starting in an hour": _order(lambda w: _mall_item(w, sale=_sale(HOUR, 2 * HOUR))),
+    "a flash sale that ended": _order(lambda w: _mall_item(w, sale=_sale(-2 * HOUR, -HOUR))),
+}
+
+ORDER_REFUNDED: dict[str, Build] = {
+    "ship a refunded order": _order_action("ship", _refunded_order, SHIP),
+    "refund it again": _order_action("refund", _refunded_order),
+    "cancel a refunded order": _order_action("cancel", _refunded_order),
+    "deliver a refunded order": _order_action("deliver", _refunded_order),
+}
+
+INVALID_TRANSITION: dict[str, Build] = {
+    "deliver an order not shipped": _order_action("deliver", _mall_order),
+    "ship an order twice": _order_action("ship", _shipped_order, SHIP),
+    "cancel a shipped order": _order_action("cancel", _shipped_order),
+    "ship an order awaiting its cash payment": _order_action("ship", _awaiting_payment, SHIP),
+    "refund an order awaiting its cash payment": _order_action("refund", _awaiting_payment),
+    "deliver a delivered order": _order_action("deliver", _delivered_order),
+}
+
+NOT_AVAILABLE: dict[str, Build] = {
+    "an order of a coupon item": _order(lambda w: _mall_item(w, "coupon")),
+    "an order with a coupon": _order(_mall_item, coupon="SAVE10"),
+}
+
+MALL_NOT_ELIGIBLE: dict[str, Build] = {
+    "a Bronze member orders a tier-only item": _order(
+        lambda w: _mall_item(w, eligibility={"tiers": ["GOLD", "PLATINUM"]})
+    ),
+    "a Bronze member orders a mall_exclusive item": _order(lambda w: _mall_item(w, exclusive=True)),
+    "a member without the plan orders a plan-only item": _order(
+        lambda w: _mall_item(w, eligibility={"plans": ["VIP88"]})
+    ),
+}
+
+MALL_INSUFFICIENT: dict[str, Build] = {
+    "an item above the member's 100 points": _order(lambda w: _mall_item(w, points=101)),
+    "eleven units of 10 points": _order(_mall_item, quantity=11),
+}
 
 
 TABLE: list[Any] = [
@@ -1445,6 +1624,14 @@ TABLE: list[Any] = [
         (409, "coupon_not_applicable", COUPON_NOT_APPLICABLE),
         (409, "coupons_exhausted", COUPONS_EXHAUSTED),
         (409, "duplicate_code", DUPLICATE_CODE),
+        (409, "sold_out", SOLD_OUT),
+        (409, "limit_reached", LIMIT_REACHED),
+        (409, "sale_not_open", SALE_NOT_OPEN),
+        (409, "order_refunded", ORDER_REFUNDED),
+        (409, "invalid_transition", INVALID_TRANSITION),
+        (409, "not_available", NOT_AVAILABLE),
+        (403, "not_eligible", MALL_NOT_ELIGIBLE),
+        (409, "insufficient_points", MALL_INSUFFICIENT),
     )
     for name, build in cases.items()
 ]

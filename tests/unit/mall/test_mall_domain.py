@@ -85,3 +85,22 @@ def test_durations() -> None:
     for bad in ("48H", "P", "PT", "P1Y", "PT0S", "P100D"):
         with pytest.raises(ValidationFailed):
             domain.parse_duration(bad)
+
+
+@pytest.mark.parametrize("payment", list(PaymentStatus))
+@pytest.mark.parametrize("fulfilment", list(FulfilmentStatus))
+def test_a_status_filter_finds_exactly_the_orders_summary_calls_so(
+    payment: PaymentStatus, fulfilment: FulfilmentStatus
+) -> None:
+    word = domain.summary(State(payment, fulfilment))
+    matching = [
+        name
+        for name, (payments, fulfilments) in domain.SUMMARY_STATUSES.items()
+        if payment in payments and fulfilment in fulfilments
+    ]
+    assert matching == [word]
+
+
+def test_an_unknown_status_filter_is_a_validation_error() -> None:
+    with pytest.raises(ValidationFailed, match="status must be one of awaiting_payment"):
+        domain.summary_statuses("sent")
