@@ -10,6 +10,7 @@ import pytest
 from support.mall import POLICY, Mall, open_mall
 from tally.db.session import Database
 from tally.errors import (
+    CouponNotApplicable,
     DuplicateReference,
     InsufficientPoints,
     LimitReached,
@@ -126,7 +127,7 @@ def test_refusals_write_nothing(mall: Mall) -> None:
     mall.item("CPN", "coupon", 10)
     with pytest.raises(NotAvailable):
         mall.place(member, "CPN")
-    with pytest.raises(NotAvailable):
+    with pytest.raises(CouponNotApplicable):  # no template has the code
         mall.place(member, "BOX", address={"line": "1 Road"}, coupon="TENOFF")
     _nothing_written(mall, member, 500, "BOX", None)
 

@@ -234,9 +234,12 @@ def place_order(
     unit, on_sale = domain.unit_points(catalog.pricing_of(item), standing.tier_code, now)
     points = unit * request.quantity
     order_id = uuid7()
-    discount = 0
+    accepting = _accepting_partner(session, item, actor, programme)
+    discount, redemption = 0, None
     if request.coupon is not None:
-        discount = mall_coupons.discount(session, member_id, request.coupon, item, points, now)
+        discount, redemption = mall_coupons.discount(
+            session, member_id, request.coupon, item, points, accepting, programme, now
+        )
     window = _count_limit(session, item, member_id, request.quantity, on_sale, programme, now)
     taken = (
         repository.take_sale_stock(session, item.id, request.quantity)
@@ -254,7 +257,6 @@ def place_order(
             raise SoldOut(f"Slot {request.slot} of {item.code} is full.", item=item.code)
         slot_id = slot.id
     cash = catalog.cash_of(item)
-    accepting = _accepting_partner(session, item, actor, programme)
     to_pay = points - discount
     row = repository.insert_order(
         session,
@@ -296,7 +298,10 @@ def place_order(
             session, _origin(row), member_id, to_pay, f"mall-order:{row.id}", seconds, now, policy
         )
         _save(session, row, {"hold_id": hold.id}, now)
-    _record(session, row, "placed", actor, None, now, points=to_pay, quantity=row.quantity)
+    used = {mall_coupons.REDEMPTION: str(redemption)} if redemption is not None else None
+    _record(
+        session, row, "placed", actor, None, now, points=to_pay, quantity=row.quantity, details=used
+    )
     if cash is None:
         _pay(session, row, item, actor, now, policy, reference=None)
     return row
@@ -730,7 +735,8 @@ def lapse(session: Session, order_id: uuid.UUID, as_of: datetime, policy: Policy
 
 def _release_unpaid(session: Session, row: Order, now: datetime, policy: Policy) -> None:
     """Give an unpaid order's held points back: void its hold, or (past its timeout) have the
-    ledger record the lapse."""
+    ledger record the lapse; its coupon's use goes back too."""
+    mall_coupons.release(session, row, now)
     if row.hold_id is None:
         return
     found = holds.find(session, [row.hold_id]).get(row.hold_id)

@@ -1386,6 +1386,7 @@ def _duplicate_template(w: World) -> Callable[[], Any]:
 
 
 COUPON_NOT_APPLICABLE: dict[str, Build] = {
+    "a mall order with an unknown coupon": _order(_mall_item, coupon="SAVE10"),
     "a coupon below its minimum spend": _redeem_short,
     "an unknown code": lambda w: w.post(
         "/v1/coupons/redeem",
@@ -1557,7 +1558,6 @@ INVALID_TRANSITION: dict[str, Build] = {
 
 NOT_AVAILABLE: dict[str, Build] = {
     "an order of a coupon item": _order(lambda w: _mall_item(w, "coupon")),
-    "an order with a coupon": _order(_mall_item, coupon="SAVE10"),
 }
 
 MALL_NOT_ELIGIBLE: dict[str, Build] = {
