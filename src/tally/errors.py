@@ -334,6 +334,28 @@ class LinkAlreadyUsed(TallyError):
     title = "This sign-in link was already used"
 
 
+# Auctions (issue 12).
+class BidTooLow(TallyError):
+    """A bid below the current price plus one increment (the start, for the first bid), or
+    the leader bidding no more than its own maximum; ``minimum`` is the least that would do."""
+
+    code = "bid_too_low"
+    status = 409
+    title = "The bid is too low"
+
+
+class AuctionNotOpen(TallyError):
+    code = "auction_not_open"
+    status = 409
+    title = "The auction has not started"
+
+
+class AuctionClosed(TallyError):
+    code = "auction_closed"
+    status = 409
+    title = "The auction has ended"
+
+
 ALL_ERRORS: tuple[type[TallyError], ...] = (
     ValidationFailed,
     NotFound,
@@ -373,4 +395,7 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     WebhookTargetRefused,
     UnknownEventType,
     AdjustmentTooLarge,
+    BidTooLow,
+    AuctionNotOpen,
+    AuctionClosed,
 )

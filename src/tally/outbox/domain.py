@@ -23,6 +23,10 @@ class EventType(enum.StrEnum):
     TIER_CHANGED = "tier.changed"
     MEMBERSHIP_CHANGED = "membership.changed"
     FAMILY_CHANGED = "family.changed"
+    AUCTION_OUTBID = "auction.outbid"
+    AUCTION_WON = "auction.won"
+    AUCTION_LOST = "auction.lost"
+    AUCTION_CLOSED = "auction.closed"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_DISABLED = "webhook.disabled"
 
