@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from tally.auctions import jobs as auction_jobs
 from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import sign_ins
@@ -13,6 +14,7 @@ from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
 from tally.ledger import jobs, reminders
+from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
@@ -60,6 +62,12 @@ class Scheduler:
                 ),
             ),
             ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
+            (
+                "auctions",
+                lambda: auction_jobs.close_due(
+                    self._db.write, now, policy_for(programme, self._settings)
+                ),
+            ),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
             (
                 "idempotency",
