@@ -91,6 +91,9 @@ MESSAGES: dict[str, str] = {
     "not_invitee": N_("Only the invited member can answer this invitation."),
     "not_family_member": N_("This member is not in this family."),
     "not_member_itself": N_("Only the member concerned can do this."),
+    "bid_too_low": N_("This bid is too low: bid at least the price plus one increment."),
+    "auction_not_open": N_("This auction has not started yet."),
+    "auction_closed": N_("This auction has ended."),
     "csrf_failed": N_("This form has expired. Reload the page and try again."),
     "internal_error": N_("Something went wrong on our side. Nothing was changed."),
 }

@@ -8,6 +8,7 @@ from tally.web.console import (
     accounts_page,
     actions,
     adjustments_page,
+    auctions_page,
     audit_page,
     campaigns_page,
     consents_page,
@@ -41,6 +42,7 @@ STAFF_ROUTERS = (
     accounts_page.router,
     campaigns_page.router,
     events_page.router,
+    auctions_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
