@@ -25,7 +25,7 @@ client = web_fixtures.client
 demo_data = web_fixtures.demo_data
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Demo members no other test changes.
-BIDDER, RIVAL = 17, 18
+BIDDER, RIVAL = 15, 16
 
 
 def _local(minutes: int) -> str:

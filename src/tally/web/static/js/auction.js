@@ -36,6 +36,10 @@
       minimum.min = String(next.minimum_bid);
       if (Number(minimum.value) < next.minimum_bid) minimum.value = String(next.minimum_bid);
     }
+    const note = field("minimum-note");
+    if (note && next.minimum_bid !== null) {
+      note.textContent = note.getAttribute("data-template").replace("{n}", String(next.minimum_bid));
+    }
     if (next.minimum_bid === null) {
       const form = room.querySelector("form.m-bid");
       if (form) form.hidden = true;
