@@ -34,12 +34,14 @@ SMOKE = {
     "events_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "expiry.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "auctions.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
 }
 #: A verification row each script's table must show passed (its exit code says so too).
 VERIFIED = {
     "events_api.py": "tally ledger verify",
     "expiry.py": "tally ledger verify",
     "events_import.py": "tally ledger verify",
+    "auctions.py": "tally ledger verify",
 }
 TIMEOUT = 240
 

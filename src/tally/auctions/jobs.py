@@ -176,7 +176,8 @@ def _tell(
                 data,
                 as_of,
                 member_id=member_id,
-                partner_id=row.partner_id,
+                # The seller learns who won (to fulfil the order), not who else bid.
+                partner_id=row.partner_id if won else None,
             )
         )
     outbox.emit(session, events, as_of)

@@ -427,8 +427,7 @@ def bid(
                         "ends_at": decision.ends_at.isoformat(),
                     },
                     now,
-                    member_id=decision.outbid,
-                    partner_id=row.partner_id,
+                    member_id=decision.outbid,  # the seller is not told who bids
                 )
             ],
             now,
