@@ -225,7 +225,10 @@ def _verify(run: DbRun, url: str, auction: str, members: list[int], closed: bool
 
 def run_api(run: DbRun, url: str, args: argparse.Namespace, log_dir: Path) -> None:
     server = TallyServer(
-        url, port=free_port(), workers=args.workers, log_path=log_dir / f"auctions-{run.database}.log"
+        url,
+        port=free_port(),
+        workers=args.workers,
+        log_path=log_dir / f"auctions-{run.database}.log",
     )
     log(f"{run.database}: starting {' '.join(server.command)}")
     server.start()
@@ -284,24 +287,54 @@ def build_rows(runs: list[DbRun], smoke: bool) -> list[Row]:
         rows += [
             Row(db, "bid p50", f"{load.percentile(0.5):.1f} ms", "none", "info"),
             Row(db, "bid p99", f"{load.percentile(0.99):.1f} ms", "none", "info"),
-            Row(db, "bids answered", f"{rate:,.0f}/s ({load.accepted} accepted, "
-                f"{load.too_low} too low)", "none", "info"),  # fmt: skip
+            Row(
+                db,
+                "bids answered",
+                f"{rate:,.0f}/s ({load.accepted} accepted, {load.too_low} too low)",
+                "none",
+                "info",
+            ),
             Row(db, "end extended by late bids", f"{run.extended_s:.0f} s", "none", "info"),
-            Row(db, "failed bids and socket errors", f"{load.errors}"
-                + (f" ({load.first_error[:80]})" if load.first_error else ""), "0",
-                check(load.errors == 0)),  # fmt: skip
-            Row(db, "holds when bidding ended", "; ".join(run.holds_at_end) or "consistent",
-                "only the leader's maximum held", check(not run.holds_at_end)),  # fmt: skip
-            Row(db, "holds after the close", "; ".join(run.holds_after_close) or "none active",
-                "none active", check(not run.holds_after_close)),  # fmt: skip
-            Row(db, "wallets after the close", "; ".join(run.wallets[:3]) or "all exact",
+            Row(
+                db,
+                "failed bids and socket errors",
+                f"{load.errors}" + (f" ({load.first_error[:80]})" if load.first_error else ""),
+                "0",
+                check(load.errors == 0),
+            ),
+            Row(
+                db,
+                "holds when bidding ended",
+                "; ".join(run.holds_at_end) or "consistent",
+                "only the leader's maximum held",
+                check(not run.holds_at_end),
+            ),
+            Row(
+                db,
+                "holds after the close",
+                "; ".join(run.holds_after_close) or "none active",
+                "none active",
+                check(not run.holds_after_close),
+            ),
+            Row(
+                db,
+                "wallets after the close",
+                "; ".join(run.wallets[:3]) or "all exact",
                 "the winner paid the price once, others all back",
-                check(run.sold and not run.wallets and run.captures == 1)),  # fmt: skip
-            Row(db, "tally ledger verify", "clean" if run.ledger_ok else "failed", "clean",
-                check(run.ledger_ok)),  # fmt: skip
+                check(run.sold and not run.wallets and run.captures == 1),
+            ),
+            Row(
+                db,
+                "tally ledger verify",
+                "clean" if run.ledger_ok else "failed",
+                "clean",
+                check(run.ledger_ok),
+            ),
         ]
         if not smoke:
-            rows.append(Row(db, "bids accepted", str(load.accepted), ">= 1", check(load.accepted > 0)))
+            rows.append(
+                Row(db, "bids accepted", str(load.accepted), ">= 1", check(load.accepted > 0))
+            )
     return rows
 
 
@@ -319,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="write a Markdown report here")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.bidders, args.clients, args.duration = (SMOKE[k] for k in ("bidders", "clients", "duration"))
+        args.bidders, args.clients, args.duration = (
+            SMOKE[k] for k in ("bidders", "clients", "duration")
+        )
         args.soft_close, args.max_extension = SMOKE["soft_close"], SMOKE["max_extension"]
         args.workers = 1
     runs: list[DbRun] = []

@@ -93,7 +93,9 @@ def test_the_close_is_the_last_thing_a_watcher_gets(database: Database) -> None:
         assert (await queue.get()).phase is Phase.OPEN
         jobs.close_due(database.write, utcnow() + timedelta(hours=2), POLICY)
         final = await asyncio.wait_for(queue.get(), 5)
-        assert final is not None and final.phase is Phase.SOLD and final.final_price == 100
+        assert final is not None
+        assert final.phase is Phase.SOLD
+        assert final.final_price == 100
         assert await asyncio.wait_for(queue.get(), 5) is None
 
     asyncio.run(scenario())

@@ -38,7 +38,9 @@ def _setup(db: Database) -> tuple[uuid.UUID, list[int]]:
         shop = partners.create_partner(session, "SHOP", "Select Mall", now)
         for index in range(BIDDERS):
             member, _ = enrolment.enrol(session, Identity("t", f"bidder-{index}"), {}, now)
-            points.earn(session, Origin(partner_id=shop.id), member, WALLET, f"e{index}", now, POLICY)
+            points.earn(
+                session, Origin(partner_id=shop.id), member, WALLET, f"e{index}", now, POLICY
+            )
             members.append(member)
         spec = auctions.AuctionSpec(
             item_code="LUNCH-1",
@@ -74,7 +76,8 @@ def _bid(db: Database, auction: uuid.UUID, member: int, maximum: int) -> object:
 def _assert_consistent(db: Database, auction: uuid.UUID, members: list[int]) -> Auction:
     with db.read() as session:
         row = session.get(Auction, auction)
-        assert row is not None and row.leader_member_id is not None
+        assert row is not None
+        assert row.leader_member_id is not None
         assert auctions.check_holds(session, auction) == []
         for member in members:
             wallet = ledger.wallet(session, member)
@@ -106,12 +109,14 @@ def test_racing_bidders_leave_one_leader_holding_its_maximum(
     if spread:  # the highest maximum leads, one step above the runner-up's
         assert (row.leader_member_id, row.leader_max) == (members[-1], maxima[-1])
         leading = [answer for answer in accepted if answer.member_id == members[-1]]
-        assert leading and leading[0].leading
+        assert leading
+        assert leading[0].leading
     else:  # equal maxima: the first accepted bid leads, at that maximum
         first = min(accepted, key=lambda answer: answer.seq)
         assert (row.leader_member_id, row.price) == (first.member_id, 2000)
         # The second ties (outbid at once by the earlier); every later one is below 2,050.
-        assert len(accepted) == 2 and not max(accepted, key=lambda a: a.seq).leading
+        assert len(accepted) == 2
+        assert not max(accepted, key=lambda a: a.seq).leading
 
 
 def test_two_closing_workers_charge_the_winner_once(database: Database) -> None:
@@ -126,7 +131,9 @@ def test_two_closing_workers_charge_the_winner_once(database: Database) -> None:
     assert sorted(report.sold for report in reports) == [0, 1]  # type: ignore[attr-defined]
     with database.read() as session:
         row = session.get(Auction, auction)
-        assert row is not None and row.final_price == 910 and row.winner_member_id == members[2]
+        assert row is not None
+        assert row.final_price == 910
+        assert row.winner_member_id == members[2]
         captures = session.scalar(
             select(func.count())
             .select_from(JournalEntry)
@@ -135,7 +142,9 @@ def test_two_closing_workers_charge_the_winner_once(database: Database) -> None:
         assert captures == 1
         assert auctions.check_holds(session, auction) == []
         winner = ledger.wallet(session, members[2])
-        assert winner is not None and (winner.available, winner.held) == (WALLET - 910, 0)
+        assert winner is not None
+        assert (winner.available, winner.held) == (WALLET - 910, 0)
         for member in members[:2]:
             wallet = ledger.wallet(session, member)
-            assert wallet is not None and (wallet.available, wallet.held) == (WALLET, 0)
+            assert wallet is not None
+            assert (wallet.available, wallet.held) == (WALLET, 0)

@@ -35,7 +35,7 @@ Seconds = Annotated[StrictInt, Field(ge=0, le=7 * 24 * 3600)]
 
 
 class ItemNames(Strict):
-    zh_CN: Name = Field(alias="zh-CN")
+    zh: Name = Field(alias="zh-CN")
     en: Name
 
 
@@ -62,8 +62,10 @@ class AuctionCreate(Strict):
         '{"from": 1000, "step": 50}]; the first starts from 0.',
     )
     soft_close_seconds: Annotated[StrictInt, Field(ge=0, le=auctions.MAX_SOFT_CLOSE_SECONDS)] = (
-        Field(description="A bid that moves the price or the lead this close to the end "
-        "extends the end to this long after it.")
+        Field(
+            description="A bid that moves the price or the lead this close to the end "
+            "extends the end to this long after it."
+        )
     )
     max_extension_seconds: Seconds = Field(
         default=domain.DEFAULT_MAX_EXTENSION_SECONDS,
@@ -170,9 +172,7 @@ def _fields(found: auctions.AuctionView) -> dict[str, object]:
         "ends_at": found.ends_at,
         "latest_end": found.latest_end,
         "start_points": found.start_points,
-        "increments": [
-            IncrementOut(start=item.start, step=item.step) for item in found.increments
-        ],
+        "increments": [IncrementOut(start=item.start, step=item.step) for item in found.increments],
         "soft_close_seconds": found.soft_close_seconds,
         "result": result,
     }
@@ -234,7 +234,7 @@ async def create_auction(
         now = clock_now(write.request)
         spec = auctions.AuctionSpec(
             item_code=payload.item,
-            item_names={"zh-CN": payload.names.zh_CN, "en": payload.names.en},
+            item_names={"zh-CN": payload.names.zh, "en": payload.names.en},
             starts_at=payload.starts_at,
             ends_at=payload.ends_at,
             start_points=payload.start_points,

@@ -14,6 +14,7 @@ the latest end the auction allows.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,7 +124,7 @@ def check_increments(increments: Sequence[Increment]) -> str | None:
         return "at least one increment is needed"
     if increments[0].start != 0:
         return "the first increment starts from 0"
-    for before, after in zip(increments, increments[1:], strict=False):
+    for before, after in itertools.pairwise(increments):
         if after.start <= before.start:
             return "each increment starts above the one before"
     if any(item.step <= 0 for item in increments):

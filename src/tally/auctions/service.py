@@ -37,7 +37,7 @@ from tally.errors import (
 from tally.kit.ids import uuid7
 from tally.ledger import holds, orders
 from tally.ledger.domain import HoldState, Origin, Policy
-from tally.ledger.posting import check_points
+from tally.ledger.posting import Posted, check_points
 from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType
 
@@ -312,12 +312,12 @@ def my_maximum(session: Session, auction_id: uuid.UUID, member_id: int) -> int |
     return repository.member_best(session, auction_id, member_id)
 
 
-def _posted(outcomes: list[orders.Outcome]) -> list[orders.Posted]:
+def _posted(outcomes: list[orders.Outcome]) -> list[Posted]:
     """The posted entries, or the first refusal raised (the caller's transaction rolls back)."""
     return [orders.posted(outcome) for outcome in outcomes]
 
 
-def _hold_of(posted: orders.Posted) -> HoldState:
+def _hold_of(posted: Posted) -> HoldState:
     assert posted.hold is not None, "a hold order names its hold"
     return posted.hold
 
@@ -357,11 +357,18 @@ def bid(
     try:
         check_points(max_points, policy)
     except ValidationFailed as error:
-        raise ValidationFailed(error.detail.replace("points", "max_points", 1), field="max_points")
+        detail = error.detail.replace("points", "max_points", 1)
+        raise ValidationFailed(detail, field="max_points") from None
     rules = rules_of(row)
     seq = row.bid_count + 1
     decision = domain.place(
-        repository.best_bids(session, auction_id), member_id, max_points, now, row.ends_at, rules, seq
+        repository.best_bids(session, auction_id),
+        member_id,
+        max_points,
+        now,
+        row.ends_at,
+        rules,
+        seq,
     )
     if decision.bid is None:
         own = decision.refusal is Refusal.NOT_ABOVE_OWN
@@ -450,8 +457,10 @@ def result_for_order(session: Session, auction_id: uuid.UUID) -> AuctionResult |
     row = get(session, auction_id)
     if row.status is not AuctionStatus.SOLD:
         return None
-    assert row.winner_member_id is not None and row.final_price is not None
-    assert row.capture_entry_id is not None and row.closed_at is not None
+    assert row.winner_member_id is not None
+    assert row.final_price is not None
+    assert row.capture_entry_id is not None
+    assert row.closed_at is not None
     return AuctionResult(
         auction_id=row.id,
         partner_id=row.partner_id,
@@ -475,4 +484,3 @@ def check_holds(session: Session, auction_id: uuid.UUID) -> list[str]:
     elif active:
         problems.append(f"active holds {active}, expected none")
     return problems
-

@@ -21,8 +21,9 @@ ScopesOption = Annotated[
     str,
     typer.Option(
         "--scopes",
-        help="Comma-separated: members,earn,redeem,read,admin,webhooks,events,catalog,mall,coupons; transfer only "
-        "for the operator's channels (partners[].operator_channel in the programme).",
+        help="Comma-separated: members,earn,redeem,read,admin,webhooks,events,catalog,mall,"
+        "coupons; transfer only for the operator's channels (partners[].operator_channel in "
+        "the programme).",
     ),
 ]
 

@@ -15,8 +15,8 @@ from tally.web import i18n, labels
 from tally.web.console import router as console
 from tally.web.errors import install_error_pages
 from tally.web.http import Web, redirect
-from tally.web.member import code_page as member_code
 from tally.web.member import auctions_page as member_auctions
+from tally.web.member import code_page as member_code
 from tally.web.member import engagement_page as member_engagement
 from tally.web.member import privacy as member_privacy
 from tally.web.member import routes as member

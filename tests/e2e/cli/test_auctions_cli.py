@@ -79,9 +79,11 @@ def test_the_job_closes_an_ended_auction_once(db: Database) -> None:
 
     with db.read() as session:
         result = auctions.result_for_order(session, auction_id)
-        assert result is not None and (result.member_id, result.points) == (bidders[0], 410)
+        assert result is not None
+        assert (result.member_id, result.points) == (bidders[0], 410)
         winner, loser = (ledger.wallet(session, member) for member in bidders)
-        assert winner is not None and loser is not None
+        assert winner is not None
+        assert loser is not None
         assert (winner.available, winner.held, loser.available, loser.held) == (590, 0, 1000, 0)
 
 

@@ -67,9 +67,7 @@ def model_standing(bids: list[Bid], rule: Rules) -> tuple[int | None, int]:
     return leader, price
 
 
-bid_lists = st.lists(
-    st.tuples(st.integers(1, 6), st.integers(1, 2500)), min_size=0, max_size=25
-)
+bid_lists = st.lists(st.tuples(st.integers(1, 6), st.integers(1, 2500)), min_size=0, max_size=25)
 
 
 @settings(max_examples=300, deadline=None)
@@ -130,9 +128,11 @@ def test_only_the_two_best_decide(asked: list[tuple[int, int]]) -> None:
 def test_a_second_bidder_pays_one_increment_above_the_runner_up() -> None:
     rule = rules()
     first = place([], 1, 500, NOW, END, rule)
-    assert first.bid is not None and first.after.price == 100  # alone: the start
+    assert first.bid is not None
+    assert first.after.price == 100
     second = place([first.bid], 2, 300, NOW, END, rule)
-    assert second.bid is not None and not second.bidder_leads
+    assert second.bid is not None
+    assert not second.bidder_leads
     assert (second.after.leader, second.after.price) == (first.bid, 310)
     third = place([first.bid, second.bid], 3, 1200, NOW, END, rule)
     assert third.outbid == 1
@@ -143,7 +143,8 @@ def test_the_step_changes_with_the_runner_up() -> None:
     rule = rules()
     bids = [Bid(1, 1000, 1), Bid(2, 5000, 2)]
     assert standing(bids, rule).price == 1050
-    assert increment_at(LADDER, 999) == 10 and increment_at(LADDER, 1000) == 50
+    assert increment_at(LADDER, 999) == 10
+    assert increment_at(LADDER, 1000) == 50
 
 
 def test_equal_maxima_go_to_the_earlier_bid_at_that_maximum() -> None:
@@ -151,7 +152,8 @@ def test_equal_maxima_go_to_the_earlier_bid_at_that_maximum() -> None:
     first = place([], 1, 400, NOW, END, rule)
     assert first.bid is not None
     tie = place([first.bid], 2, 400, NOW, END, rule)
-    assert tie.bid is not None and not tie.bidder_leads
+    assert tie.bid is not None
+    assert not tie.bidder_leads
     assert (tie.after.leader, tie.after.price) == (first.bid, 400)
 
 
@@ -168,7 +170,9 @@ def test_the_leader_raises_its_own_maximum_without_moving_the_price() -> None:
     rule = rules()
     bids = [Bid(1, 500, 1), Bid(2, 300, 2)]
     raised = place(bids, 1, 900, END - timedelta(seconds=5), END, rule)
-    assert raised.bid is not None and raised.bidder_leads and raised.outbid is None
+    assert raised.bid is not None
+    assert raised.bidder_leads
+    assert raised.outbid is None
     assert raised.after.price == 310
     assert raised.ends_at == END  # nothing watchers see moved: no extension
     same = place(bids, 1, 500, NOW, END, rule)

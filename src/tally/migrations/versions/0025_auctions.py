@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.Column("soft_close_seconds", sa.Integer(), nullable=False),
         sa.Column(
             "status",
-            sa.Enum(
-                "open", "sold", "unsold", name="auctionstatus", native_enum=False, length=16
-            ),
+            sa.Enum("open", "sold", "unsold", name="auctionstatus", native_enum=False, length=16),
             nullable=False,
         ),
         sa.Column("price", sa.BigInteger(), nullable=False),
@@ -69,9 +67,7 @@ def upgrade() -> None:
             "reserve IS NULL OR reserve > 0", name=op.f("ck_auctions_reserve_positive")
         ),
         sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_auctions_ends_after_start")),
-        sa.CheckConstraint(
-            "latest_end >= ends_at", name=op.f("ck_auctions_latest_end_after_end")
-        ),
+        sa.CheckConstraint("latest_end >= ends_at", name=op.f("ck_auctions_latest_end_after_end")),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_auctions_partner_id_partners")
         ),

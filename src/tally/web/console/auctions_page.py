@@ -155,8 +155,7 @@ def spec_of(form: dict[str, str], zone: ZoneInfo) -> auctions.AuctionSpec:
         reserve=_number(form["reserve"], "reserve", optional=True),
         increments=_increments(form["increments"]),
         soft_close_seconds=_number(form["soft_close_seconds"], "soft_close_seconds") or 0,
-        max_extension_seconds=_number(form["max_extension_seconds"], "max_extension_seconds")
-        or 0,
+        max_extension_seconds=_number(form["max_extension_seconds"], "max_extension_seconds") or 0,
     )
 
 
@@ -199,9 +198,7 @@ def create_auction(
             seller = partners.partner_by_code(session, owner.strip())
         except NotFound:
             raise ValidationFailed("Choose the partner selling the item.", field="owner") from None
-        row = auctions.create(
-            session, seller.id, spec, moment, policy(request), staff_id=staff.id
-        )
+        row = auctions.create(session, seller.id, spec, moment, policy(request), staff_id=staff.id)
         record(
             request,
             session,

@@ -53,9 +53,7 @@ class AuctionWatch:
         channel = self._channels.get(auction_id)
         return len(channel.subscribers) if channel else 0
 
-    async def subscribe(
-        self, auction_id: uuid.UUID
-    ) -> asyncio.Queue[auctions.AuctionView | None]:
+    async def subscribe(self, auction_id: uuid.UUID) -> asyncio.Queue[auctions.AuctionView | None]:
         """A queue that gets the auction's state now and at every change; ``None`` when the
         auction closed (nothing more will come). ``not_found`` for an unknown auction."""
         channel = self._channels.setdefault(auction_id, _Channel())

@@ -163,7 +163,11 @@ def place_bid(
     try:
         with database(request).write() as session:
             done = auctions.bid(
-                session, _id(auction_id), member_id, max_points, sessions.now(request),
+                session,
+                _id(auction_id),
+                member_id,
+                max_points,
+                sessions.now(request),
                 policy(request),
             )
     except BidTooLow as error:
