@@ -1353,6 +1353,7 @@ ADJUSTMENT_TOO_LARGE: dict[str, Build] = {
     "a debit above it": adjust({"points": -10_000_001, "reason": "typo"}),
 }
 
+
 # --- auctions ---
 def _auction(w: World, starts_in: timedelta, ends_in: timedelta) -> str:
     """An auction of the world's partner, from ``starts_in`` to ``ends_in`` from now."""
