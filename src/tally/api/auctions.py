@@ -103,7 +103,9 @@ class MineOut(BaseModel):
     leading: bool
 
 
-class AuctionOut(BaseModel):
+class AuctionState(BaseModel):
+    """An auction as anyone watching it sees it: never the reserve or anyone's maximum."""
+
     id: str
     item: ItemOut
     status: str = Field(description="scheduled, open, ended (awaiting its close), sold, unsold.")
@@ -123,13 +125,15 @@ class AuctionOut(BaseModel):
     mine: MineOut | None = Field(default=None, description="With ?member_id: that member's bid.")
 
 
-class OwnedAuctionOut(AuctionOut):
+class AuctionOut(AuctionState):
+    """An auction as its owner (and the operator's channels) see it: with the reserve."""
+
     reserve: int | None = Field(description="The hidden reserve (its owner's to see).")
     capture_transaction_id: str | None
 
 
 class AuctionList(BaseModel):
-    items: list[OwnedAuctionOut]
+    items: list[AuctionOut]
 
 
 class BidOut(BaseModel):
@@ -142,11 +146,11 @@ class BidOut(BaseModel):
 
 class BidPlaced(BaseModel):
     bid: BidOut
-    auction: AuctionOut
+    auction: AuctionState
 
 
-def _out(found: auctions.AuctionView, mine: MineOut | None = None) -> AuctionOut:
-    return AuctionOut(**_fields(found), mine=mine)
+def _out(found: auctions.AuctionView, mine: MineOut | None = None) -> AuctionState:
+    return AuctionState(**_fields(found), mine=mine)
 
 
 def _fields(found: auctions.AuctionView) -> dict[str, object]:
@@ -178,9 +182,9 @@ def _fields(found: auctions.AuctionView) -> dict[str, object]:
     }
 
 
-def _owned(session: Session, found: auctions.AuctionView) -> OwnedAuctionOut:
+def _owned(session: Session, found: auctions.AuctionView) -> AuctionOut:
     row = auctions.get(session, found.id)
-    return OwnedAuctionOut(
+    return AuctionOut(
         **_fields(found),
         reserve=row.reserve,
         capture_transaction_id=str(row.capture_entry_id) if row.capture_entry_id else None,
@@ -220,7 +224,7 @@ BID_ERRORS: dict[int | str, dict[str, str]] = {
 
 @router.post(
     "/v1/mall/auctions",
-    response_model=OwnedAuctionOut,
+    response_model=AuctionOut,
     status_code=201,
     responses={422: {"description": "validation_error"}},
 )
@@ -264,18 +268,18 @@ async def list_auctions(
     return await read.run(work)
 
 
-@router.get("/v1/auctions/{auction_id}", response_model=AuctionOut, responses=AUCTION_ERRORS)
+@router.get("/v1/auctions/{auction_id}", response_model=AuctionState, responses=AUCTION_ERRORS)
 async def get_auction(
     auction_id: AuctionId,
     read: Annotated[Reader, Depends(reader(Scope.MALL))],
     member_id: Annotated[
         int | None, Query(gt=0, le=MAX_ID, description="Also show this member's own bid.")
     ] = None,
-) -> AuctionOut:
+) -> AuctionState:
     """The auction as watchers see it: status, price, leader, end, how many bids and whether
     the reserve is met — never the reserve or anyone's maximum but the asked member's own."""
 
-    def work(session: Session, caller: Caller) -> AuctionOut:
+    def work(session: Session, caller: Caller) -> AuctionState:
         target = _visible(session, caller, auction_id)
         found = auctions.view(session, target, clock_now(read.request))
         mine = None
