@@ -148,3 +148,25 @@ def test_two_closing_workers_charge_the_winner_once(database: Database) -> None:
             wallet = ledger.wallet(session, member)
             assert wallet is not None
             assert (wallet.available, wallet.held) == (WALLET, 0)
+
+
+def test_the_scheduler_closes_an_ended_auction(database: Database) -> None:
+    from tally.config import Settings
+    from tally.programme.runtime import ProgrammeCache
+    from tally.scheduler import Scheduler
+
+    auction, members = _setup(database)
+    answer = _bid(database, auction, members[0], 700)
+    assert isinstance(answer, auctions.BidResult)
+    with database.write() as session:  # the auction ended a minute ago
+        row = session.get(Auction, auction)
+        assert row is not None
+        row.ends_at = utcnow() - timedelta(minutes=1)
+    settings = Settings()
+
+    Scheduler(database, settings, ProgrammeCache(settings, 0), interval=60).run_once()
+
+    with database.read() as session:
+        result = auctions.result_for_order(session, auction)
+        assert result is not None
+        assert (result.member_id, result.points) == (members[0], 100)
