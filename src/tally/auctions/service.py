@@ -379,7 +379,8 @@ def bid(
             reason=(decision.refusal or Refusal.TOO_LOW).value,
         )
     origin = Origin(partner_id=row.partner_id)
-    hold_for = domain.hold_seconds(row.latest_end, now)
+    # Checked when the auction was made; a programme that shortened holds since caps it.
+    hold_for = min(domain.hold_seconds(row.latest_end, now), policy.max_hold_seconds)
     reference = f"auction:{row.id}:{seq}"
     writes: list[orders.Order] = []
     previous = row.leader_hold_id
