@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tally.auctions import domain, repository
+from tally.auctions import service as auctions
 from tally.auctions.domain import AuctionStatus, UnsoldReason
 from tally.auctions.models import Auction
 from tally.errors import HoldNotActive
@@ -91,7 +92,7 @@ def close_one(
     if row is None or row.status is not AuctionStatus.OPEN or row.ends_at > as_of:
         return None
     origin = Origin(partner_id=row.partner_id)
-    final = domain.outcome(_final_standing(row), row.reserve)
+    final = domain.outcome(auctions.standing_of(row), row.reserve)
     values: dict[str, Any] = {"closed_at": as_of}
     status = AuctionStatus.UNSOLD
     reason = final.reason
@@ -116,13 +117,6 @@ def close_one(
         return None  # cannot happen under the lock; the transaction rolls back nothing
     _tell(session, row, status, values, as_of)
     return Closed(row.id, status)
-
-
-def _final_standing(row: Auction) -> domain.Standing:
-    leader = None
-    if row.leader_member_id is not None and row.leader_max is not None:
-        leader = domain.Bid(row.leader_member_id, row.leader_max, 0)
-    return domain.Standing(leader, None, row.price)
 
 
 def _release_the_rest(

@@ -224,7 +224,7 @@ def create(
     )
 
 
-def _standing(row: Auction) -> Standing:
+def standing_of(row: Auction) -> Standing:
     """The standing as the row keeps it (leader and price; the runner-up is not needed)."""
     leader = None
     if row.leader_member_id is not None and row.leader_max is not None:
@@ -235,7 +235,7 @@ def _standing(row: Auction) -> Standing:
 def view_of(row: Auction, now: datetime) -> AuctionView:
     """What anyone watching the auction sees at ``now``."""
     rules = rules_of(row)
-    current = _standing(row)
+    current = standing_of(row)
     phase = domain.phase(row.status, row.starts_at, row.ends_at, now)
     taking = phase in (Phase.SCHEDULED, Phase.OPEN)
     return AuctionView(
