@@ -97,5 +97,9 @@ def test_the_close_is_the_last_thing_a_watcher_gets(database: Database) -> None:
         assert final.phase is Phase.SOLD
         assert final.final_price == 100
         assert await asyncio.wait_for(queue.get(), 5) is None
+        watch.unsubscribe(auction, queue)
+        late = await watch.subscribe(auction)  # a watcher arriving after the close
+        assert [late.get_nowait().phase, late.get_nowait()] == [Phase.SOLD, None]
+        assert watch.watching(auction) == 0
 
     asyncio.run(scenario())

@@ -26,6 +26,7 @@ from tally.errors import NotFound
 Clock = Callable[[], datetime]
 Runner = Callable[[Callable[[], Any]], Any]  # runs blocking work off the event loop (awaitable)
 QUEUE_SIZE = 8
+CLOSED = (domain.Phase.SOLD, domain.Phase.UNSOLD)
 
 
 @dataclass
@@ -66,6 +67,11 @@ class AuctionWatch:
             channel.last = found
         queue: asyncio.Queue[auctions.AuctionView | None] = asyncio.Queue(QUEUE_SIZE)
         queue.put_nowait(channel.last)
+        if channel.last.phase in CLOSED:  # nothing more will come: no loop for it
+            queue.put_nowait(None)
+            if not channel.subscribers:
+                self._channels.pop(auction_id, None)
+            return queue
         channel.subscribers.add(queue)
         if channel.task is None or channel.task.done():
             channel.task = asyncio.get_running_loop().create_task(self._loop(auction_id, channel))
@@ -107,7 +113,7 @@ class AuctionWatch:
             if found is None:
                 continue
             channel.last = found
-            closed = found.phase in (domain.Phase.SOLD, domain.Phase.UNSOLD)
+            closed = found.phase in CLOSED
             for queue in list(channel.subscribers):
                 _offer(queue, found)
                 if closed:
