@@ -248,3 +248,26 @@ def test_a_bid_is_answered_once_per_idempotency_key(api: Api, clock: Clock) -> N
     assert again.headers["Idempotent-Replayed"] == "true"
     assert held(api, member) == (700, 300)
     assert ok(api.get(f"/v1/auctions/{auction}"))["bids"] == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"member_id": 1, "max_points": 0},
+        {"member_id": 1, "max_points": -5},
+        {"member_id": 1, "max_points": "500"},
+        {"member_id": 1, "max_points": 10.5},
+        {"member_id": 1, "max_points": 10**10},
+        {"max_points": 500},
+        {"member_id": 1, "max_points": 500, "reserve": 1},
+    ],
+)
+def test_a_malformed_bid_is_refused_and_writes_nothing(
+    api: Api, clock: Clock, database: Database, payload: dict[str, Any]
+) -> None:
+    auction = ok(api.post("/v1/mall/auctions", body()), 201)["id"]
+    clock.now = START
+    state = db_state(database)
+    assert_problem(api.post(f"/v1/auctions/{auction}/bids", payload), 422, "validation_error")
+    assert db_state(database) == state
+    assert_problem(api.post("/v1/auctions/not-a-uuid/bids", payload), 404, "not_found")
