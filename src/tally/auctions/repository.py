@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tally.auctions.domain import AuctionStatus, Bid
 from tally.auctions.models import Auction, AuctionBid
@@ -82,7 +83,8 @@ def insert_bid(session: Session, values: dict[str, Any]) -> None:
 
 def save_standing(session: Session, row: Auction, values: dict[str, Any], now: datetime) -> bool:
     """Write a bid's outcome on the auction, conditional on the version read under the lock
-    (and on its still being open); whether it was written."""
+    (and on its still being open); whether it was written. ``row`` then shows what was written
+    (without being read again)."""
     result = session.execute(
         update(Auction)
         .where(
@@ -98,7 +100,12 @@ def save_standing(session: Session, row: Auction, values: dict[str, Any], now: d
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    written = {**values, "bid_count": row.bid_count + 1, "version": row.version + 1}
+    for key, value in {**written, "updated_at": now}.items():
+        set_committed_value(row, key, value)
+    return True
 
 
 def close(

@@ -440,15 +440,13 @@ def bid(
             ],
             now,
         )
-    session.expire(row)
-    fresh = get(session, auction_id)
     return BidResult(
         seq=seq,
         member_id=member_id,
         max_points=max_points,
         leading=leading,
         hold_id=made.id if leading else None,
-        auction=view_of(fresh, now),
+        auction=view_of(row, now),
     )
 
 
