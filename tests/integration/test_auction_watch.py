@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,13 @@ TICK = 0.05
 
 async def _inline(work: Callable[[], Any]) -> Any:
     return work()
+
+
+def _run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``scenario`` on an event loop of its own thread (this thread may already run one:
+    Playwright's sync API leaves it so for the tests after a browser test)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: asyncio.run(scenario())).result()
 
 
 def _auction(db: Database) -> tuple[uuid.UUID, list[int]]:
@@ -80,7 +88,7 @@ def test_two_watchers_share_one_loop_and_both_see_each_bid(database: Database) -
         await asyncio.sleep(TICK * 4)
         assert watch.polls == polls  # nobody watches: nothing is read
 
-    asyncio.run(scenario())
+    _run(scenario)
 
 
 def test_the_close_is_the_last_thing_a_watcher_gets(database: Database) -> None:
@@ -102,4 +110,4 @@ def test_the_close_is_the_last_thing_a_watcher_gets(database: Database) -> None:
         assert [late.get_nowait().phase, late.get_nowait()] == [Phase.SOLD, None]
         assert watch.watching(auction) == 0
 
-    asyncio.run(scenario())
+    _run(scenario)
