@@ -70,7 +70,8 @@ class Auction(Base):
 
 class AuctionBid(Base):
     """An accepted bid: the member's maximum, held as points while it leads. ``seq`` orders an
-    auction's bids (equal maxima go to the lower); ``hold_id`` is the hold it made."""
+    auction's bids (equal maxima go to the lower); ``hold_id`` is the hold it made (none for a
+    bid a higher maximum outbid at once: it held nothing)."""
 
     __tablename__ = "auction_bids"
     __table_args__ = (
@@ -83,7 +84,7 @@ class AuctionBid(Base):
     seq: Mapped[int] = mapped_column(Integer)
     member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"), index=True)
     max_points: Mapped[int] = mapped_column(BigInteger)
-    hold_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     partner_id: Mapped[int | None] = mapped_column(BigInteger)  # the channel that placed it
     price_after: Mapped[int] = mapped_column(BigInteger)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime())

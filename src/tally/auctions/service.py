@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -31,13 +32,16 @@ from tally.errors import (
     AuctionNotOpen,
     BidTooLow,
     ConcurrentChange,
+    InsufficientPoints,
     NotFound,
     ValidationFailed,
 )
 from tally.kit.ids import uuid7
 from tally.ledger import holds, orders
+from tally.ledger import service as ledger
 from tally.ledger.domain import HoldState, Origin, Policy
 from tally.ledger.posting import Posted, check_points
+from tally.members import service as members
 from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType
 
@@ -378,24 +382,8 @@ def bid(
             minimum=decision.minimum,
             reason=(decision.refusal or Refusal.TOO_LOW).value,
         )
-    origin = Origin(partner_id=row.partner_id)
-    # Checked when the auction was made; a programme that shortened holds since caps it.
-    hold_for = min(domain.hold_seconds(row.latest_end, now), policy.max_hold_seconds)
-    reference = f"auction:{row.id}:{seq}"
-    writes: list[orders.Order] = []
-    previous = row.leader_hold_id
-    if previous is not None and (decision.outbid is not None or decision.bidder_leads):
-        found = holds.find(session, [previous]).get(previous)
-        if found is None:
-            raise ConcurrentChange(f"The leading hold of auction {auction_id} moved; retry.")
-        writes.append(orders.void_order(origin, found, now))
-    writes.append(orders.hold_order(origin, member_id, max_points, reference, hold_for))
-    posted = _posted(orders.post_orders(session, writes, now, policy))
-    made = _hold_of(posted[-1])
     leading = decision.bidder_leads
-    if not leading:  # outbid at once by a higher maximum: the points go straight back
-        found = holds.find(session, [made.id])[made.id]
-        _posted(orders.post_orders(session, [orders.void_order(origin, found, now)], now, policy))
+    made = _hold_maximum(session, row, decision, member_id, max_points, seq, now, policy)
     after = decision.after
     assert after.leader is not None
     values: dict[str, Any] = {
@@ -404,7 +392,7 @@ def bid(
         "leader_max": after.leader.max_points,
         "ends_at": decision.ends_at,
     }
-    if leading:
+    if made is not None:
         values["leader_hold_id"] = made.id
     if not repository.save_standing(session, row, values, now):
         raise ConcurrentChange(f"Auction {auction_id} changed meanwhile; retry.")
@@ -415,7 +403,7 @@ def bid(
             "seq": seq,
             "member_id": member_id,
             "max_points": max_points,
-            "hold_id": made.id,
+            "hold_id": made.id if made is not None else None,
             "partner_id": channel_partner_id,
             "price_after": after.price,
             "placed_at": now,
@@ -445,9 +433,46 @@ def bid(
         member_id=member_id,
         max_points=max_points,
         leading=leading,
-        hold_id=made.id if leading else None,
+        hold_id=made.id if made is not None else None,
         auction=view_of(row, now),
     )
+
+
+def _hold_maximum(
+    session: Session,
+    row: Auction,
+    decision: domain.Decision,
+    member_id: int,
+    max_points: int,
+    seq: int,
+    now: datetime,
+    policy: Policy,
+) -> HoldState | None:
+    """Hold the maximum of a bid that leads (giving the member it displaced, or the leader's
+    own smaller maximum, back in the same ledger write), and return that hold. A bid a higher
+    maximum outbids at once holds nothing: under its member's wallet lock, the one a hold would
+    take, its spendable points must cover its maximum (``insufficient_points``)."""
+    if not decision.bidder_leads:
+        members.lock(session, member_id)
+        zone = ZoneInfo(policy.zone_name)
+        if ledger.balance(session, member_id, now, zone).available < max_points:
+            raise InsufficientPoints(
+                f"Member {member_id} does not have enough points.", member_id=member_id
+            )
+        return None
+    origin = Origin(partner_id=row.partner_id)
+    # Checked when the auction was made; a programme that shortened holds since caps it.
+    hold_for = min(domain.hold_seconds(row.latest_end, now), policy.max_hold_seconds)
+    writes: list[orders.Order] = []
+    previous = row.leader_hold_id
+    if previous is not None:
+        found = holds.find(session, [previous]).get(previous)
+        if found is None:
+            raise ConcurrentChange(f"The leading hold of auction {row.id} moved; retry.")
+        writes.append(orders.void_order(origin, found, now))
+    reference = f"auction:{row.id}:{seq}"
+    writes.append(orders.hold_order(origin, member_id, max_points, reference, hold_for))
+    return _hold_of(_posted(orders.post_orders(session, writes, now, policy))[-1])
 
 
 def result_for_order(session: Session, auction_id: uuid.UUID) -> AuctionResult | None:

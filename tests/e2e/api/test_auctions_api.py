@@ -113,7 +113,7 @@ def test_an_auction_runs_from_the_first_bid_to_the_winner_paying(
     assert second["bid"]["leading"] is False
     assert second["bid"]["hold_id"] is None
     assert second["auction"]["price"] == 310
-    assert held(api, wang) == (2000, 0)  # held and released in the same transaction
+    assert held(api, wang) == (2000, 0)  # outbid at once: nothing held
 
     too_low = bid(api, auction, zhao, 319)
     assert assert_problem(too_low, 409, "bid_too_low")["minimum"] == 320

@@ -84,7 +84,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.BigInteger(), nullable=False),
         sa.Column("max_points", sa.BigInteger(), nullable=False),
-        sa.Column("hold_id", sa.Uuid(), nullable=False),
+        sa.Column("hold_id", sa.Uuid(), nullable=True),
         sa.Column("partner_id", sa.BigInteger(), nullable=True),
         sa.Column("price_after", sa.BigInteger(), nullable=False),
         _time("placed_at"),
