@@ -35,6 +35,7 @@ SMOKE = {
     "expiry.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "flash_sale.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "auctions.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
 }
 #: A verification row each script's table must show passed (its exit code says so too).
 VERIFIED = {
@@ -42,6 +43,7 @@ VERIFIED = {
     "expiry.py": "tally ledger verify",
     "events_import.py": "tally ledger verify",
     "flash_sale.py": "tally ledger verify",
+    "auctions.py": "tally ledger verify",
 }
 TIMEOUT = 240
 

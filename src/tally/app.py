@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 
+from tally.api import auctions as auctions_api
 from tally.api import campaigns as campaigns_api
 from tally.api import consents as consents_api
 from tally.api import coupons as coupons_api
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(campaigns_api.router)
     app.include_router(engagement_api.router)
     app.include_router(coupons_api.router)
+    app.include_router(auctions_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.

@@ -396,6 +396,28 @@ class DuplicateCode(TallyError):
     title = "This code is already used"
 
 
+# Auctions (issue 12).
+class BidTooLow(TallyError):
+    """A bid below the current price plus one increment (the start, for the first bid), or
+    the leader bidding no more than its own maximum; ``minimum`` is the least that would do."""
+
+    code = "bid_too_low"
+    status = 409
+    title = "The bid is too low"
+
+
+class AuctionNotOpen(TallyError):
+    code = "auction_not_open"
+    status = 409
+    title = "The auction has not started"
+
+
+class AuctionClosed(TallyError):
+    code = "auction_closed"
+    status = 409
+    title = "The auction has ended"
+
+
 ALL_ERRORS: tuple[type[TallyError], ...] = (
     ValidationFailed,
     NotFound,
@@ -444,4 +466,7 @@ ALL_ERRORS: tuple[type[TallyError], ...] = (
     CouponNotApplicable,
     CouponsExhausted,
     DuplicateCode,
+    BidTooLow,
+    AuctionNotOpen,
+    AuctionClosed,
 )

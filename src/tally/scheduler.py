@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from tally.auctions import jobs as auction_jobs
 from tally.config import Settings
 from tally.db.session import Database
 from tally.flows import coupon_allowances, mall_jobs, sign_ins
@@ -66,6 +67,12 @@ class Scheduler:
             (
                 "coupons",
                 lambda: coupon_allowances.issue_allowances(self._db.write, now, programme),
+            ),
+            (
+                "auctions",
+                lambda: auction_jobs.close_due(
+                    self._db.write, now, policy_for(programme, self._settings)
+                ),
             ),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
             ("orders", lambda: mall_jobs.lapse_unpaid(self._db.write, now, policy)),

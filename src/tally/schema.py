@@ -14,6 +14,7 @@ from sqlalchemy import Engine, MetaData, text
 
 from tally.accounts import models as account_models
 from tally.adjustments import models as adjustment_models
+from tally.auctions import models as auction_models
 from tally.audit import models as audit_models
 from tally.campaigns import models as campaign_models
 from tally.coupons import models as coupon_models
@@ -63,6 +64,7 @@ MODEL_MODULES = (
     engagement_models,
     mall_models,
     coupon_models,
+    auction_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -42,6 +42,7 @@ TransactionId = Annotated[
 MembershipId = Annotated[
     str, Path(pattern=UUID_PATTERN, description="The membership's id (a UUID).")
 ]
+AuctionId = Annotated[str, Path(pattern=UUID_PATTERN, description="The auction's id (a UUID).")]
 EventId = Annotated[str, Path(pattern=UUID_PATTERN, description="Tally's id of the stored event.")]
 
 

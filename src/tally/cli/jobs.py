@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tally.auctions import jobs as auction_jobs
 from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
 from tally.flows import coupon_allowances, mall_jobs, sign_ins
@@ -451,3 +452,36 @@ def refunds(
     """Refund in full the mall orders not shipped within their item's ship_within of payment
     (the 48-hour rule; idempotent; exactly once even with two workers)."""
     _mall_sweep(job_moment(as_of, dry_run), dry_run, mall_jobs.refund_late, 1, "refunded")
+
+
+@jobs_app.command("auctions")
+def close_auctions(
+    as_of: Annotated[str | None, as_of_option("Close the auctions that ended")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Close auctions whose end has passed: the winner pays the price (its hold captured, the
+    rest released), every other hold is released, bidders are told (each auction once: safe to
+    re-run and to run beside itself)."""
+    moment = job_moment(as_of, dry_run)
+    with open_database() as db:
+        if dry_run:
+            with db.read() as session:
+                found = auction_jobs.preview(session, moment, SAMPLE)
+            emit(
+                {
+                    **_head(moment, dry_run),
+                    "due": found.due,
+                    "sample": [str(item) for item in found.sample],
+                }
+            )
+            return
+        policy = policy_for(programme_in_force(at=moment), get_settings())
+        report = auction_jobs.close_due(db.write, moment, policy)
+    emit(
+        {
+            **_head(moment, dry_run),
+            "sold": report.sold,
+            "unsold": report.unsold,
+            **failed(report.failures),
+        }
+    )

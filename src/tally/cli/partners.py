@@ -22,8 +22,8 @@ ScopesOption = Annotated[
     typer.Option(
         "--scopes",
         help="Comma-separated: members,earn,redeem,read,admin,webhooks,events,catalog,mall,"
-        "coupons; transfer only "
-        "for the operator's channels (partners[].operator_channel in the programme).",
+        "coupons; transfer only for the operator's channels (partners[].operator_channel in "
+        "the programme).",
     ),
 ]
 

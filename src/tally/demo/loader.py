@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tally.config import Settings
 from tally.db.raw import savepoint
+from tally.demo import auctions as demo_auctions
 from tally.demo import engagement as demo_engagement
 from tally.demo import events as demo_events
 from tally.demo import families as demo_families
@@ -172,6 +173,7 @@ def load(session: Session, settings: Settings, member_count: int = MEMBER_COUNT)
     summary.events += demo_engagement.report(
         session, rng, member_ids, partner_ids["MOBILE"], now, policy, demo_programme
     )
+    demo_auctions.seed(session, partner_ids["MOBILE"], now, policy)
     session.flush()
     report = jobs.expire(_same_session(session), now)
     summary.entries += report.members

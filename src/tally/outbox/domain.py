@@ -35,6 +35,10 @@ class EventType(enum.StrEnum):
     COUPON_ISSUED = "coupon.issued"
     COUPON_REDEEMED = "coupon.redeemed"
     COUPON_ROLLED_BACK = "coupon.rolled_back"
+    AUCTION_OUTBID = "auction.outbid"
+    AUCTION_WON = "auction.won"
+    AUCTION_LOST = "auction.lost"
+    AUCTION_CLOSED = "auction.closed"
     WEBHOOK_PING = "webhook.ping"
     WEBHOOK_DISABLED = "webhook.disabled"
 

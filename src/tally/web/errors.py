@@ -100,6 +100,9 @@ MESSAGES: dict[str, str] = {
     "coupon_not_applicable": N_("The coupon does not apply."),
     "coupons_exhausted": N_("The template's limit leaves no room for that many codes."),
     "duplicate_code": N_("This code is already used by another coupon template."),
+    "bid_too_low": N_("This bid is too low: bid at least the price plus one increment."),
+    "auction_not_open": N_("This auction has not started yet."),
+    "auction_closed": N_("This auction has ended."),
     "csrf_failed": N_("This form has expired. Reload the page and try again."),
     "internal_error": N_("Something went wrong on our side. Nothing was changed."),
 }

@@ -15,6 +15,7 @@ from tally.web import i18n, labels
 from tally.web.console import router as console
 from tally.web.errors import install_error_pages
 from tally.web.http import Web, redirect
+from tally.web.member import auctions_page as member_auctions
 from tally.web.member import code_page as member_code
 from tally.web.member import coupons_page as member_coupons
 from tally.web.member import engagement_page as member_engagement
@@ -48,6 +49,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(member_engagement.router)
     app.include_router(member_coupons.router)
     app.include_router(member_mall.router)
+    app.include_router(member_auctions.router)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request) -> Response:

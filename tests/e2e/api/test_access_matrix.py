@@ -442,6 +442,27 @@ def _operator_item_order(w: World) -> tuple[int, dict[str, Any]]:
 MALL_SUPPLIER: dict[str, Expect] = {"unrelated": NOT_FOUND}
 
 
+def _auction_body() -> dict[str, Any]:
+    """An auction open from a minute ago for an hour."""
+    from datetime import timedelta
+
+    now = utcnow()
+    return {
+        "item": unique("LUNCH"),
+        "names": {"zh-CN": "午餐", "en": "Lunch"},
+        "starts_at": (now - timedelta(minutes=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat(),
+        "start_points": 100,
+        "increments": [{"from": 0, "step": 10}],
+        "soft_close_seconds": 60,
+    }
+
+
+def _shop_auction(w: World) -> str:
+    """An auction SHOP (a supplier) is running."""
+    return str(w.ok(w.shop.post("/v1/mall/auctions", _auction_body()))["id"])
+
+
 ROWS: list[Row] = [
     # Members and identities.
     Row(
@@ -1163,6 +1184,38 @@ ROWS: list[Row] = [
         get(member_path("/coupons")),
         FORBIDDEN,
         unrelated_reason="no_relationship",
+    ),
+    # --- auctions ---
+    Row(
+        "POST",
+        "/v1/mall/auctions",
+        Scope.CATALOG,
+        post(lambda _w: "/v1/mall/auctions", lambda _w: _auction_body()),
+        CREATED,
+        CREATED,
+        CREATED,
+    ),
+    Row("GET", "/v1/mall/auctions", Scope.CATALOG, get(lambda _w: "/v1/mall/auctions")),
+    Row(
+        "GET",
+        "/v1/auctions/{auction_id}",
+        Scope.MALL,
+        setup_then(_shop_auction, lambda api, auction: api.get(f"/v1/auctions/{auction}")),
+        NOT_FOUND,
+    ),
+    Row(
+        "POST",
+        "/v1/auctions/{auction_id}/bids",
+        Scope.MALL,
+        setup_then(
+            lambda w: (_shop_auction(w), w.member),
+            lambda api, made: api.post(
+                f"/v1/auctions/{made[0]}/bids", {"member_id": made[1], "max_points": 100}
+            ),
+        ),
+        FORBIDDEN,
+        FORBIDDEN,
+        CREATED,
     ),
 ]
 

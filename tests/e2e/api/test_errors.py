@@ -1386,7 +1386,8 @@ def _duplicate_template(w: World) -> Callable[[], Any]:
 
 
 COUPON_NOT_APPLICABLE: dict[str, Build] = {
-    "a mall order with an unknown coupon": _order(_mall_item, coupon="SAVE10"),
+    # defined below with the mall's builders
+    "a mall order with an unknown coupon": lambda w: _order(_mall_item, coupon="SAVE10")(w),  # noqa: PLW0108
     "a coupon below its minimum spend": _redeem_short,
     "an unknown code": lambda w: w.post(
         "/v1/coupons/redeem",
@@ -1576,6 +1577,39 @@ MALL_INSUFFICIENT: dict[str, Build] = {
 }
 
 
+# --- auctions ---
+def _auction(w: World, starts_in: timedelta, ends_in: timedelta) -> str:
+    """An auction of the world's partner, from ``starts_in`` to ``ends_in`` from now."""
+    from tally.auctions import service as auctions
+    from tally.auctions.domain import Increment
+
+    now = utcnow()
+    spec = auctions.AuctionSpec(
+        "LUNCH-1", {"zh-CN": "午餐", "en": "Lunch"}, now + starts_in, now + ends_in, 100, None,
+        (Increment(0, 10),), 60,
+    )  # fmt: skip
+    with w.database.write() as session:
+        made = auctions.create(
+            session, w.partner.partner_id, spec, now + ends_in - timedelta(hours=2),
+            policy_of(w.app.state.settings),
+        )  # fmt: skip
+        return str(made.id)
+
+
+def _bid(starts_in: timedelta, ends_in: timedelta, points: int) -> Build:
+    def build(w: World) -> Callable[[], Any]:
+        auction = _auction(w, starts_in, ends_in)
+        body = {"member_id": w.member, "max_points": points}
+        return w.post(f"/v1/auctions/{auction}/bids", body, api=w.key("mall"))
+
+    return build
+
+
+HOUR = timedelta(hours=1)
+BID_TOO_LOW: dict[str, Build] = {"a bid below the start price": _bid(-HOUR, HOUR, 99)}
+AUCTION_NOT_OPEN: dict[str, Build] = {"a bid before the start": _bid(HOUR, 2 * HOUR, 100)}
+AUCTION_CLOSED: dict[str, Build] = {"a bid after the end": _bid(-2 * HOUR, -HOUR, 100)}
+
 TABLE: list[Any] = [
     pytest.param(
         status,
@@ -1632,6 +1666,9 @@ TABLE: list[Any] = [
         (409, "not_available", NOT_AVAILABLE),
         (403, "not_eligible", MALL_NOT_ELIGIBLE),
         (409, "insufficient_points", MALL_INSUFFICIENT),
+        (409, "bid_too_low", BID_TOO_LOW),
+        (409, "auction_not_open", AUCTION_NOT_OPEN),
+        (409, "auction_closed", AUCTION_CLOSED),
     )
     for name, build in cases.items()
 ]

@@ -599,6 +599,7 @@ def pages(locale: str) -> list[tuple[str, dict[str, Any], str | None]]:
             ("member/tasks.html", {**base, "engagement": sample, "theme": "default"}, None)
             for sample in tasks_samples()
         ],
+        *auction_samples(base, admin, auditor),
     ]
 
 
@@ -652,6 +653,86 @@ def simulate_samples() -> list[Outcome | None]:
         Outcome("", "", "draft.yaml", ("draft.yaml:3: currency: <b>bad</b>",)),
         Outcome("2026-06-01", "", "draft <i>.yaml", result=result),
         Outcome("", "", "draft.yaml", result=replace(result, running_version=None)),
+    ]
+
+
+def auction_samples(
+    base: dict[str, Any], admin: Staff, auditor: Staff
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The auction pages: open with a leader and a reserve, and sold; none at all; the
+    console's list with the create form (a manager) and without it (an auditor)."""
+    import json
+    import uuid
+
+    from tally.auctions import service as auctions
+    from tally.auctions.domain import Increment, Phase
+    from tally.web.console.auctions_page import AuctionRow
+    from tally.web.member.auctions_page import PHASES, state_of
+
+    ladder = (Increment(0, 10), Increment(1000, 50))
+    bidding = auctions.AuctionView(
+        uuid.uuid4(), 1, "LUNCH-1", {"zh-CN": "午餐<b>", "en": "Lunch <b>"}, Phase.OPEN, NOW,
+        NOW + timedelta(hours=1), NOW + timedelta(hours=2), 100, 310, 320, 7, 2, False, True,
+        ladder, 60, 3, None, None, None, None,
+    )  # fmt: skip
+    sold = replace(
+        bidding, phase=Phase.SOLD, minimum_bid=None, winner_member_id=7, final_price=310,
+        closed_at=NOW,
+    )  # fmt: skip
+    member = {**base, "phases": PHASES, "theme": "default"}
+    rooms = [
+        (
+            "member/auction.html",
+            {
+                **member,
+                "auction": found,
+                "state": state_of(found, who),
+                "state_json": json.dumps(state_of(found, who)),
+                "mine": mine,
+            },
+            None,
+        )
+        for found, who, mine in ((bidding, 7, 500), (bidding, 8, None), (sold, 7, 500))
+    ]
+    bids = [auctions.BidView(1, 7, 500, 100, NOW), auctions.BidView(2, 8, 300, 310, NOW)]
+    owned = auctions.OwnerView(bidding, 800, None, bids)
+    closed = auctions.OwnerView(sold, None, uuid.uuid4(), [])
+    form = {"owner": "MOBILE", "item": "", "increments": "0:10", "soft_close_seconds": "60"}
+    blank = {key: form.get(key, "") for key in ("owner", "item", "name_zh", "name_en",
+             "starts_at", "ends_at", "start_points", "reserve", "increments",
+             "soft_close_seconds", "max_extension_seconds")}  # fmt: skip
+    console = {**base, "phases": PHASES, "section": "auctions"}
+    return [
+        ("member/auctions.html", {**member, "auctions": [bidding, sold]}, None),
+        ("member/auctions.html", {**member, "auctions": []}, None),
+        *rooms,
+        (
+            "console/auctions.html",
+            {
+                **console,
+                "staff": admin,
+                "rows": [AuctionRow(bidding, "SHOP")],
+                "owners": ["MOBILE", "SHOP"],
+                "form": blank,
+                "nonce": "n",
+            },
+            None,
+        ),
+        (
+            "console/auctions.html",
+            {**console, "staff": auditor, "rows": [], "owners": [], "form": blank, "nonce": ""},
+            None,
+        ),
+        (
+            "console/auction.html",
+            {**console, "staff": admin, "found": owned, "owner": "SHOP", "problems": []},
+            None,
+        ),
+        (
+            "console/auction.html",
+            {**console, "staff": admin, "found": closed, "owner": "SHOP", "problems": ["x"]},
+            None,
+        ),
     ]
 
 

@@ -4,7 +4,7 @@ The programme's paid plans sold in the mall (issue 12): ``mall_items.plan_code``
 ``plan`` item sells, ``mall_orders.membership_id`` the membership its order pays for.
 
 Revision ID: 0027
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-05 10:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0024"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 

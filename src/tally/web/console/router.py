@@ -8,6 +8,7 @@ from tally.web.console import (
     accounts_page,
     actions,
     adjustments_page,
+    auctions_page,
     audit_page,
     campaigns_page,
     consents_page,
@@ -47,6 +48,7 @@ STAFF_ROUTERS = (
     coupons_page.router,
     mall_items.router,
     mall_orders.router,
+    auctions_page.router,
 )
 
 #: Every route here requires a signed-in staff member (and a CSRF token on every POST).
