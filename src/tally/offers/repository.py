@@ -1,0 +1,84 @@
+"""Every query of the offers: the items on offer, a member's redemptions and limit counters, and
+all members' redemptions as a frame. Read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from tally.mall.domain import PaymentStatus
+from tally.mall.models import Item, LimitCounter, Order, Slot
+from tally.offers.similarity import ORDERS_SCHEMA
+from tally.tiers.models import MemberTier
+
+#: The payment statuses of an order that count as a redemption (paid, perhaps partly refunded).
+REDEEMED = (PaymentStatus.PAID, PaymentStatus.PART_REFUNDED)
+
+
+def items_on_offer(session: Session, now: datetime) -> list[Item]:
+    """Active items whose publishing window holds ``now``, in id order."""
+    query = (
+        select(Item)
+        .where(
+            Item.is_active.is_(True),
+            or_(Item.starts_at.is_(None), Item.starts_at <= now),
+            or_(Item.ends_at.is_(None), Item.ends_at > now),
+        )
+        .order_by(Item.id)
+    )
+    return list(session.scalars(query))
+
+
+def items_with_free_slots(session: Session, item_ids: Sequence[int], now: datetime) -> set[int]:
+    """Those of the booking items ``item_ids`` with a slot still to come that has room."""
+    if not item_ids:
+        return set()
+    query = (
+        select(Slot.item_id)
+        .where(
+            Slot.item_id.in_(sorted(set(item_ids))),
+            Slot.starts_at > now,
+            Slot.taken < Slot.capacity,
+        )
+        .distinct()
+    )
+    return set(session.scalars(query))
+
+
+def redemptions(
+    session: Session, member_id: int, limit: int
+) -> list[tuple[int, str, str, datetime]]:
+    """The member's latest ``limit`` redemptions: ``(item id, item code, the item's
+    categories as stored, created at)``, newest first."""
+    query = (
+        select(Order.item_id, Order.item_code, Item.categories, Order.created_at)
+        .join(Item, Item.id == Order.item_id)
+        .where(Order.member_id == member_id, Order.payment_status.in_(REDEEMED))
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit)
+    )
+    return [(row[0], row[1], row[2], row[3]) for row in session.execute(query)]
+
+
+def limit_counts(session: Session, member_id: int) -> dict[tuple[int, str], int]:
+    """The units the member bought per ``(item id, limit window)``."""
+    query = select(LimitCounter.item_id, LimitCounter.window, LimitCounter.count).where(
+        LimitCounter.member_id == member_id
+    )
+    return {(row[0], row[1]): row[2] for row in session.execute(query)}
+
+
+def redemption_frame(session: Session, since: datetime) -> pl.DataFrame:
+    """Every member's redemptions placed since ``since``, with the member's tier row's code
+    (null without one) (:data:`ORDERS_SCHEMA`)."""
+    query = (
+        select(Order.member_id, Order.item_id, Order.created_at, MemberTier.tier_code)
+        .outerjoin(MemberTier, MemberTier.member_id == Order.member_id)
+        .where(Order.created_at >= since, Order.payment_status.in_(REDEEMED))
+    )
+    rows = session.execute(query).all()
+    return pl.DataFrame(rows, schema=ORDERS_SCHEMA, orient="row")

@@ -1,0 +1,106 @@
+"""What all members' redemptions say, computed set-based with polars (pure: frames in,
+:class:`~tally.offers.domain.Signals` out).
+
+Item-item similarity is the co-occurrence of two items among the members who redeemed both,
+as a cosine over members (``both / sqrt(members of a × members of b)``), shrunk towards 0 when
+few members redeemed both (``× both / (both + SHRINK)``), each item keeping its
+:data:`NEIGHBOURS` most similar. A member counts once per item, with at most their
+:data:`ITEMS_PER_MEMBER` most recently redeemed items, so one heavy redeemer cannot dominate
+and the self-join stays bounded. Popularity is the number of members who redeemed an item,
+overall and within each tier.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tally.offers.domain import Signals
+
+NEIGHBOURS = 40
+ITEMS_PER_MEMBER = 50
+SHRINK = 2.0
+
+#: The frame of redemptions :func:`signals_from` reads.
+ORDERS_SCHEMA = {
+    "member_id": pl.Int64(),
+    "item_id": pl.Int64(),
+    "created_at": pl.Datetime("us", "UTC"),
+    "tier_code": pl.String(),  # the member's tier now; null: the programme's first tier
+}
+
+
+def member_items(orders: pl.DataFrame) -> pl.DataFrame:
+    """``member_id, item_id, last``: each member's distinct redeemed items, the most recent
+    :data:`ITEMS_PER_MEMBER` of them."""
+    return (
+        orders.lazy()
+        .group_by("member_id", "item_id")
+        .agg(pl.col("created_at").max().alias("last"))
+        .with_columns(
+            pl.col("last")
+            .rank("ordinal", descending=True)
+            .over("member_id", order_by="item_id")
+            .alias("recency")
+        )
+        .filter(pl.col("recency") <= ITEMS_PER_MEMBER)
+        .drop("recency")
+        .collect()
+    )
+
+
+def similarities(pairs: pl.DataFrame) -> pl.DataFrame:
+    """``item_id, other_id, similarity``: every item's :data:`NEIGHBOURS` most similar items
+    (best first, then by id), from :func:`member_items`' pairs."""
+    counts = pairs.group_by("item_id").agg(pl.len().alias("members"))
+    slim = pairs.lazy().select("member_id", "item_id")
+    both = (
+        slim.join(slim.rename({"item_id": "other_id"}), on="member_id")
+        .filter(pl.col("item_id") != pl.col("other_id"))
+        .group_by("item_id", "other_id")
+        .agg(pl.len().alias("both"))
+    )
+    counted = counts.lazy()
+    return (
+        both.join(counted, on="item_id")
+        .join(counted.rename({"item_id": "other_id", "members": "other_members"}), on="other_id")
+        .with_columns(
+            (
+                pl.col("both")
+                / (pl.col("members") * pl.col("other_members")).cast(pl.Float64).sqrt()
+                * pl.col("both")
+                / (pl.col("both") + SHRINK)
+            ).alias("similarity")
+        )
+        .sort(["item_id", "similarity", "other_id"], descending=[False, True, False])
+        .group_by("item_id", maintain_order=True)
+        .head(NEIGHBOURS)
+        .select("item_id", "other_id", "similarity")
+        .collect()
+    )
+
+
+def signals_from(orders: pl.DataFrame, default_tier: str) -> Signals:
+    """The :class:`Signals` of the redemptions ``orders`` (:data:`ORDERS_SCHEMA`; a null tier
+    is ``default_tier``)."""
+    if orders.is_empty():
+        return Signals()
+    pairs = member_items(orders)
+    neighbours: dict[int, list[tuple[int, float]]] = {}
+    for item_id, other_id, similarity in similarities(pairs).iter_rows():
+        neighbours.setdefault(item_id, []).append((other_id, round(similarity, 9)))
+    popularity = dict(pairs.group_by("item_id").agg(pl.len()).iter_rows())
+    tiers = orders.select("member_id", "tier_code").unique("member_id")
+    by_tier = (
+        pairs.join(tiers, on="member_id", how="left")
+        .with_columns(pl.col("tier_code").fill_null(default_tier))
+        .group_by("tier_code", "item_id")
+        .agg(pl.len())
+    )
+    tier_popularity: dict[str, dict[int, int]] = {}
+    for tier_code, item_id, count in by_tier.iter_rows():
+        tier_popularity.setdefault(tier_code, {})[item_id] = count
+    return Signals(
+        neighbours={key: tuple(value) for key, value in neighbours.items()},
+        popularity=popularity,
+        tier_popularity=tier_popularity,
+    )
