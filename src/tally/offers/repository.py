@@ -10,10 +10,11 @@ import polars as pl
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from tally.db.frames import read_frame
+from tally.db.raw import Raw
 from tally.mall.domain import PaymentStatus
 from tally.mall.models import Item, LimitCounter, Order, Slot
-from tally.offers.similarity import ORDERS_SCHEMA
-from tally.tiers.models import MemberTier
+from tally.offers.similarity import PAIRS_SCHEMA
 
 #: The payment statuses of an order that count as a redemption (paid, perhaps partly refunded).
 REDEEMED = (PaymentStatus.PAID, PaymentStatus.PART_REFUNDED)
@@ -72,13 +73,23 @@ def limit_counts(session: Session, member_id: int) -> dict[tuple[int, str], int]
     return {(row[0], row[1]): row[2] for row in session.execute(query)}
 
 
-def redemption_frame(session: Session, since: datetime) -> pl.DataFrame:
-    """Every member's redemptions placed since ``since``, with the member's tier row's code
-    (null without one) (:data:`ORDERS_SCHEMA`)."""
-    query = (
-        select(Order.member_id, Order.item_id, Order.created_at, MemberTier.tier_code)
-        .outerjoin(MemberTier, MemberTier.member_id == Order.member_id)
-        .where(Order.created_at >= since, Order.payment_status.in_(REDEEMED))
-    )
-    rows = session.execute(query).all()
-    return pl.DataFrame(rows, schema=ORDERS_SCHEMA, orient="row")
+#: Each member's distinct redeemed items since ``:since``, the most recent ``:cap`` of them,
+#: with the member's tier row's code (null without one): what
+#: :func:`tally.offers.similarity.member_items` computes, done by the database.
+_PAIRS = Raw(
+    "SELECT member_id, item_id, tier_code FROM ("
+    " SELECT o.member_id, o.item_id, MAX(t.tier_code) AS tier_code,"
+    "  ROW_NUMBER() OVER (PARTITION BY o.member_id"
+    "   ORDER BY MAX(o.created_at) DESC, o.item_id) AS recency"
+    " FROM mall_orders o LEFT JOIN member_tiers t ON t.member_id = o.member_id"
+    " WHERE o.created_at >= :since AND o.payment_status = ANY(:statuses)"
+    " GROUP BY o.member_id, o.item_id"
+    ") AS pairs WHERE recency <= :cap"
+)
+
+
+def redeemed_pairs(session: Session, since: datetime, cap: int) -> pl.DataFrame:
+    """Every member's distinct items redeemed since ``since``, their ``cap`` most recent
+    (:data:`~tally.offers.similarity.PAIRS_SCHEMA`)."""
+    params = {"since": since, "cap": cap, "statuses": [status.value for status in REDEEMED]}
+    return read_frame(session, _PAIRS, params, PAIRS_SCHEMA)

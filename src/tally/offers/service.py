@@ -20,9 +20,8 @@ from tally.mall.domain import ItemKind
 from tally.mall.models import Item
 from tally.members import service as members
 from tally.memberships import service as memberships
-from tally.offers import repository
+from tally.offers import repository, similarity
 from tally.offers.domain import Offer, Offerable, Past, Shopper, Signals, rank
-from tally.offers.similarity import signals_from
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
 
@@ -51,8 +50,10 @@ def _database_key(session: Session) -> str:
 
 def compute_signals(session: Session, programme: Programme, now: datetime) -> Signals:
     """The signals of the redemptions of the last :data:`LOOKBACK_DAYS` before ``now``."""
-    frame = repository.redemption_frame(session, now - timedelta(days=LOOKBACK_DAYS))
-    return signals_from(frame, programme.tiers[0].code)
+    pairs = repository.redeemed_pairs(
+        session, now - timedelta(days=LOOKBACK_DAYS), similarity.ITEMS_PER_MEMBER
+    )
+    return similarity.signals_from_pairs(pairs, programme.tiers[0].code)
 
 
 def signals(session: Session, programme: Programme, now: datetime) -> Signals:

@@ -27,23 +27,22 @@ ORDERS_SCHEMA = {
     "created_at": pl.Datetime("us", "UTC"),
     "tier_code": pl.String(),  # the member's tier now; null: the programme's first tier
 }
+#: Each member's distinct redeemed items (the most recent :data:`ITEMS_PER_MEMBER`).
+PAIRS_SCHEMA = {"member_id": pl.Int64(), "item_id": pl.Int64(), "tier_code": pl.String()}
 
 
-def member_items(orders: pl.DataFrame) -> pl.DataFrame:
-    """``member_id, item_id, last``: each member's distinct redeemed items, the most recent
-    :data:`ITEMS_PER_MEMBER` of them."""
+def member_items(orders: pl.DataFrame, cap: int = ITEMS_PER_MEMBER) -> pl.DataFrame:
+    """:data:`PAIRS_SCHEMA`: each member's distinct redeemed items, the most recent ``cap``
+    of them (on a tie, the lower item id), from redemptions
+    (:data:`ORDERS_SCHEMA`). The repository's query does the same in SQL."""
     return (
         orders.lazy()
         .group_by("member_id", "item_id")
-        .agg(pl.col("created_at").max().alias("last"))
-        .with_columns(
-            pl.col("last")
-            .rank("ordinal", descending=True)
-            .over("member_id", order_by="item_id")
-            .alias("recency")
-        )
-        .filter(pl.col("recency") <= ITEMS_PER_MEMBER)
-        .drop("recency")
+        .agg(pl.col("created_at").max().alias("last"), pl.col("tier_code").max())
+        .sort(["member_id", "last", "item_id"], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1).over("member_id").alias("recency"))
+        .filter(pl.col("recency") <= cap)
+        .select("member_id", "item_id", "tier_code")
         .collect()
     )
 
@@ -82,17 +81,20 @@ def similarities(pairs: pl.DataFrame) -> pl.DataFrame:
 def signals_from(orders: pl.DataFrame, default_tier: str) -> Signals:
     """The :class:`Signals` of the redemptions ``orders`` (:data:`ORDERS_SCHEMA`; a null tier
     is ``default_tier``)."""
-    if orders.is_empty():
+    return signals_from_pairs(member_items(orders), default_tier)
+
+
+def signals_from_pairs(pairs: pl.DataFrame, default_tier: str) -> Signals:
+    """The :class:`Signals` of members' redeemed items (:data:`PAIRS_SCHEMA`; a null tier is
+    ``default_tier``)."""
+    if pairs.is_empty():
         return Signals()
-    pairs = member_items(orders)
     neighbours: dict[int, list[tuple[int, float]]] = {}
     for item_id, other_id, similarity in similarities(pairs).iter_rows():
         neighbours.setdefault(item_id, []).append((other_id, round(similarity, 9)))
     popularity = dict(pairs.group_by("item_id").agg(pl.len()).iter_rows())
-    tiers = orders.select("member_id", "tier_code").unique("member_id")
     by_tier = (
-        pairs.join(tiers, on="member_id", how="left")
-        .with_columns(pl.col("tier_code").fill_null(default_tier))
+        pairs.with_columns(pl.col("tier_code").fill_null(default_tier))
         .group_by("tier_code", "item_id")
         .agg(pl.len())
     )
