@@ -877,6 +877,15 @@ ROWS: list[Row] = [
         ),
         **TIED,
     ),
+    # --- offers ---
+    # A member's ranked offers are the operator's app's (its mall front page).
+    Row(
+        "GET",
+        "/v1/members/{member_id}/offers",
+        Scope.MALL,
+        get(member_path("/offers")),
+        **OPERATOR_ONLY,
+    ),
 ]
 
 CALLERS = ("no key", "lacking scope", "unrelated", "related", "operator")
