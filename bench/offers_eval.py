@@ -23,7 +23,7 @@ A member whose only redemption is held out is a new member to the ranking (the f
 popularity in the tier, then overall). The figures are the held-out item's presence in the
 first 10 (hit rate at 10) and the mean of 1/its rank (MRR). The verdict: Tally's ranking beats
 popularity on both. It also times the signals' computation over the whole history, in memory
-and read from a SQLite database through the service's query (what a cache refresh costs).
+and read from a SQLite database through the job's query (what one `tally jobs offers` costs).
 
     .venv/bin/python bench/offers_eval.py                # 10,000 members, ~60,000 orders
     .venv/bin/python bench/offers_eval.py --smoke        # 300 members, seconds, no verdict
@@ -340,8 +340,8 @@ def evaluate(
 
 
 def time_signals_from_sqlite(orders: pl.DataFrame) -> float:
-    """Seconds to read ``orders`` as redemptions from a SQLite file through the service's
-    query and compute the signals (what one cache refresh costs)."""
+    """Seconds to read ``orders`` as members' redeemed items from a SQLite file through the
+    job's query and compute the signals (what one ``tally jobs offers`` computes)."""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
@@ -380,7 +380,7 @@ def time_signals_from_sqlite(orders: pl.DataFrame) -> float:
         with Session(engine) as session:
             started = time.perf_counter()
             pairs = repository.redeemed_pairs(
-                session, NOW - timedelta(days=365), similarity.ITEMS_PER_MEMBER
+                session, NOW - timedelta(days=365), NOW, similarity.ITEMS_PER_MEMBER
             )
             similarity.signals_from_pairs(pairs, TIERS[0][0])
             seconds = time.perf_counter() - started
@@ -441,7 +441,7 @@ def main() -> int:
     rows.append(
         Row(
             "sqlite",
-            f"signals read and computed from {orders.height} redemptions",
+            f"the job's read and signals over {orders.height} redemptions",
             f"{sqlite_seconds:.2f} s",
             "",
             "info",

@@ -34,6 +34,7 @@ SMOKE = {
     "events_api.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "expiry.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "offers_eval.py": ["--smoke"],
 }
 #: A verification row each script's table must show passed (its exit code says so too).
 VERIFIED = {

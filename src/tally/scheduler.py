@@ -14,6 +14,7 @@ from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
 from tally.ledger import jobs, reminders
 from tally.memberships import jobs as membership_jobs
+from tally.offers import jobs as offer_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
 from tally.webhooks.dispatch import dispatch
@@ -60,6 +61,10 @@ class Scheduler:
                 ),
             ),
             ("memberships", lambda: membership_jobs.expire(self._db.write, now)),
+            (
+                "offers",
+                lambda: offer_jobs.refresh(self._db.read, self._db.write, programme, now),
+            ),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
             (
                 "idempotency",

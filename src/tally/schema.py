@@ -27,6 +27,7 @@ from tally.mall import models as mall_models
 from tally.member_codes import models as member_code_models
 from tally.members import models as member_models
 from tally.memberships import models as membership_models
+from tally.offers import models as offer_models
 from tally.outbox import models as outbox_models
 from tally.partners import models as partner_models
 from tally.privacy import models as privacy_models
@@ -61,6 +62,7 @@ MODEL_MODULES = (
     campaign_models,
     engagement_models,
     mall_models,
+    offer_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

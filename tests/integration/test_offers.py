@@ -1,10 +1,10 @@
 """Offers ranked for members on both databases: from their redemptions and similar members',
-within their balance, tier and plans, only what they may order now; the signals kept per
-process, and the database's pairs equal to polars'."""
+within their balance, tier and plans, only what they may order now; the signals kept by
+``tally jobs offers`` (idempotent, two runs at once on PostgreSQL), and the database's pairs
+equal to polars'."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -12,21 +12,16 @@ import pytest
 from sqlalchemy import select
 
 from support.mall import Mall, open_mall
+from support.race import race
 from tally.db.session import Database
 from tally.errors import NotFound
 from tally.kit.clock import utcnow
 from tally.mall.models import Order
-from tally.offers import repository, similarity
+from tally.offers import jobs, repository, similarity
 from tally.offers import service as offers
 from tally.offers.domain import Offer
+from tally.offers.models import OfferPopularity, OfferSimilarity
 from tally.tiers.models import MemberTier
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signals() -> Iterator[None]:
-    offers.forget_signals()
-    yield
-    offers.forget_signals()
 
 
 @pytest.fixture
@@ -37,6 +32,10 @@ def mall(database: Database) -> Mall:
 def _ranked(mall: Mall, member: int, now: datetime | None = None, limit: int = 10) -> list[Offer]:
     with mall.db.read() as session:
         return offers.ranked_for(session, member, mall.programme, now or utcnow(), limit)
+
+
+def _refresh(mall: Mall, as_of: datetime | None = None) -> jobs.OffersReport:
+    return jobs.refresh(mall.db.read, mall.db.write, mall.programme, as_of or utcnow())
 
 
 def _codes(found: list[Offer]) -> list[str]:
@@ -77,6 +76,7 @@ def test_a_member_sees_what_they_and_similar_members_redeemed_within_their_means
         other = mall.member(1_000)
         mall.place(other, "BOOK1")
         mall.place(other, "TRIP")
+    _refresh(mall)
 
     found = _ranked(mall, reader, limit=50)
 
@@ -119,6 +119,7 @@ def test_a_new_member_is_offered_what_is_popular_in_their_tier_then_overall(mall
             if tier:
                 _set_tier(mall, member, tier)
             mall.place(member, code)
+    _refresh(mall)
     newcomer = mall.member(1_000)
     _set_tier(mall, newcomer, "GOLD")
     found = _ranked(mall, newcomer, limit=4)
@@ -129,18 +130,85 @@ def test_a_new_member_is_offered_what_is_popular_in_their_tier_then_overall(mall
     assert _codes(_ranked(mall, bronze, limit=3)) == ["BOOK2", "FOOD", "TRIP"]
 
 
-def test_the_signals_are_kept_for_the_refresh_interval(mall: Mall) -> None:
+def test_the_job_keeps_the_signals_as_of_a_moment_and_a_second_run_changes_nothing(
+    mall: Mall,
+) -> None:
     _catalog(mall)
     now = utcnow()
     member, other = mall.member(1_000), mall.member(1_000)
-    mall.place(member, "BOOK1")
-    assert _reasons(_ranked(mall, member, now), "TRIP")[0] != "similar_members:BOOK1"
-    mall.place(other, "BOOK1")
-    mall.place(other, "TRIP")
-    later = now + timedelta(seconds=offers.REFRESH_SECONDS - 1)
-    assert _reasons(_ranked(mall, member, later), "TRIP")[0] != "similar_members:BOOK1"
-    refreshed = now + timedelta(seconds=offers.REFRESH_SECONDS)
-    assert _reasons(_ranked(mall, member, refreshed), "TRIP")[0] == "similar_members:BOOK1"
+    mall.place(member, "BOOK1", now=now - timedelta(hours=1))
+    assert _reasons(_ranked(mall, member), "TRIP") == ["affordable"]  # never computed
+    with mall.db.read() as session:
+        assert repository.last_refresh(session) is None
+    mall.place(other, "BOOK1", now=now - timedelta(hours=1))
+    mall.place(other, "TRIP", now=now - timedelta(hours=1))
+    before = _refresh(mall, now - timedelta(hours=2))  # as of before every order
+    assert before == jobs.OffersReport(pairs=0, similarities=0, popularity=0)
+    assert _reasons(_ranked(mall, member), "TRIP") == ["affordable"]
+
+    report = _refresh(mall, now)
+    # Pairs: member BOOK1; other BOOK1, TRIP. Similar: BOOK1-TRIP both ways. Popularity: two
+    # items overall and in BRONZE.
+    assert report == jobs.OffersReport(pairs=3, similarities=2, popularity=4)
+    assert _reasons(_ranked(mall, member), "TRIP")[0] == "similar_members:BOOK1"
+    kept = _kept(mall)
+    assert _refresh(mall, now) == report
+    assert _kept(mall) == kept
+    with mall.db.read() as session:
+        refreshed = repository.last_refresh(session)
+        assert refreshed is not None
+        assert (refreshed.as_of, refreshed.pairs) == (now, 3)
+        assert jobs.preview(session, mall.programme, now) == report
+
+
+def _kept(mall: Mall) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with mall.db.read() as session:
+        similar = session.execute(select(OfferSimilarity).order_by("item_id", "other_id"))
+        popular = session.execute(select(OfferPopularity).order_by("tier_code", "item_id"))
+        return (
+            [(r.item_id, r.other_id, r.similarity) for (r,) in similar],
+            [(r.tier_code, r.item_id, r.members) for (r,) in popular],
+        )
+
+
+def test_the_kept_signals_are_those_computed_in_memory(mall: Mall) -> None:
+    for code in ("A", "B", "C", "D"):
+        mall.item(code, points=1)
+    plan = [(0, "ABC"), (1, "AB"), (2, "BCD"), (3, "A")]
+    members = [mall.member(100) for _ in plan]
+    _set_tier(mall, members[2], "GOLD")
+    for who, codes in plan:
+        for code in codes:
+            mall.place(members[who], code)
+    now = utcnow()
+    _refresh(mall, now)
+    with mall.db.read() as session:
+        pairs = repository.redeemed_pairs(
+            session, now - timedelta(days=365), now, similarity.ITEMS_PER_MEMBER
+        )
+        ids = pairs["item_id"].unique().to_list()
+        kept = similarity.signals_of(
+            repository.similarity_frame(session, ids),
+            repository.popularity_frame(session, ["", "GOLD", "BRONZE"]),
+        )
+    assert kept == similarity.signals_from_pairs(pairs, "BRONZE")
+    assert kept.popularity == dict(zip(sorted(ids), [3, 3, 2, 1], strict=True))
+
+
+def test_two_runs_at_once_leave_one_computation(dialect: str, mall: Mall) -> None:
+    if dialect != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time")
+    _catalog(mall)
+    for _ in range(3):
+        member = mall.member(1_000)
+        mall.place(member, "BOOK1")
+        mall.place(member, "TRIP")
+    now = utcnow()
+    reports = race(2, lambda _index: _refresh(mall, now))
+    assert reports[0] == reports[1] == jobs.OffersReport(pairs=6, similarities=2, popularity=4)
+    similar, popular = _kept(mall)
+    assert len(similar) == 2
+    assert len(popular) == 4
 
 
 def test_the_databases_pairs_are_polars_pairs(mall: Mall) -> None:
@@ -156,7 +224,7 @@ def test_the_databases_pairs_are_polars_pairs(mall: Mall) -> None:
     with mall.db.write() as session:
         session.get(Order, refunded).payment_status = "refunded"  # type: ignore[union-attr,assignment]
     with mall.db.read() as session:
-        from_sql = repository.redeemed_pairs(session, start - timedelta(days=1), 2)
+        from_sql = repository.redeemed_pairs(session, start - timedelta(days=1), utcnow(), 2)
         rows = session.execute(
             select(Order.member_id, Order.item_id, Order.created_at, MemberTier.tier_code)
             .outerjoin(MemberTier, MemberTier.member_id == Order.member_id)

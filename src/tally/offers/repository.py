@@ -1,5 +1,5 @@
-"""Every query of the offers: the items on offer, a member's redemptions and limit counters, and
-all members' redemptions as a frame. Read-only."""
+"""Every query of the offers: the items on offer, a member's redemptions and limit counters, all
+members' redeemed items as a frame, and the precomputed signals (written by the job only)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from tally.db.frames import read_frame
+from tally.db.frames import read_frame, write_frame
 from tally.db.raw import Raw
 from tally.mall.domain import PaymentStatus
 from tally.mall.models import Item, LimitCounter, Order, Slot
-from tally.offers.similarity import PAIRS_SCHEMA
+from tally.offers.models import OfferPopularity, OfferRefresh, OfferSimilarity
+from tally.offers.similarity import PAIRS_SCHEMA, POPULARITY_SCHEMA, SIMILARITY_SCHEMA
 
 #: The payment statuses of an order that count as a redemption (paid, perhaps partly refunded).
 REDEEMED = (PaymentStatus.PAID, PaymentStatus.PART_REFUNDED)
@@ -82,14 +83,61 @@ _PAIRS = Raw(
     "  ROW_NUMBER() OVER (PARTITION BY o.member_id"
     "   ORDER BY MAX(o.created_at) DESC, o.item_id) AS recency"
     " FROM mall_orders o LEFT JOIN member_tiers t ON t.member_id = o.member_id"
-    " WHERE o.created_at >= :since AND o.payment_status = ANY(:statuses)"
+    " WHERE o.created_at >= :since AND o.created_at <= :until"
+    " AND o.payment_status = ANY(:statuses)"
     " GROUP BY o.member_id, o.item_id"
     ") AS pairs WHERE recency <= :cap"
 )
 
 
-def redeemed_pairs(session: Session, since: datetime, cap: int) -> pl.DataFrame:
-    """Every member's distinct items redeemed since ``since``, their ``cap`` most recent
-    (:data:`~tally.offers.similarity.PAIRS_SCHEMA`)."""
-    params = {"since": since, "cap": cap, "statuses": [status.value for status in REDEEMED]}
+def redeemed_pairs(session: Session, since: datetime, until: datetime, cap: int) -> pl.DataFrame:
+    """Every member's distinct items redeemed from ``since`` to ``until``, their ``cap`` most
+    recent (:data:`~tally.offers.similarity.PAIRS_SCHEMA`)."""
+    statuses = [status.value for status in REDEEMED]
+    params = {"since": since, "until": until, "cap": cap, "statuses": statuses}
     return read_frame(session, _PAIRS, params, PAIRS_SCHEMA)
+
+
+# --- The precomputed signals --------------------------------------------------------------------
+
+
+_CLAIM = Raw(
+    "INSERT INTO offer_refreshes (id, as_of, pairs) VALUES (1, :as_of, :pairs)"
+    " ON CONFLICT (id) DO UPDATE SET as_of = excluded.as_of, pairs = excluded.pairs"
+)
+
+
+def claim_refresh(session: Session, as_of: datetime, pairs: int) -> None:
+    """Record the refresh as of ``as_of`` on the one refresh row (an upsert), which stays
+    locked until the transaction ends: a second run waits for the first, then replaces what it
+    wrote."""
+    _CLAIM.execute(session, {"as_of": as_of, "pairs": pairs})
+
+
+def last_refresh(session: Session) -> OfferRefresh | None:
+    """The refresh row (``None``: the signals were never computed)."""
+    return session.get(OfferRefresh, 1)
+
+
+def replace_signals(session: Session, similar: pl.DataFrame, popular: pl.DataFrame) -> None:
+    """Put ``similar`` (``item_id, other_id, similarity``) and ``popular`` (``tier_code,
+    item_id, members``) in place of the signals kept, set-based."""
+    session.execute(delete(OfferSimilarity))
+    session.execute(delete(OfferPopularity))
+    session.flush()
+    write_frame(session, "offer_similarities", similar.select("item_id", "other_id", "similarity"))
+    write_frame(session, "offer_popularity", popular.select("tier_code", "item_id", "members"))
+
+
+def similarity_frame(session: Session, item_ids: Sequence[int]) -> pl.DataFrame:
+    """The kept neighbours of the items ``item_ids`` (``item_id, other_id, similarity``)."""
+    query = select(OfferSimilarity.item_id, OfferSimilarity.other_id, OfferSimilarity.similarity)
+    rows = session.execute(query.where(OfferSimilarity.item_id.in_(sorted(set(item_ids))))).all()
+    return pl.DataFrame(rows, schema=SIMILARITY_SCHEMA, orient="row")
+
+
+def popularity_frame(session: Session, tier_codes: Sequence[str]) -> pl.DataFrame:
+    """The kept popularity within the tiers ``tier_codes`` (``""``: overall)."""
+    query = select(OfferPopularity.tier_code, OfferPopularity.item_id, OfferPopularity.members)
+    rows = session.execute(query.where(OfferPopularity.tier_code.in_(list(tier_codes)))).all()
+    return pl.DataFrame(rows, schema=POPULARITY_SCHEMA, orient="row")

@@ -1,16 +1,14 @@
 """Offers for a member: the mall's items ranked for them (:func:`ranked_for`). Read-only.
 
 The member's own data (tier, paid plans, balance, redemptions, limit counters) and the items on
-offer are read afresh on each call; what all members' redemptions say (:class:`Signals`: item
-similarities and popularity) is computed set-based from the last :data:`LOOKBACK_DAYS` of
-redemptions and kept per process and database for :data:`REFRESH_SECONDS` (ADR 30).
+offer are read on each call; what all members' redemptions say (item similarities, popularity)
+is read from the tables ``tally jobs offers`` keeps (ADR 30): the neighbours of the member's
+redeemed items and the popularity overall and in their tier, a few hundred rows at most.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -25,55 +23,17 @@ from tally.offers.domain import Offer, Offerable, Past, Shopper, Signals, rank
 from tally.programme.domain import Programme
 from tally.tiers import service as tiers
 
-#: How long one process keeps the signals before it computes them again.
-REFRESH_SECONDS = 300
-#: How far back redemptions count for the signals.
-LOOKBACK_DAYS = 365
 #: How many of the member's latest redemptions their own taste is read from.
 HISTORY_LIMIT = 200
 MAX_LIMIT = 50
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    signals: Signals
-    computed_at: datetime
-
-
-_kept: dict[str, _Kept] = {}
-_lock = threading.Lock()
-
-
-def _database_key(session: Session) -> str:
-    return session.get_bind().engine.url.render_as_string(hide_password=True)
-
-
-def compute_signals(session: Session, programme: Programme, now: datetime) -> Signals:
-    """The signals of the redemptions of the last :data:`LOOKBACK_DAYS` before ``now``."""
-    pairs = repository.redeemed_pairs(
-        session, now - timedelta(days=LOOKBACK_DAYS), similarity.ITEMS_PER_MEMBER
-    )
-    return similarity.signals_from_pairs(pairs, programme.tiers[0].code)
-
-
-def signals(session: Session, programme: Programme, now: datetime) -> Signals:
-    """The signals this process keeps for the session's database, computed again when older
-    than :data:`REFRESH_SECONDS` at ``now`` (or computed after ``now``: a clock moved back)."""
-    key = _database_key(session)
-    kept = _kept.get(key)
-    age = (now - kept.computed_at).total_seconds() if kept else None
-    if kept is not None and age is not None and 0 <= age < REFRESH_SECONDS:
-        return kept.signals
-    fresh = compute_signals(session, programme, now)
-    with _lock:
-        _kept[key] = _Kept(fresh, now)
-    return fresh
-
-
-def forget_signals() -> None:
-    """Drop the signals this process keeps (each database's are computed on the next call)."""
-    with _lock:
-        _kept.clear()
+def signals_for(session: Session, shopper: Shopper) -> Signals:
+    """The kept signals the member's ranking reads: their redeemed items' neighbours, the
+    popularity overall and within their tier."""
+    similar = repository.similarity_frame(session, [past.item_id for past in shopper.history])
+    popular = repository.popularity_frame(session, ["", shopper.tier_code])
+    return similarity.signals_of(similar, popular)
 
 
 def offerable(item: Item, has_free_slot: bool) -> Offerable:
@@ -136,6 +96,6 @@ def ranked_for(
     """The mall's items ranked for the member, best first, at most ``limit`` (1 to
     :data:`MAX_LIMIT`): only items they may order now, each with its reasons."""
     shopper = shopper_of(session, member_id, programme, now)
-    found = signals(session, programme, now)
+    found = signals_for(session, shopper)
     items = items_on_offer(session, now)
     return rank(items, shopper, found, now, programme.zone, max(1, min(limit, MAX_LIMIT)))

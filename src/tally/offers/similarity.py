@@ -29,6 +29,8 @@ ORDERS_SCHEMA = {
 }
 #: Each member's distinct redeemed items (the most recent :data:`ITEMS_PER_MEMBER`).
 PAIRS_SCHEMA = {"member_id": pl.Int64(), "item_id": pl.Int64(), "tier_code": pl.String()}
+SIMILARITY_SCHEMA = {"item_id": pl.Int64(), "other_id": pl.Int64(), "similarity": pl.Float64()}
+POPULARITY_SCHEMA = {"tier_code": pl.String(), "item_id": pl.Int64(), "members": pl.Int64()}
 
 
 def member_items(orders: pl.DataFrame, cap: int = ITEMS_PER_MEMBER) -> pl.DataFrame:
@@ -68,7 +70,9 @@ def similarities(pairs: pl.DataFrame) -> pl.DataFrame:
                 / (pl.col("members") * pl.col("other_members")).cast(pl.Float64).sqrt()
                 * pl.col("both")
                 / (pl.col("both") + SHRINK)
-            ).alias("similarity")
+            )
+            .round(9)
+            .alias("similarity")
         )
         .sort(["item_id", "similarity", "other_id"], descending=[False, True, False])
         .group_by("item_id", maintain_order=True)
@@ -84,25 +88,41 @@ def signals_from(orders: pl.DataFrame, default_tier: str) -> Signals:
     return signals_from_pairs(member_items(orders), default_tier)
 
 
-def signals_from_pairs(pairs: pl.DataFrame, default_tier: str) -> Signals:
-    """The :class:`Signals` of members' redeemed items (:data:`PAIRS_SCHEMA`; a null tier is
-    ``default_tier``)."""
-    if pairs.is_empty():
-        return Signals()
-    neighbours: dict[int, list[tuple[int, float]]] = {}
-    for item_id, other_id, similarity in similarities(pairs).iter_rows():
-        neighbours.setdefault(item_id, []).append((other_id, round(similarity, 9)))
-    popularity = dict(pairs.group_by("item_id").agg(pl.len()).iter_rows())
+def popularity(pairs: pl.DataFrame, default_tier: str) -> pl.DataFrame:
+    """``tier_code, item_id, members``: the members who redeemed each item, within each tier
+    (a null tier is ``default_tier``) and overall (tier ``""``)."""
     by_tier = (
         pairs.with_columns(pl.col("tier_code").fill_null(default_tier))
         .group_by("tier_code", "item_id")
-        .agg(pl.len())
+        .agg(pl.len().cast(pl.Int64).alias("members"))
     )
-    tier_popularity: dict[str, dict[int, int]] = {}
-    for tier_code, item_id, count in by_tier.iter_rows():
-        tier_popularity.setdefault(tier_code, {})[item_id] = count
+    overall = pairs.group_by("item_id").agg(pl.len().cast(pl.Int64).alias("members"))
+    return pl.concat(
+        [by_tier, overall.select(pl.lit("").alias("tier_code"), "item_id", "members")]
+    ).sort("tier_code", "item_id")
+
+
+def signals_of(similar: pl.DataFrame, popular: pl.DataFrame) -> Signals:
+    """:class:`Signals` from :func:`similarities`' and :func:`popularity`'s frames (or the
+    rows of them the database keeps)."""
+    neighbours: dict[int, list[tuple[int, float]]] = {}
+    ordered = similar.sort(["item_id", "similarity", "other_id"], descending=[False, True, False])
+    for item_id, other_id, value in ordered.select("item_id", "other_id", "similarity").iter_rows():
+        neighbours.setdefault(item_id, []).append((other_id, value))
+    overall: dict[int, int] = {}
+    tiers: dict[str, dict[int, int]] = {}
+    for tier_code, item_id, members in popular.select(
+        "tier_code", "item_id", "members"
+    ).iter_rows():
+        (overall if tier_code == "" else tiers.setdefault(tier_code, {}))[item_id] = members
     return Signals(
         neighbours={key: tuple(value) for key, value in neighbours.items()},
-        popularity=popularity,
-        tier_popularity=tier_popularity,
+        popularity=overall,
+        tier_popularity=tiers,
     )
+
+
+def signals_from_pairs(pairs: pl.DataFrame, default_tier: str) -> Signals:
+    """The :class:`Signals` of members' redeemed items (:data:`PAIRS_SCHEMA`; a null tier is
+    ``default_tier``)."""
+    return signals_of(similarities(pairs), popularity(pairs, default_tier))

@@ -12,14 +12,6 @@ from apikit import assert_problem, db_state, tolerant_client
 from conftest import Api, make_partner
 from support.mall import Mall, open_mall
 from tally.db.session import Database
-from tally.offers import service as offers
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signals() -> Iterator[None]:
-    offers.forget_signals()
-    yield
-    offers.forget_signals()
 
 
 @pytest.fixture

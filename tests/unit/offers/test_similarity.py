@@ -44,6 +44,12 @@ def test_similarity_is_a_shrunk_cosine_over_members_and_popularity_counts_member
     assert found.neighbours[12] == ((10, round(ten_twelve, 9)),)
     assert found.popularity == {10: 3, 11: 2, 12: 1}
     assert found.tier_popularity == {"GOLD": {10: 1, 11: 1}, "BRONZE": {10: 2, 11: 1, 12: 1}}
+    popular = similarity.popularity(similarity.member_items(orders), "BRONZE")
+    assert popular.rows() == [
+        ("", 10, 3), ("", 11, 2), ("", 12, 1),
+        ("BRONZE", 10, 2), ("BRONZE", 11, 1), ("BRONZE", 12, 1),
+        ("GOLD", 10, 1), ("GOLD", 11, 1),
+    ]  # fmt: skip
 
 
 def test_a_member_counts_with_their_most_recent_items_only() -> None:
