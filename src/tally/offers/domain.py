@@ -298,6 +298,23 @@ def _perk(item: Offerable, shopper: Shopper, points: int, on_sale: bool) -> list
     return reasons
 
 
+#: The weights of a returning member's signals, in the order :func:`_signal_reason` names them.
+_WEIGHTS = (W_SIMILAR, W_CATEGORY, W_REPEAT, W_TIER_POPULAR, W_POPULAR)
+
+
+def _signal_reason(index: int, shopper: Shopper, category: str, because: str | None) -> Reason:
+    """The reason of a returning member's signal ``index`` (the order of :data:`_WEIGHTS`)."""
+    if index == 0:
+        return Reason(ReasonCode.SIMILAR_MEMBERS, {"item": because or ""})
+    if index == 1:
+        return Reason(ReasonCode.YOU_REDEEMED_CATEGORY, {"category": category})
+    if index == 2:
+        return Reason(ReasonCode.YOU_REDEEMED_ITEM)
+    if index == 3:
+        return Reason(ReasonCode.POPULAR_IN_TIER, {"tier": shopper.tier_code})
+    return Reason(ReasonCode.POPULAR)
+
+
 def rank(
     items: Sequence[Offerable],
     shopper: Shopper,
@@ -341,22 +358,12 @@ def rank(
                 default=("", 0.0),
             )
             repeat = min(taste.items.get(item.item_id, 0.0) * 2, 1.0)
-            tier = {"tier": shopper.tier_code}
-            because_code = taste.codes.get(because, "")
-            parts = (
-                (W_SIMILAR, sim, Reason(ReasonCode.SIMILAR_MEMBERS, {"item": because_code})),
-                (
-                    W_CATEGORY,
-                    affinity,
-                    Reason(ReasonCode.YOU_REDEEMED_CATEGORY, {"category": category}),
-                ),
-                (W_REPEAT, repeat, Reason(ReasonCode.YOU_REDEEMED_ITEM)),
-                (W_TIER_POPULAR, tier_popular, Reason(ReasonCode.POPULAR_IN_TIER, tier)),
-                (W_POPULAR, popular, Reason(ReasonCode.POPULAR)),
-            )
-            score = sum(weight * value for weight, value, _ in parts)
+            values = (sim, affinity, repeat, tier_popular, popular)
+            score = sum(weight * value for weight, value in zip(_WEIGHTS, values, strict=True))
             signal_reasons = [
-                (weight * value, reason) for weight, value, reason in parts if value >= REASON_FLOOR
+                (weight * value, _signal_reason(index, shopper, category, taste.codes.get(because)))
+                for index, (weight, value) in enumerate(zip(_WEIGHTS, values, strict=True))
+                if value >= REASON_FLOOR
             ]
         score += W_PERK * len(perks)
         signal_reasons.sort(key=lambda pair: (-pair[0], pair[1].code.value))

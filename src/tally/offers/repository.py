@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Row, delete, or_, select
 from sqlalchemy.orm import Session
 
 from tally.db.frames import read_frame, write_frame
@@ -21,10 +22,37 @@ from tally.offers.similarity import PAIRS_SCHEMA, POPULARITY_SCHEMA, SIMILARITY_
 REDEEMED = (PaymentStatus.PAID, PaymentStatus.PART_REFUNDED)
 
 
-def items_on_offer(session: Session, now: datetime) -> list[Item]:
-    """Active items whose publishing window holds ``now``, in id order."""
+#: The columns of an item the ranking reads.
+OFFER_COLUMNS = (
+    Item.id,
+    Item.code,
+    Item.kind,
+    Item.names,
+    Item.categories,
+    Item.images,
+    Item.points,
+    Item.tier_points,
+    Item.eligible_tiers,
+    Item.eligible_plans,
+    Item.is_exclusive,
+    Item.starts_at,
+    Item.ends_at,
+    Item.stock,
+    Item.sale_starts_at,
+    Item.sale_ends_at,
+    Item.sale_points,
+    Item.sale_stock,
+    Item.sale_limit_count,
+    Item.limit_count,
+    Item.limit_period,
+)
+
+
+def items_on_offer(session: Session, now: datetime) -> list[Row[Any]]:
+    """The :data:`OFFER_COLUMNS` of the active items whose publishing window holds ``now``, in
+    id order."""
     query = (
-        select(Item)
+        select(*OFFER_COLUMNS)
         .where(
             Item.is_active.is_(True),
             or_(Item.starts_at.is_(None), Item.starts_at <= now),
@@ -32,7 +60,7 @@ def items_on_offer(session: Session, now: datetime) -> list[Item]:
         )
         .order_by(Item.id)
     )
-    return list(session.scalars(query))
+    return list(session.execute(query))
 
 
 def items_with_free_slots(session: Session, item_ids: Sequence[int], now: datetime) -> set[int]:

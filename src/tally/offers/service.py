@@ -9,13 +9,13 @@ redeemed items and the popularity overall and in their tier, a few hundred rows 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from tally.ledger import service as ledger
-from tally.mall import service as catalog
-from tally.mall.domain import ItemKind
-from tally.mall.models import Item
+from tally.mall.domain import Eligibility, ItemKind, Pricing, Sale
 from tally.members import service as members
 from tally.memberships import service as memberships
 from tally.offers import repository, similarity
@@ -36,24 +36,30 @@ def signals_for(session: Session, shopper: Shopper) -> Signals:
     return similarity.signals_of(similar, popular)
 
 
-def offerable(item: Item, has_free_slot: bool) -> Offerable:
-    """What the ranking reads of an item."""
+def offerable(row: Row[Any], has_free_slot: bool) -> Offerable:
+    """What the ranking reads of an item (a row of
+    :data:`~tally.offers.repository.OFFER_COLUMNS`)."""
+    sale = None
+    if None not in (row.sale_starts_at, row.sale_ends_at, row.sale_points):
+        sale = Sale(row.sale_starts_at, row.sale_ends_at, row.sale_points, row.sale_limit_count)
     return Offerable(
-        item_id=item.id,
-        code=item.code,
-        kind=item.kind,
-        names=dict(item.names),
-        categories=tuple(catalog.categories_of(item)),
-        pricing=catalog.pricing_of(item),
-        eligibility=catalog.eligibility_of(item),
-        starts_at=item.starts_at,
-        ends_at=item.ends_at,
-        stock=item.stock,
-        sale_stock=item.sale_stock,
-        limit_count=item.limit_count,
-        limit_period=item.limit_period,
+        item_id=row.id,
+        code=row.code,
+        kind=row.kind,
+        names=dict(row.names),
+        categories=tuple(part for part in row.categories.split("|") if part),
+        pricing=Pricing(row.points, dict(row.tier_points or {}), sale),
+        eligibility=Eligibility(
+            tuple(row.eligible_tiers or ()), tuple(row.eligible_plans or ()), row.is_exclusive
+        ),
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        stock=row.stock,
+        sale_stock=row.sale_stock,
+        limit_count=row.limit_count,
+        limit_period=row.limit_period,
         has_free_slot=has_free_slot,
-        images=tuple(item.images or ()),
+        images=tuple(row.images or ()),
     )
 
 
