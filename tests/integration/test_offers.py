@@ -240,3 +240,22 @@ def test_the_databases_pairs_are_polars_pairs(mall: Mall) -> None:
 def test_an_unknown_member_has_no_offers(mall: Mall) -> None:
     with mall.db.read() as session, pytest.raises(NotFound):
         offers.ranked_for(session, 999_999, mall.programme, utcnow(), 10)
+
+
+def test_bookings_with_room_and_open_flash_sales_with_stock_are_offered(mall: Mall) -> None:
+    now = utcnow()
+    soon, past = (now + timedelta(days=1)).isoformat(), (now - timedelta(hours=1)).isoformat()
+    slot = {"code": "AM", "starts_at": soon, "capacity": 1}
+    mall.item("SPA", "booking", 50, slots=[slot])
+    mall.item("GONESPA", "booking", 50, slots=[{**slot, "starts_at": past}])
+    window = {"starts_at": past, "ends_at": (now + timedelta(hours=1)).isoformat()}
+    mall.item("FLASH", points=500, sale={**window, "points": 20, "stock": 1})
+    mall.item("FLASHGONE", points=500, sale={**window, "points": 20, "stock": 0})
+    member = mall.member(100)
+    found = _ranked(mall, member, now)
+    assert _codes(found) == ["FLASH", "SPA"]  # both affordable; the sale's perk first
+    assert found[0].points == 20
+    assert _reasons(found, "FLASH")[0].startswith("flash_sale:")
+    mall.place(member, "SPA", slot="AM")
+    mall.place(mall.member(100), "FLASH")
+    assert _codes(_ranked(mall, member, utcnow())) == []  # the slot is full, the sale sold out
