@@ -19,6 +19,7 @@ from tally.api import consents as consents_api
 from tally.api import events as events_api
 from tally.api import families as families_api
 from tally.api import ledger as ledger_api
+from tally.api import mall as mall_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
 from tally.api import memberships as memberships_api
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(status_api.router)
     app.include_router(tiers_api.router)
     app.include_router(memberships_api.router)
+    app.include_router(mall_api.router)
     app.include_router(families_api.router)
     app.include_router(consents_api.router)
     app.include_router(webhooks_api.router)

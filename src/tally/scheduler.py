@@ -8,11 +8,12 @@ from datetime import timedelta
 
 from tally.config import Settings
 from tally.db.session import Database
-from tally.flows import sign_ins
+from tally.flows import mall_jobs, sign_ins
 from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
 from tally.ledger import jobs, reminders
+from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.offers import jobs as offer_jobs
 from tally.programme.runtime import ProgrammeCache
@@ -52,6 +53,7 @@ class Scheduler:
         except Exception:
             log.exception("could not read the programme; retrying next round")
             return
+        policy = policy_for(programme, self._settings)
         scheduled: list[tuple[str, Callable[[], object]]] = [
             ("expiry", lambda: jobs.expire(self._db.write, now)),
             (
@@ -66,6 +68,8 @@ class Scheduler:
                 lambda: offer_jobs.refresh(self._db.read, self._db.write, programme, now),
             ),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
+            ("orders", lambda: mall_jobs.lapse_unpaid(self._db.write, now, policy)),
+            ("refunds", lambda: mall_jobs.refund_late(self._db.write, now, policy)),
             (
                 "idempotency",
                 lambda: idempotency.purge(

@@ -67,7 +67,8 @@ def test_a_points_only_order_is_paid_at_once_and_a_refund_gives_all_back(mall: M
     order_id = mall.place(member, "DONATE", 2)
     row = _order(mall, order_id)
     assert (row.payment_status.value, row.fulfilment_status.value) == ("paid", "delivered")
-    assert row.points == 600 and row.capture_entry_id is not None
+    assert row.points == 600
+    assert row.capture_entry_id is not None
     assert mall.balance(member) == 400
     assert _stock(mall, "DONATE") == 3
     kinds = [e.kind for e in _events(mall, order_id)]
@@ -75,11 +76,13 @@ def test_a_points_only_order_is_paid_at_once_and_a_refund_gives_all_back(mall: M
     with mall.db.write() as session:
         flow.refund(session, mall.app, order_id, utcnow(), POLICY)
     row = _order(mall, order_id)
-    assert row.payment_status.value == "refunded" and row.refunded_points == 600
+    assert row.payment_status.value == "refunded"
+    assert row.refunded_points == 600
     assert mall.balance(member) == 1000
     assert _stock(mall, "DONATE") == 5
     types = _outbox_types(mall)
-    assert types.count("order.placed") == 1 and types.count("order.refunded") == 1
+    assert types.count("order.placed") == 1
+    assert types.count("order.refunded") == 1
 
 
 def _events(mall: Mall, order_id: object) -> list[OrderEvent]:
@@ -142,7 +145,8 @@ def test_per_member_limit_counts_and_lapses_give_it_back(mall: Mall) -> None:
     with pytest.raises(LimitReached):
         mall.place(member, "ONCE", 1, now=now)
     row = _order(mall, first)
-    assert row.payment_status.value == "pending" and row.cash_minor_units == 200
+    assert row.payment_status.value == "pending"
+    assert row.cash_minor_units == 200
     assert mall.balance(member) == 10_000 - 20
     report = mall_jobs.lapse_unpaid(mall.db.write, row.pay_by - timedelta(seconds=1), POLICY)
     assert report.done == 0
@@ -175,7 +179,8 @@ def test_cash_payment_is_exact_and_idempotent_by_reference(mall: Mall) -> None:
     assert not created
     row = _order(mall, order_id)
     assert (row.payment_status.value, row.fulfilment_status.value) == ("paid", "delivered")
-    assert row.ticket_code is not None and len(row.ticket_code) == 16
+    assert row.ticket_code is not None
+    assert len(row.ticket_code) == 16
     assert mall.balance(member) == 800
     other = mall.place(member, "MIX", 1)
     with mall.db.write() as session, pytest.raises(DuplicateReference):
@@ -195,7 +200,8 @@ def test_digital_codes_are_delivered_once_and_the_pool_warns_when_low(mall: Mall
     second = mall.place(member, "CODES", 1)
     with mall.db.read() as session:
         codes = repository.codes_of(session, [first, second])
-    assert codes[first] == ["A1", "A2"] and codes[second] == ["A3"]
+    assert codes[first] == ["A1", "A2"]
+    assert codes[second] == ["A3"]
     assert _outbox_types(mall).count("mall.codes_low") == 1
     mall.place(member, "CODES", 1)
     with pytest.raises(SoldOut):
@@ -211,7 +217,8 @@ def test_physical_ship_deliver_and_the_48_hour_refund(mall: Mall) -> None:
     with mall.db.write() as session:
         flow.ship(session, mall.app, shipped, "SF", "SF123", utcnow())
     row = _order(mall, late)
-    assert row.ship_by is not None and row.ship_by - row.paid_at == timedelta(hours=48)
+    assert row.ship_by is not None
+    assert row.ship_by - row.paid_at == timedelta(hours=48)
     assert (
         mall_jobs.refund_late(mall.db.write, row.ship_by - timedelta(seconds=1), POLICY).done == 0
     )
@@ -235,13 +242,17 @@ def test_partial_refunds_by_quantity_then_the_rest(mall: Mall) -> None:
     with mall.db.write() as session:
         flow.refund(session, mall.app, order_id, utcnow(), POLICY, quantity=1)
     row = _order(mall, order_id)
-    assert row.payment_status.value == "part_refunded" and row.refunded_points == 100
-    assert mall.balance(member) == 800 and _stock(mall, "PEN") == 8
+    assert row.payment_status.value == "part_refunded"
+    assert row.refunded_points == 100
+    assert mall.balance(member) == 800
+    assert _stock(mall, "PEN") == 8
     with mall.db.write() as session:
         flow.refund(session, mall.app, order_id, utcnow(), POLICY)
     row = _order(mall, order_id)
-    assert row.payment_status.value == "refunded" and row.refunded_points == 300
-    assert mall.balance(member) == 1000 and _stock(mall, "PEN") == 10
+    assert row.payment_status.value == "refunded"
+    assert row.refunded_points == 300
+    assert mall.balance(member) == 1000
+    assert _stock(mall, "PEN") == 10
 
 
 def test_partner_benefit_is_requested_of_its_supplier_and_confirmed(mall: Mall) -> None:
@@ -293,7 +304,9 @@ def test_a_flash_sale_has_its_own_price_stock_and_limit(mall: Mall) -> None:
         mall.place(member, "FLASH", 1, now=now + timedelta(minutes=11))
     with mall.db.read() as session:
         item = session.get(Item, _item_id(mall, "FLASH"))
-        assert item is not None and item.sale_stock == 1 and item.stock == 100
+        assert item is not None
+        assert item.sale_stock == 1
+        assert item.stock == 100
 
 
 def _item_id(mall: Mall, code: str) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from support.membership_programme import OPERATOR, PLANS
+from support.membership_programme import DEMO, OPERATOR, PLANS
 from tally.db.session import Database
 from tally.flows import enrolment
 from tally.flows import mall_orders as flow
@@ -23,8 +23,6 @@ from tally.partners import service as partners
 from tally.programme import loader
 from tally.programme import service as programme_service
 from tally.programme.domain import Programme
-
-from support.membership_programme import DEMO
 
 SUPPLIER = {"code": "VIDEO", "name": "Video streaming"}
 POLICY = Policy(

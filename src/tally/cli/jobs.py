@@ -16,12 +16,13 @@ import typer
 
 from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
-from tally.flows import sign_ins
+from tally.flows import mall_jobs, sign_ins
 from tally.idempotency import service as idempotency
 from tally.job_failures.service import Failure, reported
 from tally.kit.clock import as_utc, end_of_day, utcnow
 from tally.ledger import jobs as ledger_jobs
 from tally.ledger import reminders as ledger_reminders
+from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
 from tally.offers import jobs as offer_jobs
 from tally.programme import runtime
@@ -220,8 +221,9 @@ def offers(
     as_of: Annotated[str | None, as_of_option("Count redemptions")] = None,
     dry_run: DryRunOption = False,
 ) -> None:
-    """Compute the offers' signals from members' redemptions (item similarities, popularity
-    overall and per tier) and keep them (idempotent; safe to re-run or run concurrently)."""
+    """Compute the offers' signals from members' redemptions (item similarities,
+    popularity overall and per tier) and keep them (idempotent; safe to re-run or run
+    concurrently)."""
     moment = job_moment(as_of, dry_run)
     settings = get_settings()
     with open_database(settings) as db:
@@ -371,3 +373,36 @@ def reminders(
             "emitted": report.emitted,
         }
     )
+
+
+def _mall_sweep(moment: datetime, dry_run: bool, sweep: Any, pick: int, key: str) -> None:
+    """Run a mall deadline sweep (or, with ``dry_run``, show a sample of what it would take)."""
+    if dry_run:
+        with open_database() as db, db.read() as session:
+            found = mall_jobs.due(session, moment, SAMPLE)[pick]
+        emit({**_head(moment, dry_run), "sample": [str(item) for item in found]})
+        return
+    policy = policy_for(programme_in_force(), get_settings())
+    with open_database() as db:
+        report = sweep(db.write, moment, policy)
+    emit({**_head(moment, dry_run), key: report.done, **failed(report.failures)})
+
+
+@jobs_app.command("orders")
+def orders(
+    as_of: Annotated[str | None, as_of_option("Lapse mall orders unpaid")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Lapse mall orders whose cash part was not paid by their deadline: points and stock back
+    (idempotent; safe to re-run and to run twice at once)."""
+    _mall_sweep(job_moment(as_of, dry_run), dry_run, mall_jobs.lapse_unpaid, 0, "lapsed")
+
+
+@jobs_app.command("refunds")
+def refunds(
+    as_of: Annotated[str | None, as_of_option("Refund mall orders not shipped")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Refund in full the mall orders not shipped within their item's ship_within of payment
+    (the 48-hour rule; idempotent; exactly once even with two workers)."""
+    _mall_sweep(job_moment(as_of, dry_run), dry_run, mall_jobs.refund_late, 1, "refunded")

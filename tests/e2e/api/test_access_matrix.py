@@ -368,6 +368,51 @@ def _family_member_route(action: str, who: str, **kind: bool) -> Callable[[World
     return setup_then(lambda w: w.family(**kind), request)
 
 
+# --- the mall (catalog and orders) ---
+
+
+def _shop_item(w: World, kind: str = "donation", **extra: Any) -> str:
+    """An item SHOP supplies (1 point)."""
+    code = unique("item")
+    body = {"code": code, "kind": kind, "names": {"zh-CN": "商品", "en": "Item"}}
+    w.ok(w.shop.post("/v1/mall/items", {**body, "price": {"points": 1}, **extra}))
+    return code
+
+
+def _shop_order(w: World, kind: str = "physical", **extra: Any) -> str:
+    """An order the operator's app placed for the world's member, of an item SHOP supplies."""
+    code = _shop_item(w, kind, **extra)
+    body: dict[str, Any] = {"item": code}
+    if kind == "physical":
+        body["address"] = {"line": "1 Road"}
+    return str(w.ok(w.operator.post(f"/v1/members/{w.member}/orders", body))["id"])
+
+
+def _shipped(w: World) -> str:
+    order = _shop_order(w)
+    w.ok(w.shop.post(f"/v1/orders/{order}/ship", {"carrier": "SF", "tracking_number": "1"}), 200)
+    return order
+
+
+def _item_body(_w: World) -> dict[str, Any]:
+    return {
+        "code": unique("item"),
+        "kind": "donation",
+        "names": {"zh-CN": "捐赠", "en": "Donation"},
+        "price": {"points": 1},
+    }
+
+
+def _operator_item_order(w: World) -> tuple[int, dict[str, Any]]:
+    """The world's member and an order body for a new item of the operator's."""
+    code = unique("item")
+    w.ok(w.operator.post("/v1/mall/items", {**_item_body(w), "code": code}))
+    return w.member, {"item": code}
+
+
+MALL_SUPPLIER: dict[str, Expect] = {"unrelated": NOT_FOUND}
+
+
 ROWS: list[Row] = [
     # Members and identities.
     Row(
@@ -877,6 +922,130 @@ ROWS: list[Row] = [
         ),
         **TIED,
     ),
+    # --- the mall (catalog and orders) ---
+    Row(
+        "POST",
+        "/v1/mall/items",
+        Scope.CATALOG,
+        post(lambda _w: "/v1/mall/items", _item_body),
+        unrelated=CREATED,
+        related=CREATED,
+        operator=CREATED,
+    ),
+    Row(
+        "PATCH",
+        "/v1/mall/items/{code}",
+        Scope.CATALOG,
+        setup_then(_shop_item, lambda api, code: patch(api, f"/v1/mall/items/{code}", {})),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
+        "/v1/mall/items/{code}/codes",
+        Scope.CATALOG,
+        setup_then(
+            lambda w: _shop_item(w, "digital_code"),
+            lambda api, code: api.post(f"/v1/mall/items/{code}/codes", {"codes": [unique("c")]}),
+        ),
+        unrelated=NOT_FOUND,
+        related=CREATED,
+        operator=CREATED,
+    ),
+    Row("GET", "/v1/mall/items", Scope.CATALOG, get(lambda _w: "/v1/mall/items")),
+    Row(
+        "GET",
+        "/v1/mall/items/{code}",
+        Scope.CATALOG,
+        setup_then(_shop_item, lambda api, code: api.get(f"/v1/mall/items/{code}")),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
+        "/v1/members/{member_id}/orders",
+        Scope.MALL,
+        setup_then(
+            _operator_item_order,
+            lambda api, made: api.post(f"/v1/members/{made[0]}/orders", made[1]),
+        ),
+        unrelated=FORBIDDEN,
+        related=FORBIDDEN,
+        operator=CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/orders/{order_id}/payments",
+        Scope.MALL,
+        setup_then(
+            lambda w: _shop_order(
+                w, "ticket", price={"points": 1, "cash": {"amount": "1.00", "currency": "CNY"}}
+            ),
+            lambda api, order: api.post(
+                f"/v1/orders/{order}/payments",
+                {"reference": unique("pay"), "amount": {"minor_units": 100, "currency": "CNY"}},
+            ),
+        ),
+        unrelated=NOT_FOUND,
+        related=CREATED,
+        operator=CREATED,
+    ),
+    Row(
+        "POST",
+        "/v1/orders/{order_id}/ship",
+        Scope.MALL,
+        setup_then(
+            _shop_order,
+            lambda api, order: api.post(
+                f"/v1/orders/{order}/ship", {"carrier": "SF", "tracking_number": "1"}
+            ),
+        ),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
+        "/v1/orders/{order_id}/deliver",
+        Scope.MALL,
+        setup_then(_shipped, lambda api, order: api.post(f"/v1/orders/{order}/deliver")),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
+        "/v1/orders/{order_id}/fulfilment",
+        Scope.MALL,
+        setup_then(
+            lambda w: _shop_order(w, "partner_benefit"),
+            lambda api, order: api.post(f"/v1/orders/{order}/fulfilment"),
+        ),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
+        "/v1/orders/{order_id}/cancel",
+        Scope.MALL,
+        setup_then(_shop_order, lambda api, order: api.post(f"/v1/orders/{order}/cancel")),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
+        "/v1/orders/{order_id}/refund",
+        Scope.MALL,
+        setup_then(_shop_order, lambda api, order: api.post(f"/v1/orders/{order}/refund")),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "GET",
+        "/v1/orders/{order_id}",
+        Scope.MALL,
+        setup_then(_shop_order, lambda api, order: api.get(f"/v1/orders/{order}")),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "GET",
+        "/v1/orders/{order_id}/events",
+        Scope.MALL,
+        setup_then(_shop_order, lambda api, order: api.get(f"/v1/orders/{order}/events")),
+        **MALL_SUPPLIER,
+    ),
+    Row("GET", "/v1/members/{member_id}/orders", Scope.MALL, get(member_path("/orders"))),
     # --- offers ---
     # A member's ranked offers are the operator's app's (its mall front page).
     Row(
