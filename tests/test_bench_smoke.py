@@ -36,6 +36,7 @@ SMOKE = {
     "events_import.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "flash_sale.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
     "auctions.py": ["--smoke", "--db", "both", "--postgres-url", "{pg}"],
+    "offers_eval.py": ["--smoke"],
 }
 #: A verification row each script's table must show passed (its exit code says so too).
 VERIFIED = {

@@ -26,6 +26,7 @@ from tally.api import mall as mall_api
 from tally.api import member_links as member_links_api
 from tally.api import members as members_api
 from tally.api import memberships as memberships_api
+from tally.api import offers as offers_api
 from tally.api import partners as partners_api
 from tally.api import status as status_api
 from tally.api import tiers as tiers_api
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(engagement_api.router)
     app.include_router(coupons_api.router)
     app.include_router(auctions_api.router)
+    app.include_router(offers_api.router)
     install_web(app)
     app.add_middleware(FastLane, lanes=ledger_api.LANES)
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.

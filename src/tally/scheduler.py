@@ -16,6 +16,7 @@ from tally.kit.periodic import Periodic
 from tally.ledger import jobs, reminders
 from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
+from tally.offers import jobs as offer_jobs
 from tally.programme.runtime import ProgrammeCache
 from tally.tiers import jobs as tier_jobs
 from tally.webhooks import retention as outbox_retention
@@ -73,6 +74,10 @@ class Scheduler:
                 lambda: auction_jobs.close_due(
                     self._db.write, now, policy_for(programme, self._settings)
                 ),
+            ),
+            (
+                "offers",
+                lambda: offer_jobs.refresh(self._db.read, self._db.write, programme, now),
             ),
             ("sign-ins", lambda: sign_ins.sweep(self._db.write, now)),
             ("orders", lambda: mall_jobs.lapse_unpaid(self._db.write, now, policy)),

@@ -29,6 +29,7 @@ from tally.mall import models as mall_models
 from tally.member_codes import models as member_code_models
 from tally.members import models as member_models
 from tally.memberships import models as membership_models
+from tally.offers import models as offer_models
 from tally.outbox import models as outbox_models
 from tally.partners import models as partner_models
 from tally.privacy import models as privacy_models
@@ -65,6 +66,7 @@ MODEL_MODULES = (
     mall_models,
     coupon_models,
     auction_models,
+    offer_models,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -26,6 +26,7 @@ from tally.ledger import jobs as ledger_jobs
 from tally.ledger import reminders as ledger_reminders
 from tally.ledger.posting import policy_for
 from tally.memberships import jobs as membership_jobs
+from tally.offers import jobs as offer_jobs
 from tally.programme import runtime
 from tally.tiers import jobs as tier_jobs
 from tally.webhooks import repository as webhook_repository
@@ -235,6 +236,31 @@ def coupons(
         if found is None:
             found = coupon_allowances.issue_allowances(db.write, moment, programme)
     emit({**_head(moment, dry_run), **found.as_dict()})
+
+
+@jobs_app.command("offers")
+def offers(
+    as_of: Annotated[str | None, as_of_option("Count redemptions")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Compute the offers' signals from members' redemptions (item similarities,
+    popularity overall and per tier) and keep them (idempotent; safe to re-run or run
+    concurrently)."""
+    moment = job_moment(as_of, dry_run)
+    settings = get_settings()
+    with open_database(settings) as db:
+        with db.read() as session:
+            programme = runtime.effective(session, settings, moment)
+            found = offer_jobs.preview(session, programme, moment) if dry_run else None
+        report = found or offer_jobs.refresh(db.read, db.write, programme, moment)
+    emit(
+        {
+            **_head(moment, dry_run),
+            "pairs": report.pairs,
+            "similarities": report.similarities,
+            "popularity": report.popularity,
+        }
+    )
 
 
 @jobs_app.command("memberships")

@@ -1217,6 +1217,15 @@ ROWS: list[Row] = [
         FORBIDDEN,
         CREATED,
     ),
+    # --- offers ---
+    # A member's ranked offers are the operator's app's (its mall front page).
+    Row(
+        "GET",
+        "/v1/members/{member_id}/offers",
+        Scope.MALL,
+        get(member_path("/offers")),
+        **OPERATOR_ONLY,
+    ),
 ]
 
 CALLERS = ("no key", "lacking scope", "unrelated", "related", "operator")
