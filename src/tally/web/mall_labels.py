@@ -68,6 +68,22 @@ LIMIT_PERIODS: dict[str, str] = {
 #: A flash sale's phase.
 SALE_PHASES: dict[str, str] = {"upcoming": N_("Upcoming"), "open": N_("On now"), "over": N_("Over")}
 
+#: Why an item is ranked for the member (:class:`tally.offers.domain.ReasonCode`).
+OFFER_REASONS: dict[str, str] = {
+    "similar_members": N_("Members who redeemed what you did chose this"),
+    "you_redeemed_category": N_("You like %(category)s"),
+    "you_redeemed_item": N_("You redeemed this before"),
+    "popular_in_tier": N_("Popular in your tier"),
+    "popular": N_("Popular in the mall"),
+    "new_member_popular": N_("Popular with members like you"),
+    "affordable": N_("You have enough points"),
+    "points_to_go": N_("%(points)s points to go"),
+    "exclusive": N_("Only for your tier"),
+    "plan_member": N_("For your paid membership"),
+    "tier_price": N_("Your tier's price"),
+    "flash_sale": N_("On flash sale now"),
+    "in_the_mall": N_("New in the mall"),
+}
 ALL: dict[str, Any] = {
     "statuses": STATUSES,
     "payments": PAYMENTS,
@@ -76,4 +92,5 @@ ALL: dict[str, Any] = {
     "kinds": KINDS,
     "limit_periods": LIMIT_PERIODS,
     "sale_phases": SALE_PHASES,
+    "offer_reasons": OFFER_REASONS,
 }

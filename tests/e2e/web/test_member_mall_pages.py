@@ -396,3 +396,23 @@ def test_the_mall_pages_through_its_items(
     assert re.findall(r'data-item="(\w+)"', second) == ["A3"]
     assert 'data-testid="more"' not in second
     assert 'data-category="b"' in second  # every category stays offered
+
+
+def test_the_front_page_ranks_items_for_the_member_and_says_why(
+    mall: Mall, shopper: Shopper
+) -> None:
+    mall.item("MUG", "physical", 800, stock=3, categories=["home"])
+    mall.item("PRICEY", "donation", 12_000)  # 2,000 more than the member has
+    mall.item("GONE", "donation", 100, stock=0)
+    web = shopper()
+    html = web.get("/m/mall", headers=EN).text
+    section = html.split('data-testid="for-you"')[1].split("</section>")[0]
+    offered = re.findall(r'data-offer="([^"]+)" data-reason="([^"]+)"', section)
+    assert offered, section
+    assert "GONE" not in {code for code, _reason in offered}  # nothing out of stock
+    codes = [code for code, _reason in offered]
+    assert codes.index("MUG") < codes.index("PRICEY")  # what the member can afford first
+    assert "2,000 points to go" in section.split('data-offer="PRICEY"')[1].split("</li>")[0]
+    assert 'data-testid="for-you"' not in web.get("/m/mall?q=mug", headers=EN).text
+    chinese = web.get("/m/mall").text.split('data-testid="for-you"')[1].split("</section>")[0]
+    assert "为你推荐" in chinese

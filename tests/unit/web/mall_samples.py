@@ -18,6 +18,7 @@ from tally.web.console.mall_items import ItemRow
 from tally.web.console.mall_orders import FILTERS, OrderRow
 from tally.web.member.mall_views import (
     EventLine,
+    ForYou,
     ItemView,
     LimitView,
     OrderCard,
@@ -238,17 +239,39 @@ def mall_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[Sam
     samples: list[Sample] = [
         (
             "member/mall/index.html",
-            {**member, "shelf": shelf, "items": views, "available": 1200, "page_url": "/m/mall"},
+            {
+                **member,
+                "shelf": shelf,
+                "for_you": [
+                    ForYou(views[0], [("points_to_go", {"points": 1200}), ("popular", {})]),
+                    ForYou(views[-1], [("you_redeemed_category", {"category": "books"})]),
+                ],
+                "items": views,
+                "available": 1200,
+                "page_url": "/m/mall",
+            },
             None,
         ),
         (
             "member/mall/index.html",
-            {**base, "shelf": Shelf([], [], "", None), "items": [], "available": 0},
+            {
+                **base,
+                "shelf": Shelf([], [], "", None),
+                "for_you": [],
+                "items": [],
+                "available": 0,
+            },
             None,
         ),
         (
             "member/mall/index.html",
-            {**base, "shelf": Shelf([], ["x"], "", "x"), "items": [], "available": 0},
+            {
+                **base,
+                "shelf": Shelf([], ["x"], "", "x"),
+                "for_you": [],
+                "items": [],
+                "available": 0,
+            },
             None,
         ),
         ("member/mall/orders.html", {**member, "orders": order_cards()}, None),

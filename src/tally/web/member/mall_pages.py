@@ -99,10 +99,13 @@ def browse(
             category=category or None,
             after=after,
         )
+        front = not (q.strip() or category or after)
+        for_you = mall_views.for_you(session, member_id, standing, programme, at) if front else []
         context = _context(request, member_id, session)
         balance = ledger.balance(session, member_id, at, programme.zone).available
     context.update(
         shelf=shelf,
+        for_you=for_you,
         items=mall_views.front_page_items(shelf),
         available=balance,
         page_url="/m/mall",

@@ -18,11 +18,13 @@ from tally.mall import domain, repository
 from tally.mall import service as catalog
 from tally.mall.domain import Action, LimitPeriod
 from tally.mall.models import Item, Order, OrderEvent, Slot
+from tally.offers import service as offers
 from tally.programme.domain import Money, Programme
 from tally.programme.shapes import Names
 
 #: Items on the mall's front page (and per page of a search).
 PAGE_SIZE = 60
+FOR_YOU = 6  # items ranked for the member on the front page
 #: How many of the shop's items the category list is made of (the catalog in id order).
 SCAN = 500
 #: The member pages act for the operator on the member's own orders (the pages check that the
@@ -291,9 +293,44 @@ def shelf(
 
 
 def front_page_items(shelf_page: Shelf) -> list[ItemView]:
-    """The front page's first section: the items in catalog order. A ranking of offers for the
-    member can replace this function (same argument, same result type)."""
+    """The front page's list of every item, in catalog order."""
     return shelf_page.items
+
+
+@dataclass(frozen=True, slots=True)
+class ForYou:
+    """An item ranked for the member (:func:`tally.offers.service.ranked_for`) with why it is
+    shown: ``reasons`` of ``(key of labels.mall.offer_reasons, its parameters)``, the
+    strongest first."""
+
+    item: ItemView
+    reasons: list[tuple[str, dict[str, str | int]]]
+
+    @property
+    def reason(self) -> str:
+        return self.reasons[0][0]
+
+
+def for_you(
+    session: Session,
+    member_id: int,
+    standing: Standing,
+    programme: Programme,
+    now: datetime,
+    limit: int = FOR_YOU,
+) -> list[ForYou]:
+    """The front page's first section: the items ranked for the member, each with why."""
+    ranked = offers.ranked_for(session, member_id, programme, now, limit)
+    rows = repository.items_by_id(session, [offer.item.item_id for offer in ranked])
+    picked = []
+    for offer in ranked:
+        row = rows.get(offer.item.item_id)
+        if row is None:
+            continue
+        view = item_view(session, row, [], member_id, standing, programme, now, with_limit=False)
+        why = [(reason.code.value, dict(reason.params)) for reason in offer.reasons]
+        picked.append(ForYou(view, why))
+    return picked
 
 
 # --- Orders -----------------------------------------------------------------------------------
