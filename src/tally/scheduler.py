@@ -9,7 +9,7 @@ from datetime import timedelta
 from tally.auctions import jobs as auction_jobs
 from tally.config import Settings
 from tally.db.session import Database
-from tally.flows import coupon_allowances, mall_jobs, sign_ins
+from tally.flows import coupon_allowances, mall_jobs, mall_orders, sign_ins
 from tally.idempotency import service as idempotency
 from tally.kit.clock import utcnow
 from tally.kit.periodic import Periodic
@@ -72,7 +72,10 @@ class Scheduler:
             (
                 "auctions",
                 lambda: auction_jobs.close_due(
-                    self._db.write, now, policy_for(programme, self._settings)
+                    self._db.write,
+                    now,
+                    policy_for(programme, self._settings),
+                    on_sold=mall_orders.place_won,
                 ),
             ),
             (

@@ -31,6 +31,8 @@ from tally.outbox import repository as outbox
 from tally.outbox.domain import Event, EventType
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
+#: What a sold auction makes in its close's transaction (the mall's order), given its result.
+OnSold = Callable[[Session, auctions.AuctionResult, datetime, Policy], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +51,16 @@ class Closed:
 
 
 def close_due(
-    unit_of_work: UnitOfWork, as_of: datetime, policy: Policy, batch: int = 20
+    unit_of_work: UnitOfWork,
+    as_of: datetime,
+    policy: Policy,
+    batch: int = 20,
+    on_sold: OnSold | None = None,
 ) -> AuctionsReport:
     """Close every open auction whose end has passed by ``as_of`` (an auction ends at its
-    ``ends_at`` exactly). A batch is one transaction; an auction that cannot be closed is
-    isolated, recorded in ``job_failures`` and tried again next run."""
+    ``ends_at`` exactly), each sold one handed to ``on_sold`` in the same transaction. A
+    batch is one transaction; an auction that cannot be closed is isolated, recorded in
+    ``job_failures`` and tried again next run."""
     sold = unsold = 0
     failed: list[Failure] = []
     while True:
@@ -62,7 +69,10 @@ def close_due(
         if not ids:
             break
         done, failures = isolating(
-            unit_of_work, ids, partial(_close_all, as_of=as_of, policy=policy), "auction"
+            unit_of_work,
+            ids,
+            partial(_close_all, as_of=as_of, policy=policy, on_sold=on_sold),
+            "auction",
         )
         for closed in done:
             sold += sum(1 for item in closed if item.status is AuctionStatus.SOLD)
@@ -73,13 +83,22 @@ def close_due(
 
 
 def _close_all(
-    session: Session, ids: Sequence[uuid.UUID], as_of: datetime, policy: Policy
+    session: Session,
+    ids: Sequence[uuid.UUID],
+    as_of: datetime,
+    policy: Policy,
+    on_sold: OnSold | None,
 ) -> list[Closed]:
     closed = []
     for auction_id in ids:
         found = close_one(session, auction_id, as_of, policy)
-        if found is not None:
-            closed.append(found)
+        if found is None:
+            continue
+        closed.append(found)
+        if on_sold is not None and found.status is AuctionStatus.SOLD:
+            result = auctions.result_for_order(session, found.auction_id)
+            assert result is not None  # sold
+            on_sold(session, result, as_of, policy)
     return closed
 
 

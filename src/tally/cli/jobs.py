@@ -17,7 +17,7 @@ import typer
 from tally.auctions import jobs as auction_jobs
 from tally.cli.common import emit, open_database, programme_in_force
 from tally.config import get_settings
-from tally.flows import coupon_allowances, mall_jobs, sign_ins
+from tally.flows import coupon_allowances, mall_jobs, mall_orders, sign_ins
 from tally.idempotency import service as idempotency
 from tally.job_failures import repository as job_failures
 from tally.job_failures.service import Failure, reported
@@ -502,7 +502,7 @@ def close_auctions(
             )
             return
         policy = policy_for(programme_in_force(at=moment), get_settings())
-        report = auction_jobs.close_due(db.write, moment, policy)
+        report = auction_jobs.close_due(db.write, moment, policy, on_sold=mall_orders.place_won)
     emit(
         {
             **_head(moment, dry_run),

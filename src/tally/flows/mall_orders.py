@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tally.auctions.service import AuctionResult
 from tally.errors import (
     ConcurrentChange,
     Conflict,
@@ -63,6 +64,7 @@ API = "api"
 MEMBER_PAGES = "member_pages"
 CONSOLE = "console"
 SYSTEM = "system"
+AUCTION = "auction"  # the channel of the order a sold auction makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +306,51 @@ def place_order(
     )
     if cash is None:
         _pay(session, row, item, actor, now, policy, reference=None)
+    return row
+
+
+def place_won(session: Session, won: AuctionResult, now: datetime, policy: Policy) -> Order | None:
+    """The order of a sold auction, in the close's transaction: one unit of the mall item the
+    auction named, paid already (its points are the captured price), fulfilled like any paid
+    order of its kind (shipped within ``ship_within``, the 48-hour refund too). ``None`` when
+    no mall item has the auction's item code (an auction of something the catalog does not
+    sell). The lot is the auction's own: the item's stock and limits are not touched."""
+    item = repository.item_by_code(session, won.item_code)
+    if item is None:
+        return None
+    actor = Actor(partner_id=won.partner_id, is_operator=True, channel=AUCTION)
+    row = repository.insert_order(
+        session,
+        {
+            "id": uuid7(),
+            "member_id": won.member_id,
+            "item_id": item.id,
+            "item_code": item.code,
+            "kind": item.kind,
+            "owner_partner_id": item.owner_partner_id,
+            "accepting_partner_id": won.partner_id,
+            "placed_by_partner_id": won.partner_id,
+            "channel": AUCTION,
+            "quantity": 1,
+            "unit_points": won.points,
+            "points": won.points,
+            "discount_points": 0,
+            "is_sale": False,
+            "payment_status": PaymentStatus.PENDING,
+            "fulfilment_status": FulfilmentStatus.UNFULFILLED,
+            "refunded_points": 0,
+            "refunded_quantity": 0,
+            "capture_entry_id": won.capture_transaction_id,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    details = {"auction_id": str(won.auction_id)}
+    _record(
+        session, row, "placed", actor, None, now, points=row.points, quantity=1, details=details
+    )
+    _pay(session, row, item, actor, now, policy, reference=None)
     return row
 
 
