@@ -78,7 +78,7 @@ class BidRequest(Strict):
     max_points: Points = Field(description="The most the member would pay; held while it leads.")
 
 
-class ItemOut(BaseModel):
+class AuctionItem(BaseModel):
     code: str
     names: dict[str, str]
 
@@ -107,7 +107,7 @@ class AuctionState(BaseModel):
     """An auction as anyone watching it sees it: never the reserve or anyone's maximum."""
 
     id: str
-    item: ItemOut
+    item: AuctionItem
     status: str = Field(description="scheduled, open, ended (awaiting its close), sold, unsold.")
     price: int = Field(description="The current price: what the leader would pay now.")
     minimum_bid: int | None = Field(description="The least a new bid may name; null once over.")
@@ -164,7 +164,7 @@ def _fields(found: auctions.AuctionView) -> dict[str, object]:
         )
     return {
         "id": str(found.id),
-        "item": ItemOut(code=found.item_code, names=found.item_names),
+        "item": AuctionItem(code=found.item_code, names=found.item_names),
         "status": found.phase.value,
         "price": found.price,
         "minimum_bid": found.minimum_bid,

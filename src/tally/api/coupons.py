@@ -28,7 +28,7 @@ router = APIRouter(tags=["coupons"])
 MAX_MINOR_UNITS = 10**15
 MAX_API_ISSUE = 10_000
 
-TemplateCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]{0,63}$")]
+TemplateCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 RedemptionId = Annotated[
     str, Path(pattern=UUID_PATTERN, description="The redemption's id (a UUID).")
 ]

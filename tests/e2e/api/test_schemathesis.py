@@ -45,6 +45,10 @@ database = "none"
 [checks]
 enabled = true
 
+# A body over the size limit is rejected too: 413 payload_too_large, before it is read.
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "406", "413", "422", "428", "5XX"]
+
 [phases.stateful]
 max-steps = {STATEFUL_STEPS}
 """
@@ -105,6 +109,13 @@ RULES_IN_WORDS = {
     ("POST /v1/holds/{hold_id}/capture", "points"): "at most the points held",
     ("POST /v1/members/{member_id}/earn", "lines"): "lines whose points add up to the earn's",
     ("POST /v1/members/{member_id}/memberships", "plan"): "a plan of the programme in force",
+    ("*", "images"): "an https URL or a path under /static/",
+    ("*", "ship_within"): "an ISO-8601 duration",
+    ("*", "sale"): "a sale that ends after it starts",
+    # An item's rules across its fields: its window in order, slots for a booking only, a plan
+    # for a plan item only, a digital-code item's stock from its pool (docs/mall.md).
+    ("POST /v1/mall/items", ""): "an item's rules across its fields",
+    ("PATCH /v1/mall/items/{code}", ""): "an item's rules across its fields",
 }
 
 
