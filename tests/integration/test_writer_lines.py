@@ -115,7 +115,10 @@ def test_a_line_writes_in_order_of_arrival_one_batch_at_a_time(database: Databas
         return await asyncio.gather(*sends, return_exceptions=True)
 
     try:
-        answers = asyncio.run(burst())
+        # On an event loop of its own thread: Playwright's sync API may have left this thread
+        # running one for the tests after a browser test.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            answers = pool.submit(lambda: asyncio.run(burst())).result()
     finally:
         executor.shutdown(wait=True)
     assert order == list(range(40))  # first come, first served

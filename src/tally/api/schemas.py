@@ -54,21 +54,11 @@ TEXT_PATTERN = text.PATTERN
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
 
 
-def _state_the_text_rule(schema: dict[str, Any]) -> None:
-    """Give every free-text property of a request body's JSON schema the pattern of the text
-    rule, so that the OpenAPI document says what the server refuses."""
-    for field in schema.get("properties", {}).values():
-        for option in (field, *field.get("anyOf", ()), field.get("items", {})):
-            fixed = {"pattern", "format", "enum", "const"} & option.keys()
-            if option.get("type") == "string" and not fixed:
-                option["pattern"] = text.PATTERN
-
-
 def strict_examples(*examples: dict[str, Any]) -> ConfigDict:
     """The configuration of a :class:`Strict` body with its own OpenAPI ``examples``."""
 
     def extra(schema: dict[str, Any]) -> None:
-        _state_the_text_rule(schema)
+        text.state_the_text_rule(schema)
         schema["examples"] = list(examples)
 
     return ConfigDict(extra="forbid", json_schema_extra=extra)
@@ -78,7 +68,7 @@ class Strict(BaseModel):
     """A request body: unknown fields are refused, and no text may carry control, format or
     bidirectional characters (:mod:`tally.kit.text`)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_state_the_text_rule)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=text.state_the_text_rule)
 
     @field_validator("*", mode="before")
     @classmethod

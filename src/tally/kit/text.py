@@ -11,6 +11,7 @@ reader sees, or break a log line or a CSV export.
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 RULE = (
@@ -102,3 +103,13 @@ PATTERN = (
     )
     + "]*$"
 )
+
+
+def state_the_text_rule(schema: dict[str, Any]) -> None:
+    """Give every free-text property of a request body's JSON schema the pattern of the text
+    rule (:data:`PATTERN`), so that the OpenAPI document says what the server refuses."""
+    for field in schema.get("properties", {}).values():
+        for option in (field, *field.get("anyOf", ()), field.get("items", {})):
+            fixed = {"pattern", "format", "enum", "const"} & option.keys()
+            if option.get("type") == "string" and not fixed:
+                option["pattern"] = PATTERN

@@ -33,7 +33,7 @@ Count = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
 class Strict(BaseModel):
     """Unknown fields are refused, and text carries no control or format characters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=text.state_the_text_rule)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -58,7 +58,9 @@ class Texts(Strict):
     zh_cn: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(alias="zh-CN")
     en: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, json_schema_extra=text.state_the_text_rule
+    )
 
     def as_dict(self) -> dict[str, str]:
         return {"zh-CN": self.zh_cn, "en": self.en}

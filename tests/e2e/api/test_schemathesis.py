@@ -47,7 +47,7 @@ enabled = true
 
 # A body over the size limit is rejected too: 413 payload_too_large, before it is read.
 [checks.negative_data_rejection]
-expected-statuses = ["400", "401", "403", "404", "406", "413", "422", "428", "5XX"]
+expected-statuses = ["400", "401", "403", "404", "406", "409", "413", "422", "428", "5XX"]
 
 [phases.stateful]
 max-steps = {STATEFUL_STEPS}
@@ -112,6 +112,8 @@ RULES_IN_WORDS = {
     ("*", "images"): "an https URL or a path under /static/",
     ("*", "ship_within"): "an ISO-8601 duration",
     ("*", "sale"): "a sale that ends after it starts",
+    ("*", "price.cash.currency"): "an ISO 4217 currency",
+    ("*", "price"): "points, a cash part or both, above zero",
     # An item's rules across its fields: its window in order, slots for a booking only, a plan
     # for a plan item only, a digital-code item's stock from its pool (docs/mall.md).
     ("POST /v1/mall/items", ""): "an item's rules across its fields",

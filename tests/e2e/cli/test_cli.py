@@ -262,7 +262,7 @@ def test_the_command_tree_is_complete() -> None:
         "member enrol", "member link",
         # purging Idempotency-Key records past their retention
         "jobs idempotency", "jobs outbox", "jobs failures", "jobs orders", "jobs refunds",
-        "jobs offers",
+        "jobs offers", "jobs auctions",
         # webhook delivery and expiry reminders
         "jobs deliver", "jobs reminders",
         # a draft programme's rules simulated on past events
