@@ -23,12 +23,15 @@ from tally.coupons import service as coupons
 from tally.coupons.domain import Cart, Kind, Line, Scope
 from tally.coupons.models import CouponRedemption, CouponTemplate
 from tally.partners.service import Scope as KeyScope
+from tally.programme.shapes import CODE_PATTERN
 
 router = APIRouter(tags=["coupons"])
 MAX_MINOR_UNITS = 10**15
 MAX_API_ISSUE = 10_000
+# Members per request: as many as fit in a request body (TALLY_MAX_BODY_BYTES, 64 KiB).
+MAX_API_MEMBERS = 2_000
 
-TemplateCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+TemplateCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)]
 RedemptionId = Annotated[
     str, Path(pattern=UUID_PATTERN, description="The redemption's id (a UUID).")
 ]
@@ -47,11 +50,11 @@ class NamesIn(Strict):
 
 
 class ScopeIn(Strict):
-    categories: list[Label] = Field(default_factory=list, max_length=200)
-    skus: list[Label] = Field(default_factory=list, max_length=1000)
+    categories: list[Label] = Field(default_factory=list, max_length=100)
+    skus: list[Label] = Field(default_factory=list, max_length=300)
     partners: list[PartnerCode] = Field(
         default_factory=list,
-        max_length=200,
+        max_length=100,
         description="Partners whose checkout accepts it; empty: every partner's.",
     )
 
@@ -94,7 +97,7 @@ class TemplateCreate(Strict):
 class IssueRequest(Strict):
     member_ids: list[MemberRef] = Field(
         default_factory=list,
-        max_length=MAX_API_ISSUE,
+        max_length=MAX_API_MEMBERS,
         description="Members to issue a code to (each `count` codes); none: unassigned codes.",
     )
     count: Annotated[StrictInt, Field(gt=0, le=MAX_API_ISSUE)] | None = None
@@ -111,7 +114,7 @@ class CartIn(Strict):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = Field(
         default=None, description="The programme's currency when absent."
     )
-    items: list[LineIn] = Field(default_factory=list, max_length=500)
+    items: list[LineIn] = Field(default_factory=list, max_length=200)
 
 
 class CheckoutRequest(Strict):
