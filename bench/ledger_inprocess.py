@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -33,8 +35,18 @@ from rawdb import postgres
 SECRET = "bench-secret-" + "x" * 32
 
 
-def measure(url: str, kind: str, members: int, clients: int, rounds: int, warmup: int) -> str:
-    """Set up a partner and ``members`` members, then time ``rounds`` rounds of ``clients``."""
+def measure(
+    url: str,
+    kind: str,
+    members: int,
+    clients: int,
+    rounds: int,
+    warmup: int,
+    profile: Path | None = None,
+) -> str:
+    """Set up a partner and ``members`` members, then time ``rounds`` rounds of ``clients``
+    (a checkout round is a round of holds, then a round of their captures); ``profile``, when
+    given, receives a cProfile of the measured rounds."""
     from tally.app import create_app
     from tally.config import Settings
     from tally.db.engine import build_engine
@@ -74,26 +86,48 @@ def measure(url: str, kind: str, members: int, clients: int, rounds: int, warmup
                     )
                     funded.raise_for_status()
 
-                async def one(serial: int) -> None:
-                    points = 10 if kind == "earn" else 1
-                    answer = await client.post(
-                        f"/v1/members/{ids[serial % len(ids)]}/{kind}",
-                        json={"points": points, "reference": uuid.uuid4().hex},
-                        headers=headers(),
-                    )
-                    if answer.status_code != 201:
+                async def post(path: str, body: dict[str, object]) -> dict[str, Any]:
+                    answer = await client.post(path, json=body, headers=headers())
+                    if answer.status_code not in (200, 201):
                         raise RuntimeError(f"{answer.status_code} {answer.text[:300]}")
+                    found: dict[str, Any] = answer.json()
+                    return found
+
+                async def one(serial: int) -> None:
+                    member = ids[serial % len(ids)]
+                    reference = uuid.uuid4().hex
+                    if kind != "checkout":
+                        points = 10 if kind == "earn" else 1
+                        body = {"points": points, "reference": reference}
+                        await post(f"/v1/members/{member}/{kind}", body)
+                        return
+                    hold = {"points": 1, "expires_in_seconds": 600, "reference": reference}
+                    made = await post(f"/v1/members/{member}/holds", hold)
+                    captures.append(made["hold"]["id"])
+
+                captures: list[str] = []
 
                 async def rounds_of(count: int, start: int) -> None:
                     for round_ in range(count):
                         base = (start + round_) * clients
                         await asyncio.gather(*(one(base + i) for i in range(clients)))
+                        if captures:
+                            held, captures[:] = list(captures), []
+                            await asyncio.gather(
+                                *(post(f"/v1/holds/{hold}/capture", {}) for hold in held)
+                            )
 
                 await rounds_of(warmup, 0)
+                profiler = cProfile.Profile() if profile is not None else None
                 cpu, wall = time.process_time(), time.perf_counter()
+                if profiler is not None:
+                    profiler.enable()
                 await rounds_of(rounds, warmup)
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(profile)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                n = rounds * clients
+                n = rounds * clients * (2 if kind == "checkout" else 1)
                 return (
                     f"{kind}: {n} requests in rounds of {clients}, CPU per request "
                     f"{cpu / n * 1000:.3f} ms, wall per request {wall / n * 1000:.3f} ms"
@@ -108,17 +142,18 @@ def measure(url: str, kind: str, members: int, clients: int, rounds: int, warmup
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
-    parser.add_argument("--kind", choices=("earn", "redeem"), default="earn")
+    parser.add_argument("--kind", choices=("earn", "redeem", "checkout"), default="earn")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured rounds first")
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--postgres-url", help="an existing server (superuser URL) to run on")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the measured rounds")
     parser.add_argument("--smoke", action="store_true", help="seconds: 2 rounds of 2, 4 members")
     args = parser.parse_args()
     if args.smoke:
         args.clients, args.rounds, args.warmup, args.members = 2, 2, 1, 4
-    sizes = (args.kind, args.members, args.clients, args.rounds, args.warmup)
+    sizes = (args.kind, args.members, args.clients, args.rounds, args.warmup, args.profile)
     if args.db == "sqlite":
         with tempfile.TemporaryDirectory(prefix="tally-inprocess-") as work:
             print(measure(f"sqlite:///{Path(work) / 'tally.db'}", *sizes))

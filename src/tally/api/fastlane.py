@@ -1,10 +1,11 @@
-"""A fast lane for the hottest partner writes (earn, redeem): ordinary requests skip FastAPI's
-routing and dependency solving.
+"""A fast lane for the hottest partner writes (earn, redeem, a checkout's hold and capture):
+ordinary requests skip FastAPI's routing and dependency solving.
 
 Those cost about a quarter of a worker's CPU per earn. The lane is an ASGI middleware that
 matches a few POST routes itself and answers a request only when everything about it is
-ordinary: a JSON body that parses and validates against the endpoint's own schema, a plain
-member id in the path, an Idempotency-Key and a bearer token. Anything else goes on to FastAPI
+ordinary: a JSON body that parses and validates against the endpoint's own schema, a path
+parameter of the endpoint's own shape (a plain member id, a hold's UUID), an Idempotency-Key and
+a bearer token. Anything else goes on to FastAPI
 unchanged (with the body the lane read), which answers it as it answers every request. An
 ordinary request gets what the endpoint would give it: both build the write with the same
 function and post it through the same :class:`Mutation`, and errors are rendered by the app's
@@ -32,7 +33,8 @@ from tally.errors import TallyError
 from tally.partners.service import Scope
 
 MAX_BODY = 16 * 1024  # a larger body takes the ordinary path
-_ID = "(?P<id>[1-9][0-9]{0,18})"
+MEMBER_ID = "[1-9][0-9]{0,18}"  # a member id of plain digits (checked against MAX_ID)
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # as tally.api.paths
 _JSON = re.compile(rb"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 
 
@@ -43,16 +45,24 @@ class Lane:
     pattern: re.Pattern[str]
     body: type[BaseModel]
     scope: Scope
-    write: Callable[[int, Any], object]  # (the path's id, the validated body) → the write
+    write: Callable[[Any, Any], object]  # (the path's parameter, the validated body) → the write
+    convert: Callable[[str], int | str]  # the parameter as matched → as ``write`` takes it
 
 
 def lane(
-    path: str, body: type[BaseModel], scope: Scope, write: Callable[[int, Any], object]
+    path: str,
+    body: type[BaseModel],
+    scope: Scope,
+    write: Callable[[Any, Any], object],
+    parameter: str = MEMBER_ID,
 ) -> Lane:
-    """A lane for ``path``, whose one ``{…}`` parameter is a member's id."""
+    """A lane for ``path``, whose one ``{…}`` parameter matches ``parameter``: a member's id
+    (given to ``write`` as an ``int``) or any other pattern (given as the text matched)."""
     head, _, rest = path.partition("{")
     _name, _, tail = rest.partition("}")
-    return Lane(re.compile(re.escape(head) + _ID + re.escape(tail)), body, scope, write)
+    matched = re.escape(head) + f"(?P<id>{parameter})" + re.escape(tail)
+    convert: Callable[[str], int | str] = int if parameter == MEMBER_ID else str
+    return Lane(re.compile(matched), body, scope, write, convert)
 
 
 class FastLane:
@@ -67,18 +77,19 @@ class FastLane:
             for candidate in self.lanes:
                 match = candidate.pattern.fullmatch(scope["path"])
                 if match is not None:
-                    await self._serve(candidate, int(match["id"]), scope, receive, send)
+                    parameter = candidate.convert(match["id"])
+                    await self._serve(candidate, parameter, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
     async def _serve(
-        self, lane: Lane, member_id: int, scope: AsgiScope, receive: Receive, send: Send
+        self, lane: Lane, parameter: int | str, scope: AsgiScope, receive: Receive, send: Send
     ) -> None:
         body, complete = await _read(receive)
         replay = _replaying(body, complete, receive)
         request = Request(scope, replay)
         ordinary = complete and len(body) <= MAX_BODY
-        write = _ordinary(lane, member_id, request, body) if ordinary else None
+        write = _ordinary(lane, parameter, request, body) if ordinary else None
         if write is None:
             await self.app(scope, replay, send)
             return
@@ -91,13 +102,14 @@ class FastLane:
 
 
 def _ordinary(
-    lane: Lane, member_id: int, request: Request, body: bytes
+    lane: Lane, parameter: int | str, request: Request, body: bytes
 ) -> tuple[Mutation, object] | None:
     """The write an ordinary request makes; ``None`` for anything FastAPI should see."""
     headers = request.headers
     content_type = headers.get("content-type")
     key = headers.get("idempotency-key")
-    if member_id > MAX_ID or key is None or content_type is None:
+    too_large = isinstance(parameter, int) and parameter > MAX_ID
+    if too_large or key is None or content_type is None:
         return None
     if not _JSON.match(content_type.encode("latin-1")):
         return None
@@ -107,7 +119,7 @@ def _ordinary(
     except (TallyError, orjson.JSONDecodeError, ValidationError):
         return None
     mutation = Mutation(request=request, token=token, scope=lane.scope, key=key, body=body)
-    return mutation, lane.write(member_id, payload)
+    return mutation, lane.write(parameter, payload)
 
 
 async def _read(receive: Receive) -> tuple[bytes, bool]:

@@ -18,7 +18,7 @@ from tally.access.domain import Caller
 from tally.adjustments import service as adjustment_requests
 from tally.api import schemas, views
 from tally.api.deps import Mutation, Reader, clock_now, mutation, policy, programme, reader
-from tally.api.fastlane import lane
+from tally.api.fastlane import UUID, lane
 from tally.api.paths import AdjustmentRequestId, HoldId, MemberId, TransactionId
 from tally.errors import NotFound
 from tally.flows import earning, staff_adjustments
@@ -119,12 +119,24 @@ async def create_hold(
     return await write.post(hold_write(member_id, payload))
 
 
-# Ordinary earns, redeems and holds skip FastAPI's routing and dependency solving
+def capture_write(hold_id: str, payload: schemas.CaptureRequest | None) -> Capture:
+    """The write of a capture of ``hold_id``: all of the hold, or the points ``payload`` names."""
+    return Capture(Origin(), hold_id, payload.points if payload else None)
+
+
+# Ordinary earns, redeems, holds and captures skip FastAPI's routing and dependency solving
 # (tally.api.fastlane).
 LANES = (
     lane("/v1/members/{member_id}/earn", schemas.EarnRequest, Scope.EARN, earn_order),
     lane("/v1/members/{member_id}/redeem", schemas.RedeemRequest, Scope.REDEEM, redeem_order),
     lane("/v1/members/{member_id}/holds", schemas.HoldRequest, Scope.REDEEM, hold_write),
+    lane(
+        "/v1/holds/{hold_id}/capture",
+        schemas.CaptureRequest,
+        Scope.REDEEM,
+        capture_write,
+        parameter=UUID,
+    ),
 )
 
 
@@ -142,7 +154,7 @@ async def capture_hold(
     payload: schemas.CaptureRequest | None = None,
 ) -> Response:
     """Spend all of a hold, or part of it and release the rest (the partner's own holds)."""
-    return await write.post(Capture(Origin(), hold_id, payload.points if payload else None))
+    return await write.post(capture_write(hold_id, payload))
 
 
 @router.post("/v1/holds/{hold_id}/void", response_model=schemas.HoldPosted)

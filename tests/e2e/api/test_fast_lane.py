@@ -216,3 +216,64 @@ def test_a_hold_takes_the_lane_and_answers_as_the_endpoint_does(
         "captured_points": 0,
         "status": "active",
     }
+
+
+def test_a_capture_takes_the_lane_and_answers_as_the_endpoint_does(
+    api: Api, taken: list[bool]
+) -> None:
+    """A checkout's capture through the lane and one through FastAPI (padded beyond MAX_BODY)
+    give the same answer but for their ids; a partial capture releases the rest; a capture of
+    a hold that is not there, or by an id FastAPI's path rule refuses, is FastAPI's answer."""
+    member = api.enrol("13900000010")
+    api.earn(member, 100, "lane-capture-seed")
+    holds = [
+        api.post(
+            f"/v1/members/{member}/holds",
+            {"points": 20, "expires_in_seconds": 600, "reference": f"c-{n}"},
+            f"capture-hold-{n}",
+        ).json()["hold"]["id"]
+        for n in range(3)
+    ]
+    taken.clear()
+    headers = {"Content-Type": "application/json"}
+    through_lane = api.client.post(
+        f"/v1/holds/{holds[0]}/capture",
+        content=b"{}",
+        headers={**api.key.headers("capture-1"), **headers},
+    )
+    through_fastapi = api.client.post(
+        f"/v1/holds/{holds[1]}/capture",
+        content=b"{" + b" " * (MAX_BODY + 1) + b"}",
+        headers={**api.key.headers("capture-2"), **headers},
+    )
+    partial = api.client.post(
+        f"/v1/holds/{holds[2]}/capture",
+        content=b'{"points": 5}',
+        headers={**api.key.headers("capture-3"), **headers},
+    )
+    missing = api.client.post(
+        "/v1/holds/00000000-0000-7000-8000-000000000000/capture",
+        content=b"{}",
+        headers={**api.key.headers("capture-4"), **headers},
+    )
+    not_an_id = api.client.post(
+        f"/v1/holds/{holds[0].upper()}/capture",
+        content=b"{}",
+        headers={**api.key.headers("capture-5"), **headers},
+    )
+
+    assert taken == [True, True, True]  # lane, partial, missing; padded and upper-case went on
+    assert through_lane.status_code == through_fastapi.status_code == partial.status_code == 200
+    first, second = through_lane.json(), through_fastapi.json()
+    assert first["hold"]["status"] == second["hold"]["status"] == "captured"
+    assert first["hold"]["captured_points"] == second["hold"]["captured_points"] == 20
+    for answer in (first, second):
+        for key in ("id", "transaction_id", "balance"):
+            answer.pop(key)
+        for key in ("id", "reference", "expires_at", "created_at"):
+            answer["hold"].pop(key)
+    assert first == second
+    assert partial.json()["hold"]["captured_points"] == 5
+    assert api.balance(member) == {**api.balance(member), "available": 100 - 45, "held": 0}
+    assert_problem(missing, 404, "not_found")
+    assert_problem(not_an_id, 404, "not_found")
