@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(auctions_api.router)
     app.include_router(offers_api.router)
     install_web(app)
-    app.add_middleware(FastLane, lanes=ledger_api.LANES)
+    app.add_middleware(FastLane, lanes=(*ledger_api.LANES, *events_api.LANES))
     # Outermost: who asks, how large, duplicate JSON keys, before any other look at a request.
     app.add_middleware(Intake, max_body_bytes=settings.max_body_bytes)
     install_openapi(app, settings)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 from starlette.responses import Response
 
 from tally.access import domain as access
@@ -24,6 +25,7 @@ from tally.api.event_schemas import (
     EventRequest,
     SkippedRule,
 )
+from tally.api.fastlane import lane
 from tally.api.paths import EventId
 from tally.errors import NotFound, TallyError, ValidationFailed
 from tally.events import repository as events
@@ -34,6 +36,7 @@ from tally.ledger.domain import Origin
 from tally.members import service as members
 from tally.partners.domain import Scope
 from tally.programme.domain import Programme
+from tally.programme.runtime import ProgrammeCache
 from tally.rules import engine
 from tally.writer.events import EventReport, Result
 from tally.writer.kinds import Context
@@ -41,19 +44,19 @@ from tally.writer.kinds import Context
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
-def reported(
-    session: Session, caller: Caller, programme: Programme, body: EventRequest
-) -> Reported:
-    """The event a request reports, its member found by id or by an identity in a namespace
-    the caller may use."""
+def member_of(session: Session, caller: Caller, programme: Programme, body: EventRequest) -> int:
+    """The member an event names: by id, or by an identity in a namespace the caller may use."""
     if (body.member_id is None) == (body.member is None):
         raise ValidationFailed("Give either member_id or member.", field="member_id")
     if body.member is not None:
         access.require_namespace(caller, programme, body.member.namespace)
-        member_id = members.lookup(session, body.member.namespace, body.member.id)
-    else:
-        assert body.member_id is not None
-        member_id = body.member_id
+        return members.lookup(session, body.member.namespace, body.member.id)
+    assert body.member_id is not None
+    return body.member_id
+
+
+def reported(programme: Programme, body: EventRequest, member_id: int) -> Reported:
+    """The event a request reports, for the member ``member_id``."""
     amount = body.amount
     items = tuple(
         engine.Item(
@@ -180,13 +183,45 @@ async def report_events(
     return await write.post(EventReport(await _reported_in_read(write, payload.events), batch=True))
 
 
+def _named_by_id(request: Request, bodies: Sequence[EventRequest]) -> tuple[Reported, ...] | None:
+    """The events the bodies report when every one names its member by id and the programme
+    in force is known without a query, which needs no read (the write checks the key and the
+    member as it does any write's); ``None`` otherwise."""
+    named = [body.member_id for body in bodies if body.member is None and body.member_id]
+    if len(named) != len(bodies):
+        return None
+    cache: ProgrammeCache = request.app.state.programme
+    current = cache.fresh
+    if current is None:
+        return None
+    return tuple(
+        reported(current, body, member_id) for body, member_id in zip(bodies, named, strict=True)
+    )
+
+
+def _event_lane(request: Request, _parameter: None, payload: EventRequest) -> EventReport | None:
+    """The write of an ordinary event for the fast lane: one naming its member by id."""
+    found = _named_by_id(request, [payload])
+    return None if found is None else EventReport(found)
+
+
+# Ordinary events skip FastAPI's routing and dependency solving (tally.api.fastlane).
+LANES = (lane("/v1/events", EventRequest, Scope.EVENTS, _event_lane),)
+
+
 async def _reported_in_read(write: Mutation, bodies: list[EventRequest]) -> tuple[Reported, ...]:
-    """The events the bodies report (members found), read with the caller's key."""
+    """The events the bodies report, their members found in a read with the caller's key
+    (none when every body names its member by id)."""
+    named = _named_by_id(write.request, bodies)
+    if named is not None:
+        return named
     read = Reader(request=write.request, token=write.token, scope=Scope.EVENTS)
 
     def work(session: Session, caller: Caller) -> tuple[Reported, ...]:
         found = programme(write.request, session)
-        return tuple(reported(session, caller, found, body) for body in bodies)
+        return tuple(
+            reported(found, body, member_of(session, caller, found, body)) for body in bodies
+        )
 
     return await read.run(work)
 
@@ -196,7 +231,9 @@ async def _dry_run(write: Mutation, bodies: list[EventRequest], *, batch: bool) 
 
     def work(session: Session, caller: Caller) -> str:
         found = programme(write.request, session)
-        sent = tuple(reported(session, caller, found, body) for body in bodies)
+        sent = tuple(
+            reported(found, body, member_of(session, caller, found, body)) for body in bodies
+        )
         results = event_intake.process(
             session,
             Origin(partner_id=caller.partner_id),

@@ -1,11 +1,12 @@
-"""A fast lane for the hottest partner writes (earn, redeem, a checkout's hold and capture):
-ordinary requests skip FastAPI's routing and dependency solving.
+"""A fast lane for the hottest partner writes (earn, redeem, a checkout's hold and capture, an
+event): ordinary requests skip FastAPI's routing and dependency solving.
 
 Those cost about a quarter of a worker's CPU per earn. The lane is an ASGI middleware that
 matches a few POST routes itself and answers a request only when everything about it is
-ordinary: a JSON body that parses and validates against the endpoint's own schema, a path
-parameter of the endpoint's own shape (a plain member id, a hold's UUID), an Idempotency-Key and
-a bearer token. Anything else goes on to FastAPI
+ordinary: no query string, a JSON body that parses and validates against the endpoint's own
+schema, a path parameter of the endpoint's own shape (a plain member id, a hold's UUID), an
+Idempotency-Key, a bearer token, and whatever else the endpoint's own write function asks of it
+(an event must name its member by id). Anything else goes on to FastAPI
 unchanged (with the body the lane read), which answers it as it answers every request. An
 ordinary request gets what the endpoint would give it: both build the write with the same
 function and post it through the same :class:`Mutation`, and errors are rendered by the app's
@@ -38,6 +39,11 @@ UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # as tall
 _JSON = re.compile(rb"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 
 
+# (the request, the path's parameter or ``None``, the validated body) → the write it makes, or
+# ``None`` when the request turns out to be one for FastAPI after all
+LaneWrite = Callable[[Request, Any, Any], object | None]
+
+
 @dataclass(frozen=True)
 class Lane:
     """A POST route the lane may answer, and the write an ordinary request to it makes."""
@@ -45,7 +51,7 @@ class Lane:
     pattern: re.Pattern[str]
     body: type[BaseModel]
     scope: Scope
-    write: Callable[[Any, Any], object]  # (the path's parameter, the validated body) → the write
+    write: LaneWrite
     convert: Callable[[str], int | str]  # the parameter as matched → as ``write`` takes it
 
 
@@ -53,16 +59,21 @@ def lane(
     path: str,
     body: type[BaseModel],
     scope: Scope,
-    write: Callable[[Any, Any], object],
+    write: LaneWrite,
     parameter: str = MEMBER_ID,
 ) -> Lane:
-    """A lane for ``path``, whose one ``{…}`` parameter matches ``parameter``: a member's id
-    (given to ``write`` as an ``int``) or any other pattern (given as the text matched)."""
-    head, _, rest = path.partition("{")
+    """A lane for ``path``, whose ``{…}`` parameter (if it has one) matches ``parameter``: a
+    member's id (given to ``write`` as an ``int``) or any other pattern (given as the text)."""
+    head, brace, rest = path.partition("{")
     _name, _, tail = rest.partition("}")
-    matched = re.escape(head) + f"(?P<id>{parameter})" + re.escape(tail)
+    matched = re.escape(head) + (f"(?P<id>{parameter})" + re.escape(tail) if brace else "")
     convert: Callable[[str], int | str] = int if parameter == MEMBER_ID else str
     return Lane(re.compile(matched), body, scope, write, convert)
+
+
+def by_member(write: Callable[[int, Any], object]) -> LaneWrite:
+    """A lane's write from an endpoint's ``(member id, body) → write``."""
+    return lambda _request, member_id, payload: write(member_id, payload)
 
 
 class FastLane:
@@ -76,14 +87,20 @@ class FastLane:
         if scope["type"] == "http" and scope["method"] == "POST":
             for candidate in self.lanes:
                 match = candidate.pattern.fullmatch(scope["path"])
-                if match is not None:
-                    parameter = candidate.convert(match["id"])
+                if match is not None and not scope.get("query_string"):
+                    found = match.groupdict().get("id")
+                    parameter = None if found is None else candidate.convert(found)
                     await self._serve(candidate, parameter, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
     async def _serve(
-        self, lane: Lane, parameter: int | str, scope: AsgiScope, receive: Receive, send: Send
+        self,
+        lane: Lane,
+        parameter: int | str | None,
+        scope: AsgiScope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         body, complete = await _read(receive)
         replay = _replaying(body, complete, receive)
@@ -102,7 +119,7 @@ class FastLane:
 
 
 def _ordinary(
-    lane: Lane, parameter: int | str, request: Request, body: bytes
+    lane: Lane, parameter: int | str | None, request: Request, body: bytes
 ) -> tuple[Mutation, object] | None:
     """The write an ordinary request makes; ``None`` for anything FastAPI should see."""
     headers = request.headers
@@ -118,8 +135,10 @@ def _ordinary(
         payload = lane.body.model_validate(orjson.loads(body))
     except (TallyError, orjson.JSONDecodeError, ValidationError):
         return None
-    mutation = Mutation(request=request, token=token, scope=lane.scope, key=key, body=body)
-    return mutation, lane.write(parameter, payload)
+    write = lane.write(request, parameter, payload)
+    if write is None:
+        return None
+    return Mutation(request=request, token=token, scope=lane.scope, key=key, body=body), write
 
 
 async def _read(receive: Receive) -> tuple[bytes, bool]:

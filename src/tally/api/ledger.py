@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 from starlette.responses import Response
 
 from tally.access import domain as access
@@ -18,7 +19,7 @@ from tally.access.domain import Caller
 from tally.adjustments import service as adjustment_requests
 from tally.api import schemas, views
 from tally.api.deps import Mutation, Reader, clock_now, mutation, policy, programme, reader
-from tally.api.fastlane import UUID, lane
+from tally.api.fastlane import UUID, by_member, lane
 from tally.api.paths import AdjustmentRequestId, HoldId, MemberId, TransactionId
 from tally.errors import NotFound
 from tally.flows import earning, staff_adjustments
@@ -124,17 +125,26 @@ def capture_write(hold_id: str, payload: schemas.CaptureRequest | None) -> Captu
     return Capture(Origin(), hold_id, payload.points if payload else None)
 
 
+def _capture_lane(_request: Request, hold_id: str, payload: schemas.CaptureRequest) -> Capture:
+    return capture_write(hold_id, payload)
+
+
 # Ordinary earns, redeems, holds and captures skip FastAPI's routing and dependency solving
 # (tally.api.fastlane).
 LANES = (
-    lane("/v1/members/{member_id}/earn", schemas.EarnRequest, Scope.EARN, earn_order),
-    lane("/v1/members/{member_id}/redeem", schemas.RedeemRequest, Scope.REDEEM, redeem_order),
-    lane("/v1/members/{member_id}/holds", schemas.HoldRequest, Scope.REDEEM, hold_write),
+    lane("/v1/members/{member_id}/earn", schemas.EarnRequest, Scope.EARN, by_member(earn_order)),
+    lane(
+        "/v1/members/{member_id}/redeem",
+        schemas.RedeemRequest,
+        Scope.REDEEM,
+        by_member(redeem_order),
+    ),
+    lane("/v1/members/{member_id}/holds", schemas.HoldRequest, Scope.REDEEM, by_member(hold_write)),
     lane(
         "/v1/holds/{hold_id}/capture",
         schemas.CaptureRequest,
         Scope.REDEEM,
-        capture_write,
+        _capture_lane,
         parameter=UUID,
     ),
 )

@@ -197,6 +197,14 @@ class ProgrammeCache:
         self._next_at = min(later) if later else None
 
     @property
+    def fresh(self) -> Programme | None:
+        """The programme in force when the versions were checked within ``refresh_seconds``
+        (no query); ``None`` when a check is due, which only ``get`` makes."""
+        if time.monotonic() - self._checked >= self._refresh:
+            return None
+        return self.current
+
+    @property
     def current(self) -> Programme:
         """The programme in force by the clock, among the versions last read (no query)."""
         with self._lock:
