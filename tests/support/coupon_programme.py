@@ -18,7 +18,8 @@ TEMPLATE = "MONTHLY5"
 
 
 def apply_coupon_programme(database: Database, created: datetime | None = None) -> Programme:
-    """Apply the programme (as version 1, a day ago) and create the ``MONTHLY5`` template:
+    """Apply the programme (as version 1, a day before ``created`` or now, whichever is
+    earlier) and create the ``MONTHLY5`` template:
     the first tier gives 2 a month, the MONTHLY plan 1 more."""
     content = loader.load(programme_text(), "programme.yaml").dump()
     allowance = {"kind": "monthly_coupons", "template": TEMPLATE}
@@ -30,7 +31,8 @@ def apply_coupon_programme(database: Database, created: datetime | None = None) 
     programme = programme_service.validate(text)
     now = created or utcnow()
     with database.write() as session:
-        programme_service.apply(session, programme, text, "tests", utcnow() - timedelta(days=1))
+        effective = min(now, utcnow()) - timedelta(days=1)
+        programme_service.apply(session, programme, text, "tests", effective)
         coupons.create_template(
             session,
             coupons.TemplateSpec(TEMPLATE, Kind.AMOUNT, 500, {"zh-CN": "五元券", "en": "5 off"}),
