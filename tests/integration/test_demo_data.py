@@ -161,7 +161,7 @@ def test_the_mall_has_a_catalog_of_every_kind_and_orders_in_each_state(demo: Dat
     static = Path(tally.__file__).parent / "web" / "static"
     with demo.read() as session:
         items = catalog.list_managed(session, catalog.OPERATOR)
-        orders = mall_orders.list_orders(session, mall_orders.Actor(is_operator=True))
+        orders = mall_orders.list_orders(session, mall_orders.Actor(is_operator=True)).orders
         free_codes = session.scalar(
             select(func.count()).select_from(Code).where(Code.order_id.is_(None))
         )

@@ -23,6 +23,7 @@ from tally.api.paths import UUID_PATTERN, MemberId
 from tally.api.schemas import Strict, strict_examples
 from tally.errors import NotFound, TallyError
 from tally.flows import mall_orders as flow
+from tally.kit.pagination import decode_moment_cursor, encode_moment_cursor
 from tally.mall import service as catalog
 from tally.mall.models import Item, Slot
 from tally.mall.schemas import ItemCreate, ItemUpdate
@@ -32,9 +33,8 @@ from tally.writer.kinds import Refusable
 
 router = APIRouter(tags=["mall"])
 
-ItemCode = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="The item's code.")
-]
+ITEM_CODE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+ItemCode = Annotated[str, Path(pattern=ITEM_CODE, description="The item's code.")]
 OrderId = Annotated[str, Path(pattern=UUID_PATTERN, description="The order's id (a UUID).")]
 Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Text128 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
@@ -221,6 +221,9 @@ class OrderOut(BaseModel):
 
 class OrderList(BaseModel):
     items: list[OrderOut]
+    next_cursor: str | None = Field(
+        description="Pass it back as `cursor` for the next page; `null` on the last."
+    )
 
 
 class OrderEventOut(BaseModel):
@@ -690,14 +693,73 @@ async def get_order_events(
     return await read.run(work)
 
 
-@router.get("/v1/members/{member_id}/orders", response_model=OrderList, responses=ORDER_ERRORS)
-async def list_member_orders(
-    member_id: MemberId, read: Annotated[Reader, Depends(reader(Scope.MALL))]
+OrderCursor = Annotated[
+    str | None,
+    Query(max_length=100, description="A `next_cursor` as it came; anything else is refused."),
+]
+OrderLimit = Annotated[int, Query(ge=1, le=200)]
+OrderStatus = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description="awaiting_payment, processing, shipped, completed, refunded, lapsed or "
+        "cancelled.",
+    ),
+]
+
+
+def _order_page(page: flow.OrderPage) -> OrderList:
+    return OrderList(
+        items=[order_out(view) for view in page.orders],
+        next_cursor=encode_moment_cursor(*page.next) if page.next is not None else None,
+    )
+
+
+@router.get("/v1/orders", response_model=OrderList, responses=ORDER_ERRORS)
+async def list_orders(
+    read: Annotated[Reader, Depends(reader(Scope.MALL))],
+    status: OrderStatus = None,
+    member_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    item: Annotated[
+        str | None, Query(pattern=ITEM_CODE, description="One item's orders (its code).")
+    ] = None,
+    cursor: OrderCursor = None,
+    limit: OrderLimit = 50,
 ) -> OrderList:
-    """A member's orders, newest first: of the supplier's own items for a supplier."""
+    """The orders the caller manages, newest first (a supplier: its own items' orders, the ones
+    to ship; the operator's channels: every order), filtered by status, member and item."""
+    before = decode_moment_cursor(cursor) if cursor else None
 
     def work(session: Session, caller: Caller) -> OrderList:
-        views = flow.member_orders(session, _actor(caller), member_id)
-        return OrderList(items=[order_out(view) for view in views])
+        found = flow.list_orders(
+            session,
+            _actor(caller),
+            member_id=member_id,
+            item_code=item,
+            status=status,
+            before=before,
+            limit=limit,
+        )
+        return _order_page(found)
+
+    return await read.run(work)
+
+
+@router.get("/v1/members/{member_id}/orders", response_model=OrderList, responses=ORDER_ERRORS)
+async def list_member_orders(
+    member_id: MemberId,
+    read: Annotated[Reader, Depends(reader(Scope.MALL))],
+    status: OrderStatus = None,
+    cursor: OrderCursor = None,
+    limit: OrderLimit = 50,
+) -> OrderList:
+    """A member's orders, newest first: of the supplier's own items for a supplier."""
+    before = decode_moment_cursor(cursor) if cursor else None
+
+    def work(session: Session, caller: Caller) -> OrderList:
+        found = flow.list_orders(
+            session, _actor(caller), member_id=member_id, status=status, before=before, limit=limit
+        )
+        return _order_page(found)
 
     return await read.run(work)

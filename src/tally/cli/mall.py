@@ -206,13 +206,16 @@ def list_orders(
             help="awaiting_payment, processing, shipped, completed, refunded, lapsed or cancelled.",
         ),
     ] = None,
+    item: Annotated[str | None, typer.Option("--item", help="One item's orders.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
 ) -> None:
     """Print orders as JSON, newest first."""
     try:
         with open_database(get_settings()) as db, db.read() as session:
-            views = flow.list_orders(session, READER, member_id=member, status=status, limit=limit)
-            emit([order_out(view).model_dump(mode="json") for view in views])
+            found = flow.list_orders(
+                session, READER, member_id=member, item_code=item, status=status, limit=limit
+            )
+            emit([order_out(view).model_dump(mode="json") for view in found.orders])
     except TallyError as error:
         fail(error)
 

@@ -88,6 +88,8 @@ class Actor:
         )
 
 
+#: The most orders of a member one answer lists without a cursor (the member pages' list).
+MEMBER_ORDERS = 200
 #: The jobs (lapses, the 48-hour refunds) act as the system.
 SYSTEM_ACTOR = Actor(is_operator=True, channel=SYSTEM)
 
@@ -889,12 +891,16 @@ def get_order(session: Session, actor: Actor, order_id: uuid.UUID) -> OrderView:
 
 
 def member_orders(session: Session, actor: Actor, member_id: int) -> list[OrderView]:
-    """A member's orders the actor manages, newest first."""
-    members.get(session, member_id)
-    rows = repository.orders_of_member(
-        session, member_id, actor.partner_id, everyone=actor.is_operator
-    )
-    return views(session, rows)
+    """A member's latest orders the actor manages, newest first."""
+    return list_orders(session, actor, member_id=member_id, limit=MEMBER_ORDERS).orders
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    """A page of orders, and the position ``(created_at, id)`` of the last when more follow."""
+
+    orders: list[OrderView]
+    next: tuple[datetime, uuid.UUID] | None
 
 
 def list_orders(
@@ -902,24 +908,33 @@ def list_orders(
     actor: Actor,
     *,
     member_id: int | None = None,
+    item_code: str | None = None,
     status: str | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 100,
-) -> list[OrderView]:
-    """The orders the actor manages, newest first, of one member and with one
-    :func:`~tally.mall.domain.summary` status when given."""
+) -> OrderPage:
+    """The orders the actor manages, newest first, after ``before``: of one member, of one item
+    and with one :func:`~tally.mall.domain.summary` status when given (an unknown member or
+    item is ``not_found``)."""
     statuses = domain.summary_statuses(status) if status is not None else None
     if member_id is not None:
         members.get(session, member_id)
+    item_id = None
+    if item_code is not None:
+        item_id = catalog.managed_item(session, actor.manager, item_code).id
     rows = repository.list_orders(
         session,
         owner=actor.partner_id,
         everyone=actor.is_operator,
-        item_id=None,
+        item_id=item_id,
         summary_filter=statuses,
-        limit=limit,
+        limit=limit + 1,
         member_id=member_id,
+        before=before,
     )
-    return views(session, rows)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return OrderPage(views(session, page), (page[-1].created_at, page[-1].id) if more else None)
 
 
 def order_events(session: Session, actor: Actor, order_id: uuid.UUID) -> list[Any]:

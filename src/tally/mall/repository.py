@@ -379,24 +379,6 @@ def order_by_payment(session: Session, partner_id: int, reference: str) -> Order
     )
 
 
-def orders_of_member(
-    session: Session, member_id: int, owner: int | None, everyone: bool, limit: int = 200
-) -> list[Order]:
-    """A member's orders, newest first: of every owner's items when ``everyone``, else of
-    supplier ``owner``'s items (``None``: the operator's)."""
-    query = (
-        select(Order)
-        .where(Order.member_id == member_id)
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(limit)
-    )
-    if not everyone:
-        query = query.where(
-            Order.owner_partner_id.is_(None) if owner is None else Order.owner_partner_id == owner
-        )
-    return list(session.scalars(query))
-
-
 def list_orders(
     session: Session,
     *,
@@ -406,9 +388,17 @@ def list_orders(
     summary_filter: tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]] | None,
     limit: int,
     member_id: int | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[Order]:
-    """Orders newest first, filtered by owner, item, member and statuses."""
+    """Orders newest first, filtered by owner (every owner's when ``everyone``, else supplier
+    ``owner``'s items, ``None``: the operator's), item, member and statuses; ``before`` a
+    position ``(created_at, id)``, the orders after it in that order."""
     query = select(Order).order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    if before is not None:
+        at, key = before
+        query = query.where(
+            or_(Order.created_at < at, and_(Order.created_at == at, Order.id < key))
+        )
     if member_id is not None:
         query = query.where(Order.member_id == member_id)
     if not everyone:

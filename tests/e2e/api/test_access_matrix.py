@@ -1112,6 +1112,7 @@ ROWS: list[Row] = [
         **MALL_SUPPLIER,
     ),
     Row("GET", "/v1/members/{member_id}/orders", Scope.MALL, get(member_path("/orders"))),
+    Row("GET", "/v1/orders", Scope.MALL, get(lambda _w: "/v1/orders")),
     # --- coupons ---
     Row(
         "POST",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query
 from sqlalchemy.orm import Session
@@ -20,8 +21,9 @@ from starlette.responses import Response
 from tally.api.deps import database, policy
 from tally.errors import NotFound, TallyError, ValidationFailed
 from tally.flows import mall_orders as flow
+from tally.kit.pagination import decode_moment_cursor, encode_moment_cursor
 from tally.mall import domain, repository
-from tally.mall.domain import Action, FulfilmentStatus, ItemKind, PaymentStatus
+from tally.mall.domain import Action, ItemKind
 from tally.mall.models import Order
 from tally.programme.domain import Money
 from tally.staff.service import Permission
@@ -45,22 +47,6 @@ DUE_HOURS = 12
 MAX_DUE_HOURS = 7 * 24
 ORDER_VIEW = "mall.order_view"
 ORDER_ACTION = "mall.order_{}"  # ship, deliver, cancel, refund
-#: The list's status filter: a summary word and the statuses it stands for.
-FILTERS: dict[str, tuple[tuple[PaymentStatus, ...], tuple[FulfilmentStatus, ...]]] = {
-    "awaiting_payment": ((PaymentStatus.PENDING,), tuple(FulfilmentStatus)),
-    "processing": (
-        (PaymentStatus.PAID, PaymentStatus.PART_REFUNDED),
-        (FulfilmentStatus.UNFULFILLED, FulfilmentStatus.REQUESTED),
-    ),
-    "shipped": ((PaymentStatus.PAID, PaymentStatus.PART_REFUNDED), (FulfilmentStatus.SHIPPED,)),
-    "completed": (
-        (PaymentStatus.PAID, PaymentStatus.PART_REFUNDED),
-        (FulfilmentStatus.DELIVERED,),
-    ),
-    "refunded": ((PaymentStatus.REFUNDED,), tuple(FulfilmentStatus)),
-    "lapsed": ((PaymentStatus.LAPSED,), tuple(FulfilmentStatus)),
-    "cancelled": ((PaymentStatus.CANCELLED,), tuple(FulfilmentStatus)),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,39 +82,40 @@ def orders_page(
     status: Annotated[str, Query(max_length=32)] = "",
     item: Annotated[str, Query(max_length=64)] = "",
     member: Annotated[str, Query(max_length=24)] = "",
+    cursor: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
-    """The latest orders, filtered by status, item code and member id."""
+    """The orders newest first, :data:`LIST_SIZE` a page, filtered by status, item code and
+    member id."""
     flashes: list[Flash] = []
-    orders: list[Order] = []
+    found = flow.OrderPage([], None)
+    filters = {"status": status, "item": item.strip(), "member": member.strip()}
     try:
         member_id = _member(member)
+        before = decode_moment_cursor(cursor) if cursor else None
         with database(request).read() as session:
-            found = repository.item_by_code(session, item.strip()) if item.strip() else None
-            if item.strip() and found is None:
-                raise NotFound(f"Item {item.strip()} does not exist.")
-            if member_id is not None:
-                orders = repository.orders_of_member(session, member_id, None, everyone=True)
-                orders = [
-                    row
-                    for row in orders
-                    if (found is None or row.item_id == found.id)
-                    and (status not in FILTERS or domain.summary(flow.state_of(row)) == status)
-                ]
-            else:
-                orders = repository.list_orders(
-                    session,
-                    owner=None,
-                    everyone=True,
-                    item_id=found.id if found else None,
-                    summary_filter=FILTERS.get(status),
-                    limit=LIST_SIZE,
-                )
+            found = flow.list_orders(
+                session,
+                _actor(staff),
+                member_id=member_id,
+                item_code=filters["item"] or None,
+                status=status if status in domain.SUMMARY_STATUSES else None,
+                before=before,
+                limit=LIST_SIZE,
+            )
     except TallyError as error:
         flashes.append(problem(request, error))
+    shown = {key: value for key, value in filters.items() if value}
     context = {
-        "rows": _rows(orders),
-        "filters": {"status": status, "item": item.strip(), "member": member.strip()},
-        "statuses": list(FILTERS),
+        "rows": [OrderRow(view.order, view.status, _cash(view.order)) for view in found.orders],
+        "filters": filters,
+        "statuses": list(domain.SUMMARY_STATUSES),
+        "first_url": f"/console/mall/orders?{urlencode(shown)}" if cursor else None,
+        "next_url": (
+            None
+            if found.next is None
+            else "/console/mall/orders?"
+            + urlencode({**shown, "cursor": encode_moment_cursor(*found.next)})
+        ),
         "section": "mall",
         "page_url": "/console/mall/orders",
     }
