@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -156,6 +157,9 @@ class Order(Base):
             "refunded_quantity >= 0 AND refunded_quantity <= quantity",
             name="refund_within_quantity",
         ),
+        # The order lists, newest first: everyone's, and one member's.
+        Index("ix_mall_orders_newest", "created_at", "id"),
+        Index("ix_mall_orders_member_newest", "member_id", "created_at", "id"),
         partial_index("ix_mall_orders_unpaid", "pay_by", where="payment_status = 'pending'"),
         partial_index(
             "ix_mall_orders_to_ship",
@@ -166,7 +170,7 @@ class Order(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"), index=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("members.id"))
     item_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mall_items.id"), index=True)
     item_code: Mapped[str] = mapped_column(String(64))
     kind: Mapped[ItemKind] = mapped_column(str_enum(ItemKind))
