@@ -118,6 +118,12 @@ class CodesUpload(Strict):
     model_config = strict_examples({"codes": ["VM-0001-7919", "VM-0002-5838"]})
 
 
+class Restock(Strict):
+    add: StrictInt = Field(ge=1, le=catalog.MAX_RESTOCK, description="Units to add.")
+
+    model_config = strict_examples({"add": 50})
+
+
 class CashOut(BaseModel):
     amount: str = Field(description='Decimal string, e.g. "12.00".')
     minor_units: int
@@ -410,6 +416,23 @@ async def update_item(
         row = catalog.update_item(
             session, _manager(write.holder), code, payload, found, clock_now(write.request)
         )
+        return 200, _one_item(session, row)
+
+    return await write.run(work)
+
+
+@router.post("/v1/mall/items/{code}/stock", response_model=ItemOut, responses=ITEM_ERRORS)
+async def restock_item(
+    code: ItemCode,
+    payload: Restock,
+    write: Annotated[Mutation, Depends(mutation(Scope.CATALOG))],
+) -> Any:
+    """Add units to a limited stock of goods the caller manages: an increment, so the units
+    sold meanwhile stay sold (unlike `PATCH` with `stock`, which sets it). A digital-code
+    item's pool grows by its codes instead."""
+
+    def work(session: Session) -> tuple[int, BaseModel]:
+        row = catalog.restock(session, _manager(write.holder), code, payload.add)
         return 200, _one_item(session, row)
 
     return await write.run(work)

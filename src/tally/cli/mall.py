@@ -130,6 +130,24 @@ def show_item(code: CodeArgument) -> None:
         fail(error)
 
 
+@items_app.command("restock")
+def restock_item(
+    code: CodeArgument,
+    add: Annotated[int, typer.Option("--add", help="Units to add.")],
+    staff_user: StaffOption,
+) -> None:
+    """Add units to a limited stock of goods (an increment: units sold meanwhile stay sold)
+    and print the item."""
+    try:
+        with open_database(get_settings()) as db, db.write() as session:
+            manager = _manager(session, staff_user)
+            row = catalog.restock(session, manager, code, add)
+            shown = _items(session, [row])[0]
+        emit(shown)
+    except TallyError as error:
+        fail(error)
+
+
 @items_app.command("import")
 def import_items(
     file: Annotated[

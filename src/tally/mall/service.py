@@ -26,7 +26,7 @@ from tally.errors import (
 from tally.mall import domain, repository
 from tally.mall.domain import Eligibility, ItemKind, LimitPeriod, Pricing, Sale
 from tally.mall.models import Item, Slot
-from tally.mall.schemas import ItemCreate, ItemUpdate, SaleIn, SlotIn
+from tally.mall.schemas import MAX_STOCK, ItemCreate, ItemUpdate, SaleIn, SlotIn
 from tally.programme.domain import Money, Programme
 
 
@@ -259,6 +259,29 @@ def update_item(
     )
     if not repository.save_item(session, row.id, row.version, values):
         raise ConcurrentChange("A concurrent request changed this item; retry.")
+    session.refresh(row)
+    return row
+
+
+#: The most units one restock adds.
+MAX_RESTOCK = 1_000_000
+
+
+def restock(session: Session, manager: Manager, code: str, added: int) -> Item:
+    """Add ``added`` units to a limited stock of goods: an increment in the database, so the
+    units sold meanwhile stay sold (a pool grows by its codes, and an unlimited stock is not
+    counted)."""
+    if not 1 <= added <= MAX_RESTOCK:
+        raise ValidationFailed(f"Add 1 to {MAX_RESTOCK:,} units.", field="add")
+    row = managed_item(session, manager, code)
+    if row.kind is ItemKind.DIGITAL_CODE or row.stock is None:
+        raise ValidationFailed(
+            "Only a limited stock of goods is added to (a pool grows by its codes).",
+            field="add",
+        )
+    if row.stock + added > MAX_STOCK:
+        raise ValidationFailed(f"A stock is at most {MAX_STOCK:,} units.", field="add")
+    repository.add_stock(session, row.id, added)
     session.refresh(row)
     return row
 

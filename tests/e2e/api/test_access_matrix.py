@@ -1007,6 +1007,16 @@ ROWS: list[Row] = [
     ),
     Row(
         "POST",
+        "/v1/mall/items/{code}/stock",
+        Scope.CATALOG,
+        setup_then(
+            lambda w: _shop_item(w, "physical", stock=1),
+            lambda api, code: api.post(f"/v1/mall/items/{code}/stock", {"add": 1}),
+        ),
+        **MALL_SUPPLIER,
+    ),
+    Row(
+        "POST",
         "/v1/mall/items/{code}/codes",
         Scope.CATALOG,
         setup_then(

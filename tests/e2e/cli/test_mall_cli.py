@@ -199,6 +199,21 @@ def test_codes_upload_reports_the_pool(mall: Mall, tmp_path: Path) -> None:
     assert snapshot(mall) == before
 
 
+def test_restock_adds_to_a_limited_stock(mall: Mall) -> None:
+    mall.item("MUG", "physical", points=300, stock=3)
+    mall.place(mall.member(2000), "MUG", address={"line": "1 Road"})
+    mall.item("TREES")
+
+    assert out("mall", "items", "restock", "MUG", "--add", "10", "--staff", "ops")["stock"] == 12
+    before = snapshot(mall)
+    assert "limited stock" in error("mall", "items", "restock", "TREES", "--add", "1",
+                                    "--staff", "ops")  # fmt: skip
+    assert "Add 1 to" in error("mall", "items", "restock", "MUG", "--add", "0", "--staff", "ops")
+    assert "error [forbidden]" in error("mall", "items", "restock", "MUG", "--add", "1",
+                                        "--staff", "desk")  # fmt: skip
+    assert snapshot(mall) == before
+
+
 def test_orders_list_ship_deliver_refund_and_cancel_as_staff(mall: Mall) -> None:
     mall.item("MUG", "physical", points=300, stock=10)
     mall.item("TREES", points=100)

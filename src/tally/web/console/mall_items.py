@@ -312,18 +312,10 @@ async def add_stock(request: Request, staff: Keeper, code: ItemCode) -> Response
     form = await _fields(request)
     try:
         submitted = once.checked(request, staff, STOCK_FORM, form.get("nonce", ""))
-        added = _whole(form.get("add", ""), "add")
-        if not added or added > 1_000_000:
-            raise ValidationFailed("Add 1 to 1,000,000 units.", field="add")
+        added = _whole(form.get("add", ""), "add") or 0
 
         def work(session: Session) -> tuple[int, dict[str, object]]:
-            row = catalog.managed_item(session, catalog.OPERATOR, code)
-            if row.kind is ItemKind.DIGITAL_CODE or row.stock is None:
-                raise ValidationFailed(
-                    "Only a limited stock of goods is added to (a pool grows by its codes).",
-                    field="add",
-                )
-            repository.add_stock(session, row.id, added)
+            catalog.restock(session, catalog.OPERATOR, code, added)
             record(request, session, staff, STOCK_ADD, details={"item": code, "added": added})
             return added, {"item": code, "added": added}
 
