@@ -55,6 +55,7 @@ KINDS: dict[str, str] = {
     "booking": N_("Booking"),
     "ticket": N_("Event ticket"),
     "donation": N_("Donation"),
+    "plan": N_("Paid membership"),
 }
 #: Per-member limit periods: "%(count)s per month".
 LIMIT_PERIODS: dict[str, str] = {

@@ -9,13 +9,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tally.flows.mall_orders import OrderView
-from tally.mall.domain import FulfilmentStatus, ItemKind, LimitPeriod, PaymentStatus, Sale
+from tally.mall.domain import (
+    SUMMARY_STATUSES,
+    FulfilmentStatus,
+    ItemKind,
+    LimitPeriod,
+    PaymentStatus,
+    Sale,
+)
 from tally.mall.models import Item, Order, OrderEvent, Slot
 from tally.programme.domain import Money
 from tally.programme.shapes import Names
 from tally.web.console.auth import Staff
 from tally.web.console.mall_items import ItemRow
-from tally.web.console.mall_orders import FILTERS, OrderRow
+from tally.web.console.mall_orders import OrderRow
 from tally.web.member.mall_views import (
     EventLine,
     ForYou,
@@ -367,12 +374,15 @@ def mall_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[Sam
         ),
         (
             "console/mall/items.html",
-            {**base, "staff": admin, "rows": rows, "query": "mug", "next_after": 9},
+            {**base, "staff": admin, "rows": rows, "query": "mug", "next_after": 9}
+            | {"can_edit": True, "create_nonce": "n", "kinds": [kind.value for kind in ItemKind]}
+            | {"plans": ["VIP88"], "form": {"code": "MUG", "kind": "plan"}, "open_form": True},
             None,
         ),
         (
             "console/mall/items.html",
-            {**base, "staff": auditor, "rows": [], "query": "", "next_after": None},
+            {**base, "staff": auditor, "rows": [], "query": "", "next_after": None}
+            | {"can_edit": False},
             None,
         ),
         (
@@ -393,13 +403,15 @@ def mall_samples(base: dict[str, Any], admin: Staff, auditor: Staff) -> list[Sam
         ),
         (
             "console/mall/orders.html",
-            {**base, "staff": auditor, "rows": order_rows, "statuses": list(FILTERS)}
-            | {"filters": {"status": "processing", "item": "MUG", "member": "7"}},
+            {**base, "staff": auditor, "rows": order_rows, "statuses": list(SUMMARY_STATUSES)}
+            | {"filters": {"status": "processing", "item": "MUG", "member": "7"}}
+            | {"first_url": "/console/mall/orders?status=processing", "next_url": "/next"},
             None,
         ),
         (
             "console/mall/orders.html",
-            {**base, "staff": auditor, "rows": [], "statuses": list(FILTERS)}
+            {**base, "staff": auditor, "rows": [], "statuses": list(SUMMARY_STATUSES)}
+            | {"first_url": None, "next_url": None}
             | {"filters": {"status": "", "item": "", "member": ""}},
             None,
         ),

@@ -10,8 +10,9 @@ import pytest
 from mall_samples import NOW, item_view, order_card, sale_view
 from test_web_templates import chrome
 
+from tally.mall.domain import SUMMARY_STATUSES, FulfilmentStatus, ItemKind, PaymentStatus
 from tally.programme.domain import Money
-from tally.web import i18n, labels
+from tally.web import i18n, labels, mall_labels
 from tally.web.member.mall_views import SaleView
 from tally.web.templating import Renderer
 
@@ -85,3 +86,11 @@ def test_an_order_awaiting_payment_explains_the_payment(renderer: Renderer) -> N
     assert "Pay CN¥12.50 to complete this order" in html
     assert "before 2026-11-26 12:30" in html
     assert 'data-testid="promise"' not in html
+
+
+def test_every_kind_and_status_of_the_mall_has_a_label() -> None:
+    """A kind or status without a label would fail every page that lists one."""
+    assert set(mall_labels.KINDS) == {kind.value for kind in ItemKind}
+    assert set(mall_labels.PAYMENTS) == {status.value for status in PaymentStatus}
+    assert set(mall_labels.FULFILMENTS) == {status.value for status in FulfilmentStatus}
+    assert set(mall_labels.STATUSES) >= set(SUMMARY_STATUSES)

@@ -16,6 +16,7 @@ FIELD_MESSAGES: dict[str, str] = {
     "points": N_("Enter a whole number of points other than zero, like 100 or -50."),
     "reason": N_("Give a reason (up to 500 characters)."),
     "member": N_("Enter the Tally id of the other member."),
+    "member_id": N_("Enter a member's Tally id, like 1024."),
     "nonce": N_("This form has expired. Reload the page and try again."),
     "confirm": N_("The amount typed to confirm does not match. Type it again."),
     "username": N_("A username is 2 to 64 lower-case letters, digits, '.', '-' or '_'."),

@@ -9,22 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tally.api.deps import database
-from tally.errors import NotFound, TallyError, ValidationFailed
+from tally.errors import Conflict, NotFound, TallyError, ValidationFailed
 from tally.mall import repository
 from tally.mall import service as catalog
 from tally.mall.domain import ItemKind
 from tally.mall.models import Item
-from tally.mall.schemas import CODE_PATTERN, ItemUpdate
+from tally.mall.schemas import CODE_PATTERN, ItemCreate, ItemUpdate
 from tally.programme.domain import Money
 from tally.staff.service import Permission
 from tally.web import queries
@@ -36,17 +36,24 @@ from tally.web.i18n import N_
 from tally.web.sessions import Flash, now
 
 router = APIRouter()
+Model = TypeVar("Model", bound=BaseModel)
 Viewer = Annotated[Staff, Depends(require(Permission.VIEW))]
 Keeper = Annotated[Staff, Depends(require(Permission.MALL))]
 ItemCode = Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)]
 EDIT_FORM = "mall-item"
+CREATE_FORM = "mall-new-item"
 STOCK_FORM = "mall-stock"
 CODES_FORM = "mall-codes"
+#: Kinds the new-item form creates (a booking's slots are given through the API or a file).
+FORM_KINDS = tuple(kind for kind in ItemKind if kind is not ItemKind.BOOKING)
+#: The new-item form as it first shows.
+NEW_ITEM: dict[str, str] = {"kind": ItemKind.PHYSICAL.value, "currency": "CNY", "active": "yes"}
 #: The most codes one upload takes (a larger pool goes through the API or the CLI).
 MAX_CODES = 10_000
 MAX_UPLOAD = 1_000_000
 LIST_SIZE = 100
 #: Audit actions of the catalog's changes.
+ITEM_CREATE = "mall.item_create"
 ITEM_CHANGE = "mall.item_change"
 STOCK_ADD = "mall.stock_add"
 CODES_UPLOAD = "mall.codes_upload"
@@ -83,7 +90,21 @@ def items_page(
     after: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """The catalog in id order, :data:`LIST_SIZE` a page (searched by code, name or
-    description)."""
+    description), and the new-item form for the ``mall`` permission."""
+    return catalog_page(request, staff, q, after)
+
+
+def catalog_page(
+    request: Request,
+    staff: Staff,
+    q: str = "",
+    after: int | None = None,
+    *,
+    status: int = 200,
+    flashes: list[Flash] | None = None,
+    form: Mapping[str, str] | None = None,
+) -> Response:
+    """The catalog page, with the new-item form as sent (``form``) after a refusal."""
     at = now(request)
     with database(request).read() as session:
         rows = catalog.list_managed(
@@ -96,6 +117,7 @@ def items_page(
         more = len(rows) > LIST_SIZE
         rows = rows[:LIST_SIZE]
         owners = queries.partner_names(session, (row.owner_partner_id for row in rows))
+    can_edit = staff.can(Permission.MALL)
     context = {
         "rows": [
             ItemRow(
@@ -105,10 +127,16 @@ def items_page(
         ],
         "query": q.strip(),
         "next_after": rows[-1].id if more else None,
+        "can_edit": can_edit,
+        "create_nonce": once.issue(request, CREATE_FORM) if can_edit else "",
+        "kinds": [kind.value for kind in FORM_KINDS],
+        "plans": [plan.code for plan in request.app.state.programme.current.plans],
+        "form": dict(form) if form is not None else NEW_ITEM,
+        "open_form": form is not None,
         "section": "mall",
         "page_url": "/console/mall/items",
     }
-    return page(request, "console/mall/items.html", staff, context)
+    return page(request, "console/mall/items.html", staff, context, status=status, flashes=flashes)
 
 
 def _local(value: datetime | None, request: Request) -> str:
@@ -245,12 +273,48 @@ def changes_of(request: Request, form: Mapping[str, str]) -> ItemUpdate:
         "low_water": _whole(form.get("low_water", ""), "low_water"),
         "active": form.get("active") == "yes",
     }
+    return _validated(ItemUpdate, body)
+
+
+def _validated(model: type[Model], body: dict[str, Any]) -> Model:
+    """``body`` as ``model`` (the API's rules); the first bad field is a ``validation_error``
+    naming it (as ``item.<field>``: the message is the item's, not another form's)."""
     try:
-        return ItemUpdate.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as error:
         first = error.errors()[0]
-        where = str(first["loc"][0]) if first["loc"] else "item"
-        raise ValidationFailed(f"{where}: {first['msg']}", field=where) from None
+        where = ".".join(str(part) for part in first["loc"]) or "item"
+        raise ValidationFailed(f"{where}: {first['msg']}", field=f"item.{where}") from None
+
+
+def new_item_of(form: Mapping[str, str]) -> ItemCreate:
+    """The new-item form as an :class:`ItemCreate`: code, kind (a plan item's plan), names,
+    price, stock (empty: unlimited; a pool starts empty) and whether it sells at once."""
+    kind = form.get("kind", "").strip()
+    cash = form.get("cash", "").strip()
+    body: dict[str, Any] = {
+        "code": form.get("code", "").strip(),
+        "kind": kind,
+        "names": {"zh-CN": form.get("name_zh", "").strip(), "en": form.get("name_en", "").strip()},
+        "price": {
+            "points": _whole(form.get("points", ""), "points") or 0,
+            **(
+                {"cash": {"amount": cash, "currency": form.get("currency", "CNY").strip().upper()}}
+                if cash
+                else {}
+            ),
+        },
+        "active": form.get("active") == "yes",
+    }
+    if kind == ItemKind.BOOKING:
+        raise ValidationFailed(
+            "A booking's slots are given through the API or a file.", field="item.kind"
+        )
+    if kind == ItemKind.PLAN:
+        body["plan"] = form.get("plan", "").strip()
+    if kind != ItemKind.DIGITAL_CODE:
+        body["stock"] = _whole(form.get("stock", ""), "stock")
+    return _validated(ItemCreate, body)
 
 
 def problem(request: Request, error: TallyError) -> Flash:
@@ -276,6 +340,43 @@ def _done(request: Request, code: str, outcome: object, message: str, **params: 
     else:
         flash(request, "success", message, **params)
     return redirect(request, _url(code))
+
+
+@router.post("/mall/items")
+async def create_item(request: Request, staff: Keeper) -> Response:
+    """Add an item of the operator's to the catalog; its page then gives the rest (window,
+    sale, stock, codes)."""
+    form = await _fields(request)
+    try:
+        submitted = once.checked(request, staff, CREATE_FORM, form.get("nonce", ""))
+        spec = new_item_of(form)
+
+        def work(session: Session) -> tuple[str, dict[str, object]]:
+            row = catalog.create_item(
+                session,
+                catalog.Manager(partner_id=None, is_operator=True, staff_id=staff.id),
+                spec,
+                programme_in_force(request, session),
+                now(request),
+            )
+            record(request, session, staff, ITEM_CREATE, details={"item": row.code})
+            return row.code, {"item": row.code}
+
+        outcome = once.run(database(request), submitted, work)
+    except TallyError as error:
+        shown = problem(request, error)
+        if isinstance(error, Conflict):
+            message = N_("An item with code %(code)s exists already: choose another code.")
+            shown = Flash("error", gettext(request, message, code=form.get("code", "").strip()))
+        return catalog_page(request, staff, status=error.status, flashes=[shown], form=form)
+    if not isinstance(outcome, once.Done):
+        return _done(request, outcome, outcome, N_("The item was created."))
+    first = outcome.answer.get("item")
+    return (
+        _done(request, first, outcome, "")
+        if isinstance(first, str)
+        else redirect(request, "/console/mall/items")
+    )
 
 
 @router.post("/mall/items/{code}/edit")

@@ -71,7 +71,7 @@ def _member(text: str) -> int | None:
     if not cleaned:
         return None
     if not cleaned.isdigit() or not 0 < int(cleaned) <= 2**62:
-        raise ValidationFailed("Enter a member id.", field="member")
+        raise ValidationFailed("A member is given by its Tally id.", field="member_id")
     return int(cleaned)
 
 
