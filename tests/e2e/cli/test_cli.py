@@ -272,7 +272,8 @@ def test_the_command_tree_is_complete() -> None:
         # coupons: templates, issuing as staff, the monthly allowances
         "coupons list", "coupons show", "coupons issue", "jobs coupons",
         # the rewards mall
-        "mall items list", "mall items show", "mall items import", "mall codes upload",
+        "mall items list", "mall items show", "mall items import", "mall items restock",
+        "mall codes upload",
         "mall orders list", "mall orders show", "mall orders ship", "mall orders deliver",
         "mall orders cancel", "mall orders refund",
     }  # fmt: skip
