@@ -53,7 +53,14 @@ from tally.web.templating import Renderer
 
 NOW = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
 ZONE = ZoneInfo("Asia/Shanghai")
-PARTIALS = ("shared/", "member/_", "console/layout.html", "member/layout.html", "base.html")
+PARTIALS = (
+    "shared/",
+    "member/_",
+    "console/mall/_",
+    "console/layout.html",
+    "member/layout.html",
+    "base.html",
+)
 DEMO_TEXT = DEMO_PROGRAMME.read_text(encoding="utf-8")
 DEMO = loader.load(DEMO_TEXT)
 

@@ -241,22 +241,25 @@ def _whole(text: str, field: str) -> int | None:
     return int(cleaned)
 
 
+def _names_and_price(form: Mapping[str, str]) -> dict[str, Any]:
+    """The item forms' names and price (points, and a cash part when one is typed)."""
+    cash = form.get("cash", "").strip()
+    price: dict[str, Any] = {"points": _whole(form.get("points", ""), "points") or 0}
+    if cash:
+        price["cash"] = {"amount": cash, "currency": form.get("currency", "CNY").strip().upper()}
+    return {
+        "names": {"zh-CN": form.get("name_zh", "").strip(), "en": form.get("name_en", "").strip()},
+        "price": price,
+    }
+
+
 def changes_of(request: Request, form: Mapping[str, str]) -> ItemUpdate:
     """The item's edit form as an :class:`ItemUpdate` (the API's rules apply); a bad field is a
     ``validation_error`` naming it."""
-    cash = form.get("cash", "").strip()
     sale_fields = ("sale_starts_at", "sale_ends_at", "sale_points", "sale_stock")
     has_sale = any(form.get(key, "").strip() for key in sale_fields)
     body: dict[str, Any] = {
-        "names": {"zh-CN": form.get("name_zh", "").strip(), "en": form.get("name_en", "").strip()},
-        "price": {
-            "points": _whole(form.get("points", ""), "points") or 0,
-            **(
-                {"cash": {"amount": cash, "currency": form.get("currency", "CNY").strip().upper()}}
-                if cash
-                else {}
-            ),
-        },
+        **_names_and_price(form),
         "starts_at": _moment(request, form.get("starts_at", ""), "starts_at"),
         "ends_at": _moment(request, form.get("ends_at", ""), "ends_at"),
         "sale": (
@@ -291,19 +294,10 @@ def new_item_of(form: Mapping[str, str]) -> ItemCreate:
     """The new-item form as an :class:`ItemCreate`: code, kind (a plan item's plan), names,
     price, stock (empty: unlimited; a pool starts empty) and whether it sells at once."""
     kind = form.get("kind", "").strip()
-    cash = form.get("cash", "").strip()
     body: dict[str, Any] = {
         "code": form.get("code", "").strip(),
         "kind": kind,
-        "names": {"zh-CN": form.get("name_zh", "").strip(), "en": form.get("name_en", "").strip()},
-        "price": {
-            "points": _whole(form.get("points", ""), "points") or 0,
-            **(
-                {"cash": {"amount": cash, "currency": form.get("currency", "CNY").strip().upper()}}
-                if cash
-                else {}
-            ),
-        },
+        **_names_and_price(form),
         "active": form.get("active") == "yes",
     }
     if kind == ItemKind.BOOKING:
